@@ -1,0 +1,77 @@
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { accountRoutes } from './features/accounts/routes.js';
+import { createAccountService } from './features/accounts/service.js';
+import { discoveryRoutes } from './features/discovery/routes.js';
+import { healthRoutes } from './features/health/routes.js';
+import { sessionRoutes } from './features/sessions/routes.js';
+import { createSessionService } from './features/sessions/service.js';
+import { createTokenSigner } from './features/tokens/token-signer.js';
+import { createTokenVerifier } from './features/tokens/token-verifier.js';
+import { tokenRoutes } from './features/tokens/routes.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { registerOpenApi } from './http/openapi.js';
+import { systemClock, type Clock } from './infra/clock.js';
+import type { DatabaseHandle } from './infra/db/client.js';
+import type { KeyRing } from './infra/keys.js';
+import { loggerOptions } from './infra/logger.js';
+import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
+
+export interface AppDeps {
+  database: DatabaseHandle;
+  keys: KeyRing;
+  clock?: Clock;
+  hasher?: PasswordHasher;
+}
+
+/** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock;
+  const hasher = deps.hasher ?? createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
+  const db = deps.database.db;
+
+  const app = Fastify({
+    logger: loggerOptions(config),
+    trustProxy: config.trustProxy as boolean | string[],
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ajv: { customOptions: { removeAdditional: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  registerErrorHandling(app);
+  await app.register(helmet, {
+    global: true,
+    // Over plain http (development) upgrading subresources to https would break /docs.
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.publicUrl.startsWith('https:') ? [] : null } },
+  });
+  await app.register(formbody);
+  await registerOpenApi(app, config);
+
+  const signer = createTokenSigner(deps.keys, clock, {
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
+  });
+  const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const sessions = createSessionService({
+    db,
+    clock,
+    signer,
+    verifier,
+    refreshTokenDays: config.jwt.refreshTokenDays,
+    refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
+  });
+  const accounts = createAccountService({ db, clock, hasher, sessions });
+
+  await app.register(healthRoutes, { pingDatabase: () => deps.database.ping() });
+  await app.register(discoveryRoutes, { config, keys: deps.keys });
+  await app.register(tokenRoutes, { accounts, sessions });
+  await app.register(accountRoutes, { accounts, sessions });
+  await app.register(sessionRoutes, { sessions });
+  return app;
+}

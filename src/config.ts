@@ -1,0 +1,233 @@
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
+export const JWT_ALGORITHMS: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
+
+/** `false` = trust nobody (socket address), `true` = trust every hop, number = hops, string[] = addresses/CIDRs. */
+export type TrustProxy = boolean | number | string[];
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  debug: boolean;
+  logLevel: string;
+  host: string;
+  port: number;
+  workers: number;
+  publicUrl: string;
+  dataDir: string;
+  trustProxy: TrustProxy;
+  bodyLimit: number;
+  database: {
+    /** null = embedded PGlite in `${dataDir}/db`. */
+    url: string | null;
+    poolMax: number;
+    connectTimeoutMs: number;
+    statementTimeoutMs: number;
+  };
+  migrateOnStart: boolean;
+  jwt: {
+    algorithm: JwtAlgorithm;
+    issuer: string;
+    audience: string;
+    accessTokenMinutes: number;
+    refreshTokenDays: number;
+    refreshReuseGraceSeconds: number;
+    privateKeyPem: string | null;
+    publicKeyPem: string | null;
+  };
+  passwords: {
+    bcryptRounds: number;
+    bcryptConcurrency: number;
+  };
+  requireEmailVerification: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads variables, collecting every problem instead of stopping at the first. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}: expected an integer between ${min} and ${max}, got "${v}"`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.raw(name)?.toLowerCase();
+    if (v === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    this.problems.push(`${name}: expected true or false, got "${v}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(v)) {
+      this.problems.push(`${name}: expected one of ${allowed.join(', ')}, got "${v}"`);
+      return fallback;
+    }
+    return v as T;
+  }
+
+  url(name: string, fallback: string | null, protocols: string[]): string | null {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return v;
+    } catch {
+      this.problems.push(`${name}: expected a ${protocols.join(' or ')} URL, got "${redactUrl(v)}"`);
+      return fallback;
+    }
+  }
+
+  /** A PEM given inline (real newlines or `\n` escapes) or as `${name}_FILE`. */
+  pem(name: string): string | null {
+    const inline = this.raw(name);
+    const file = this.raw(`${name}_FILE`);
+    if (inline && file) {
+      this.problems.push(`${name} and ${name}_FILE are both set; set only one`);
+      return null;
+    }
+    if (file) {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (err) {
+        this.problems.push(`${name}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        return null;
+      }
+    }
+    if (!inline) return null;
+    const pem = inline.replace(/\\n/g, '\n');
+    if (!pem.includes('-----BEGIN')) {
+      this.problems.push(`${name}: expected a PEM block ("-----BEGIN ...")`);
+      return null;
+    }
+    return pem;
+  }
+}
+
+function redactUrl(v: string): string {
+  return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+}
+
+function parseTrustProxy(r: Reader): TrustProxy {
+  const v = r.raw('TRUST_PROXY');
+  if (v === undefined) return false;
+  const lower = v.toLowerCase();
+  if (['false', '0', 'no', 'off'].includes(lower)) return false;
+  if (['true', 'yes', 'on'].includes(lower)) return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = list.filter((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s) && !['loopback', 'linklocal', 'uniquelocal'].includes(s));
+  if (bad.length) r.problems.push(`TRUST_PROXY: expected true, false, a hop count or a list of addresses/CIDRs, got "${v}"`);
+  return list;
+}
+
+function databaseUrl(r: Reader): string | null {
+  const url = r.url('DATABASE_URL', null, ['postgres:', 'postgresql:']);
+  if (url) return url;
+  const host = r.raw('DB_HOST');
+  if (!host) return null;
+  const port = r.int('DB_PORT', 5432, 1, 65535);
+  const user = encodeURIComponent(r.string('DB_USER', 'postgres'));
+  const password = r.raw('DB_PASSWORD');
+  const name = encodeURIComponent(r.string('DB_NAME', 'tessera'));
+  const auth = password === undefined ? user : `${user}:${encodeURIComponent(password)}`;
+  return `postgresql://${auth}@${host}:${port}/${name}`;
+}
+
+/** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const nodeEnv = r.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  const port = r.int('SERVER_PORT', 8000, 0, 65535);
+  const publicUrl = (r.url('PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']) ?? '').replace(/\/+$/, '');
+  const dataDir = path.resolve(r.string('DATA_DIR', './data'));
+  const debug = r.bool('DEBUG', false);
+
+  const config: Config = {
+    env: nodeEnv,
+    debug,
+    logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, debug ? 'debug' : 'info'),
+    host: r.string('SERVER', '0.0.0.0'),
+    port,
+    workers: r.int('WORKERS', 1, 1, 64),
+    publicUrl,
+    dataDir,
+    trustProxy: parseTrustProxy(r),
+    bodyLimit: r.int('BODY_LIMIT_BYTES', 65536, 1024, 10 * 1024 * 1024),
+    database: {
+      url: databaseUrl(r),
+      poolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
+      connectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 5000, 100, 120000),
+      statementTimeoutMs: r.int('DB_STATEMENT_TIMEOUT_MS', 10000, 100, 600000),
+    },
+    migrateOnStart: r.bool('MIGRATE_ON_START', true),
+    jwt: {
+      algorithm: r.oneOf('JWT_ALGORITHM', JWT_ALGORITHMS, 'RS256'),
+      issuer: r.string('JWT_ISSUER', publicUrl),
+      audience: r.string('JWT_AUDIENCE', 'tessera'),
+      accessTokenMinutes: r.int('ACCESS_TOKEN_EXPIRE_MINUTES', 15, 1, 24 * 60),
+      refreshTokenDays: r.int('REFRESH_TOKEN_EXPIRE_DAYS', 30, 1, 3650),
+      refreshReuseGraceSeconds: r.int('REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
+      privateKeyPem: r.pem('PRIVATE_KEY'),
+      publicKeyPem: r.pem('PUBLIC_KEY'),
+    },
+    passwords: {
+      bcryptRounds: r.int('BCRYPT_ROUNDS', 12, 4, 15),
+      bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, availableParallelism()), 1, 256),
+    },
+    requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', false),
+  };
+
+  if (config.env === 'production') {
+    if (!config.jwt.privateKeyPem) {
+      r.problems.push('PRIVATE_KEY (or PRIVATE_KEY_FILE): required when NODE_ENV=production; generate one with `npx tessera keys generate`');
+    }
+    if (!config.database.url) {
+      r.problems.push('DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only');
+    }
+    if (config.bodyLimit > 1024 * 1024) r.problems.push('BODY_LIMIT_BYTES: keep it at most 1 MiB in production');
+  }
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** Reads `.env` into process.env without overriding real environment variables. */
+export function loadDotEnv(file = '.env'): void {
+  try {
+    process.loadEnvFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

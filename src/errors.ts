@@ -1,0 +1,82 @@
+/**
+ * The error catalogue: every error a client can see, with a stable snake_case
+ * code. Codes never change once released; docs/errors.md lists them and a
+ * test keeps the two in sync.
+ */
+export const errorCatalogue = {
+  // generic HTTP
+  bad_request: { status: 400, message: 'The request is malformed.' },
+  validation_failed: { status: 422, message: 'The request is invalid.' },
+  invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'The request content type is not supported.' },
+  not_found: { status: 404, message: 'No such resource.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed.' },
+  internal_error: { status: 500, message: 'Something went wrong on our side.' },
+  service_unavailable: { status: 503, message: 'The service is temporarily unavailable; retry shortly.' },
+
+  // authentication of API calls
+  unauthorized: { status: 401, message: 'A valid access token is required.' },
+  invalid_token: { status: 401, message: 'The access token is invalid or expired.' },
+  session_revoked: { status: 401, message: 'This session has ended; sign in again.' },
+
+  // accounts
+  email_already_registered: { status: 409, message: 'An account with this email already exists.' },
+  invalid_email: { status: 422, message: 'The email address is not valid.' },
+  password_too_short: { status: 422, message: 'The password must be at least 8 characters long.' },
+  password_too_long: { status: 422, message: 'The password must be at most 72 bytes in UTF-8.' },
+  password_too_common: { status: 422, message: 'This password is too common; choose another one.' },
+  invalid_password: { status: 403, message: 'The password is incorrect.' },
+  password_unchanged: { status: 422, message: 'The new password must differ from the current one.' },
+  user_not_found: { status: 404, message: 'No such user.' },
+
+  // sessions
+  session_not_found: { status: 404, message: 'No such session.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An error the client may see: a catalogue code, its status, and a safe message. */
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly details?: FieldError[],
+  ) {
+    super(message ?? errorCatalogue[code].message);
+    this.name = 'AppError';
+    this.status = errorCatalogue[code].status;
+  }
+}
+
+/**
+ * Errors of the OAuth2 token endpoint (RFC 6749 §5.2). They render as
+ * `{error, error_description}` instead of the catalogue shape.
+ */
+export const oauthErrorCatalogue = {
+  invalid_request: 400,
+  invalid_grant: 400,
+  unsupported_grant_type: 400,
+  invalid_client: 401,
+  invalid_scope: 400,
+} as const;
+
+export type OAuthErrorCode = keyof typeof oauthErrorCatalogue;
+
+export class OAuthError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: OAuthErrorCode,
+    readonly description: string,
+  ) {
+    super(description);
+    this.name = 'OAuthError';
+    this.status = oauthErrorCatalogue[code];
+  }
+}

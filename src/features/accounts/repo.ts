@@ -1,0 +1,55 @@
+import { eq } from 'drizzle-orm';
+import type { Database } from '../../infra/db/client.js';
+import { users, type UserRow } from './tables.js';
+
+export interface NewUser {
+  email: string;
+  passwordHash: string | null;
+  firstName: string | null;
+  lastName: string | null;
+  now: Date;
+}
+
+/** Inserts a user; returns null when the email is taken (the unique index decides, not a prior read). */
+export async function insertUser(db: Database, u: NewUser): Promise<UserRow | null> {
+  const rows = await db
+    .insert(users)
+    .values({ email: u.email, passwordHash: u.passwordHash, firstName: u.firstName, lastName: u.lastName, createdAt: u.now, updatedAt: u.now })
+    .onConflictDoNothing({ target: users.email })
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function findUserByEmail(db: Database, email: string): Promise<UserRow | null> {
+  const rows = await db.select().from(users).where(eq(users.email, email)).limit(1);
+  return rows[0] ?? null;
+}
+
+export async function findUserById(db: Database, id: string): Promise<UserRow | null> {
+  const rows = await db.select().from(users).where(eq(users.id, id)).limit(1);
+  return rows[0] ?? null;
+}
+
+export interface ProfileChanges {
+  firstName?: string | null;
+  lastName?: string | null;
+}
+
+export async function updateProfile(db: Database, id: string, changes: ProfileChanges, now: Date): Promise<UserRow | null> {
+  const rows = await db
+    .update(users)
+    .set({ ...changes, updatedAt: now })
+    .where(eq(users.id, id))
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function setPasswordHash(db: Database, id: string, passwordHash: string, now: Date): Promise<void> {
+  await db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, id));
+}
+
+/** Deletes the user; sessions go with it (ON DELETE CASCADE). */
+export async function deleteUser(db: Database, id: string): Promise<boolean> {
+  const rows = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+  return rows.length > 0;
+}

@@ -1,0 +1,122 @@
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import type { PasswordHasher } from '../../infra/password-hasher.js';
+import { AppError, OAuthError } from '../../errors.js';
+import type { SessionService } from '../sessions/service.js';
+import { isValidEmail, normaliseEmail } from './email.js';
+import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
+import * as repo from './repo.js';
+import type { UserRow } from './tables.js';
+
+export interface AccountServiceDeps {
+  db: Database;
+  clock: Clock;
+  hasher: PasswordHasher;
+  sessions: SessionService;
+}
+
+export interface Registration {
+  email: string;
+  password: string;
+  firstName?: string | null | undefined;
+  lastName?: string | null | undefined;
+}
+
+const badCredentials = () => new OAuthError('invalid_grant', 'Invalid email or password.');
+
+function assertAcceptablePassword(password: string, field: string): void {
+  const problem = checkPassword(password);
+  if (problem) throw new AppError(problem, undefined, [{ field, message: problem }]);
+}
+
+const cleanName = (v: string | null | undefined): string | null | undefined => (v === undefined || v === null ? v : v.trim() || null);
+
+export type AccountService = ReturnType<typeof createAccountService>;
+
+export function createAccountService(deps: AccountServiceDeps) {
+  const { db, clock, hasher, sessions } = deps;
+
+  async function requireUser(id: string): Promise<UserRow> {
+    const user = await repo.findUserById(db, id);
+    if (!user) throw new AppError('user_not_found');
+    return user;
+  }
+
+  async function requirePassword(user: UserRow, password: string, field: string): Promise<void> {
+    const ok = user.passwordHash !== null && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES && (await hasher.verify(password, user.passwordHash));
+    if (!ok) throw new AppError('invalid_password', undefined, [{ field, message: 'incorrect' }]);
+  }
+
+  return {
+    async register(input: Registration): Promise<UserRow> {
+      const email = normaliseEmail(input.email);
+      if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
+      assertAcceptablePassword(input.password, 'password');
+      // A cheap early answer; the unique index is what actually decides under concurrency.
+      if (await repo.findUserByEmail(db, email)) throw new AppError('email_already_registered');
+      const passwordHash = await hasher.hash(input.password);
+      const user = await repo.insertUser(db, {
+        email,
+        passwordHash,
+        firstName: cleanName(input.firstName) ?? null,
+        lastName: cleanName(input.lastName) ?? null,
+        now: clock.now(),
+      });
+      if (!user) throw new AppError('email_already_registered');
+      return user;
+    },
+
+    /**
+     * The password grant: checks the credentials and opens a session. An unknown
+     * email spends one dummy bcrypt and fails exactly like a wrong password.
+     */
+    async signInWithPassword(emailInput: string, password: string, meta: { userAgent: string | null; ip: string | null }) {
+      const email = normaliseEmail(emailInput);
+      const user = await repo.findUserByEmail(db, email);
+      // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
+      const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
+      if (!user || user.passwordHash === null || tooLong) {
+        await hasher.verifyDummy(password);
+        throw badCredentials();
+      }
+      if (!(await hasher.verify(password, user.passwordHash))) throw badCredentials();
+      if (user.disabledAt) throw new OAuthError('invalid_grant', 'This account is disabled.');
+
+      const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
+      return db.transaction(async (tx) => {
+        if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
+        return sessions.start(user, ['pwd'], meta, tx);
+      });
+    },
+
+    getProfile: requireUser,
+
+    async updateProfile(id: string, changes: { firstName?: string | null | undefined; lastName?: string | null | undefined }): Promise<UserRow> {
+      const set: repo.ProfileChanges = {};
+      if (changes.firstName !== undefined) set.firstName = cleanName(changes.firstName) ?? null;
+      if (changes.lastName !== undefined) set.lastName = cleanName(changes.lastName) ?? null;
+      const user = await repo.updateProfile(db, id, set, clock.now());
+      if (!user) throw new AppError('user_not_found');
+      return user;
+    },
+
+    /** Changes the password and signs out every other session of the user. */
+    async changePassword(id: string, currentSessionId: string, currentPassword: string, newPassword: string): Promise<void> {
+      const user = await requireUser(id);
+      await requirePassword(user, currentPassword, 'current_password');
+      assertAcceptablePassword(newPassword, 'new_password');
+      if (currentPassword === newPassword) throw new AppError('password_unchanged', undefined, [{ field: 'new_password', message: 'unchanged' }]);
+      const hash = await hasher.hash(newPassword);
+      await db.transaction(async (tx) => {
+        await repo.setPasswordHash(tx, id, hash, clock.now());
+        await sessions.revokeOthers(id, currentSessionId, 'password_changed', tx);
+      });
+    },
+
+    async deleteAccount(id: string, password: string): Promise<void> {
+      const user = await requireUser(id);
+      await requirePassword(user, password, 'password');
+      await repo.deleteUser(db, id);
+    },
+  };
+}

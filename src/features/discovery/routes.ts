@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../../config.js';
+import type { KeyRing } from '../../infra/keys.js';
+
+export interface DiscoveryRoutesOptions {
+  config: Config;
+  keys: KeyRing;
+}
+
+/** Key discovery: any standard JWT library or API gateway verifies with just the issuer URL. */
+export const discoveryRoutes: FastifyPluginAsyncTypebox<DiscoveryRoutesOptions> = async (app, { config, keys }) => {
+  app.get('/.well-known/jwks.json', {
+    schema: { tags: ['discovery'], summary: 'Public signing keys (JWK Set)' },
+  }, async (_request, reply) => {
+    // Verifiers cache this; on an unknown `kid` they should refetch.
+    reply.header('cache-control', 'public, max-age=300, stale-while-revalidate=60');
+    return keys.jwks();
+  });
+
+  app.get('/.well-known/openid-configuration', {
+    schema: { tags: ['discovery'], summary: 'Discovery document (issuer, JWKS URI, token endpoint)' },
+  }, async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=300');
+    const base = config.publicUrl;
+    return {
+      issuer: config.jwt.issuer,
+      jwks_uri: `${base}/.well-known/jwks.json`,
+      token_endpoint: `${base}/auth/token`,
+      grant_types_supported: ['password', 'refresh_token'],
+      response_types_supported: ['token'],
+      token_endpoint_auth_methods_supported: ['none'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: [config.jwt.algorithm],
+      token_endpoint_auth_signing_alg_values_supported: [config.jwt.algorithm],
+      claims_supported: ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'email', 'email_verified', 'roles', 'amr'],
+      service_documentation: `${base}/docs`,
+    };
+  });
+};

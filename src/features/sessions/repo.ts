@@ -1,0 +1,117 @@
+import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import type { Database } from '../../infra/db/client.js';
+import { users } from '../accounts/tables.js';
+import { sessions, type SessionRow } from './tables.js';
+
+export interface NewSession {
+  userId: string;
+  amr: string[];
+  now: Date;
+  expiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export async function insertSession(db: Database, s: NewSession): Promise<SessionRow> {
+  const rows = await db
+    .insert(sessions)
+    .values({
+      userId: s.userId,
+      amr: s.amr,
+      createdAt: s.now,
+      lastRefreshedAt: s.now,
+      expiresAt: s.expiresAt,
+      userAgent: s.userAgent,
+      ip: s.ip,
+    })
+    .returning();
+  return rows[0]!;
+}
+
+/** What a token needs about the session's user. */
+export const sessionUserColumns = {
+  sessionId: sessions.id,
+  userId: sessions.userId,
+  generation: sessions.generation,
+  amr: sessions.amr,
+  expiresAt: sessions.expiresAt,
+  lastRefreshedAt: sessions.lastRefreshedAt,
+  revokedAt: sessions.revokedAt,
+  email: users.email,
+  emailVerifiedAt: users.emailVerifiedAt,
+  disabledAt: users.disabledAt,
+};
+
+export interface SessionWithUser {
+  sessionId: string;
+  userId: string;
+  generation: number;
+  amr: string[];
+  expiresAt: Date;
+  lastRefreshedAt: Date;
+  revokedAt: Date | null;
+  email: string;
+  emailVerifiedAt: Date | null;
+  disabledAt: Date | null;
+}
+
+/**
+ * The refresh compare-and-swap: moves the session from generation `gen` to
+ * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
+ * Returns null when any of that fails (the caller looks at why).
+ */
+export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithUser | null> {
+  const rows = await db
+    .update(sessions)
+    .set({ generation: sql`${sessions.generation} + 1`, lastRefreshedAt: now })
+    .from(users)
+    .where(
+      and(
+        eq(sessions.id, sessionId),
+        eq(sessions.generation, gen),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, now),
+        eq(users.id, sessions.userId),
+        isNull(users.disabledAt),
+      ),
+    )
+    .returning(sessionUserColumns);
+  return rows[0] ?? null;
+}
+
+export async function findSessionWithUser(db: Database, sessionId: string): Promise<SessionWithUser | null> {
+  const rows = await db
+    .select(sessionUserColumns)
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(eq(sessions.id, sessionId))
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+export async function revokeSession(db: Database, sessionId: string, now: Date, reason: string, userId?: string): Promise<boolean> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt), userId ? eq(sessions.userId, userId) : undefined))
+    .returning({ id: sessions.id });
+  return rows.length > 0;
+}
+
+/** Revokes every live session of the user, except `keepSessionId` when given. */
+export async function revokeUserSessions(db: Database, userId: string, now: Date, reason: string, keepSessionId?: string): Promise<number> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), keepSessionId ? ne(sessions.id, keepSessionId) : undefined))
+    .returning({ id: sessions.id });
+  return rows.length;
+}
+
+export async function listLiveSessions(db: Database, userId: string, now: Date): Promise<SessionRow[]> {
+  return db
+    .select()
+    .from(sessions)
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
+    .orderBy(desc(sessions.lastRefreshedAt));
+}

@@ -1,0 +1,143 @@
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import { AppError, OAuthError } from '../../errors.js';
+import type { TokenSigner } from '../tokens/token-signer.js';
+import type { TokenVerifier } from '../tokens/token-verifier.js';
+import type { VerifiedAccessToken } from '../tokens/claims.js';
+import * as repo from './repo.js';
+import type { SessionRow } from './tables.js';
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  refresh_token: string;
+}
+
+export interface ClientMeta {
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface SessionOwner {
+  id: string;
+  email: string;
+  emailVerifiedAt: Date | null;
+}
+
+export interface Authenticated {
+  token: VerifiedAccessToken;
+  session: repo.SessionWithUser;
+}
+
+export interface SessionServiceDeps {
+  db: Database;
+  clock: Clock;
+  signer: TokenSigner;
+  verifier: TokenVerifier;
+  refreshTokenDays: number;
+  refreshReuseGraceSeconds: number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const invalidGrant = (why: string) => new OAuthError('invalid_grant', why);
+
+export type SessionService = ReturnType<typeof createSessionService>;
+
+export function createSessionService(deps: SessionServiceDeps) {
+  const { db, clock, signer, verifier } = deps;
+
+  async function issue(s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null }): Promise<TokenResponse> {
+    const [access, refresh] = await Promise.all([
+      signer.signAccess({
+        sub: s.userId,
+        sid: s.sessionId,
+        email: s.email,
+        email_verified: s.emailVerifiedAt !== null,
+        roles: [],
+        amr: s.amr,
+      }),
+      signer.signRefresh({ sub: s.userId, sid: s.sessionId, gen: s.generation }, s.expiresAt),
+    ]);
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: refresh };
+  }
+
+  return {
+    /** Opens a session for a user who just proved who they are; pass `tx` to join the caller's transaction. */
+    async start(user: SessionOwner, amr: string[], meta: ClientMeta, tx: Database = db): Promise<TokenResponse> {
+      const now = clock.now();
+      const session = await repo.insertSession(tx, {
+        userId: user.id,
+        amr,
+        now,
+        expiresAt: new Date(now.getTime() + deps.refreshTokenDays * DAY_MS),
+        userAgent: meta.userAgent?.slice(0, 512) ?? null,
+        ip: meta.ip,
+      });
+      return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt });
+    },
+
+    /**
+     * Rotates a refresh token. Replaying the immediately previous token within
+     * the grace window returns tokens for the current generation (parallel tabs,
+     * retries); any other replay revokes the whole session (theft detection).
+     */
+    async refresh(refreshToken: string): Promise<TokenResponse> {
+      const claims = await verifier.verifyRefresh(refreshToken);
+      if (!claims) throw invalidGrant('The refresh token is invalid or expired.');
+      const now = clock.now();
+      const advanced = await repo.advanceGeneration(db, claims.sid, claims.gen, now);
+      if (advanced) return issue(advanced);
+
+      const current = await repo.findSessionWithUser(db, claims.sid);
+      if (!current || current.userId !== claims.sub) throw invalidGrant('The refresh token is invalid or expired.');
+      if (current.revokedAt) throw invalidGrant('The session has ended; sign in again.');
+      if (current.expiresAt <= now) throw invalidGrant('The session has expired; sign in again.');
+      if (current.disabledAt) throw invalidGrant('This account is disabled.');
+      if (claims.gen >= current.generation) throw invalidGrant('The refresh token is invalid or expired.');
+
+      const graceEnds = current.lastRefreshedAt.getTime() + deps.refreshReuseGraceSeconds * 1000;
+      if (claims.gen === current.generation - 1 && now.getTime() <= graceEnds) return issue(current);
+
+      await repo.revokeSession(db, current.sessionId, now, 'refresh_token_reuse');
+      throw invalidGrant('The refresh token was already used; the session has been revoked.');
+    },
+
+    /** Verifies an access token and checks its session is still live and its user enabled. */
+    async authenticate(accessToken: string): Promise<Authenticated> {
+      const token = await verifier.verifyAccess(accessToken);
+      if (!token) throw new AppError('invalid_token');
+      const session = await repo.findSessionWithUser(db, token.sid);
+      if (!session || session.userId !== token.sub) throw new AppError('invalid_token');
+      if (session.revokedAt || session.expiresAt <= clock.now() || session.disabledAt) throw new AppError('session_revoked');
+      return { token, session };
+    },
+
+    /** Ends the session a refresh token belongs to; unknown or already-ended sessions are not an error. */
+    async logoutWithRefreshToken(refreshToken: string): Promise<boolean> {
+      const claims = await verifier.verifyRefresh(refreshToken);
+      if (!claims) return false;
+      return repo.revokeSession(db, claims.sid, clock.now(), 'logout', claims.sub);
+    },
+
+    async logout(userId: string, sessionId: string): Promise<void> {
+      await repo.revokeSession(db, sessionId, clock.now(), 'logout', userId);
+    },
+
+    async logoutAll(userId: string, tx: Database = db): Promise<number> {
+      return repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
+    },
+
+    async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
+      return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
+    },
+
+    async list(userId: string): Promise<SessionRow[]> {
+      return repo.listLiveSessions(db, userId, clock.now());
+    },
+
+    async revokeOwn(userId: string, sessionId: string): Promise<void> {
+      if (!(await repo.revokeSession(db, sessionId, clock.now(), 'revoked_by_user', userId))) throw new AppError('session_not_found');
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/** What an access token says about its subject (DESIGN §3). */
+export interface AccessClaims {
+  sub: string;
+  sid: string;
+  email: string;
+  email_verified: boolean;
+  roles: string[];
+  amr: string[];
+}
+
+export interface VerifiedAccessToken extends AccessClaims {
+  iss: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  jti: string;
+}
+
+export interface RefreshClaims {
+  sub: string;
+  sid: string;
+  gen: number;
+}
+
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+export const REFRESH_TOKEN_TYP = 'rt+jwt';

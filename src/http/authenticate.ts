@@ -1,0 +1,32 @@
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { AppError } from '../errors.js';
+import type { Authenticated, SessionService } from '../features/sessions/service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    auth?: Authenticated;
+  }
+}
+
+/** The bearer token of the request, or null. */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (!header) return null;
+  const match = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+/** preHandler: requires a valid access token of a live session; puts it on `request.auth`. */
+export function authenticate(sessions: SessionService): preHandlerAsyncHookHandler {
+  return async function authenticateHook(request: FastifyRequest, _reply: FastifyReply) {
+    const token = bearerToken(request);
+    if (!token) throw new AppError('unauthorized');
+    request.auth = await sessions.authenticate(token);
+  };
+}
+
+/** The authenticated caller; only for routes guarded by `authenticate`. */
+export function caller(request: FastifyRequest): Authenticated {
+  if (!request.auth) throw new AppError('unauthorized');
+  return request.auth;
+}

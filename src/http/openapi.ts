@@ -1,0 +1,33 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+
+/** OpenAPI document from the route schemas, served at /docs/json, with Swagger UI at /docs. */
+export async function registerOpenApi(app: FastifyInstance, config: Config): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Tessera',
+        version: '0.1.0',
+        description: 'Authentication service: accounts, OAuth2 token endpoint, RS256/ES256/EdDSA JWTs verified with the JWKS.',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          // Swagger UI's "Authorize" button signs in through the password grant.
+          oauth2: { type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: {} } } },
+        },
+      },
+      tags: [
+        { name: 'auth', description: 'Sign-up, sign-in, tokens' },
+        { name: 'users', description: 'The signed-in user' },
+        { name: 'discovery', description: 'Keys and metadata for token verifiers' },
+        { name: 'operations', description: 'Health checks' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { persistAuthorization: false } });
+}

@@ -1,0 +1,36 @@
+import { Type } from 'typebox';
+
+/** Body of every non-OAuth error. */
+export const ErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'Stable snake_case code from the error catalogue' }),
+    message: Type.String(),
+    details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { description: 'Error' },
+);
+
+/** RFC 6749 §5.2 error body. */
+export const OAuthErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'invalid_request | invalid_grant | unsupported_grant_type | ...' }),
+    error_description: Type.String(),
+  },
+  { description: 'OAuth2 error (RFC 6749 §5.2)' },
+);
+
+/** RFC 6749 §5.1 token response. */
+export const TokenResponseBody = Type.Object(
+  {
+    access_token: Type.String(),
+    token_type: Type.Literal('Bearer'),
+    expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
+    refresh_token: Type.String(),
+  },
+  { description: 'Tokens (RFC 6749 §5.1)' },
+);
+
+/** `response` entries for the given error statuses. */
+export const errorResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+
+export const NoContent = Type.Null({ description: 'Done (no content)' });

@@ -1,0 +1,3 @@
+// Every table, for drizzle-kit and for typed queries.
+export * from '../../features/accounts/tables.js';
+export * from '../../features/sessions/tables.js';
