@@ -8,7 +8,7 @@ export const MAX_PASSWORD_BYTES = 72;
 // zxcvbn-ts' list of the most common leaked passwords (~49k, lower-case); only those
 // long enough to pass the length rule matter.
 const common = new Set(
-  (dictionary['passwords-common'] as unknown as string[]).filter((p) => [...p].length >= MIN_PASSWORD_CHARS),
+  (dictionary['passwords-common']).filter((p) => [...p].length >= MIN_PASSWORD_CHARS),
 );
 
 /** The catalogue code that refuses `password`, or null when it is acceptable. */

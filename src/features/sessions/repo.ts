@@ -25,7 +25,7 @@ export async function insertSession(db: Database, s: NewSession): Promise<Sessio
       ip: s.ip,
     })
     .returning();
-  return rows[0]!;
+  return rows[0];
 }
 
 /** What a token needs about the session's user. */

@@ -21,7 +21,11 @@ const SessionBody = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
 });
 
-const LogoutBody = Type.Optional(Type.Object({ refresh_token: Type.Optional(Type.String({ maxLength: 4096 })) }));
+/** `{refresh_token}` when a body is sent at all (logout may come with only a Bearer header). */
+function refreshTokenOf(body: unknown): string | undefined {
+  const value = body && typeof body === 'object' ? (body as Record<string, unknown>).refresh_token : undefined;
+  return typeof value === 'string' && value.length > 0 && value.length <= 4096 ? value : undefined;
+}
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { sessions }) => {
   const auth = authenticate(sessions);
@@ -30,13 +34,12 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     schema: {
       tags: ['auth'],
       summary: 'End this session',
-      description: 'Send the access token as a Bearer header, or the refresh token in the body (or both).',
+      description: 'Send the access token as a Bearer header, or `{"refresh_token": "…"}` as the body (or both).',
       security: [{ bearerAuth: [] }, {}],
-      body: LogoutBody,
       response: { 204: NoContent, ...errorResponses(401) },
     },
   }, async (request, reply) => {
-    const refreshToken = request.body?.refresh_token;
+    const refreshToken = refreshTokenOf(request.body);
     const access = bearerToken(request);
     if (!refreshToken && !access) throw new AppError('unauthorized');
     if (refreshToken) await sessions.logoutWithRefreshToken(refreshToken);

@@ -1,0 +1,20 @@
+import { defineConfig } from 'vitest/config';
+
+// The integration suite runs once per database engine: always on PGlite (embedded),
+// and also on PostgreSQL when TEST_DATABASE_URL is set (CI sets it).
+const engines = ['pglite', ...(process.env.TEST_DATABASE_URL ? ['postgres'] : [])];
+
+export default defineConfig({
+  test: {
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'src/**/*.test.ts'] } },
+      ...engines.map((engine) => ({
+        extends: true as const,
+        test: { name: engine, include: ['test/integration/**/*.test.ts'], env: { TESSERA_TEST_DB: engine } },
+      })),
+    ],
+  },
+});
