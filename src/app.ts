@@ -66,7 +66,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     refreshTokenDays: config.jwt.refreshTokenDays,
     refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
   });
-  const accounts = createAccountService({ db, clock, hasher, sessions });
+  const accounts = createAccountService({ db, clock, hasher, sessions, requireEmailVerification: config.requireEmailVerification });
 
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping() });
   await app.register(discoveryRoutes, { config, keys: deps.keys });

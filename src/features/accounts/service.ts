@@ -13,6 +13,7 @@ export interface AccountServiceDeps {
   clock: Clock;
   hasher: PasswordHasher;
   sessions: SessionService;
+  requireEmailVerification: boolean;
 }
 
 export interface Registration {
@@ -81,6 +82,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       if (!(await hasher.verify(password, user.passwordHash))) throw badCredentials();
       if (user.disabledAt) throw new OAuthError('invalid_grant', 'This account is disabled.');
+      if (deps.requireEmailVerification && !user.emailVerifiedAt) throw new OAuthError('invalid_grant', 'Confirm your email address before signing in.');
 
       const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
       return db.transaction(async (tx) => {
