@@ -13,6 +13,7 @@ import { createTokenSigner } from './features/tokens/token-signer.js';
 import { createTokenVerifier } from './features/tokens/token-verifier.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerMetrics } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { systemClock, type Clock } from './infra/clock.js';
 import type { DatabaseHandle } from './infra/db/client.js';
@@ -51,6 +52,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(formbody);
   await registerOpenApi(app, config);
+  registerMetrics(app, { hasher });
 
   const signer = createTokenSigner(deps.keys, clock, {
     issuer: config.jwt.issuer,
