@@ -34,3 +34,6 @@ export const TokenResponseBody = Type.Object(
 export const errorResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
 
 export const NoContent = Type.Null({ description: 'Done (no content)' });
+
+/** OpenAPI security of routes guarded by `authenticate`: a Bearer token, or Swagger UI's password-flow login. */
+export const secured: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { oauth2: [] }];

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authenticate, caller } from '../../http/authenticate.js';
-import { NoContent, errorResponses } from '../../http/schemas.js';
+import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import { ChangePasswordBody, DeleteAccountBody, RegisterBody, UpdateProfileBody, UserBody, toUserBody } from './schemas.js';
 import type { AccountService } from './service.js';
@@ -9,8 +9,6 @@ export interface AccountRoutesOptions {
   accounts: AccountService;
   sessions: SessionService;
 }
-
-const secured: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { oauth2: [] }];
 
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountRoutesOptions> = async (app, { accounts, sessions }) => {
   const auth = authenticate(sessions);

@@ -2,14 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { authenticate, bearerToken, caller } from '../../http/authenticate.js';
-import { NoContent, errorResponses } from '../../http/schemas.js';
+import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from './service.js';
 
 export interface SessionRoutesOptions {
   sessions: SessionService;
 }
-
-const secured: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { oauth2: [] }];
 
 const SessionBody = Type.Object({
   id: Type.String({ format: 'uuid' }),
