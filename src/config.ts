@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
@@ -136,8 +137,21 @@ class Reader {
   }
 }
 
+/** Hides a URL's credentials: everything between the scheme and the last `@` (a password may hold `@`, `/` or `:`). */
 function redactUrl(v: string): string {
-  return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+  const at = v.lastIndexOf('@');
+  if (at === -1) return v;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(v)?.[0] ?? '';
+  return `${scheme}***${v.slice(at)}`;
+}
+
+/** What Fastify's trustProxy (proxy-addr) accepts: an IP, an IP/prefix, or loopback/linklocal/uniquelocal. */
+function isProxyAddress(s: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(s)) return true;
+  const [address = '', prefix, ...rest] = s.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
 function parseTrustProxy(r: Reader): TrustProxy {
@@ -148,7 +162,7 @@ function parseTrustProxy(r: Reader): TrustProxy {
   if (['true', 'yes', 'on'].includes(lower)) return true;
   if (/^\d+$/.test(v)) return Number(v);
   const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = list.filter((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s) && !['loopback', 'linklocal', 'uniquelocal'].includes(s));
+  const bad = list.filter((s) => !isProxyAddress(s));
   if (bad.length) r.problems.push(`TRUST_PROXY: expected true, false, a hop count or a list of addresses/CIDRs, got "${v}"`);
   return list;
 }

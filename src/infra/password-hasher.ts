@@ -6,7 +6,7 @@ export interface PasswordHasher {
   verify(password: string, hash: string): Promise<boolean>;
   /** Spends the time of one verification without a real hash (unknown users). */
   verifyDummy(password: string): Promise<void>;
-  /** True when the hash was made with a lower cost than configured, or is not bcrypt 2b. */
+  /** True when the hash was made with a lower cost than configured (or is not a bcrypt hash at all). */
   needsRehash(hash: string): boolean;
   /** Hashes waiting for a free slot. */
   readonly queueDepth: number;

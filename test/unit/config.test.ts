@@ -1,0 +1,234 @@
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+/** The ConfigError thrown by loadConfig(env); fails the test when it does not throw one. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+const pem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'tessera-config-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('loadConfig defaults', () => {
+  it('runs with nothing set', () => {
+    const c = loadConfig({});
+    expect(c.env).toBe('development');
+    expect(c.port).toBe(8000);
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.jwt.algorithm).toBe('RS256');
+    expect(c.jwt.accessTokenMinutes).toBe(15);
+    expect(c.jwt.refreshTokenDays).toBe(30);
+    expect(c.jwt.refreshReuseGraceSeconds).toBe(10);
+    expect(c.jwt.privateKeyPem).toBeNull();
+    expect(c.passwords.bcryptRounds).toBe(12);
+    expect(c.requireEmailVerification).toBe(false);
+    expect(c.debug).toBe(false);
+    expect(c.trustProxy).toBe(false);
+    expect(c.database.url).toBeNull();
+    expect(c.dataDir).toBe(path.resolve('./data'));
+    expect(path.isAbsolute(c.dataDir)).toBe(true);
+    expect(c.publicUrl).toBe('http://localhost:8000');
+    expect(c.jwt.issuer).toBe('http://localhost:8000');
+  });
+
+  it('JWT_ISSUER defaults to PUBLIC_URL (without a trailing slash) and can be set apart', () => {
+    expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }).jwt.issuer).toBe('https://auth.example.com');
+    const c = loadConfig({ PUBLIC_URL: 'https://auth.example.com', JWT_ISSUER: 'https://issuer.example.com' });
+    expect(c.publicUrl).toBe('https://auth.example.com');
+    expect(c.jwt.issuer).toBe('https://issuer.example.com');
+  });
+
+  it('resolves a relative DATA_DIR to an absolute path', () => {
+    expect(loadConfig({ DATA_DIR: 'var/tessera' }).dataDir).toBe(path.resolve('var/tessera'));
+  });
+});
+
+describe('the original .env names', () => {
+  it('SERVER and SERVER_PORT set the listen address', () => {
+    const c = loadConfig({ SERVER: '127.0.0.1', SERVER_PORT: '9100' });
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.port).toBe(9100);
+    expect(c.publicUrl).toBe('http://localhost:9100');
+    expect(loadConfig({ SERVER_PORT: '0' }).port).toBe(0);
+  });
+
+  it('DB_* build a PostgreSQL URL with the password encoded', () => {
+    const password = 'p@ss/w:rd?#%';
+    const c = loadConfig({ DB_HOST: 'db.internal', DB_PORT: '6543', DB_NAME: 'auth', DB_USER: 'svc', DB_PASSWORD: password });
+    const url = new URL(c.database.url!);
+    expect(url.protocol).toBe('postgresql:');
+    expect(url.hostname).toBe('db.internal');
+    expect(url.port).toBe('6543');
+    expect(url.pathname).toBe('/auth');
+    expect(decodeURIComponent(url.username)).toBe('svc');
+    expect(decodeURIComponent(url.password)).toBe(password);
+  });
+
+  it('DB_HOST alone uses the default port, user and database, no password', () => {
+    const url = new URL(loadConfig({ DB_HOST: 'localhost' }).database.url!);
+    expect(url.port).toBe('5432');
+    expect(url.username).toBe('postgres');
+    expect(url.password).toBe('');
+    expect(url.pathname).toBe('/tessera');
+  });
+
+  it('DATABASE_URL wins over DB_*', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://a:b@primary:5432/main', DB_HOST: 'other', DB_NAME: 'x', DB_PASSWORD: 'y' });
+    expect(c.database.url).toBe('postgres://a:b@primary:5432/main');
+  });
+
+  it('JWT_ALGORITHM, ACCESS_TOKEN_EXPIRE_MINUTES, REFRESH_TOKEN_EXPIRE_DAYS and DEBUG are read', () => {
+    const c = loadConfig({ JWT_ALGORITHM: 'EdDSA', ACCESS_TOKEN_EXPIRE_MINUTES: '5', REFRESH_TOKEN_EXPIRE_DAYS: '7', DEBUG: 'true' });
+    expect(c.jwt.algorithm).toBe('EdDSA');
+    expect(c.jwt.accessTokenMinutes).toBe(5);
+    expect(c.jwt.refreshTokenDays).toBe(7);
+    expect(c.debug).toBe(true);
+    expect(c.logLevel).toBe('debug');
+  });
+});
+
+describe('validation', () => {
+  it('reports every bad variable in one ConfigError', () => {
+    const err = configError({
+      SERVER_PORT: 'abc',
+      BCRYPT_ROUNDS: '3',
+      JWT_ALGORITHM: 'HS256',
+      ACCESS_TOKEN_EXPIRE_MINUTES: '0',
+      DEBUG: 'maybe',
+    });
+    expect(err.problems).toHaveLength(5);
+    for (const name of ['SERVER_PORT', 'BCRYPT_ROUNDS', 'JWT_ALGORITHM', 'ACCESS_TOKEN_EXPIRE_MINUTES', 'DEBUG']) {
+      expect(err.problems.filter((p) => p.startsWith(`${name}:`))).toHaveLength(1);
+      expect(err.message).toContain(name);
+    }
+    expect(err.problems.find((p) => p.startsWith('JWT_ALGORITHM:'))).toContain('RS256, ES256, EdDSA');
+  });
+
+  it('rejects out-of-range ports and non-integers', () => {
+    expect(configError({ SERVER_PORT: '65536' }).problems[0]).toMatch(/^SERVER_PORT:/);
+    expect(configError({ SERVER_PORT: '-1' }).problems[0]).toMatch(/^SERVER_PORT:/);
+    expect(configError({ SERVER_PORT: '80.5' }).problems[0]).toMatch(/^SERVER_PORT:/);
+  });
+
+  it('in production, requires PRIVATE_KEY and a database, naming both', () => {
+    const err = configError({ NODE_ENV: 'production' });
+    expect(err.problems).toHaveLength(2);
+    expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
+    expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
+  });
+
+  it('in production, runs once PRIVATE_KEY and a database are set', () => {
+    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera' });
+    expect(c.env).toBe('production');
+    expect(c.jwt.privateKeyPem).toBe(pem.trim());
+    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p' });
+    expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
+  });
+
+  it('never echoes a database password', () => {
+    const secret = 'Sup3rS3cret';
+    const values = [
+      `mysql://admin:${secret}@db.example.com/tessera`,
+      `mysql://admin:${secret}@with-at@db.example.com/tessera`,
+      `admin:${secret}@db.example.com/tessera`,
+      `postgres://admin:${secret}@db.example.com:notaport/tessera`,
+    ];
+    for (const DATABASE_URL of values) {
+      const err = configError({ DATABASE_URL });
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^DATABASE_URL:/);
+      expect(err.message).not.toContain(secret);
+      expect(err.message).not.toContain('with-at');
+    }
+    // A bad DB_PORT next to DB_PASSWORD: the password stays out of the message too.
+    const err = configError({ DB_HOST: 'db', DB_PORT: 'x', DB_PASSWORD: secret });
+    expect(err.problems[0]).toMatch(/^DB_PORT:/);
+    expect(err.message).not.toContain(secret);
+  });
+});
+
+describe('PEM keys', () => {
+  it('accepts an inline PEM with literal \\n escapes', () => {
+    const escaped = pem.replace(/\n/g, '\\n');
+    expect(escaped).not.toContain('\n');
+    const c = loadConfig({ PRIVATE_KEY: escaped, JWT_ALGORITHM: 'ES256' });
+    expect(c.jwt.privateKeyPem).toBe(pem);
+    expect(createPrivateKey(c.jwt.privateKeyPem!).asymmetricKeyType).toBe('ec');
+  });
+
+  it('accepts an inline PEM with real newlines', () => {
+    // Surrounding whitespace is trimmed; the key itself is intact.
+    const c = loadConfig({ PRIVATE_KEY: `\n${pem}\n` });
+    expect(c.jwt.privateKeyPem).toBe(pem.trim());
+    expect(createPrivateKey(c.jwt.privateKeyPem!).asymmetricKeyType).toBe('ec');
+  });
+
+  it('rejects an inline value that is not PEM, without echoing it', () => {
+    const err = configError({ PRIVATE_KEY: 'not-a-key-value' });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^PRIVATE_KEY:/);
+    expect(err.message).not.toContain('not-a-key-value');
+  });
+
+  it('reads PRIVATE_KEY_FILE and PUBLIC_KEY_FILE', () => {
+    const file = path.join(dir, 'private.pem');
+    writeFileSync(file, pem);
+    const c = loadConfig({ PRIVATE_KEY_FILE: file, PUBLIC_KEY_FILE: file });
+    expect(c.jwt.privateKeyPem).toBe(pem);
+    expect(c.jwt.publicKeyPem).toBe(pem);
+  });
+
+  it('refuses PRIVATE_KEY and PRIVATE_KEY_FILE together', () => {
+    const file = path.join(dir, 'both.pem');
+    writeFileSync(file, pem);
+    const err = configError({ PRIVATE_KEY: pem, PRIVATE_KEY_FILE: file });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toContain('PRIVATE_KEY and PRIVATE_KEY_FILE');
+  });
+
+  it('names PRIVATE_KEY_FILE when the file does not exist', () => {
+    const missing = path.join(dir, 'does-not-exist.pem');
+    const err = configError({ PRIVATE_KEY_FILE: missing });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^PRIVATE_KEY_FILE:/);
+    expect(err.problems[0]).toContain(missing);
+    expect(err.problems[0]).toContain('ENOENT');
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('is off by default and parses booleans, hop counts and address lists', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(loadConfig({ TRUST_PROXY: ' loopback , ::1, fd00::/8 ' }).trustProxy).toEqual(['loopback', '::1', 'fd00::/8']);
+  });
+
+  it('rejects values that are not addresses or CIDRs', () => {
+    // 'abc' and 'deadbeef' look like hex; Fastify would crash at start-up on them.
+    for (const value of ['garbage', '10.0.0.0/8,nope', 'abc', 'deadbeef', '10.0.0.0/33', '::1/129', '300.1.1.1', '10.0.0.0/8/8']) {
+      const err = configError({ TRUST_PROXY: value });
+      expect(err.problems, value).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^TRUST_PROXY:/);
+    }
+  });
+});
