@@ -29,5 +29,28 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       ],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { persistAuthorization: false } });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: docsCsp(config.publicUrl), uiConfig: { persistAuthorization: false } });
+}
+
+// The Swagger logo in the top bar is an SVG with an inline <style>; @fastify/swagger-ui's csp.json lists no hash for it.
+const SWAGGER_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='";
+
+/**
+ * The policy of `staticCSP: true`, with two changes: the logo's style hash, and `upgrade-insecure-requests`
+ * only over https — over plain http on any host but localhost the browser would fetch the UI's own
+ * scripts over https and /docs would stay blank.
+ */
+function docsCsp(publicUrl: string): string {
+  return [
+    "default-src 'self'",
+    "base-uri 'self'",
+    "font-src 'self' https: data:",
+    "frame-ancestors 'self'",
+    "img-src 'self' data: validator.swagger.io",
+    "object-src 'none'",
+    "script-src 'self'",
+    "script-src-attr 'none'",
+    `style-src 'self' https: ${SWAGGER_LOGO_STYLE}`,
+    ...(publicUrl.startsWith('https:') ? ['upgrade-insecure-requests'] : []),
+  ].join('; ') + ';';
 }
