@@ -96,8 +96,10 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (current.disabledAt) throw invalidGrant('This account is disabled.');
       if (claims.gen >= current.generation) throw invalidGrant('The refresh token is invalid or expired.');
 
+      // A grace of 0 means none: not even a replay within the same millisecond is forgiven.
       const graceEnds = current.lastRefreshedAt.getTime() + deps.refreshReuseGraceSeconds * 1000;
-      if (claims.gen === current.generation - 1 && now.getTime() <= graceEnds) return issue(current);
+      const inGrace = deps.refreshReuseGraceSeconds > 0 && now.getTime() <= graceEnds;
+      if (claims.gen === current.generation - 1 && inGrace) return issue(current);
 
       await repo.revokeSession(db, current.sessionId, now, 'refresh_token_reuse');
       throw invalidGrant('The refresh token was already used; the session has been revoked.');
