@@ -41,7 +41,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     requestIdHeader: 'x-request-id',
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    ajv: { customOptions: { removeAdditional: true, allErrors: false } },
+    // No type coercion: a JSON number or array is not a string (`{"email": 42}` is a 422, not "42").
+    // Querystrings with non-string types would need a per-part validator compiler.
+    ajv: { customOptions: { removeAdditional: true, allErrors: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
@@ -51,6 +53,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.publicUrl.startsWith('https:') ? [] : null } },
   });
   await app.register(formbody);
+  // JSON and forms only: a text/plain body is a 415, not a string handed to the schema (and no CORS-simple bodies).
+  app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
   registerMetrics(app, { hasher });
 
