@@ -36,6 +36,18 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
   return opts.url ? openPostgres(opts.url, opts) : openPglite(opts.pgliteDir ?? null);
 }
 
+function handleFor(db: Database, kind: DatabaseHandle['kind'], migrate: (db: Database) => Promise<void>, close: () => Promise<void>): DatabaseHandle {
+  return {
+    db,
+    kind,
+    ping: async () => {
+      await db.execute(sql`select 1`);
+    },
+    migrate: () => migrate(db),
+    close,
+  };
+}
+
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<DatabaseHandle> {
   const { default: pg } = await import('pg');
   const { drizzle } = await import('drizzle-orm/node-postgres');
@@ -51,15 +63,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   });
   pool.on('error', (err) => opts.onIdleError?.(err));
   const db = drizzle(pool, { schema }) as unknown as Database;
-  return {
-    db,
-    kind: 'postgres',
-    ping: async () => {
-      await db.execute(sql`select 1`);
-    },
-    migrate: () => migrate(db as never, { migrationsFolder }),
-    close: () => pool.end(),
-  };
+  return handleFor(db, 'postgres', (d) => migrate(d as never, { migrationsFolder }), () => pool.end());
 }
 
 async function openPglite(dir: string | null): Promise<DatabaseHandle> {
@@ -74,18 +78,10 @@ async function openPglite(dir: string | null): Promise<DatabaseHandle> {
   try {
     const client = dir ? await PGlite.create(dir) : await PGlite.create();
     const db = drizzle(client, { schema }) as unknown as Database;
-    return {
-      db,
-      kind: 'pglite',
-      ping: async () => {
-        await db.execute(sql`select 1`);
-      },
-      migrate: () => migrate(db as never, { migrationsFolder }),
-      close: async () => {
-        await client.close();
-        lock?.release();
-      },
-    };
+    return handleFor(db, 'pglite', (d) => migrate(d as never, { migrationsFolder }), async () => {
+      await client.close();
+      lock?.release();
+    });
   } catch (err) {
     lock?.release();
     throw err;
