@@ -1,14 +1,14 @@
-import { dictionary } from '@zxcvbn-ts/language-common';
+import { readFileSync } from 'node:fs';
 import type { ErrorCode } from '../../errors.js';
 
 export const MIN_PASSWORD_CHARS = 8;
 /** bcrypt reads only the first 72 bytes; longer passwords are refused, never truncated. */
 export const MAX_PASSWORD_BYTES = 72;
 
-// zxcvbn-ts' list of the most common leaked passwords (~49k, lower-case); only those
-// long enough to pass the length rule matter.
+// The most common leaked passwords that are long enough to pass the length rule
+// (assets/README.md says where the list comes from). Same relative path from src/ and dist/.
 const common = new Set(
-  (dictionary['passwords-common']).filter((p) => [...p].length >= MIN_PASSWORD_CHARS),
+  readFileSync(new URL('../../../assets/common-passwords.txt', import.meta.url), 'utf8').split('\n').filter(Boolean),
 );
 
 /** The catalogue code that refuses `password`, or null when it is acceptable. */
