@@ -1,0 +1,47 @@
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+
+export interface BenchOptions {
+  /** Server processes (WORKERS). */
+  workers: number;
+  /** BCRYPT_ROUNDS for the server and the bcrypt baseline. */
+  rounds: number;
+  /** Seconds per load phase. */
+  duration: number;
+  /** autocannon connections of the login, refresh and /users/me phases. */
+  connections: number;
+  /** When set, the server runs with --cpu-prof and writes its profiles here. */
+  cpuProfDir: string | null;
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer, got "${raw}"`);
+  return n;
+}
+
+export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      workers: { type: 'string' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+    },
+    strict: true,
+  });
+  const workers = positiveInt('workers', values.workers, availableParallelism());
+  const rounds = positiveInt('rounds', values.rounds, 10);
+  if (rounds < 4 || rounds > 15) throw new Error(`--rounds: the server accepts 4..15, got ${rounds}`);
+  return {
+    workers,
+    rounds,
+    duration: positiveInt('duration', values.duration, 10),
+    // Enough concurrent logins to keep every core's hashing slots busy.
+    connections: positiveInt('connections', values.connections, 4 * workers),
+    cpuProfDir: values['cpu-prof'] ?? null,
+  };
+}

@@ -1,0 +1,63 @@
+import type { BenchOptions } from './args.js';
+import type { CpuShares } from './cpu-accounting.js';
+import type { LoginPhaseResult } from './login-phase.js';
+import type { LoadSummary } from './load.js';
+import type { Machine } from './machine.js';
+import type { RefreshPhaseResult } from './refresh-phase.js';
+import { fmt, row, type Row } from './report.js';
+import type { PeakRss } from './rss-sampler.js';
+
+const RSS_LIMIT_MB = 150;
+const LOGIN_RATIO_TARGET = 0.95;
+const STALL_LIMIT_MS = 20;
+/** 1,500 refreshes/s on 2 cores. */
+const REFRESH_PER_CORE_TARGET = 750;
+/** Share of all cores other processes may use before a phase's numbers are suspect. */
+const OTHER_CPU_LIMIT_PCT = 5;
+
+export interface Measurements {
+  opts: BenchOptions;
+  machine: Machine;
+  bcryptLimit: { hashesPerSecond: number; threads: number };
+  login: LoginPhaseResult;
+  refresh: RefreshPhaseResult;
+  me: LoadSummary;
+  peaks: PeakRss[];
+  cpu: Record<string, CpuShares>;
+}
+
+/** The rows of the results table, each with its target when it has one. */
+export function resultRows({ opts, machine, bcryptLimit, login, refresh, me, peaks, cpu }: Measurements): Row[] {
+  const c = opts.connections;
+  const ratio = login.login.okPerSecond / bcryptLimit.hashesPerSecond;
+  const loginErrors = login.login.non2xx + login.login.errors;
+  const refreshTarget = REFRESH_PER_CORE_TARGET * machine.cores;
+  return [
+    row(`bcrypt limit (cost ${opts.rounds}, ${bcryptLimit.threads} parallel compares)`, bcryptLimit.hashesPerSecond, `${fmt(bcryptLimit.hashesPerSecond, 1)} hashes/s`),
+    row(`logins/s (POST /auth/token, ${c} conns)`, login.login.okPerSecond, `${fmt(login.login.okPerSecond, 1)}/s`),
+    row('logins ÷ bcrypt limit', ratio, fmt(ratio, 2), `≥ ${LOGIN_RATIO_TARGET}`, ratio >= LOGIN_RATIO_TARGET),
+    row('login errors (non-2xx + socket)', loginErrors, fmt(loginErrors), '0', loginErrors === 0),
+    row(`/users/me during login, p50 (${login.profileRate} req/s)`, login.profileDuringLogin.p50Ms, `${fmt(login.profileDuringLogin.p50Ms)} ms`),
+    row(`/users/me during login, p99 (${login.profileRate} req/s)`, login.profileDuringLogin.p99Ms, `${fmt(login.profileDuringLogin.p99Ms)} ms`),
+    row('max event-loop stall during login', login.eventLoopLag.maxMs, `${fmt(login.eventLoopLag.maxMs, 1)} ms`, `≤ ${STALL_LIMIT_MS} ms`, login.eventLoopLag.maxMs <= STALL_LIMIT_MS),
+    row('event-loop delay p99 during login (worst worker)', login.eventLoopLag.p99Ms, `${fmt(login.eventLoopLag.p99Ms, 1)} ms`),
+    row(`refresh/s (POST /auth/refresh, ${c} conns)`, refresh.refresh.okPerSecond, `${fmt(refresh.refresh.okPerSecond)}/s`, `≥ ${fmt(refreshTarget)}/s`, refresh.refresh.okPerSecond >= refreshTarget),
+    row('refresh non-2xx (broken rotation chains)', refresh.refresh.non2xx, fmt(refresh.refresh.non2xx), '0', refresh.refresh.non2xx === 0),
+    row('refresh 200s that did not rotate (generation not +1)', refresh.notAdvanced, fmt(refresh.notAdvanced), '0', refresh.notAdvanced === 0),
+    row(`/users/me alone (${c} conns)`, me.okPerSecond, `${fmt(me.okPerSecond)} req/s`),
+    row('/users/me alone, p50', me.p50Ms, `${fmt(me.p50Ms)} ms`),
+    row('/users/me alone, p99', me.p99Ms, `${fmt(me.p99Ms)} ms`),
+    ...peaks.map((p, i) =>
+      row(`peak RSS, ${p.role === 'primary' ? 'primary' : `worker ${i}`} (pid ${p.pid})`, p.peakMb, `${fmt(p.peakMb)} MB (anon ${fmt(p.peakAnonMb)} MB)`, `< ${RSS_LIMIT_MB} MB`, p.peakMb < RSS_LIMIT_MB),
+    ),
+    ...Object.entries(cpu).map(([name, x]) =>
+      row(
+        `CPU during ${name}: server · client · postgres · other`,
+        x.other,
+        `${fmt(x.server)} · ${fmt(x.bench)} · ${fmt(x.postgres)} · ${fmt(x.other)} %`,
+        `other < ${OTHER_CPU_LIMIT_PCT} %`,
+        x.other < OTHER_CPU_LIMIT_PCT,
+      ),
+    ),
+  ];
+}

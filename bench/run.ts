@@ -1,0 +1,155 @@
+// npm run bench [-- --workers N --rounds N --duration S --connections N --cpu-prof DIR]
+//
+// One run against a real PostgreSQL: builds the server, starts `node dist/main.js`
+// on a fresh database, measures the bcrypt ceiling, logins, refreshes and
+// /users/me, samples every server process's RSS, prints a markdown table and
+// writes bench/results/latest.json. The server is stopped and the database
+// dropped at the end, on error and on Ctrl-C.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseBenchArgs, type BenchOptions } from './args.js';
+import { measureBcryptLimit } from './bcrypt-limit.js';
+import { Cleanup } from './cleanup.js';
+import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
+import { createBenchDatabase } from './database.js';
+import { runLoginPhase } from './login-phase.js';
+import { describeMachine, describeRevision, type Machine } from './machine.js';
+import { runRefreshPhase } from './refresh-phase.js';
+import { renderMarkdown, writeJson, type Report } from './report.js';
+import { resultRows } from './results-table.js';
+import { sampleRss, type RssSampler } from './rss-sampler.js';
+import { openSessions, registerUsers } from './seed.js';
+import { buildServer, freePort, startServer } from './server.js';
+import { runUsersMePhase } from './users-me-phase.js';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+const RESULTS_FILE = path.join(REPO_ROOT, 'bench', 'results', 'latest.json');
+const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const BCRYPT_LIMIT_SECONDS = 8;
+
+const log = (msg: string) => console.error(`bench: ${msg}`);
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const opts = parseBenchArgs();
+  const machine = describeMachine();
+  const args = process.argv.slice(2);
+  const command = args.length ? `npm run bench -- ${args.join(' ')}` : 'npm run bench';
+
+  log('building (npm run build)');
+  buildServer(REPO_ROOT);
+
+  const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL);
+  cleanup.add(`drop database ${db.name}`, db.drop);
+  log(`created database ${db.name}`);
+
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-bench-'));
+  cleanup.add('remove data dir', async () => rmSync(dataDir, { recursive: true, force: true }));
+
+  const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProfDir)}`] : [];
+  const server = startServer(REPO_ROOT, { databaseUrl: db.url, port: await freePort(), workers: opts.workers, rounds: opts.rounds, dataDir }, nodeFlags);
+  cleanup.add('stop server', () => server.stop());
+  const rss = sampleRss(server.pid);
+  cleanup.add('stop RSS sampling', async () => void rss.stop());
+  try {
+    await server.ready();
+    await measure({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss });
+  } catch (err) {
+    const tail = readFileSync(server.logFile, 'utf8').trim().split('\n').slice(-20).join('\n');
+    if (tail) log(`the server log ends with:\n${tail}`);
+    throw err;
+  }
+}
+
+interface Run {
+  opts: BenchOptions;
+  machine: Machine;
+  command: string;
+  base: string;
+  pid: number;
+  rss: RssSampler;
+}
+
+async function measure({ opts, machine, command, base, pid, rss }: Run): Promise<void> {
+  log(`server ${pid} ready on ${base} (${opts.workers} workers, bcrypt cost ${opts.rounds})`);
+
+  const acct = cpuAccounting(pid);
+  const cpu: Record<string, CpuShares> = {};
+  async function phase<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+    log(what);
+    rss.phase(name);
+    const from = acct.snapshot();
+    const result = await fn();
+    cpu[name] = acct.shares(from, acct.snapshot());
+    return result;
+  }
+
+  const c = opts.connections;
+  const bcryptSeconds = Math.min(BCRYPT_LIMIT_SECONDS, opts.duration);
+  const bcryptLimit = await phase('bcrypt limit', `measuring the bcrypt limit for ${bcryptSeconds} s`, () => measureBcryptLimit(opts.rounds, bcryptSeconds));
+
+  log(`seeding ${2 * c} users and ${c + 1} sessions`);
+  rss.phase('seed');
+  const users = await registerUsers(base, 2 * c, c);
+  const refreshSessions = await openSessions(base, users.slice(0, c), c);
+  const [probe] = await openSessions(base, users.slice(c, c + 1), 1);
+
+  const login = await phase('login', `login phase: ${c} connections, ${opts.duration} s`, () =>
+    runLoginPhase({ baseUrl: base, users, accessToken: probe!.accessToken, connections: c, duration: opts.duration, workers: opts.workers }),
+  );
+  const refresh = await phase('refresh', `refresh phase: ${c} connections, ${opts.duration} s`, () =>
+    runRefreshPhase({ baseUrl: base, sessions: refreshSessions, duration: opts.duration }),
+  );
+  const me = await phase('/users/me', `/users/me phase: ${c} connections, ${opts.duration} s`, () =>
+    runUsersMePhase({ baseUrl: base, accessToken: probe!.accessToken, connections: c, duration: opts.duration }),
+  );
+  const peaks = rss.stop();
+
+  const rows = resultRows({ opts, machine, bcryptLimit, login, refresh, me, peaks, cpu });
+  const report: Report = {
+    date: new Date().toISOString(),
+    command,
+    revision: describeRevision(REPO_ROOT),
+    machine,
+    loadAverageAtEnd: loadavg()[0]!,
+    options: opts,
+    rows,
+    details: {
+      bcryptLimit,
+      login: login.login,
+      loginErrorSamples: login.errorSamples,
+      profileDuringLogin: login.profileDuringLogin,
+      eventLoopLagDuringLogin: login.eventLoopLag,
+      refresh: refresh.refresh,
+      refreshNotAdvanced: refresh.notAdvanced,
+      refreshErrorSamples: refresh.errorSamples,
+      usersMe: me,
+      peakRss: peaks,
+      cpuSharesPercent: cpu,
+    },
+  };
+  console.log(renderMarkdown(report));
+  for (const [name, samples] of [['login', login.errorSamples], ['refresh', refresh.errorSamples]] as const) {
+    if (samples.length) console.log(`\nfirst ${name} errors:\n${samples.map((s) => `- ${s}`).join('\n')}`);
+  }
+  writeJson(report, RESULTS_FILE);
+  log(`wrote ${path.relative(REPO_ROOT, RESULTS_FILE)}`);
+}
+
+const cleanup = new Cleanup();
+// `on`, not `once`: a second signal (a second Ctrl-C, or tsx relaying the first)
+// must not find the process without a handler, which would exit before cleanup ends.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup.run().finally(() => process.exit(130));
+  });
+}
+try {
+  await main(cleanup);
+} catch (err) {
+  console.error('bench: failed:', err);
+  process.exitCode = 1;
+} finally {
+  await cleanup.run();
+}

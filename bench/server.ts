@@ -1,0 +1,133 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface ServerEnv {
+  databaseUrl: string;
+  port: number;
+  workers: number;
+  rounds: number;
+  dataDir: string;
+}
+
+export interface RunningServer {
+  pid: number;
+  baseUrl: string;
+  logFile: string;
+  /** Resolves once GET /health/ready answers 200; rejects if the server exits or takes over 60 s. */
+  ready(): Promise<void>;
+  /** SIGTERM, then SIGKILL (primary and any worker left) after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function buildServer(repoRoot: string): void {
+  // The build's output goes to stderr: stdout is for the results table.
+  const res = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
+  if (res.status !== 0) throw new Error(`npm run build failed (exit ${res.status ?? res.signal})`);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Direct children of `pid` (the cluster workers of the primary). */
+export function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Alive and still running dist/main.js (not a recycled pid). */
+function isOurServer(pid: number): boolean {
+  try {
+    return alive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/main.js');
+  } catch {
+    return false;
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Starts `node dist/main.js`; register `stop` for cleanup before awaiting `ready`. */
+export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[] = []): RunningServer {
+  const logFile = path.join(env.dataDir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...nodeFlags, 'dist/main.js'], {
+    cwd: repoRoot,
+    stdio: ['ignore', log, log],
+    env: {
+      ...process.env,
+      DATABASE_URL: env.databaseUrl,
+      SERVER: '127.0.0.1',
+      SERVER_PORT: String(env.port),
+      WORKERS: String(env.workers),
+      BCRYPT_ROUNDS: String(env.rounds),
+      LOG_LEVEL: 'warn',
+      DATA_DIR: env.dataDir,
+      NODE_ENV: 'development',
+    },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the server');
+  const baseUrl = `http://127.0.0.1:${env.port}`;
+  const seen = new Set<number>();
+
+  return {
+    pid,
+    baseUrl,
+    logFile,
+    ready: async () => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`the server exited during start-up (${child.exitCode ?? child.signalCode})`);
+        }
+        for (const w of childPids(pid)) seen.add(w);
+        const status = await fetch(`${baseUrl}/health/ready`).then((r) => r.status, () => 0);
+        if (status === 200) return;
+        if (Date.now() > deadline) throw new Error(`GET /health/ready did not answer 200 within 60 s; see ${logFile}`);
+        await sleep(200);
+      }
+    },
+    stop: async (graceMs = 10_000) => {
+      for (const w of childPids(pid)) seen.add(w);
+      if (alive(pid)) process.kill(pid, 'SIGTERM');
+      const done = await Promise.race([exited(child).then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
+      if (!done) {
+        console.error(`bench: server ${pid} still running ${graceMs} ms after SIGTERM; sending SIGKILL`);
+        process.kill(pid, 'SIGKILL');
+        await exited(child);
+      }
+      for (const w of seen) if (isOurServer(w)) process.kill(w, 'SIGKILL');
+    },
+  };
+}
