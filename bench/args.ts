@@ -34,12 +34,13 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
     strict: true,
   });
   const workers = positiveInt('workers', values.workers, availableParallelism());
-  const rounds = positiveInt('rounds', values.rounds, 10);
+  // The server's own default cost: what a real deployment hashes at.
+  const rounds = positiveInt('rounds', values.rounds, 12);
   if (rounds < 4 || rounds > 15) throw new Error(`--rounds: the server accepts 4..15, got ${rounds}`);
   return {
     workers,
     rounds,
-    duration: positiveInt('duration', values.duration, 10),
+    duration: positiveInt('duration', values.duration, 15),
     // Enough concurrent logins to keep every core's hashing slots busy.
     connections: positiveInt('connections', values.connections, 4 * workers),
     cpuProfDir: values['cpu-prof'] ?? null,

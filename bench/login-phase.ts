@@ -4,8 +4,8 @@ import type { SeedUser } from './seed.js';
 
 export interface LoginPhaseResult {
   login: LoadSummary;
-  /** GET /users/me, rate-limited, at the same time as the logins. */
-  profileDuringLogin: LoadSummary;
+  /** GET /users/me, rate-limited, at the same time as the logins; null when run without the probe. */
+  profileDuringLogin: LoadSummary | null;
   profileRate: number;
   eventLoopLag: EventLoopLag;
   /** A few non-2xx login bodies, to say why. */
@@ -22,8 +22,9 @@ export const PROFILE_PROBE_RATE = 100;
 /**
  * Password logins (`POST /auth/token`, form-encoded, rotating through the
  * seeded users) on `connections` connections, while a rate-limited probe reads
- * `/users/me` with a seeded access token; event-loop stalls are read from
- * /metrics right before and right after (see event-loop-stalls.ts).
+ * `/users/me` with a seeded access token (`probeRate: 0`: no probe, for the pure
+ * login throughput); event-loop stalls are read from /metrics right before and
+ * right after (see event-loop-stalls.ts).
  */
 export async function runLoginPhase(opts: {
   baseUrl: string;
@@ -60,13 +61,15 @@ export async function runLoginPhase(opts: {
         },
       ],
     }),
-    load({
-      url: `${baseUrl}/users/me`,
-      connections: Math.max(2, opts.workers),
-      duration: opts.duration,
-      overallRate: probeRate,
-      headers: { authorization: `Bearer ${opts.accessToken}` },
-    }),
+    probeRate > 0
+      ? load({
+          url: `${baseUrl}/users/me`,
+          connections: Math.max(2, opts.workers),
+          duration: opts.duration,
+          overallRate: probeRate,
+          headers: { authorization: `Bearer ${opts.accessToken}` },
+        })
+      : null,
   ]);
   const eventLoopLag = await scrapeEventLoopLag(baseUrl, scrapes);
   return { login, profileDuringLogin, profileRate: probeRate, eventLoopLag, errorSamples };

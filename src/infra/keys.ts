@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, webcrypto, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
@@ -12,6 +12,8 @@ export interface SigningKey {
   publicJwk: JWK;
   /** HMAC secret for refresh tokens, derived from the private key (only Tessera reads them). */
   refreshSecret: Uint8Array;
+  /** The same secret imported once for HS256 (jose would re-import a raw secret on every call). */
+  refreshKey: webcrypto.CryptoKey;
 }
 
 export interface KeyRing {
@@ -71,7 +73,8 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   const refreshSecret = new Uint8Array(hkdfSync('sha256', pkcs8, Buffer.alloc(0), 'tessera/refresh-token/v1', 32));
-  return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret };
+  const refreshKey = await webcrypto.subtle.importKey('raw', refreshSecret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret, refreshKey };
 }
 
 export function createKeyRing(keys: SigningKey[]): KeyRing {

@@ -1,5 +1,5 @@
 import bcrypt from 'bcrypt';
-import { Semaphore } from './semaphore.js';
+import { Piscina } from 'piscina';
 
 export interface PasswordHasher {
   hash(password: string): Promise<string>;
@@ -8,31 +8,38 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<void>;
   /** True when the hash was made with a lower cost than configured (or is not a bcrypt hash at all). */
   needsRehash(hash: string): boolean;
-  /** Hashes waiting for a free slot. */
+  /** Hashes waiting for a free hashing thread. */
   readonly queueDepth: number;
+  close(): Promise<void>;
 }
 
 const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
 /**
- * bcrypt on libuv's thread pool, at most `concurrency` at a time, so hashing
- * never takes every pool thread from token signing and verification (jose's
- * Web Crypto runs on the same pool).
+ * bcrypt on `concurrency` dedicated threads running at the lowest CPU priority
+ * (DESIGN §9): hashing never occupies libuv's pool, which jose's Web Crypto
+ * needs for every signature, and never delays the event loop when the cores are busy.
  */
 export function createBcryptHasher(rounds: number, concurrency: number): PasswordHasher {
-  const gate = new Semaphore(concurrency);
+  const pool = new Piscina({
+    filename: new URL('./hash-worker.js', import.meta.url).href,
+    minThreads: concurrency,
+    maxThreads: concurrency,
+    concurrentTasksPerWorker: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+  });
   // A real hash at the configured cost, so an unknown email costs what a known one does.
   const dummy = bcrypt.hashSync('tessera-dummy-password', rounds);
 
-  const verify = (password: string, hash: string): Promise<boolean> => {
-    if (!BCRYPT_RE.test(hash)) return Promise.resolve(false);
+  const verify = async (password: string, hash: string): Promise<boolean> => {
+    if (!BCRYPT_RE.test(hash)) return false;
     // $2y$ (PHP) and $2b$ are the same algorithm; the native binding only knows $2a$/$2b$.
     const normalised = hash.startsWith('$2y$') ? `$2b$${hash.slice(4)}` : hash;
-    return gate.run(() => bcrypt.compare(password, normalised));
+    return (await pool.run({ op: 'verify', password, hash: normalised })) as boolean;
   };
 
   return {
-    hash: (password) => gate.run(() => bcrypt.hash(password, rounds)),
+    hash: async (password) => (await pool.run({ op: 'hash', password, rounds })) as string,
     verify,
     verifyDummy: async (password) => {
       await verify(password, dummy);
@@ -42,7 +49,8 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
       return !m || Number(m[1]) < rounds;
     },
     get queueDepth() {
-      return gate.pending;
+      return pool.queueSize;
     },
+    close: () => pool.destroy(),
   };
 }

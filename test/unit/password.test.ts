@@ -1,23 +1,9 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import bcrypt from 'bcrypt';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isValidEmail, normaliseEmail } from '../../src/features/accounts/email.js';
 import { checkPassword } from '../../src/features/accounts/password-policy.js';
 import { createBcryptHasher } from '../../src/infra/password-hasher.js';
-import { Semaphore } from '../../src/infra/semaphore.js';
-
-/** A promise plus the functions that settle it, so tests decide when "work" finishes. */
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Lets every queued microtask (and promise continuation) run. */
-const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('checkPassword', () => {
   it('accepts a long, uncommon password', () => {
@@ -87,6 +73,7 @@ describe('email', () => {
 
 describe('createBcryptHasher', () => {
   const hasher = createBcryptHasher(4, 2);
+  afterAll(() => hasher.close());
 
   it('hashes with bcrypt 2b at the configured cost, and verifies', async () => {
     const hash = await hasher.hash('correct horse battery staple');
@@ -132,7 +119,9 @@ describe('createBcryptHasher', () => {
 
   it('needsRehash: true for a lower cost or garbage, false for the same or a higher cost', async () => {
     const cost4 = await hasher.hash('correct horse battery staple');
-    expect(createBcryptHasher(5, 1).needsRehash(cost4)).toBe(true);
+    const cost5 = createBcryptHasher(5, 1);
+    expect(cost5.needsRehash(cost4)).toBe(true);
+    await cost5.close();
     expect(hasher.needsRehash(cost4)).toBe(false);
     expect(hasher.needsRehash('$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a')).toBe(false);
     expect(hasher.needsRehash('not-a-hash')).toBe(true);
@@ -146,83 +135,22 @@ describe('createBcryptHasher', () => {
     const hashes = await Promise.all(jobs);
     expect(single.queueDepth).toBe(0);
     expect(await single.verify('password-three', hashes[2]!)).toBe(true);
-  });
-});
-
-describe('Semaphore', () => {
-  it('never runs more than N tasks at once, and starts waiters in FIFO order', async () => {
-    const limit = 3;
-    const gate = new Semaphore(limit);
-    const work = Array.from({ length: 10 }, () => deferred<number>());
-    const started: number[] = [];
-    let running = 0;
-    let maxRunning = 0;
-    const results = work.map((d, i) =>
-      gate.run(async () => {
-        started.push(i);
-        running++;
-        maxRunning = Math.max(maxRunning, running);
-        try {
-          return await d.promise;
-        } finally {
-          running--;
-        }
-      }),
-    );
-
-    await settle();
-    expect(started).toEqual([0, 1, 2]);
-    expect(gate.pending).toBe(7);
-
-    // Finish tasks out of order; each completion admits exactly the next waiter.
-    work[1]!.resolve(1);
-    await settle();
-    expect(started).toEqual([0, 1, 2, 3]);
-    expect(gate.pending).toBe(6);
-
-    work[0]!.resolve(0);
-    work[2]!.resolve(2);
-    await settle();
-    expect(started).toEqual([0, 1, 2, 3, 4, 5]);
-
-    for (const [i, d] of work.entries()) d.resolve(i);
-    expect(await Promise.all(results)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(maxRunning).toBe(limit);
-    expect(running).toBe(0);
-    expect(gate.pending).toBe(0);
+    await single.close();
   });
 
-  it('a failing task frees its slot and its error reaches the caller', async () => {
-    const gate = new Semaphore(1);
-    const first = deferred();
-    const a = gate.run(() => first.promise);
-    let secondRan = false;
-    const b = gate.run(async () => {
-      secondRan = true;
-      return 'b';
-    });
-    await settle();
-    expect(secondRan).toBe(false);
-    first.reject(new Error('boom'));
-    await expect(a).rejects.toThrow('boom');
-    await expect(b).resolves.toBe('b');
-    expect(secondRan).toBe(true);
-
-    // The slot is free again: a new task runs at once.
-    let ran = false;
-    await gate.run(async () => {
-      ran = true;
-    });
-    expect(ran).toBe(true);
-  });
-
-  it('a task that throws synchronously also frees its slot', async () => {
-    const gate = new Semaphore(1);
-    await expect(
-      gate.run(() => {
-        throw new Error('sync');
-      }),
-    ).rejects.toThrow('sync');
-    await expect(gate.run(async () => 'next')).resolves.toBe('next');
+  it('hashes on threads at the lowest CPU priority (nice 19, SCHED_IDLE), off the thread pool', async () => {
+    // fields after the command name in /proc/<tid>/stat: [16] = nice, [38] = scheduling policy (5 = SCHED_IDLE)
+    const threads = () =>
+      readdirSync('/proc/self/task').map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return { nice: Number(f[16]), policy: Number(f[38]) };
+      });
+    const lowered = () => threads().filter((t) => t.nice === 19 && (t.policy === 5 || !existsSync('/usr/bin/chrt'))).length;
+    const before = lowered();
+    const two = createBcryptHasher(4, 2);
+    await Promise.all([two.hash('password-one'), two.hash('password-two')]);
+    expect(lowered() - before).toBe(2);
+    await two.close();
   });
 });

@@ -84,9 +84,11 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (user.disabledAt) throw new OAuthError('invalid_grant', 'This account is disabled.');
       if (deps.requireEmailVerification && !user.emailVerifiedAt) throw new OAuthError('invalid_grant', 'Confirm your email address before signing in.');
 
-      const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
+      if (!hasher.needsRehash(user.passwordHash)) return sessions.start(user, ['pwd'], meta);
+      // A hash below the configured cost is upgraded now, while we know the password.
+      const rehash = await hasher.hash(password);
       return db.transaction(async (tx) => {
-        if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
+        await repo.setPasswordHash(tx, user.id, rehash, clock.now());
         return sessions.start(user, ['pwd'], meta, tx);
       });
     },

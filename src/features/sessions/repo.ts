@@ -60,32 +60,56 @@ export interface SessionWithUser {
  * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
  * Returns null when any of that fails (the caller looks at why).
  */
+// The two queries of every refresh and every authenticated request, built once per
+// database and prepared by name so PostgreSQL parses and plans them once per connection.
+const prepared = new WeakMap<Database, ReturnType<typeof prepare>>();
+
+function prepare(db: Database) {
+  return {
+    advance: db
+      .update(sessions)
+      .set({ generation: sql`${sessions.generation} + 1`, lastRefreshedAt: sql`${sql.placeholder('nowText')}::timestamptz` })
+      .from(users)
+      .where(
+        and(
+          eq(sessions.id, sql.placeholder('id')),
+          eq(sessions.generation, sql.placeholder('gen')),
+          isNull(sessions.revokedAt),
+          gt(sessions.expiresAt, sql.placeholder('now')),
+          eq(users.id, sessions.userId),
+          isNull(users.disabledAt),
+        ),
+      )
+      .returning(sessionUserColumns)
+      .prepare('tessera_session_advance'),
+    find: db
+      .select(sessionUserColumns)
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.id, sql.placeholder('id')))
+      .limit(1)
+      .prepare('tessera_session_find'),
+  };
+}
+
+function statements(db: Database) {
+  let s = prepared.get(db);
+  if (!s) prepared.set(db, (s = prepare(db)));
+  return s;
+}
+
+/**
+ * The refresh compare-and-swap: moves the session from generation `gen` to
+ * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
+ * Returns null when any of that fails (the caller looks at why).
+ */
 export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithUser | null> {
-  const rows = await db
-    .update(sessions)
-    .set({ generation: sql`${sessions.generation} + 1`, lastRefreshedAt: now })
-    .from(users)
-    .where(
-      and(
-        eq(sessions.id, sessionId),
-        eq(sessions.generation, gen),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
-        eq(users.id, sessions.userId),
-        isNull(users.disabledAt),
-      ),
-    )
-    .returning(sessionUserColumns);
+  const rows = await statements(db).advance.execute({ id: sessionId, gen, now, nowText: now.toISOString() });
   return rows[0] ?? null;
 }
 
 export async function findSessionWithUser(db: Database, sessionId: string): Promise<SessionWithUser | null> {
-  const rows = await db
-    .select(sessionUserColumns)
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, sessionId))
-    .limit(1);
+  const rows = await statements(db).find.execute({ id: sessionId });
   return rows[0] ?? null;
 }
 

@@ -43,7 +43,7 @@ export function createTokenSigner(keys: KeyRing, clock: Clock, opts: TokenSigner
         .setIssuedAt(iat)
         .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
         .setJti(randomUUID())
-        .sign(key.refreshSecret);
+        .sign(key.refreshKey);
     },
   };
 }

@@ -30,7 +30,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
   const refreshKey = (header: JWTHeaderParameters) => {
     const key = header.kid ? keys.byKid(header.kid) : undefined;
     if (!key) throw new joseErrors.JWKSNoMatchingKey();
-    return key.refreshSecret;
+    return key.refreshKey;
   };
 
   return {

@@ -1,0 +1,38 @@
+import cluster from 'node:cluster';
+import type { Config } from './config.js';
+import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
+
+/**
+ * The cluster primary of `WORKERS=n`: migrates and creates keys once, forks the
+ * HTTP workers, replaces one that dies, and stops them all together. It never
+ * loads the HTTP application itself.
+ */
+export async function runClusterPrimary(config: Config): Promise<void> {
+  await loadConfiguredKeys(config);
+  if (config.migrateOnStart) {
+    const database = await openConfiguredDatabase(config);
+    await database.migrate();
+    await database.close();
+  }
+  let stopping = false;
+  const fork = () => cluster.fork({ TESSERA_CLUSTER_WORKER: '1' });
+  for (let i = 0; i < config.workers; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    console.error(`tessera: worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    fork();
+  });
+  const stop = () => {
+    stopping = true;
+    let left = Object.keys(cluster.workers ?? {}).length;
+    if (left === 0) process.exit(0);
+    cluster.on('exit', () => {
+      left -= 1;
+      if (left <= 0) process.exit(0);
+    });
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  console.log(`tessera: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
+}

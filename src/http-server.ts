@@ -1,0 +1,26 @@
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
+
+/** One HTTP server process: open the database, migrate, listen, and close cleanly on SIGTERM/SIGINT. */
+export async function runHttpServer(config: Config, migrate: boolean): Promise<void> {
+  const { ring, generatedAt } = await loadConfiguredKeys(config);
+  const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
+  if (migrate) await database.migrate();
+  const app = await buildApp(config, { database, keys: ring });
+  if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY in production');
+  if (database.kind === 'pglite') app.log.info({ dir: config.dataDir }, 'using the embedded database (PGlite); set DATABASE_URL for PostgreSQL');
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await database.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  await app.listen({ host: config.host, port: config.port });
+}

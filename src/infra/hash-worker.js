@@ -1,0 +1,35 @@
+// Runs inside a hashing thread (see password-hasher.ts). Plain JavaScript so the
+// same file loads from src/ (tests) and dist/ (npm start) without a TypeScript loader.
+import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import bcrypt from 'bcrypt';
+
+/**
+ * Hashing yields the CPU to everything else: token signing, session checks, and
+ * the database when it shares the machine. On Linux, nice is per thread, but it
+ * only ranks threads of one scheduling group (a login session's autogroup), so
+ * a PostgreSQL backend in another group could still wait hundreds of ms behind
+ * a hash; SCHED_IDLE (via util-linux `chrt`) yields across groups too. Either
+ * step may be refused: hashing then runs at normal priority.
+ */
+function yieldCpu() {
+  try {
+    setPriority(19);
+  } catch {
+    return;
+  }
+  try {
+    const tid = readlinkSync('/proc/thread-self').split('/').pop();
+    if (tid) spawnSync('chrt', ['--idle', '-p', '0', tid], { stdio: 'ignore', timeout: 2000 });
+  } catch {
+    // not Linux, or no chrt: nice 19 alone
+  }
+}
+
+yieldCpu();
+
+/** @param {{ op: 'hash' | 'verify', password: string, hash?: string, rounds?: number }} task */
+export default function run(task) {
+  return task.op === 'hash' ? bcrypt.hashSync(task.password, task.rounds) : bcrypt.compareSync(task.password, task.hash);
+}
