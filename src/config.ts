@@ -188,6 +188,7 @@ export function loadConfig(env: Env = process.env): Config {
   const publicUrl = (r.url('PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']) ?? '').replace(/\/+$/, '');
   const dataDir = path.resolve(r.string('DATA_DIR', './data'));
   const debug = r.bool('DEBUG', false);
+  const workers = r.int('WORKERS', 1, 1, 64);
 
   const config: Config = {
     env: nodeEnv,
@@ -195,7 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, debug ? 'debug' : 'info'),
     host: r.string('SERVER', '0.0.0.0'),
     port,
-    workers: r.int('WORKERS', 1, 1, 64),
+    workers,
     publicUrl,
     dataDir,
     trustProxy: parseTrustProxy(r),
@@ -219,7 +220,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     passwords: {
       bcryptRounds: r.int('BCRYPT_ROUNDS', 12, 4, 15),
-      bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, availableParallelism()), 1, 256),
+      // Hashing threads per process: together, the processes of one machine use every core once.
+      bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
     },
     requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', false),
   };

@@ -27,6 +27,8 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
     maxThreads: concurrency,
     concurrentTasksPerWorker: 1,
     idleTimeout: Number.POSITIVE_INFINITY,
+    // A hashing thread holds no data: a small heap keeps each one to a few MB.
+    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
   });
   // A real hash at the configured cost, so an unknown email costs what a known one does.
   const dummy = bcrypt.hashSync('tessera-dummy-password', rounds);
