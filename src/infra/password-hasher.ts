@@ -25,7 +25,8 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
     filename: new URL('./hash-worker.js', import.meta.url).href,
     minThreads: concurrency,
     maxThreads: concurrency,
-    concurrentTasksPerWorker: 1,
+    // Each thread holds its next task already, so it never idles waiting for the event loop to hand one over.
+    concurrentTasksPerWorker: 2,
     idleTimeout: Number.POSITIVE_INFINITY,
     // A hashing thread holds no data: a small heap keeps each one to a few MB.
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },

@@ -127,15 +127,18 @@ describe('createBcryptHasher', () => {
     expect(hasher.needsRehash('not-a-hash')).toBe(true);
   });
 
-  it('runs at most `concurrency` hashes at once and reports the rest as queued', async () => {
+  it('hands each thread its running hash and the next one, and reports the rest as queued', async () => {
     const single = createBcryptHasher(4, 1);
-    expect(single.queueDepth).toBe(0);
-    const jobs = [single.hash('password-one'), single.hash('password-two'), single.hash('password-three')];
-    expect(single.queueDepth).toBe(2);
-    const hashes = await Promise.all(jobs);
-    expect(single.queueDepth).toBe(0);
-    expect(await single.verify('password-three', hashes[2]!)).toBe(true);
-    await single.close();
+    try {
+      expect(single.queueDepth).toBe(0);
+      const jobs = ['one', 'two', 'three', 'four'].map((p) => single.hash(`password-${p}`));
+      expect(single.queueDepth).toBe(2);
+      const hashes = await Promise.all(jobs);
+      expect(single.queueDepth).toBe(0);
+      expect(await single.verify('password-four', hashes[3]!)).toBe(true);
+    } finally {
+      await single.close();
+    }
   });
 
   it('hashes on threads at the lowest CPU priority (nice 19, SCHED_IDLE), off the thread pool', async () => {
