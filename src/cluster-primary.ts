@@ -2,6 +2,17 @@ import cluster from 'node:cluster';
 import type { Config } from './config.js';
 import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
 
+// Under load V8 lets the old space grow to several times the live heap (~40 MB here);
+// a cap makes it collect sooner and keeps a worker's RSS near 140 MB instead of ~200 MB,
+// at no measurable cost. `npm start` passes the same flag; NODE_OPTIONS or node's own
+// --max-old-space-size wins when given.
+const HEAP_FLAG = '--max-old-space-size=128';
+
+function workerExecArgv(): string[] {
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return given.some((a) => a.startsWith('--max-old-space-size')) ? process.execArgv : [...process.execArgv, HEAP_FLAG];
+}
+
 /**
  * The cluster primary of `WORKERS=n`: migrates and creates keys once, forks the
  * HTTP workers, replaces one that dies, and stops them all together. It never
@@ -15,6 +26,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     await database.close();
   }
   let stopping = false;
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   const fork = () => cluster.fork({ TESSERA_CLUSTER_WORKER: '1' });
   for (let i = 0; i < config.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
