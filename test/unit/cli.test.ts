@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +77,27 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): 
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Like waitFor, for an async check. */
+async function waitForAsync(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** The private and public PEM blocks printed by `keys generate`. */
@@ -172,6 +194,20 @@ describe('tessera keys generate', () => {
     expect(readFileSync(publicPath, 'utf8')).toBe(publicPem);
   });
 
+  it('reads .env from the working directory; real environment variables win', async () => {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path.join(cwd, '.env'), 'JWT_ALGORITHM=ES256\n');
+    try {
+      const fromFile = await tessera(['keys', 'generate']);
+      expect(fromFile.code, fromFile.stderr).toBe(0);
+      expect(parsePems(fromFile.stdout).privateKey.asymmetricKeyType).toBe('ec');
+      const fromEnv = await tessera(['keys', 'generate'], { JWT_ALGORITHM: 'EdDSA' });
+      expect(parsePems(fromEnv.stdout).privateKey.asymmetricKeyType).toBe('ed25519');
+    } finally {
+      rmSync(path.join(cwd, '.env'));
+    }
+  });
+
   it('--alg HS256 exits 1 with the supported algorithms and prints no key', async () => {
     const res = await tessera(['keys', 'generate', '--alg', 'HS256']);
     expect(res.code).toBe(1);
@@ -250,6 +286,38 @@ describe('tessera migrate', () => {
         await c.end();
       }
     });
+
+    it('WORKERS=2: a primary with two workers (heap capped), a killed worker is replaced, SIGTERM stops all with exit 0', async () => {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const server = start(main, [], envWith({ DATA_DIR: freshDir('cluster'), DATABASE_URL: url, SERVER: '127.0.0.1', SERVER_PORT: String(port), WORKERS: '2', BCRYPT_ROUNDS: '4' }));
+      const primary = server.child.pid!;
+      let exited = false;
+      const markExited = () => (exited = true);
+      server.exited.then(markExited, markExited);
+      const workers = () => readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const ready = async () => (await fetch(`${base}/health/ready`).catch(() => null))?.status === 200;
+      try {
+        await waitFor('two workers', () => exited || workers().length === 2, 30_000);
+        expect(exited, server.out.stderr).toBe(false);
+        await waitForAsync('the cluster to serve', ready);
+        const first = workers();
+        for (const pid of first) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('--max-old-space-size=128');
+
+        process.kill(first[0]!, 'SIGKILL');
+        await waitFor('a replacement worker', () => workers().length === 2 && !workers().includes(first[0]!), 30_000);
+        await waitForAsync('the cluster to serve again', ready);
+        expect(server.out.stderr).toContain(`worker ${first[0]} exited (SIGKILL); starting another`);
+
+        const all = workers();
+        server.child.kill('SIGTERM');
+        const stopped = await server.exited;
+        expect(stopped.code, stopped.stderr).toBe(0);
+        for (const pid of all) expect(existsSync(`/proc/${pid}`)).toBe(false);
+      } finally {
+        if (!exited) server.child.kill('SIGKILL');
+      }
+    }, 90_000);
 
     it('creates the users and sessions tables in a fresh database, idempotently', async () => {
       const dataDir = freshDir('pgdata');
