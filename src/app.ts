@@ -31,8 +31,7 @@ export interface AppDeps {
 /** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
-  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
-  const hasher = deps.hasher ?? ownHasher!;
+  const hasher = deps.hasher ?? createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
   const db = deps.database.db;
 
   const app = Fastify({
@@ -47,7 +46,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ajv: { customOptions: { removeAdditional: true, allErrors: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  if (ownHasher) app.addHook('onClose', () => ownHasher.close());
+  // The app owns (and closes) only a hasher it created.
+  if (!deps.hasher) app.addHook('onClose', () => hasher.close());
   registerErrorHandling(app);
   await app.register(helmet, {
     global: true,

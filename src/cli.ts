@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { ConfigError, JWT_ALGORITHMS, loadConfig, loadDotEnv, type JwtAlgorithm } from './config.js';
-import { DataDirLockedError } from './infra/db/data-dir-lock.js';
+import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type JwtAlgorithm } from './config.js';
+import { reportFatal } from './fatal.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
 import { openConfiguredDatabase } from './runtime.js';
 
@@ -61,11 +61,6 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof KeyError || err instanceof DataDirLockedError) {
-    console.error(`tessera: ${err.message}`);
-    process.exitCode = 1;
-  } else {
-    console.error('tessera: failed', err);
-    process.exitCode = 1;
-  }
+  reportFatal(err, 'failed');
+  process.exitCode = 1;
 }

@@ -27,7 +27,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   }
   let stopping = false;
   cluster.setupPrimary({ execArgv: workerExecArgv() });
-  const fork = () => cluster.fork({ TESSERA_CLUSTER_WORKER: '1' });
+  const fork = () => cluster.fork();
   for (let i = 0; i < config.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;

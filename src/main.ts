@@ -1,24 +1,12 @@
 import cluster from 'node:cluster';
-import { ConfigError, loadConfig, loadDotEnv } from './config.js';
-import { DataDirLockedError } from './infra/db/data-dir-lock.js';
-import { KeyError } from './infra/keys.js';
+import { loadConfig, loadDotEnv } from './config.js';
+import { reportFatal } from './fatal.js';
 
-function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof KeyError || err instanceof DataDirLockedError) {
-    console.error(`tessera: ${err.message}`);
-  } else {
-    console.error('tessera: failed to start', err);
-  }
-  process.exit(1);
-}
-
-// Entry point of `npm start` and of every cluster worker. The primary of a cluster and
-// a single server load different code (dynamic imports),
-// so the primary stays small.
+// Entry point of `npm start` and of every cluster worker. The primary of a cluster
+// and a single server load different code (dynamic imports), so the primary stays small.
 try {
   loadDotEnv();
   const config = loadConfig();
-  const isWorker = process.env.TESSERA_CLUSTER_WORKER === '1';
   if (cluster.isPrimary && config.workers > 1 && config.database.url) {
     const { runClusterPrimary } = await import('./cluster-primary.js');
     await runClusterPrimary(config);
@@ -27,8 +15,10 @@ try {
       console.error('tessera: WORKERS is ignored on the embedded database (PGlite is single-process); running one process. Set DATABASE_URL to use several.');
     }
     const { runHttpServer } = await import('./http-server.js');
-    await runHttpServer(config, config.migrateOnStart && !isWorker);
+    // Cluster workers start after their primary has migrated.
+    await runHttpServer(config, config.migrateOnStart && cluster.isPrimary);
   }
 } catch (err) {
-  fail(err);
+  reportFatal(err, 'failed to start');
+  process.exit(1);
 }

@@ -25,7 +25,7 @@ export function registerMetrics(app: FastifyInstance, { hasher }: MetricsOptions
   const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
   new Gauge({
     name: 'password_hash_queue_depth',
-    help: 'Password hashes waiting for a free hashing slot',
+    help: 'Password hashes waiting for a hashing thread',
     registers: [registry],
     collect() {
       this.set(hasher.queueDepth);
@@ -38,7 +38,7 @@ export function registerMetrics(app: FastifyInstance, { hasher }: MetricsOptions
     duration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', hide: false } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });

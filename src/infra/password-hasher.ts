@@ -1,4 +1,3 @@
-import bcrypt from 'bcrypt';
 import { Piscina } from 'piscina';
 
 export interface PasswordHasher {
@@ -28,11 +27,9 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
     // Each thread holds its next task already, so it never idles waiting for the event loop to hand one over.
     concurrentTasksPerWorker: 2,
     idleTimeout: Number.POSITIVE_INFINITY,
-    // A hashing thread holds no data: a small heap keeps each one to a few MB.
-    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+    // The cost of every hash, and of the dummy hash each thread makes when it starts (hash-worker.js).
+    workerData: { rounds },
   });
-  // A real hash at the configured cost, so an unknown email costs what a known one does.
-  const dummy = bcrypt.hashSync('tessera-dummy-password', rounds);
 
   const verify = async (password: string, hash: string): Promise<boolean> => {
     if (!BCRYPT_RE.test(hash)) return false;
@@ -42,10 +39,10 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
   };
 
   return {
-    hash: async (password) => (await pool.run({ op: 'hash', password, rounds })) as string,
+    hash: async (password) => (await pool.run({ op: 'hash', password })) as string,
     verify,
     verifyDummy: async (password) => {
-      await verify(password, dummy);
+      await pool.run({ op: 'dummy', password });
     },
     needsRehash: (hash) => {
       const m = BCRYPT_RE.exec(hash);

@@ -55,11 +55,6 @@ export interface SessionWithUser {
   disabledAt: Date | null;
 }
 
-/**
- * The refresh compare-and-swap: moves the session from generation `gen` to
- * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
- * Returns null when any of that fails (the caller looks at why).
- */
 // The two queries of every refresh and every authenticated request, built once per
 // database and prepared by name so PostgreSQL parses and plans them once per connection.
 const prepared = new WeakMap<Database, ReturnType<typeof prepare>>();
@@ -68,14 +63,14 @@ function prepare(db: Database) {
   return {
     advance: db
       .update(sessions)
-      .set({ generation: sql`${sessions.generation} + 1`, lastRefreshedAt: sql`${sql.placeholder('nowText')}::timestamptz` })
+      .set({ generation: sql`${sessions.generation} + 1`, lastRefreshedAt: sql`${sql.placeholder('now')}::timestamptz` })
       .from(users)
       .where(
         and(
           eq(sessions.id, sql.placeholder('id')),
           eq(sessions.generation, sql.placeholder('gen')),
           isNull(sessions.revokedAt),
-          gt(sessions.expiresAt, sql.placeholder('now')),
+          sql`${sessions.expiresAt} > ${sql.placeholder('now')}::timestamptz`,
           eq(users.id, sessions.userId),
           isNull(users.disabledAt),
         ),
@@ -104,7 +99,7 @@ function statements(db: Database) {
  * Returns null when any of that fails (the caller looks at why).
  */
 export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithUser | null> {
-  const rows = await statements(db).advance.execute({ id: sessionId, gen, now, nowText: now.toISOString() });
+  const rows = await statements(db).advance.execute({ id: sessionId, gen, now: now.toISOString() });
   return rows[0] ?? null;
 }
 
