@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/free-port.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
@@ -12,19 +12,6 @@ const STEP_MS = 10_000;
 const SCREENSHOT = '/tmp/docs.png';
 // Chromium never upgrades localhost/127.0.0.1 to https; another host name shows what a LAN or VM user gets.
 const OTHER_HOST = 'docs.tessera.example';
-
-/** A port that was free a moment ago (PUBLIC_URL must name the real listen address). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 let t: TestApp;
 let base: string;
