@@ -3,10 +3,16 @@ import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
+import { createAccountMail } from './features/accounts/account-mail.js';
+import { createEmailFlows } from './features/accounts/email-flows.js';
+import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { createAccountService } from './features/accounts/service.js';
 import { discoveryRoutes } from './features/discovery/routes.js';
+import { createEmailSender } from './features/email/sender.js';
+import { createEmailTokenService } from './features/email-tokens/service.js';
 import { healthRoutes } from './features/health/routes.js';
+import { createOutboxService } from './features/outbox/service.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { createSessionService } from './features/sessions/service.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
@@ -20,6 +26,7 @@ import type { DatabaseHandle } from './infra/db/client.js';
 import type { KeyRing } from './infra/keys.js';
 import { loggerOptions } from './infra/logger.js';
 import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
+import { createSecretBox } from './infra/secret-box.js';
 
 export interface AppDeps {
   database: DatabaseHandle;
@@ -74,12 +81,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     refreshTokenDays: config.jwt.refreshTokenDays,
     refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
   });
-  const accounts = createAccountService({ db, clock, hasher, sessions, requireEmailVerification: config.requireEmailVerification });
+  const outbox = createOutboxService({ clock, box: createSecretBox(deps.keys) });
+  const tokens = createEmailTokenService({ db, clock });
+  const mail = createAccountMail({
+    tokens,
+    outbox,
+    settings: {
+      confirmTtlSeconds: config.email.confirmTtlSeconds,
+      passwordResetTtlSeconds: config.email.passwordResetTtlSeconds,
+      caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
+    },
+  });
+  const accounts = createAccountService({ db, clock, hasher, sessions, mail, requireEmailVerification: config.requireEmailVerification });
+  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail });
+
+  // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
+  const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log });
+  app.addHook('onReady', async () => sender.start());
+  app.addHook('onClose', () => sender.stop());
 
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping() });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
   await app.register(tokenRoutes, { accounts, sessions });
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
+  await app.register(emailRoutes, {
+    accounts,
+    flows,
+    sessions,
+    appName: config.appName,
+    emailConfirmedRedirectUrl: config.email.emailConfirmedRedirectUrl,
+    passwordResetUrl: config.email.passwordResetUrl,
+  });
   return app;
 }

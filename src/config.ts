@@ -43,6 +43,39 @@ export interface Config {
     bcryptConcurrency: number;
   };
   requireEmailVerification: boolean;
+  /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
+  redisUrl: string | null;
+  /** Product name shown in emails and pages. */
+  appName: string;
+  email: {
+    /** null = write messages to DATA_DIR/mail (development only). */
+    smtp: SmtpConfig | null;
+    from: string;
+    templatesDir: string | null;
+    confirmTtlSeconds: number;
+    passwordResetTtlSeconds: number;
+    emailConfirmedRedirectUrl: string | null;
+    passwordResetUrl: string | null;
+    /** Minimum time between two resend/forgot mails to one address. */
+    resendIntervalSeconds: number;
+    /** At most this many resend/forgot mails of one kind per address per hour. */
+    hourlyLimit: number;
+    maxAttempts: number;
+    retryDelayMs: number;
+    workerConcurrency: number;
+    pollIntervalMs: number;
+  };
+}
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+  secure: boolean;
+  username: string | null;
+  password: string | null;
+  /** Bounds each SMTP step (connect, greeting, idle socket). */
+  timeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -109,6 +142,20 @@ class Reader {
       this.problems.push(`${name}: expected a ${protocols.join(' or ')} URL, got "${redactUrl(v)}"`);
       return fallback;
     }
+  }
+
+  /** Seconds, given as a number of seconds or with a unit: `90`, `45s`, `30m`, `24h`, `7d`. */
+  duration(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const m = /^(\d+)\s*([smhd]?)$/i.exec(v);
+    const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[(m?.[2] ?? '').toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
+    const n = m ? Number(m[1]) * unit : NaN;
+    if (!(n >= min && n <= max)) {
+      this.problems.push(`${name}: expected a duration between ${min}s and ${max}s such as 90, 30m or 24h, got "${v}"`);
+      return fallback;
+    }
+    return n;
   }
 
   /** A PEM given inline (real newlines or `\n` escapes) or as `${name}_FILE`. */
@@ -180,6 +227,20 @@ function databaseUrl(r: Reader): string | null {
   return `postgresql://${auth}@${host}:${port}/${name}`;
 }
 
+function smtpConfig(r: Reader): SmtpConfig | null {
+  const host = r.raw('SMTP_SERVER');
+  if (!host) return null;
+  const port = r.int('SMTP_PORT', 587, 1, 65535);
+  return {
+    host,
+    port,
+    secure: r.bool('SMTP_SECURE', port === 465),
+    username: r.raw('SMTP_USERNAME') ?? null,
+    password: r.raw('SMTP_PASSWORD') ?? null,
+    timeoutMs: r.int('SMTP_TIMEOUT_MS', 20000, 100, 300000),
+  };
+}
+
 /** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
@@ -223,7 +284,24 @@ export function loadConfig(env: Env = process.env): Config {
       // Hashing threads per process: together, the processes of one machine use every core once.
       bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
     },
-    requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', false),
+    requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', true),
+    redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
+    appName: r.string('APP_NAME', 'Tessera'),
+    email: {
+      smtp: smtpConfig(r),
+      from: r.string('SMTP_FROM', `${r.string('APP_NAME', 'Tessera')} <no-reply@${new URL(publicUrl || 'http://localhost').hostname}>`),
+      templatesDir: r.raw('EMAIL_TEMPLATES_DIR') ? path.resolve(r.string('EMAIL_TEMPLATES_DIR', '')) : null,
+      confirmTtlSeconds: r.duration('EMAIL_CONFIRM_TTL', 24 * 3600, 60, 30 * 86400),
+      passwordResetTtlSeconds: r.duration('PASSWORD_RESET_TTL', 30 * 60, 60, 7 * 86400),
+      emailConfirmedRedirectUrl: r.url('EMAIL_CONFIRMED_REDIRECT_URL', null, ['http:', 'https:']),
+      passwordResetUrl: r.url('PASSWORD_RESET_URL', null, ['http:', 'https:']),
+      resendIntervalSeconds: r.duration('EMAIL_RESEND_INTERVAL', 60, 0, 86400),
+      hourlyLimit: r.int('EMAIL_HOURLY_LIMIT', 5, 1, 1000),
+      maxAttempts: r.int('EMAIL_MAX_ATTEMPTS', 8, 1, 50),
+      retryDelayMs: r.int('EMAIL_RETRY_DELAY_MS', 5000, 10, 3600000),
+      workerConcurrency: r.int('WORKER_CONCURRENCY', 5, 1, 256),
+      pollIntervalMs: r.int('OUTBOX_POLL_INTERVAL_MS', 1000, 10, 60000),
+    },
   };
 
   if (config.env === 'production') {
@@ -233,6 +311,7 @@ export function loadConfig(env: Env = process.env): Config {
     if (!config.database.url) {
       r.problems.push('DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only');
     }
+    if (!config.email.smtp) r.problems.push('SMTP_SERVER (with SMTP_PORT, SMTP_FROM, SMTP_USERNAME, SMTP_PASSWORD): required when NODE_ENV=production; without it mail is only written to files');
     if (config.bodyLimit > 1024 * 1024) r.problems.push('BODY_LIMIT_BYTES: keep it at most 1 MiB in production');
   }
   if (r.problems.length) throw new ConfigError(r.problems);

@@ -28,6 +28,12 @@ export const errorCatalogue = {
   invalid_password: { status: 403, message: 'The password is incorrect.' },
   password_unchanged: { status: 422, message: 'The new password must differ from the current one.' },
   user_not_found: { status: 404, message: 'No such user.' },
+  email_unchanged: { status: 422, message: 'The new email address is the current one.' },
+
+  // links sent by email (confirmation, password reset, email change)
+  email_token_invalid: { status: 400, message: 'This link is not valid. Request a new one.' },
+  email_token_expired: { status: 400, message: 'This link has expired. Request a new one.' },
+  email_token_used: { status: 400, message: 'This link was already used or replaced by a newer one. Request a new one if you still need it.' },
 
   // sessions
   session_not_found: { status: 404, message: 'No such session.' },
@@ -64,6 +70,8 @@ export const oauthErrorCatalogue = {
   unsupported_grant_type: 400,
   invalid_client: 401,
   invalid_scope: 400,
+  /** Not in RFC 6749: the right password of an account whose email is not confirmed yet (REQUIRE_EMAIL_VERIFICATION). */
+  email_not_verified: 403,
 } as const;
 
 export type OAuthErrorCode = keyof typeof oauthErrorCatalogue;

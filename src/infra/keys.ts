@@ -14,6 +14,8 @@ export interface SigningKey {
   refreshSecret: Uint8Array;
   /** The same secret imported once for HS256 (jose would re-import a raw secret on every call). */
   refreshKey: webcrypto.CryptoKey;
+  /** AES-256-GCM key for secrets Tessera keeps briefly at rest (email links waiting in the outbox). */
+  sealSecret: Buffer;
 }
 
 export interface KeyRing {
@@ -74,7 +76,8 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   const refreshSecret = new Uint8Array(hkdfSync('sha256', pkcs8, Buffer.alloc(0), 'tessera/refresh-token/v1', 32));
   const refreshKey = await webcrypto.subtle.importKey('raw', refreshSecret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
-  return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret, refreshKey };
+  const sealSecret = Buffer.from(hkdfSync('sha256', pkcs8, Buffer.alloc(0), 'tessera/sealed-secret/v1', 32));
+  return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret, refreshKey, sealSecret };
 }
 
 export function createKeyRing(keys: SigningKey[]): KeyRing {

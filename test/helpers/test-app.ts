@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config.js';
@@ -25,6 +28,7 @@ export const TEST_ISSUER = 'http://tessera.test';
 /** Builds the real app over a fresh database, with a frozen clock and bcrypt cost 4. */
 export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const algorithm = opts.algorithm ?? 'RS256';
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-test-'));
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -32,6 +36,10 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     JWT_AUDIENCE: 'tessera-test',
     JWT_ALGORITHM: algorithm,
     BCRYPT_ROUNDS: '4',
+    // Most suites sign in right after registering; the email suites turn this back on.
+    REQUIRE_EMAIL_VERIFICATION: 'false',
+    // Mail without SMTP goes to DATA_DIR/mail: a directory of this app's own.
+    DATA_DIR: dataDir,
     ...opts.env,
   });
   const db = opts.db ?? (await createTestDatabase());
@@ -47,6 +55,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     close: async () => {
       await app.close();
       if (!opts.db) await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

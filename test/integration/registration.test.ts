@@ -463,8 +463,10 @@ describe('REQUIRE_EMAIL_VERIFICATION=true', () => {
   it('an unverified user cannot sign in; once verified, they can', async () => {
     const email = uniqueEmail('verify');
     const created = await registered(tv.app, email);
-    expectError(await login(tv.app, email, PASSWORD), 400, 'invalid_grant');
-    expectError(await tokenForm(tv.app, { grant_type: 'password', username: email, password: PASSWORD }), 400, 'invalid_grant');
+    expectError(await login(tv.app, email, PASSWORD), 403, 'email_not_verified');
+    expectError(await tokenForm(tv.app, { grant_type: 'password', username: email, password: PASSWORD }), 403, 'email_not_verified');
+    // The wrong password learns nothing about the address.
+    expectError(await login(tv.app, email, 'not the password at all'), 400, 'invalid_grant');
 
     await tv.db.handle.db.update(users).set({ emailVerifiedAt: tv.clock.now() }).where(eq(users.id, created.id));
     const ok = await login(tv.app, email, PASSWORD);

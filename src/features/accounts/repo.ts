@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { users, type UserRow } from './tables.js';
 
@@ -52,4 +52,30 @@ export async function setPasswordHash(db: Database, id: string, passwordHash: st
 export async function deleteUser(db: Database, id: string): Promise<boolean> {
   const rows = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
   return rows.length > 0;
+}
+
+/** Marks the address confirmed (keeps the first confirmation time). */
+export async function markEmailVerified(db: Database, id: string, email: string, now: Date): Promise<UserRow | null> {
+  const rows = await db
+    .update(users)
+    .set({ emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now})`, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.email, email)))
+    .returning();
+  return rows[0] ?? null;
+}
+
+/** Moves the account to a confirmed new address; the unique index rejects a taken one. */
+export async function setConfirmedEmail(db: Database, id: string, email: string, now: Date): Promise<UserRow | null> {
+  const rows = await db.update(users).set({ email, emailVerifiedAt: now, updatedAt: now }).where(eq(users.id, id)).returning();
+  return rows[0] ?? null;
+}
+
+/** A reset through an emailed link also proves the address. */
+export async function resetPassword(db: Database, id: string, passwordHash: string, now: Date): Promise<UserRow | null> {
+  const rows = await db
+    .update(users)
+    .set({ passwordHash, emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now})`, updatedAt: now })
+    .where(eq(users.id, id))
+    .returning();
+  return rows[0] ?? null;
 }

@@ -3,6 +3,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { SessionService } from '../sessions/service.js';
+import type { AccountMail } from './account-mail.js';
 import { isValidEmail, normaliseEmail } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
@@ -13,6 +14,7 @@ export interface AccountServiceDeps {
   clock: Clock;
   hasher: PasswordHasher;
   sessions: SessionService;
+  mail: AccountMail;
   requireEmailVerification: boolean;
 }
 
@@ -35,7 +37,7 @@ const cleanName = (v: string | null | undefined): string | null | undefined => (
 export type AccountService = ReturnType<typeof createAccountService>;
 
 export function createAccountService(deps: AccountServiceDeps) {
-  const { db, clock, hasher, sessions } = deps;
+  const { db, clock, hasher, sessions, mail } = deps;
 
   async function requireUser(id: string): Promise<UserRow> {
     const user = await repo.findUserById(db, id);
@@ -56,14 +58,19 @@ export function createAccountService(deps: AccountServiceDeps) {
       // A cheap early answer; the unique index is what actually decides under concurrency.
       if (await repo.findUserByEmail(db, email)) throw new AppError('email_already_registered');
       const passwordHash = await hasher.hash(input.password);
-      const user = await repo.insertUser(db, {
-        email,
-        passwordHash,
-        firstName: cleanName(input.firstName) ?? null,
-        lastName: cleanName(input.lastName) ?? null,
-        now: clock.now(),
+      const user = await db.transaction(async (tx) => {
+        const created = await repo.insertUser(tx, {
+          email,
+          passwordHash,
+          firstName: cleanName(input.firstName) ?? null,
+          lastName: cleanName(input.lastName) ?? null,
+          now: clock.now(),
+        });
+        if (created) await mail.confirmation(tx, created);
+        return created;
       });
       if (!user) throw new AppError('email_already_registered');
+      mail.committed();
       return user;
     },
 
@@ -82,7 +89,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       if (!(await hasher.verify(password, user.passwordHash))) throw badCredentials();
       if (user.disabledAt) throw new OAuthError('invalid_grant', 'This account is disabled.');
-      if (deps.requireEmailVerification && !user.emailVerifiedAt) throw new OAuthError('invalid_grant', 'Confirm your email address before signing in.');
+      // Only after the password proved right: a wrong one never learns whether the address is confirmed.
+      if (deps.requireEmailVerification && !user.emailVerifiedAt) {
+        throw new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.');
+      }
 
       if (!hasher.needsRehash(user.passwordHash)) return sessions.start(user, ['pwd'], meta);
       // A hash below the configured cost is upgraded now, while we know the password.
@@ -114,7 +124,24 @@ export function createAccountService(deps: AccountServiceDeps) {
       await db.transaction(async (tx) => {
         await repo.setPasswordHash(tx, id, hash, clock.now());
         await sessions.revokeOthers(id, currentSessionId, 'password_changed', tx);
+        await mail.passwordChanged(tx, user);
       });
+      mail.committed();
+    },
+
+    /**
+     * Starts an email change: a link to the new address and a notice to the
+     * current one. The address changes only when the link is opened.
+     */
+    async requestEmailChange(id: string, newEmailInput: string, password: string): Promise<void> {
+      const user = await requireUser(id);
+      const newEmail = normaliseEmail(newEmailInput);
+      if (!isValidEmail(newEmail)) throw new AppError('invalid_email', undefined, [{ field: 'new_email', message: 'invalid' }]);
+      await requirePassword(user, password, 'password');
+      if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
+      if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
+      await db.transaction((tx) => mail.emailChange(tx, user, newEmail));
+      mail.committed();
     },
 
     async deleteAccount(id: string, password: string): Promise<void> {

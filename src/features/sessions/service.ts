@@ -130,6 +130,10 @@ export function createSessionService(deps: SessionServiceDeps) {
       return repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
     },
 
+    async revokeAll(userId: string, reason: string, tx: Database = db): Promise<number> {
+      return repo.revokeUserSessions(tx, userId, clock.now(), reason);
+    },
+
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
     },

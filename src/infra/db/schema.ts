@@ -1,3 +1,5 @@
 // Every table, for drizzle-kit and for typed queries.
 export * from '../../features/accounts/tables.js';
 export * from '../../features/sessions/tables.js';
+export * from '../../features/email-tokens/tables.js';
+export * from '../../features/outbox/tables.js';

@@ -1,0 +1,67 @@
+import type { Database } from '../../infra/db/client.js';
+import type { EmailTokenService } from '../email-tokens/service.js';
+import type { OutboxService, SendCaps } from '../outbox/service.js';
+
+export interface AccountMailSettings {
+  confirmTtlSeconds: number;
+  passwordResetTtlSeconds: number;
+  caps: SendCaps;
+}
+
+interface Recipient {
+  id: string;
+  email: string;
+  firstName: string | null;
+}
+
+/** "24 hours", "30 minutes", "1 day": how long a link lives, for the message text. */
+export function humanDuration(seconds: number): string {
+  const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (seconds % 86400 === 0 && seconds > 86400) return unit(seconds / 86400, 'day');
+  if (seconds % 3600 === 0) return unit(seconds / 3600, 'hour');
+  if (seconds % 60 === 0) return unit(seconds / 60, 'minute');
+  return unit(seconds, 'second');
+}
+
+export type AccountMail = ReturnType<typeof createAccountMail>;
+
+/**
+ * The emails about an account. Each writes its link token and its outbox row in
+ * the caller's transaction, so a message exists exactly when its change does.
+ */
+export function createAccountMail(deps: { tokens: EmailTokenService; outbox: OutboxService; settings: AccountMailSettings }) {
+  const { tokens, outbox, settings } = deps;
+  const name = (u: Recipient) => u.firstName ?? 'there';
+
+  return {
+    async confirmation(tx: Database, user: Recipient): Promise<void> {
+      const ttl = settings.confirmTtlSeconds;
+      // Earlier confirmation links stay valid: any of them proves the address.
+      const token = await tokens.issue(tx, { userId: user.id, purpose: 'confirm_email', email: user.email, ttlSeconds: ttl, replace: false });
+      await outbox.add(tx, { kind: 'confirm_email', to: user.email, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
+    },
+
+    async passwordReset(tx: Database, user: Recipient): Promise<void> {
+      const ttl = settings.passwordResetTtlSeconds;
+      const token = await tokens.issue(tx, { userId: user.id, purpose: 'password_reset', email: user.email, ttlSeconds: ttl, replace: true });
+      await outbox.add(tx, { kind: 'password_reset', to: user.email, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
+    },
+
+    async passwordChanged(tx: Database, user: Recipient): Promise<void> {
+      await outbox.add(tx, { kind: 'password_changed', to: user.email, vars: { name: name(user) } });
+    },
+
+    /** A link to the new address, and a notice to the current one. */
+    async emailChange(tx: Database, user: Recipient, newEmail: string): Promise<void> {
+      const ttl = settings.confirmTtlSeconds;
+      const token = await tokens.issue(tx, { userId: user.id, purpose: 'change_email', email: newEmail, ttlSeconds: ttl, replace: true });
+      await outbox.add(tx, { kind: 'email_change_confirm', to: newEmail, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
+      await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: newEmail } });
+    },
+
+    /** Whether one more resend/forgot message of this kind may go to the address now (silently capped). */
+    allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset') => outbox.allowed(tx, to, kind, settings.caps),
+
+    committed: () => outbox.committed(),
+  };
+}

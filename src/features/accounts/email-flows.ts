@@ -1,0 +1,110 @@
+import { AppError } from '../../errors.js';
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import { isUniqueViolation } from '../../infra/db/errors.js';
+import type { PasswordHasher } from '../../infra/password-hasher.js';
+import type { EmailTokenService } from '../email-tokens/service.js';
+import type { SessionService } from '../sessions/service.js';
+import type { AccountMail } from './account-mail.js';
+import { isValidEmail, normaliseEmail } from './email.js';
+import { checkPassword } from './password-policy.js';
+import * as repo from './repo.js';
+import type { UserRow } from './tables.js';
+
+export interface EmailFlowDeps {
+  db: Database;
+  clock: Clock;
+  hasher: PasswordHasher;
+  sessions: SessionService;
+  tokens: EmailTokenService;
+  mail: AccountMail;
+}
+
+function addressFrom(input: string): string {
+  const email = normaliseEmail(input);
+  if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
+  return email;
+}
+
+export type EmailFlows = ReturnType<typeof createEmailFlows>;
+
+/** The flows that start or end with an emailed link: confirm, resend, forgot and reset password. */
+export function createEmailFlows(deps: EmailFlowDeps) {
+  const { db, clock, hasher, sessions, tokens, mail } = deps;
+
+  /**
+   * Writes one capped message if `wanted(user)`. The transaction, the lock and
+   * the cap query run whether or not the account exists, so the answer takes
+   * as long either way and says nothing.
+   */
+  async function capped(email: string, kind: 'confirm_email' | 'password_reset', wanted: (u: UserRow) => boolean, write: (tx: Database, u: UserRow) => Promise<void>) {
+    const user = await repo.findUserByEmail(db, email);
+    const written = await db.transaction(async (tx) => {
+      const allowed = await mail.allowed(tx, email, kind);
+      if (!allowed || !user || !wanted(user)) return false;
+      await write(tx, user);
+      return true;
+    });
+    if (written) mail.committed();
+  }
+
+  return {
+    /** Confirms a registration address, or completes an email change. */
+    async confirmEmail(token: string): Promise<UserRow> {
+      try {
+        return await db.transaction(async (tx) => {
+          const row = await tokens.consume(tx, token, ['confirm_email', 'change_email']);
+          const now = clock.now();
+          // A confirmation link is for the address it was sent to; once the account moved on, it is void.
+          const user =
+            row.purpose === 'confirm_email'
+              ? await repo.markEmailVerified(tx, row.userId, row.email, now)
+              : await repo.setConfirmedEmail(tx, row.userId, row.email, now);
+          if (!user) throw new AppError('email_token_invalid');
+          if (row.purpose === 'change_email') await tokens.revokeAll(tx, user.id, 'confirm_email');
+          return user;
+        });
+      } catch (err) {
+        // The new address was registered by someone else meanwhile; the link stays unused.
+        if (isUniqueViolation(err)) throw new AppError('email_already_registered');
+        throw err;
+      }
+    },
+
+    /** Always succeeds; mails only an existing, unconfirmed, enabled account, within the caps. */
+    async resendConfirmation(input: string): Promise<void> {
+      const email = addressFrom(input);
+      await capped(email, 'confirm_email', (u) => !u.emailVerifiedAt && !u.disabledAt, (tx, u) => mail.confirmation(tx, u));
+    },
+
+    /** Always succeeds; mails only an existing, enabled account, within the caps. */
+    async requestPasswordReset(input: string): Promise<void> {
+      const email = addressFrom(input);
+      await capped(email, 'password_reset', (u) => !u.disabledAt, (tx, u) => mail.passwordReset(tx, u));
+    },
+
+    /** The address a live reset link belongs to (for the form); the token stays unused. */
+    async checkResetToken(token: string): Promise<{ email: string }> {
+      const row = await tokens.peek(token, ['password_reset']);
+      return { email: row.email };
+    },
+
+    /** Sets a new password from a reset link, ends every session, and tells the user. */
+    async resetPassword(token: string, password: string): Promise<void> {
+      // The cheap checks first: a bad link never costs a bcrypt.
+      await tokens.peek(token, ['password_reset']);
+      const problem = checkPassword(password);
+      if (problem) throw new AppError(problem, undefined, [{ field: 'password', message: problem }]);
+      const hash = await hasher.hash(password);
+      await db.transaction(async (tx) => {
+        const row = await tokens.consume(tx, token, ['password_reset']);
+        const user = await repo.resetPassword(tx, row.userId, hash, clock.now());
+        if (!user || user.email !== row.email) throw new AppError('email_token_invalid');
+        await tokens.revokeAll(tx, user.id, 'password_reset');
+        await sessions.revokeAll(user.id, 'password_reset', tx);
+        await mail.passwordChanged(tx, user);
+      });
+      mail.committed();
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import { Type } from 'typebox';
+import { AppError } from '../../errors.js';
+import { authenticate, caller } from '../../http/authenticate.js';
+import { NoContent, errorResponses, secured } from '../../http/schemas.js';
+import type { SessionService } from '../sessions/service.js';
+import type { EmailFlows } from './email-flows.js';
+import { errorPage, messagePage, resetFormPage } from './pages.js';
+import { Password, UserBody, toUserBody } from './schemas.js';
+import type { AccountService } from './service.js';
+
+export interface EmailRoutesOptions {
+  accounts: AccountService;
+  flows: EmailFlows;
+  sessions: SessionService;
+  appName: string;
+  /** Where GET /auth/confirm-email sends the browser instead of showing a page. */
+  emailConfirmedRedirectUrl: string | null;
+  /** Where GET /auth/password/reset sends the browser (with the token) instead of showing the form. */
+  passwordResetUrl: string | null;
+}
+
+const Token = Type.String({ maxLength: 200, description: 'The token from the emailed link' });
+const EmailBody = Type.Object({ email: Type.String({ maxLength: 320 }) }, { additionalProperties: false });
+const Accepted = Type.Object({ message: Type.String() }, { description: 'Accepted' });
+const HtmlPage = Type.String({ description: 'An HTML page' });
+
+const linkTitles: Record<string, string> = {
+  email_token_invalid: 'This link is not valid',
+  email_token_expired: 'This link has expired',
+  email_token_used: 'This link was already used',
+  email_already_registered: 'This address is already in use',
+};
+
+/** One query parameter as a string ("" when absent or repeated): pages answer with a page, never a JSON error. */
+const queryToken = (query: unknown): string => {
+  const v = (query as Record<string, unknown> | undefined)?.token;
+  return typeof v === 'string' ? v : '';
+};
+
+function html(reply: FastifyReply, status: number, body: string) {
+  return reply.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
+}
+
+/** Adds `error=<code>` to an app URL. */
+function withParams(url: string, params: Record<string, string>): string {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+  return u.toString();
+}
+
+export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async (app, opts) => {
+  const { accounts, flows, appName } = opts;
+  const auth = authenticate(opts.sessions);
+
+  /** A token error as a page (400) or, for the other errors, the normal JSON error. */
+  function linkError(reply: FastifyReply, err: unknown) {
+    if (!(err instanceof AppError) || !(err.code in linkTitles)) throw err;
+    return html(reply, err.status, errorPage(appName, linkTitles[err.code] ?? 'Error', err.message, err.code));
+  }
+
+  app.get('/auth/confirm-email', {
+    schema: {
+      tags: ['email'],
+      summary: 'Open an emailed confirmation link (HTML page, or a redirect to EMAIL_CONFIRMED_REDIRECT_URL)',
+      querystring: Type.Object({ token: Type.Optional(Type.String()) }),
+      produces: ['text/html'],
+      response: { 200: HtmlPage, 303: Type.Null({ description: 'Redirect to EMAIL_CONFIRMED_REDIRECT_URL' }), 400: HtmlPage },
+    },
+  }, async (request, reply) => {
+    const redirect = opts.emailConfirmedRedirectUrl;
+    try {
+      const user = await flows.confirmEmail(queryToken(request.query));
+      if (redirect) return reply.redirect(withParams(redirect, { email_confirmed: 'true' }), 303);
+      return html(reply, 200, messagePage(appName, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
+    } catch (err) {
+      if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
+      return linkError(reply, err);
+    }
+  });
+
+  app.post('/auth/confirm-email', {
+    schema: {
+      tags: ['email'],
+      summary: 'Confirm an email address with the emailed token (for apps)',
+      description: 'Confirms the address of a new account, or completes an email change. Returns the user.',
+      body: Type.Object({ token: Token }, { additionalProperties: false }),
+      response: { 200: UserBody, ...errorResponses(400, 409, 422) },
+    },
+  }, async (request) => toUserBody(await flows.confirmEmail(request.body.token)));
+
+  app.post('/auth/confirm-email/resend', {
+    schema: {
+      tags: ['email'],
+      summary: 'Send the confirmation email again',
+      description: 'Always 202 with the same body, whether or not the account exists or is confirmed. At most one mail per address per EMAIL_RESEND_INTERVAL and EMAIL_HOURLY_LIMIT per hour; extra requests are silently dropped.',
+      body: EmailBody,
+      response: { 202: Accepted, ...errorResponses(422) },
+    },
+  }, async (request, reply) => {
+    await flows.resendConfirmation(request.body.email);
+    return reply.status(202).send({ message: 'If this address belongs to an account that is not confirmed yet, a new confirmation email is on its way.' });
+  });
+
+  app.post('/auth/password/forgot', {
+    schema: {
+      tags: ['email'],
+      summary: 'Email a password reset link',
+      description: 'Always 202 with the same body, whether or not the account exists. A newer link replaces older ones. Capped per address like the confirmation resend.',
+      body: EmailBody,
+      response: { 202: Accepted, ...errorResponses(422) },
+    },
+  }, async (request, reply) => {
+    await flows.requestPasswordReset(request.body.email);
+    return reply.status(202).send({ message: 'If this address belongs to an account, a password reset email is on its way.' });
+  });
+
+  app.get('/auth/password/reset', {
+    schema: {
+      tags: ['email'],
+      summary: 'Open an emailed reset link: the new-password form (or a redirect to PASSWORD_RESET_URL with the token)',
+      querystring: Type.Object({ token: Type.Optional(Type.String()) }),
+      produces: ['text/html'],
+      response: { 200: HtmlPage, 302: Type.Null({ description: 'Redirect to PASSWORD_RESET_URL?token=…' }), 400: HtmlPage },
+    },
+  }, async (request, reply) => {
+    const token = queryToken(request.query);
+    if (opts.passwordResetUrl) return reply.redirect(withParams(opts.passwordResetUrl, { token }), 302);
+    try {
+      const { email } = await flows.checkResetToken(token);
+      return html(reply, 200, resetFormPage(appName, { token, email }));
+    } catch (err) {
+      return linkError(reply, err);
+    }
+  });
+
+  app.post('/auth/password/reset', {
+    schema: {
+      tags: ['email'],
+      summary: 'Set a new password with the emailed token; ends every session of the account',
+      description: 'JSON for apps (204). The HTML form of GET /auth/password/reset posts here form-encoded and gets a page back.',
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
+      body: Type.Object({ token: Token, password: Password }),
+      response: { 204: NoContent, 200: HtmlPage, ...errorResponses(400, 422) },
+    },
+  }, async (request, reply) => {
+    const { token, password } = request.body;
+    const fromForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    if (!fromForm) {
+      await flows.resetPassword(token, password);
+      return reply.status(204).send(null);
+    }
+    try {
+      await flows.resetPassword(token, password);
+      return html(reply, 200, messagePage(appName, 'Password changed', 'Your new password is set and every device was signed out. You can now sign in with it.'));
+    } catch (err) {
+      if (err instanceof AppError && err.status === 422) {
+        const { email } = await flows.checkResetToken(token).catch(() => ({ email: '' }));
+        return html(reply, 422, resetFormPage(appName, { token, email, error: err.message }));
+      }
+      return linkError(reply, err);
+    }
+  });
+
+  app.post('/users/me/email', {
+    preHandler: [auth],
+    schema: {
+      tags: ['users'],
+      summary: 'Change your email address (needs your password)',
+      description: 'Sends a confirmation link to the new address and a notice to the current one. The address changes only when the link is opened.',
+      security: secured,
+      body: Type.Object({ new_email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
+      response: { 202: Accepted, ...errorResponses(401, 403, 409, 422) },
+    },
+  }, async (request, reply) => {
+    await accounts.requestEmailChange(caller(request).token.sub, request.body.new_email, request.body.password);
+    return reply.status(202).send({ message: 'Open the link we sent to the new address to finish the change.' });
+  });
+};

@@ -1,0 +1,50 @@
+import type { OutgoingMail } from '../../infra/mailer.js';
+import type { SecretBox } from '../../infra/secret-box.js';
+import type { OutboxRow } from '../outbox/tables.js';
+import { EMAIL_KINDS, type EmailKind, type Templates } from './templates.js';
+
+/** Where each kind's link points. Links are built from PUBLIC_URL only, never from a request. */
+const linkPaths: Partial<Record<EmailKind, string>> = {
+  confirm_email: '/auth/confirm-email',
+  email_change_confirm: '/auth/confirm-email',
+  password_reset: '/auth/password/reset',
+};
+
+export class ComposeError extends Error {
+  override name = 'ComposeError';
+}
+
+export interface ComposerOptions {
+  templates: Templates;
+  box: SecretBox;
+  publicUrl: string;
+  appName: string;
+  from: string;
+}
+
+/** Turns an outbox row into a message: the link (from the sealed token), then the templates. */
+export function createComposer(opts: ComposerOptions) {
+  const domain = new URL(opts.publicUrl).hostname || 'tessera.local';
+  return (row: OutboxRow): OutgoingMail => {
+    if (!(EMAIL_KINDS as readonly string[]).includes(row.kind)) throw new ComposeError(`unknown email kind "${row.kind}"`);
+    const kind = row.kind as EmailKind;
+    const vars: Record<string, string> = { ...row.payload, app_name: opts.appName, email: row.recipient };
+    const path = linkPaths[kind];
+    if (path) {
+      const token = row.sealedSecret ? opts.box.open(row.sealedSecret) : null;
+      if (!token) throw new ComposeError('the link token cannot be decrypted (was the signing key replaced?)');
+      vars.link = `${opts.publicUrl}${path}?token=${encodeURIComponent(token)}`;
+    }
+    const rendered = opts.templates.render(kind, vars);
+    return {
+      id: row.id,
+      // Stable across retries, so a receiving system can recognise a duplicate.
+      messageId: `<${row.id}@${domain}>`,
+      from: opts.from,
+      to: row.recipient,
+      ...rendered,
+    };
+  };
+}
+
+export type Composer = ReturnType<typeof createComposer>;

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built-in templates; EMAIL_TEMPLATES_DIR may override any of their files. */
+export const defaultTemplatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/email');
+
+export const EMAIL_KINDS = ['confirm_email', 'password_reset', 'password_changed', 'email_change_confirm', 'email_change_notice'] as const;
+export type EmailKind = (typeof EMAIL_KINDS)[number];
+
+export interface RenderedEmail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+
+/** Replaces `{{name}}`; an unknown name is an error, so a typo in a template never ships a blank link. */
+function fill(template: string, vars: Record<string, string>, escape: (s: string) => string, file: string): string {
+  return template.replace(/\{\{\s*([a-z_]+)\s*\}\}/g, (_, name: string) => {
+    const value = vars[name];
+    if (value === undefined) throw new TemplateError(`${file}: unknown placeholder {{${name}}}`);
+    return escape(value);
+  });
+}
+
+/**
+ * Loads every template once (an override first, else the built-in file), so a
+ * missing or unreadable file stops the process at start, not at the first send.
+ */
+export function loadTemplates(overrideDir: string | null) {
+  const parts = ['subject.txt', 'txt', 'html'] as const;
+  const files = new Map<string, { source: string; file: string }>();
+  for (const kind of EMAIL_KINDS) {
+    for (const part of parts) {
+      const name = `${kind}.${part}`;
+      const candidates = overrideDir ? [path.join(overrideDir, name), path.join(defaultTemplatesDir, name)] : [path.join(defaultTemplatesDir, name)];
+      let loaded: { source: string; file: string } | null = null;
+      for (const file of candidates) {
+        try {
+          loaded = { source: readFileSync(file, 'utf8'), file };
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TemplateError(`cannot read ${file}: ${(err as Error).message}`);
+        }
+      }
+      if (!loaded) throw new TemplateError(`missing email template ${name}`);
+      files.set(name, loaded);
+    }
+  }
+  const get = (name: string) => files.get(name) as { source: string; file: string };
+
+  return {
+    render(kind: EmailKind, vars: Record<string, string>): RenderedEmail {
+      const subject = get(`${kind}.subject.txt`);
+      const text = get(`${kind}.txt`);
+      const html = get(`${kind}.html`);
+      return {
+        // One line: a newline in a subject would be a header injection.
+        subject: fill(subject.source, vars, (s) => s, subject.file).replace(/\s+/g, ' ').trim(),
+        text: fill(text.source, vars, (s) => s, text.file),
+        html: fill(html.source, vars, escapeHtml, html.file),
+      };
+    },
+  };
+}
+
+export type Templates = ReturnType<typeof loadTemplates>;

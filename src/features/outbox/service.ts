@@ -1,0 +1,56 @@
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import type { SecretBox } from '../../infra/secret-box.js';
+import type { EmailKind } from '../email/templates.js';
+import * as repo from './repo.js';
+
+export interface OutboxMessage {
+  kind: EmailKind;
+  to: string;
+  /** Template variables; never a secret (they stay readable in the database). */
+  vars: Record<string, string>;
+  /** The link token: kept encrypted until the message is sent, then erased. */
+  secret?: string;
+}
+
+export interface SendCaps {
+  /** Minimum seconds between two messages of this kind to one address. */
+  intervalSeconds: number;
+  hourlyLimit: number;
+}
+
+export type OutboxService = ReturnType<typeof createOutboxService>;
+
+export function createOutboxService(deps: { clock: Clock; box: SecretBox }) {
+  const { clock, box } = deps;
+  const listeners = new Set<() => void>();
+
+  return {
+    /** Writes a message in the caller's transaction: it is sent if and only if that transaction commits. */
+    async add(tx: Database, m: OutboxMessage): Promise<string> {
+      return repo.insertMessage(tx, { kind: m.kind, recipient: m.to, payload: m.vars, sealedSecret: m.secret ? box.seal(m.secret) : null, now: clock.now() });
+    },
+
+    /**
+     * Whether one more message of `kind` may go to `to` now (resend and forgot
+     * caps). Serialises concurrent requests for one address; call it inside the
+     * transaction that writes the message.
+     */
+    async allowed(tx: Database, to: string, kind: EmailKind, caps: SendCaps): Promise<boolean> {
+      await repo.lockRecipient(tx, to);
+      const now = clock.now().getTime();
+      const recent = await repo.recentTo(tx, to, kind, new Date(now - 3600_000));
+      if (recent.count >= caps.hourlyLimit) return false;
+      return !recent.latest || recent.latest.getTime() <= now - caps.intervalSeconds * 1000;
+    },
+
+    /** Call after the transaction commits: the sender looks at once instead of at its next poll. */
+    committed(): void {
+      for (const listener of listeners) listener();
+    },
+
+    onCommitted(listener: () => void): void {
+      listeners.add(listener);
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Logger } from 'pino';
+import type { SmtpConfig } from '../config.js';
+
+export interface OutgoingMail {
+  /** The outbox row: names the .eml file and makes the Message-ID stable across retries. */
+  id: string;
+  messageId: string;
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface Mailer {
+  /** Resolves once the message is accepted (by the SMTP server, or written to disk). */
+  send(mail: OutgoingMail): Promise<void>;
+  close(): void;
+}
+
+/** A failure that retrying will not fix (an SMTP 5xx reply: unknown mailbox, bad credentials, rejected sender). */
+export function isPermanentMailError(err: unknown): boolean {
+  const code = (err as { responseCode?: unknown } | null)?.responseCode;
+  return typeof code === 'number' && code >= 500 && code < 600;
+}
+
+/** One line about a send failure, without the message or credentials. */
+export function describeMailError(err: unknown): string {
+  const e = err as { responseCode?: number; response?: string; code?: string; message?: string } | null;
+  if (e?.responseCode) return `SMTP ${e.responseCode}: ${(e.response ?? '').slice(0, 300)}`;
+  return `${e?.code ? `${e.code}: ` : ''}${(e?.message ?? String(err)).slice(0, 300)}`;
+}
+
+/** nodemailer over SMTP; a small connection pool so a busy worker reuses connections. */
+export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mailer {
+  const transport = nodemailer.createTransport({
+    pool: true,
+    maxConnections,
+    maxMessages: 100,
+    host: smtp.host,
+    port: smtp.port,
+    secure: smtp.secure,
+    ...(smtp.username ? { auth: { user: smtp.username, pass: smtp.password ?? '' } } : {}),
+    connectionTimeout: smtp.timeoutMs,
+    greetingTimeout: smtp.timeoutMs,
+    socketTimeout: smtp.timeoutMs,
+  });
+  return {
+    async send(mail) {
+      await transport.sendMail({
+        messageId: mail.messageId,
+        from: mail.from,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+      });
+    },
+    close: () => transport.close(),
+  };
+}
+
+/**
+ * Development without SMTP: each message becomes DATA_DIR/mail/<id>.eml (open it
+ * with any mail client) and its links are logged, so the flows can be clicked through.
+ */
+export function createFileMailer(dir: string, logger: Pick<Logger, 'info'>): Mailer {
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    async send(mail) {
+      const info = await transport.sendMail({
+        messageId: mail.messageId,
+        from: mail.from,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+      });
+      mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, `${mail.id}.eml`);
+      // Written whole or not at all: a crash never leaves half a message behind.
+      writeFileSync(`${file}.tmp`, info.message as Buffer);
+      renameSync(`${file}.tmp`, file);
+      const links = mail.text.match(/https?:\/\/\S+/g) ?? [];
+      logger.info({ to: mail.to, subject: mail.subject, file, links }, 'email written to a file (SMTP_SERVER is not set)');
+    },
+    close: () => transport.close(),
+  };
+}
