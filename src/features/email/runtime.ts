@@ -51,7 +51,7 @@ export function createConfiguredDelivery(config: Config, deps: { db: Database; c
 }
 
 /** The relay from the outbox to the BullMQ queue (REDIS_URL), with the queue it owns. */
-export function createConfiguredRelay(config: Config & { redisUrl: string }, deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> }): { relay: Poller; close(): Promise<void> } {
+export function createConfiguredRelay(config: Config & { redisUrl: string }, deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> }): { relay: Poller; close: () => Promise<void> } {
   // BullMQ's attempts leave room for a stalled job; the outbox row decides when a message has failed.
   const queue = createEmailQueue({ redisUrl: config.redisUrl, attempts: config.email.maxAttempts + 2, retryDelayMs: config.email.retryDelayMs, logger: deps.logger });
   const relay = createRelay({
