@@ -91,6 +91,8 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
       SERVER_PORT: String(env.port),
       WORKERS: String(env.workers),
       BCRYPT_ROUNDS: String(env.rounds),
+      // The bench signs users in right after registering them.
+      REQUIRE_EMAIL_VERIFICATION: 'false',
       LOG_LEVEL: 'warn',
       DATA_DIR: env.dataDir,
       NODE_ENV: 'development',

@@ -61,6 +61,8 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
   }
 
   app.get('/auth/confirm-email', {
+    // A malformed query (a repeated token) gets the error page below, not a JSON 422.
+    attachValidation: true,
     schema: {
       tags: ['email'],
       summary: 'Open an emailed confirmation link (HTML page, or a redirect to EMAIL_CONFIRMED_REDIRECT_URL)',
@@ -117,6 +119,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
   });
 
   app.get('/auth/password/reset', {
+    attachValidation: true,
     schema: {
       tags: ['email'],
       summary: 'Open an emailed reset link: the new-password form (or a redirect to PASSWORD_RESET_URL with the token)',
