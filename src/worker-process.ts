@@ -13,11 +13,11 @@ const toJobResult = (o: DeliveryOutcome): JobResult => {
     case 'skipped':
       return { kind: 'done' };
     case 'retry':
-      return { kind: 'retry', error: o.error };
+      return { kind: 'delay', until: o.retryAt };
     case 'failed':
       return { kind: 'give_up', error: o.error };
     case 'busy':
-      return { kind: 'delay', until: o.until };
+      return { kind: 'delay', until: new Date(o.until.getTime() + 100) };
   }
 };
 
@@ -38,7 +38,11 @@ export async function runWorker(config: Config): Promise<void> {
   const deliver = createConfiguredDelivery(config, { db: database.db, clock: systemClock, keys: ring, mailer, logger });
   const worker = createEmailWorker(
     { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), logger },
-    async (outboxId) => toJobResult(await deliver(outboxId, 'queued')),
+    async (outboxId) => {
+      const outcome = await deliver(outboxId, 'queued');
+      logger.debug({ outboxId, outcome: outcome.kind }, 'email job processed');
+      return toJobResult(outcome);
+    },
   );
   // The worker relays too, so rows re-queued by `tessera outbox retry` move even when no API server runs.
   const { relay, close: closeQueue } = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock: systemClock, logger });

@@ -35,7 +35,13 @@ export function createPoller(tick: () => Promise<boolean>, intervalMs: number, o
       .then((more) => {
         if (more) again = true;
       })
-      .catch((err: unknown) => onError(err))
+      .catch((err: unknown) => {
+        try {
+          onError(err);
+        } catch {
+          // a failing error reporter must not stop the loop
+        }
+      })
       .finally(() => {
         running = null;
         schedule(again ? 0 : intervalMs);

@@ -9,8 +9,13 @@ export interface EmailJobData {
   outboxId: string;
 }
 
-/** What the processor tells BullMQ: done, retry with backoff, give up, or wait until a time. */
-export type JobResult = { kind: 'done' } | { kind: 'retry'; error: string } | { kind: 'give_up'; error: string } | { kind: 'delay'; until: Date };
+/**
+ * What the processor tells BullMQ: done, give up, or run again at a time. The
+ * outbox row counts attempts and sets the backoff, so the worker's settings
+ * decide them, not those of whichever process added the job. BullMQ's own
+ * attempts and backoff only cover a processor that throws (database down).
+ */
+export type JobResult = { kind: 'done' } | { kind: 'give_up'; error: string } | { kind: 'delay'; until: Date };
 
 export interface EmailQueueOptions {
   redisUrl: string;
@@ -21,12 +26,12 @@ export interface EmailQueueOptions {
 }
 
 /**
- * The producer side. Its connection does not queue commands while Redis is
- * down: adding fails at once, so the relay's transaction rolls back and the
- * rows wait in the outbox.
+ * The producer side. While Redis is down, adding fails at once (no waiting in
+ * a client-side queue), so the relay's transaction rolls back and the rows
+ * wait in the outbox; a command that hangs is cut off by `commandTimeout`.
  */
 export function createEmailQueue(opts: EmailQueueOptions) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000 });
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000 });
   let warned = false;
   connection.on('error', (err: Error) => {
     if (!warned) opts.logger.warn({ err: err.message }, 'Redis (job queue) unreachable; reconnecting');
@@ -89,13 +94,11 @@ export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: 
       switch (result.kind) {
         case 'done':
           return;
-        case 'retry':
-          throw new Error(result.error);
         case 'give_up':
           throw new UnrecoverableError(result.error);
         case 'delay':
-          // Another worker holds the row: come back when its claim ends, without spending an attempt.
-          await job.moveToDelayed(result.until.getTime() + 100, token);
+          // A retry after its backoff, or another worker holds the row until its claim ends.
+          await job.moveToDelayed(result.until.getTime(), token);
           throw new DelayedError();
       }
     },
@@ -108,6 +111,8 @@ export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: 
     },
   );
   worker.on('error', (err) => opts.logger.warn({ err: err.message }, 'job worker error'));
+  worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'email job failed'));
+  worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, 'email job stalled (its worker died?); another worker takes it over'));
   return {
     worker,
     /** Stops taking jobs and waits for the running ones. */

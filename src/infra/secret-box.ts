@@ -23,13 +23,15 @@ export function createSecretBox(keys: KeyRing): SecretBox {
       return `v1.${key.kid}.${iv.toString('base64url')}.${body.toString('base64url')}`;
     },
     open(sealed) {
-      const [version, kid, ivText, bodyText] = sealed.split('.');
+      const parts = sealed.split('.');
+      const [version, kid, ivText, bodyText] = parts;
       const key = kid ? keys.byKid(kid) : undefined;
-      if (version !== 'v1' || !key || !ivText || !bodyText) return null;
+      if (parts.length !== 4 || version !== 'v1' || !key || !ivText || !bodyText) return null;
+      const iv = Buffer.from(ivText, 'base64url');
       const body = Buffer.from(bodyText, 'base64url');
-      if (body.length < 16) return null;
+      if (iv.length !== 12 || body.length < 16) return null;
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key.sealSecret, Buffer.from(ivText, 'base64url'));
+        const decipher = createDecipheriv('aes-256-gcm', key.sealSecret, iv);
         decipher.setAAD(Buffer.from(kid ?? ''));
         decipher.setAuthTag(body.subarray(body.length - 16));
         return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');

@@ -38,7 +38,7 @@ describe('loadConfig defaults', () => {
     expect(c.jwt.refreshReuseGraceSeconds).toBe(10);
     expect(c.jwt.privateKeyPem).toBeNull();
     expect(c.passwords.bcryptRounds).toBe(12);
-    expect(c.requireEmailVerification).toBe(false);
+    expect(c.requireEmailVerification).toBe(true);
     expect(c.debug).toBe(false);
     expect(c.trustProxy).toBe(false);
     expect(c.database.url).toBeNull();
@@ -127,18 +127,28 @@ describe('validation', () => {
     expect(configError({ SERVER_PORT: '80.5' }).problems[0]).toMatch(/^SERVER_PORT:/);
   });
 
-  it('in production, requires PRIVATE_KEY and a database, naming both', () => {
+  it('in production, requires PRIVATE_KEY, a database and SMTP_SERVER, naming each', () => {
     const err = configError({ NODE_ENV: 'production' });
-    expect(err.problems).toHaveLength(2);
+    expect(err.problems).toHaveLength(3);
     expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
+    expect(err.problems.some((p) => p.startsWith('SMTP_SERVER'))).toBe(true);
   });
 
-  it('in production, runs once PRIVATE_KEY and a database are set', () => {
-    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera' });
+  it('in production without SMTP_SERVER, SMTP_SERVER is the one problem', () => {
+    const err = configError({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera' });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^SMTP_SERVER\b/);
+    expect(err.problems[0]).toContain('NODE_ENV=production');
+    expect(err.message).toContain('SMTP_SERVER');
+  });
+
+  it('in production, runs once PRIVATE_KEY, a database and SMTP_SERVER are set', () => {
+    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com' });
     expect(c.env).toBe('production');
     expect(c.jwt.privateKeyPem).toBe(pem.trim());
-    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p' });
+    expect(c.email.smtp?.host).toBe('smtp.example.com');
+    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com' });
     expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
   });
 
@@ -230,5 +240,164 @@ describe('TRUST_PROXY', () => {
       expect(err.problems, value).toHaveLength(1);
       expect(err.problems[0]).toMatch(/^TRUST_PROXY:/);
     }
+  });
+});
+
+describe('REDIS_URL', () => {
+  it('is null by default and reads a redis:// or rediss:// URL', () => {
+    expect(loadConfig({}).redisUrl).toBeNull();
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379/0' }).redisUrl).toBe('redis://cache:6379/0');
+    expect(loadConfig({ REDIS_URL: 'rediss://:secret@cache.example.com:6380' }).redisUrl).toBe('rediss://:secret@cache.example.com:6380');
+  });
+
+  it('CELERY_BROKER_URL is an alias; REDIS_URL wins when both are set', () => {
+    expect(loadConfig({ CELERY_BROKER_URL: 'redis://broker:6379/1' }).redisUrl).toBe('redis://broker:6379/1');
+    const both = loadConfig({ REDIS_URL: 'redis://primary:6379/0', CELERY_BROKER_URL: 'redis://broker:6379/1' });
+    expect(both.redisUrl).toBe('redis://primary:6379/0');
+  });
+
+  it('a URL that is not redis is a problem, without echoing its password', () => {
+    for (const REDIS_URL of ['amqp://guest:Sup3rS3cret@rabbit:5672//', 'http://cache:6379', 'not a url']) {
+      const err = configError({ REDIS_URL });
+      expect(err.problems, REDIS_URL).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^REDIS_URL:/);
+      expect(err.message).not.toContain('Sup3rS3cret');
+    }
+    const celery = configError({ CELERY_BROKER_URL: 'amqp://guest:guest@rabbit:5672//' });
+    expect(celery.problems).toHaveLength(1);
+    expect(celery.problems[0]).toMatch(/^CELERY_BROKER_URL:/);
+  });
+});
+
+describe('SMTP', () => {
+  it('without SMTP_SERVER there is no SMTP (mail goes to files)', () => {
+    expect(loadConfig({}).email.smtp).toBeNull();
+    // Port and credentials alone do not turn SMTP on.
+    expect(loadConfig({ SMTP_PORT: '25', SMTP_USERNAME: 'u' }).email.smtp).toBeNull();
+  });
+
+  it('defaults to port 587 with STARTTLS, no credentials and a 20 s timeout', () => {
+    expect(loadConfig({ SMTP_SERVER: 'smtp.example.com' }).email.smtp).toEqual({
+      host: 'smtp.example.com',
+      port: 587,
+      secure: false,
+      username: null,
+      password: null,
+      timeoutMs: 20000,
+    });
+  });
+
+  it('port 465 implies TLS from the first byte, 587 does not, SMTP_SECURE overrides both ways', () => {
+    const smtp = (env: Record<string, string>) => loadConfig({ SMTP_SERVER: 'smtp.example.com', ...env }).email.smtp!;
+    expect(smtp({ SMTP_PORT: '465' }).secure).toBe(true);
+    expect(smtp({ SMTP_PORT: '587' }).secure).toBe(false);
+    expect(smtp({ SMTP_PORT: '25' }).secure).toBe(false);
+    expect(smtp({ SMTP_PORT: '465', SMTP_SECURE: 'false' }).secure).toBe(false);
+    expect(smtp({ SMTP_PORT: '587', SMTP_SECURE: 'true' }).secure).toBe(true);
+    expect(smtp({ SMTP_PORT: '2525', SMTP_SECURE: 'yes' })).toMatchObject({ port: 2525, secure: true });
+  });
+
+  it('reads the credentials and the timeout', () => {
+    const smtp = loadConfig({ SMTP_SERVER: 'smtp.example.com', SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'pw', SMTP_TIMEOUT_MS: '5000' }).email.smtp!;
+    expect(smtp).toMatchObject({ username: 'mailer', password: 'pw', timeoutMs: 5000 });
+  });
+
+  it('a bad SMTP_PORT or SMTP_SECURE is a problem', () => {
+    const err = configError({ SMTP_SERVER: 'smtp.example.com', SMTP_PORT: '70000', SMTP_SECURE: 'sometimes' });
+    expect(err.problems).toHaveLength(2);
+    expect(err.problems.some((p) => p.startsWith('SMTP_PORT:'))).toBe(true);
+    expect(err.problems.some((p) => p.startsWith('SMTP_SECURE:'))).toBe(true);
+  });
+});
+
+describe('email settings', () => {
+  it('defaults', () => {
+    const c = loadConfig({});
+    expect(c.requireEmailVerification).toBe(true);
+    expect(c.appName).toBe('Tessera');
+    expect(c.email.confirmTtlSeconds).toBe(86400);
+    expect(c.email.passwordResetTtlSeconds).toBe(1800);
+    expect(c.email.workerConcurrency).toBe(5);
+    expect(c.email.from).toBe('Tessera <no-reply@localhost>');
+    expect(c.email.templatesDir).toBeNull();
+    expect(c.email.emailConfirmedRedirectUrl).toBeNull();
+    expect(c.email.passwordResetUrl).toBeNull();
+  });
+
+  it('REQUIRE_EMAIL_VERIFICATION can be turned off', () => {
+    expect(loadConfig({ REQUIRE_EMAIL_VERIFICATION: 'false' }).requireEmailVerification).toBe(false);
+    expect(loadConfig({ REQUIRE_EMAIL_VERIFICATION: '0' }).requireEmailVerification).toBe(false);
+  });
+
+  it('SMTP_FROM defaults to APP_NAME at the PUBLIC_URL host; SMTP_FROM set wins', () => {
+    const c = loadConfig({ APP_NAME: 'Acme ID', PUBLIC_URL: 'https://auth.acme.example:8443/base/' });
+    expect(c.appName).toBe('Acme ID');
+    expect(c.email.from).toBe('Acme ID <no-reply@auth.acme.example>');
+    expect(loadConfig({ PUBLIC_URL: 'https://auth.acme.example' }).email.from).toBe('Tessera <no-reply@auth.acme.example>');
+    expect(loadConfig({ SMTP_FROM: 'Support <help@acme.example>', APP_NAME: 'Acme ID' }).email.from).toBe('Support <help@acme.example>');
+  });
+
+  it('EMAIL_TEMPLATES_DIR resolves to an absolute path', () => {
+    expect(loadConfig({ EMAIL_TEMPLATES_DIR: 'my-templates' }).email.templatesDir).toBe(path.resolve('my-templates'));
+  });
+
+  it('WORKER_CONCURRENCY is read and range-checked', () => {
+    expect(loadConfig({ WORKER_CONCURRENCY: '12' }).email.workerConcurrency).toBe(12);
+    expect(configError({ WORKER_CONCURRENCY: '0' }).problems[0]).toMatch(/^WORKER_CONCURRENCY:/);
+  });
+
+  const goodDurations: Array<[string, number]> = [
+    ['90', 90],
+    ['120s', 120],
+    ['30m', 1800],
+    ['24h', 86400],
+    ['7d', 604800],
+    ['2H', 7200],
+  ];
+
+  it.each(goodDurations)('EMAIL_CONFIRM_TTL and PASSWORD_RESET_TTL accept %s (= %i s)', (value, seconds) => {
+    expect(loadConfig({ EMAIL_CONFIRM_TTL: value }).email.confirmTtlSeconds).toBe(seconds);
+    expect(loadConfig({ PASSWORD_RESET_TTL: value }).email.passwordResetTtlSeconds).toBe(seconds);
+  });
+
+  it('45s is read as 45 seconds: allowed for EMAIL_RESEND_INTERVAL, below the 60 s minimum of the TTLs', () => {
+    expect(loadConfig({ EMAIL_RESEND_INTERVAL: '45s' }).email.resendIntervalSeconds).toBe(45);
+    expect(loadConfig({ EMAIL_RESEND_INTERVAL: '90' }).email.resendIntervalSeconds).toBe(90);
+    expect(loadConfig({ EMAIL_RESEND_INTERVAL: '2m' }).email.resendIntervalSeconds).toBe(120);
+    const err = configError({ EMAIL_CONFIRM_TTL: '45s', PASSWORD_RESET_TTL: '45s' });
+    expect(err.problems).toHaveLength(2);
+    expect(err.problems.every((p) => p.includes('"45s"'))).toBe(true);
+  });
+
+  it.each(['abc', '0', '-5', '5w', '1.5h', '30 minutes', 'h'])('EMAIL_CONFIRM_TTL and PASSWORD_RESET_TTL reject %j', (value) => {
+    const err = configError({ EMAIL_CONFIRM_TTL: value, PASSWORD_RESET_TTL: value });
+    expect(err.problems).toHaveLength(2);
+    const confirm = err.problems.find((p) => p.startsWith('EMAIL_CONFIRM_TTL:'));
+    const reset = err.problems.find((p) => p.startsWith('PASSWORD_RESET_TTL:'));
+    expect(confirm).toContain(`"${value}"`);
+    expect(reset).toContain(`"${value}"`);
+  });
+
+  it('rejects durations out of range (confirm: 60 s to 30 days; reset: 60 s to 7 days)', () => {
+    expect(loadConfig({ EMAIL_CONFIRM_TTL: '30d', PASSWORD_RESET_TTL: '7d' }).email).toMatchObject({ confirmTtlSeconds: 30 * 86400, passwordResetTtlSeconds: 7 * 86400 });
+    expect(loadConfig({ EMAIL_CONFIRM_TTL: '60', PASSWORD_RESET_TTL: '1m' }).email).toMatchObject({ confirmTtlSeconds: 60, passwordResetTtlSeconds: 60 });
+
+    const tooLong = configError({ EMAIL_CONFIRM_TTL: '31d', PASSWORD_RESET_TTL: '8d' });
+    expect(tooLong.problems).toHaveLength(2);
+    expect(tooLong.problems.some((p) => p.startsWith('EMAIL_CONFIRM_TTL:') && p.includes('"31d"'))).toBe(true);
+    expect(tooLong.problems.some((p) => p.startsWith('PASSWORD_RESET_TTL:') && p.includes('"8d"'))).toBe(true);
+
+    const tooShort = configError({ EMAIL_CONFIRM_TTL: '59', PASSWORD_RESET_TTL: '45s' });
+    expect(tooShort.problems).toHaveLength(2);
+    expect(tooShort.problems.some((p) => p.startsWith('EMAIL_CONFIRM_TTL:'))).toBe(true);
+    expect(tooShort.problems.some((p) => p.startsWith('PASSWORD_RESET_TTL:'))).toBe(true);
+
+    // Beyond what a Number holds exactly: still a problem, not a silent huge TTL.
+    expect(configError({ PASSWORD_RESET_TTL: '99999999999999999999d' }).problems[0]).toMatch(/^PASSWORD_RESET_TTL:/);
+  });
+
+  it('a bad duration is reported together with other problems', () => {
+    const err = configError({ EMAIL_CONFIRM_TTL: 'abc', PASSWORD_RESET_TTL: '5w', REDIS_URL: 'http://x', SMTP_SERVER: 'smtp', SMTP_PORT: 'x' });
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual(['EMAIL_CONFIRM_TTL', 'PASSWORD_RESET_TTL', 'REDIS_URL', 'SMTP_PORT']);
   });
 });

@@ -8,6 +8,19 @@ export const defaultTemplatesDir = path.resolve(path.dirname(fileURLToPath(impor
 export const EMAIL_KINDS = ['confirm_email', 'password_reset', 'password_changed', 'email_change_confirm', 'email_change_notice'] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
+/** The variables each kind's templates may use; anything else is refused when the templates load. */
+const common = ['app_name', 'email', 'name'];
+const variables: Record<EmailKind, readonly string[]> = {
+  confirm_email: [...common, 'link', 'expires_in'],
+  password_reset: [...common, 'link', 'expires_in'],
+  password_changed: common,
+  email_change_confirm: [...common, 'link', 'expires_in'],
+  email_change_notice: [...common, 'new_email'],
+};
+
+/** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */
+const PLACEHOLDER = /\{\{\s*([^{}\s]+)\s*\}\}/g;
+
 export interface RenderedEmail {
   subject: string;
   text: string;
@@ -23,7 +36,7 @@ const escapeHtml = (s: string) =>
 
 /** Replaces `{{name}}`; an unknown name is an error, so a typo in a template never ships a blank link. */
 function fill(template: string, vars: Record<string, string>, escape: (s: string) => string, file: string): string {
-  return template.replace(/\{\{\s*([a-z_]+)\s*\}\}/g, (_, name: string) => {
+  return template.replace(PLACEHOLDER, (_, name: string) => {
     const value = vars[name];
     if (value === undefined) throw new TemplateError(`${file}: unknown placeholder {{${name}}}`);
     return escape(value);
@@ -32,7 +45,8 @@ function fill(template: string, vars: Record<string, string>, escape: (s: string
 
 /**
  * Loads every template once (an override first, else the built-in file), so a
- * missing or unreadable file stops the process at start, not at the first send.
+ * missing or unreadable file, or an unknown placeholder, stops the process at
+ * start, not at the first send.
  */
 export function loadTemplates(overrideDir: string | null) {
   const parts = ['subject.txt', 'txt', 'html'] as const;
@@ -51,6 +65,10 @@ export function loadTemplates(overrideDir: string | null) {
         }
       }
       if (!loaded) throw new TemplateError(`missing email template ${name}`);
+      const allowed = variables[kind];
+      for (const [, used = ''] of loaded.source.matchAll(PLACEHOLDER)) {
+        if (!allowed.includes(used)) throw new TemplateError(`${loaded.file}: unknown placeholder {{${used}}}; ${kind} templates can use ${allowed.map((v) => `{{${v}}}`).join(', ')}`);
+      }
       files.set(name, loaded);
     }
   }

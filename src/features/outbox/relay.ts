@@ -36,8 +36,10 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
         await repo.markQueued(tx, ids, now);
         return ids.length;
       });
-      if (failing) logger.info('job queue reachable again; relaying email');
-      failing = false;
+      if (failing && moved > 0) {
+        logger.info('job queue reachable again; relaying email');
+        failing = false;
+      }
       if (Date.now() - lastSweep > SWEEP_EVERY_MS) {
         lastSweep = Date.now();
         await db.transaction(async (tx) => {

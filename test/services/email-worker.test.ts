@@ -1,0 +1,248 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { eq } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { outbox } from '../../src/features/outbox/tables.js';
+import { EMAIL_QUEUE } from '../../src/infra/queue.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testKeys } from '../helpers/keys.js';
+import { OwnRedis } from '../helpers/redis-server.js';
+import { SmtpCatcher, linkIn, tokenIn } from '../helpers/smtp.js';
+import { PASSWORD, TEST_ISSUER, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+
+// The production shape: the API server relays the outbox to BullMQ on a Redis of this
+// test's own, `npm run worker` (a real child process) sends over real SMTP, on PostgreSQL.
+// Redis is stopped and started, SMTP refuses, and a worker is SIGKILLed mid-send.
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const tsx = ['--import', 'tsx'];
+
+let db: TestDatabase;
+let redis: OwnRedis;
+let smtp: SmtpCatcher;
+let t: TestApp;
+let privateKey: string;
+const workers = new Set<ChildProcess>();
+
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    DATABASE_URL: db.url ?? '',
+    REDIS_URL: redis.url,
+    SMTP_SERVER: '127.0.0.1',
+    SMTP_PORT: String(smtp.port),
+    // Claims last 3 s and a dead worker's job is taken over after 5 s: a crash test stays short.
+    SMTP_TIMEOUT_MS: '1000',
+    PUBLIC_URL: TEST_ISSUER,
+    PRIVATE_KEY: privateKey,
+    EMAIL_RETRY_DELAY_MS: '200',
+    EMAIL_MAX_ATTEMPTS: '4',
+    OUTBOX_POLL_INTERVAL_MS: '100',
+    ...extra,
+  };
+}
+
+interface Spawned {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnTs(script: string, args: string[], vars: NodeJS.ProcessEnv): Spawned {
+  const child = spawn(process.execPath, [...tsx, path.join(repo, script), ...args], { cwd: repo, env: vars, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  workers.add(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    workers.delete(child);
+    resolve(code);
+  }));
+  return { child, output: () => out, exited };
+}
+
+const startWorker = (extra: Record<string, string> = {}) => spawnTs('src/worker.ts', [], env(extra));
+
+async function cli(...args: string[]): Promise<{ code: number | null; output: string }> {
+  const p = spawnTs('src/cli.ts', args, env());
+  const code = await p.exited;
+  return { code, output: p.output() };
+}
+
+const rowsTo = async (to: string) => db.handle.db.select().from(outbox).where(eq(outbox.recipient, to));
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function register(email = uniqueEmail('worker')) {
+  const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } });
+  expect(res.statusCode, res.body).toBe(201);
+  return email;
+}
+
+beforeAll(async () => {
+  [db, redis, smtp] = await Promise.all([createTestDatabase(), OwnRedis.start(), SmtpCatcher.start()]);
+  privateKey = (await testKeys('RS256')).privateKey;
+  t = await createTestApp({
+    db,
+    env: { REDIS_URL: redis.url, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), REQUIRE_EMAIL_VERIFICATION: 'true', OUTBOX_POLL_INTERVAL_MS: '100' },
+  });
+});
+
+afterAll(async () => {
+  for (const w of workers) w.kill('SIGKILL');
+  await t?.close();
+  await Promise.all([db?.drop(), redis?.stop(), smtp?.close()]);
+});
+
+describe('with the worker running', () => {
+  let worker: Spawned;
+  beforeEach(async () => {
+    worker = startWorker();
+  });
+  afterEach(async () => {
+    worker.child.kill('SIGTERM');
+    const code = await worker.exited;
+    expect(code, worker.output()).toBe(0);
+  });
+
+  it('register → relay → BullMQ → worker → SMTP → confirm → sign in; then reset and email change', async () => {
+    const started = Date.now();
+    const email = await register();
+    const mail = await smtp.waitFor(email, /Confirm your email/, 20_000).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`);
+    });
+    console.log(`registration → SMTP delivery through Redis and the worker: ${Date.now() - started} ms (includes the worker's start-up)`);
+    expect(linkIn(mail).startsWith(`${TEST_ISSUER}/auth/confirm-email?token=`)).toBe(true);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/confirm-email', payload: { token: tokenIn(mail) } })).statusCode).toBe(200);
+    const signIn = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } });
+    expect(signIn.statusCode, signIn.body).toBe(200);
+    expect(await rowsTo(email)).toMatchObject([{ status: 'sent', attempts: 1, sealedSecret: null }]);
+
+    // A second registration, with the worker warm: the latency of one message.
+    const warm = Date.now();
+    const second = await register();
+    await smtp.waitFor(second, /Confirm/);
+    console.log(`registration → SMTP delivery, warm worker: ${Date.now() - warm} ms`);
+
+    expect((await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
+    const reset = await smtp.waitFor(email, /Reset your/);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token: tokenIn(reset), password: 'a brand new passphrase 42' } })).statusCode).toBe(204);
+    await smtp.waitFor(email, /password was changed/);
+    const fresh = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'a brand new passphrase 42' } });
+    expect(fresh.statusCode).toBe(200);
+
+    const moved = uniqueEmail('moved');
+    const change = await t.app.inject({ method: 'POST', url: '/users/me/email', headers: bearer(json(fresh).access_token as string), payload: { new_email: moved, password: 'a brand new passphrase 42' } });
+    expect(change.statusCode, change.body).toBe(202);
+    await smtp.waitFor(email, /about to change/);
+    const confirmNew = await smtp.waitFor(moved, /Confirm your new/);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/confirm-email', payload: { token: tokenIn(confirmNew) } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: moved, password: 'a brand new passphrase 42' } })).statusCode).toBe(200);
+  });
+
+  it('Redis down at registration: 201 at once, the mail waits in the outbox and goes out once Redis is back', async () => {
+    await redis.down();
+    const started = Date.now();
+    const email = await register();
+    expect(Date.now() - started).toBeLessThan(2000);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await rowsTo(email)).toMatchObject([{ status: 'pending' }]);
+    expect(smtp.messagesTo(email)).toHaveLength(0);
+    await redis.up();
+    await smtp.waitFor(email, /Confirm/, 30_000);
+    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+
+  it('SMTP refusing the first attempts: retried with backoff, delivered exactly once', async () => {
+    smtp.plan.push({ code: 451, message: 'greylisted' }, { code: 421, message: 'busy' });
+    const email = await register();
+    await smtp.waitFor(email, /Confirm/).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`);
+    });
+    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    expect((await rowsTo(email))[0]?.attempts).toBe(3);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+
+  it('a permanently failing message ends failed; `tessera outbox retry` delivers it once SMTP recovers', async () => {
+    smtp.plan.push({ code: 554, message: 'relay access denied' });
+    const email = await register();
+    await until(async () => (await rowsTo(email))[0]?.status === 'failed', 'failed');
+    const [row] = await rowsTo(email);
+    expect(row?.lastError).toContain('554');
+    const status = await cli('outbox', 'status');
+    expect(status.code, status.output).toBe(0);
+    expect(status.output).toContain(`failed ${row?.id} confirm_email to ${email}`);
+
+    const retry = await cli('outbox', 'retry', '--id', row?.id ?? '');
+    expect(retry.code, retry.output).toBe(0);
+    expect(retry.output).toContain('1 failed message re-queued');
+    await smtp.waitFor(email, /Confirm/);
+    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent after the retry');
+    expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+
+  it('a job delivered twice sends one email', async () => {
+    const email = await register();
+    await smtp.waitFor(email, /Confirm/);
+    const [row] = await rowsTo(email);
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(EMAIL_QUEUE, { connection });
+    try {
+      // The same outbox row under other job ids, twice at once.
+      await queue.addBulk([1, 2].map((n) => ({ name: 'send', data: { outboxId: row?.id }, opts: { jobId: `dup-${n}-${row?.id}` } })));
+      await until(async () => (await queue.getJobCounts('waiting', 'active', 'delayed')).waiting + (await queue.getJobCounts('active')).active === 0, 'the duplicate jobs to run');
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+});
+
+it('a worker SIGKILLed during a send: the message is still delivered, once', async () => {
+  const first = startWorker();
+  smtp.plan.push({ hold: true });
+  const email = await register();
+  await smtp.until(() => smtp.heldCount === 1, 20_000, 'the send to start');
+  first.child.kill('SIGKILL');
+  await first.exited;
+  smtp.dropHeld();
+  expect(smtp.messagesTo(email)).toHaveLength(0);
+  expect(await rowsTo(email)).toMatchObject([{ status: 'sending', attempts: 1 }]);
+
+  const second = startWorker();
+  try {
+    // BullMQ hands the stalled job to the new worker; the row's claim of the dead one runs out first.
+    await smtp.waitFor(email, /Confirm/, 30_000);
+    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    expect((await rowsTo(email))[0]?.attempts).toBe(2);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(smtp.messagesTo(email)).toHaveLength(1);
+  } finally {
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  }
+});
+
+it('the worker refuses to run without Redis or on the embedded database, saying why', async () => {
+  const noRedis = startWorker({ REDIS_URL: '' });
+  expect(await noRedis.exited).toBe(1);
+  expect(noRedis.output()).toContain('REDIS_URL');
+  const embedded = startWorker({ DATABASE_URL: '', DATA_DIR: path.join(repo, 'data-never-created') });
+  expect(await embedded.exited).toBe(1);
+  expect(embedded.output()).toContain('PGlite');
+});
