@@ -12,6 +12,10 @@ export interface BenchOptions {
   connections: number;
   /** When set, the server runs with --cpu-prof and writes its profiles here. */
   cpuProfDir: string | null;
+  /** Run the email delivery bench instead (`--email`). */
+  email: boolean;
+  /** Messages of the email throughput phase. */
+  messages: number;
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -30,6 +34,8 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
       duration: { type: 'string' },
       connections: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      email: { type: 'boolean' },
+      messages: { type: 'string' },
     },
     strict: true,
   });
@@ -44,5 +50,7 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
     // Enough concurrent logins to keep every core's hashing slots busy.
     connections: positiveInt('connections', values.connections, 4 * workers),
     cpuProfDir: values['cpu-prof'] ?? null,
+    email: values.email ?? false,
+    messages: positiveInt('messages', values.messages, 2000),
   };
 }

@@ -1,4 +1,5 @@
 // npm run bench [-- --workers N --rounds N --duration S --connections N --cpu-prof DIR]
+// npm run bench -- --email [--messages N]   (email delivery: see bench/email.ts)
 //
 // One run against a real PostgreSQL: builds the server, starts `node dist/main.js`
 // on a fresh database, measures the bcrypt ceiling, logins, refreshes and
@@ -32,6 +33,11 @@ const log = (msg: string) => console.error(`bench: ${msg}`);
 
 async function main(cleanup: Cleanup): Promise<void> {
   const opts = parseBenchArgs();
+  if (opts.email) {
+    const { runEmailBench } = await import('./email.js');
+    await runEmailBench(cleanup, { messages: opts.messages });
+    return;
+  }
   const machine = describeMachine();
   const args = process.argv.slice(2);
   const command = args.length ? `npm run bench -- ${args.join(' ')}` : 'npm run bench';

@@ -10,6 +10,8 @@ export interface ServerEnv {
   workers: number;
   rounds: number;
   dataDir: string;
+  /** More variables (they win over the bench's defaults). */
+  extra?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -96,6 +98,7 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
       LOG_LEVEL: 'warn',
       DATA_DIR: env.dataDir,
       NODE_ENV: 'development',
+      ...env.extra,
     },
   });
   const pid = child.pid;
