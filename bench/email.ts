@@ -13,7 +13,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { OwnRedis } from '../test/helpers/redis-server.js';
-import { Cleanup } from './cleanup.js';
+import type { Cleanup } from './cleanup.js';
 import { createBenchDatabase } from './database.js';
 import { describeMachine, describeRevision } from './machine.js';
 import { buildServer, freePort, startServer } from './server.js';
