@@ -34,6 +34,15 @@ export function describeMailError(err: unknown): string {
   return `${e?.code ? `${e.code}: ` : ''}${(e?.message ?? String(err)).slice(0, 300)}`;
 }
 
+const message = (mail: OutgoingMail) => ({
+  messageId: mail.messageId,
+  from: mail.from,
+  to: mail.to,
+  subject: mail.subject,
+  text: mail.text,
+  html: mail.html,
+});
+
 /** nodemailer over SMTP; a small connection pool so a busy worker reuses connections. */
 export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mailer {
   const transport = nodemailer.createTransport({
@@ -50,14 +59,7 @@ export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mail
   });
   return {
     async send(mail) {
-      await transport.sendMail({
-        messageId: mail.messageId,
-        from: mail.from,
-        to: mail.to,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-      });
+      await transport.sendMail(message(mail));
     },
     close: () => transport.close(),
   };
@@ -71,14 +73,7 @@ export function createFileMailer(dir: string, logger: Pick<Logger, 'info'>): Mai
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   return {
     async send(mail) {
-      const info = await transport.sendMail({
-        messageId: mail.messageId,
-        from: mail.from,
-        to: mail.to,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-      });
+      const info = await transport.sendMail(message(mail));
       mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `${mail.id}.eml`);
       // Written whole or not at all: a crash never leaves half a message behind.
