@@ -13,7 +13,7 @@ export const ErrorBody = Type.Object(
 /** RFC 6749 §5.2 error body. */
 export const OAuthErrorBody = Type.Object(
   {
-    error: Type.String({ description: 'invalid_request | invalid_grant | unsupported_grant_type | ...' }),
+    error: Type.String({ description: 'invalid_request | invalid_grant | unsupported_grant_type | email_not_verified (403) | ...' }),
     error_description: Type.String(),
   },
   { description: 'OAuth2 error (RFC 6749 §5.2)' },

@@ -24,7 +24,7 @@ const TokenRequest = Type.Object({
 const LoginBody = Type.Object({ email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) });
 const RefreshBody = Type.Object({ refresh_token: Type.String({ maxLength: 4096 }) });
 
-const tokenResponses = { 200: TokenResponseBody, 400: OAuthErrorBody, 401: OAuthErrorBody };
+const tokenResponses = { 200: TokenResponseBody, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody };
 
 function sendTokens(reply: FastifyReply, tokens: TokenResponse) {
   return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(tokens);
