@@ -2,6 +2,7 @@ import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { createAccountMail } from './features/accounts/account-mail.js';
 import { createEmailFlows } from './features/accounts/email-flows.js';
@@ -20,11 +21,13 @@ import { createTokenVerifier } from './features/tokens/token-verifier.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerMetrics } from './http/metrics.js';
+import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
 import { systemClock, type Clock } from './infra/clock.js';
 import type { DatabaseHandle } from './infra/db/client.js';
 import type { KeyRing } from './infra/keys.js';
 import { loggerOptions } from './infra/logger.js';
+import { createMetrics, instrumentHasher } from './infra/metrics.js';
 import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
 import { createSecretBox } from './infra/secret-box.js';
 
@@ -33,19 +36,26 @@ export interface AppDeps {
   keys: KeyRing;
   clock?: Clock;
   hasher?: PasswordHasher;
+  /** Where the JSON log goes (tests read it); stdout otherwise. */
+  logStream?: DestinationStream;
 }
 
 /** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
-  const hasher = deps.hasher ?? createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
+  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
+  const metrics = createMetrics();
+  const hasher = instrumentHasher(deps.hasher ?? (ownHasher as PasswordHasher), metrics.hashSeconds);
   const db = deps.database.db;
 
   const app = Fastify({
-    logger: loggerOptions(config),
+    logger: loggerOptions(config, deps.logStream),
+    // One line per request, written by registerRequestLog (no query strings: links carry tokens).
+    disableRequestLogging: true,
     trustProxy: config.trustProxy as boolean | string[],
     bodyLimit: config.bodyLimit,
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: false,
+    genReqId: requestId,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     // No type coercion: a JSON number or array is not a string (`{"email": 42}` is a 422, not "42").
@@ -54,7 +64,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // The app owns (and closes) only a hasher it created.
-  if (!deps.hasher) app.addHook('onClose', () => hasher.close());
+  if (ownHasher) app.addHook('onClose', () => ownHasher.close());
+  registerRequestLog(app);
   registerErrorHandling(app);
   await app.register(helmet, {
     global: true,
@@ -65,7 +76,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // JSON and forms only: a text/plain body is a 415, not a string handed to the schema (and no CORS-simple bodies).
   app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
-  registerMetrics(app, { hasher });
 
   const signer = createTokenSigner(deps.keys, clock, {
     issuer: config.jwt.issuer,
@@ -80,8 +90,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     verifier,
     refreshTokenDays: config.jwt.refreshTokenDays,
     refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
+    metrics,
   });
-  const outbox = createOutboxService({ clock, box: createSecretBox(deps.keys) });
+  const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
   const tokens = createEmailTokenService({ db, clock });
   const mail = createAccountMail({
     tokens,
@@ -92,7 +103,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
     },
   });
-  const accounts = createAccountService({ db, clock, hasher, sessions, mail, requireEmailVerification: config.requireEmailVerification });
+  const accounts = createAccountService({ db, clock, hasher, sessions, mail, metrics, requireEmailVerification: config.requireEmailVerification });
   const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
@@ -100,7 +111,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('onReady', async () => sender.start());
   app.addHook('onClose', () => sender.stop());
 
-  await app.register(healthRoutes, { pingDatabase: () => deps.database.ping() });
+  registerMetrics(app, {
+    metrics,
+    hashQueueDepth: () => hasher.queueDepth,
+    outbox: () => outbox.stats(),
+    queueJobs: sender.redis?.jobCounts ?? null,
+    pool: deps.database.kind === 'postgres' ? () => deps.database.poolStats() ?? { total: 0, idle: 0, waiting: 0 } : null,
+    now: () => clock.now(),
+    token: config.metricsToken,
+  });
+  await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
   await app.register(tokenRoutes, { accounts, sessions });
   await app.register(accountRoutes, { accounts, sessions });

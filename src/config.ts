@@ -20,6 +20,10 @@ export interface Config {
   dataDir: string;
   trustProxy: TrustProxy;
   bodyLimit: number;
+  /** How long SIGTERM/SIGINT waits for in-flight requests (or the worker's jobs) before giving up. */
+  shutdownTimeoutMs: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken: string | null;
   database: {
     /** null = embedded PGlite in `${dataDir}/db`. */
     url: string | null;
@@ -262,6 +266,8 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     trustProxy: parseTrustProxy(r),
     bodyLimit: r.int('BODY_LIMIT_BYTES', 65536, 1024, 10 * 1024 * 1024),
+    shutdownTimeoutMs: r.duration('SHUTDOWN_TIMEOUT', 10, 1, 3600) * 1000,
+    metricsToken: r.raw('METRICS_TOKEN') ?? null,
     database: {
       url: databaseUrl(r),
       poolMax: r.int('DB_POOL_MAX', 10, 1, 1000),

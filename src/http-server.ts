@@ -2,7 +2,13 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
 
-/** One HTTP server process: open the database, migrate, listen, and close cleanly on SIGTERM/SIGINT. */
+/**
+ * One HTTP server process: open the database, migrate, listen, and close cleanly
+ * on SIGTERM/SIGINT: stop accepting connections (requests arriving on open
+ * keep-alive connections, readiness included, get 503), let the requests in
+ * flight finish, stop the email sender, close the database, exit 0. After
+ * SHUTDOWN_TIMEOUT the remaining connections are cut and the exit code is 1.
+ */
 export async function runHttpServer(config: Config, migrate: boolean): Promise<void> {
   const { ring, generatedAt } = await loadConfiguredKeys(config);
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
@@ -15,9 +21,17 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing requests in flight');
+    const deadline = setTimeout(() => {
+      app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; closing the remaining connections');
+      app.server.closeAllConnections();
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
     await app.close();
     await database.close();
+    clearTimeout(deadline);
+    app.log.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -53,7 +53,13 @@ export async function runWorker(config: Config): Promise<void> {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal }, 'worker stopping: finishing the jobs in hand');
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'worker stopping: finishing the jobs in hand');
+    // A job still running at the deadline is left to BullMQ: its lock expires and another worker takes it.
+    const deadline = setTimeout(() => {
+      logger.error('shutdown timed out; exiting with jobs in hand (another worker will take them over)');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
     await relay.stop();
     await worker.close();
     await closeQueue();

@@ -1,20 +1,38 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PasswordHasher } from '../infra/password-hasher.js';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { AppError } from '../errors.js';
+import type { Metrics } from '../infra/metrics.js';
 
-export interface MetricsOptions {
-  hasher: PasswordHasher;
+export interface MetricsSources {
+  metrics: Metrics;
+  /** Hashes waiting for a hashing thread. */
+  hashQueueDepth: () => number;
+  /** Outbox rows by status and the age of the oldest unsent one. */
+  outbox: () => Promise<{ byStatus: Record<string, number>; oldestUnsentAt: Date | null }>;
+  /** BullMQ jobs of the `email` queue by state (null without Redis). */
+  queueJobs: (() => Promise<Record<string, number>>) | null;
+  /** The database pool (null on the embedded database). */
+  pool: (() => { total: number; idle: number; waiting: number }) | null;
+  now: () => Date;
+  /** Bearer token required to read /metrics (METRICS_TOKEN), or null. */
+  token: string | null;
 }
 
-/**
- * Prometheus metrics at GET /metrics: process/event-loop defaults (1 ms
- * event-loop precision), request latency by route and status, and the depth of
- * the password-hash queue.
- */
-export function registerMetrics(app: FastifyInstance, { hasher }: MetricsOptions): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1 });
+const sameSecret = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
 
+/**
+ * GET /metrics in Prometheus format: process defaults, requests by route and
+ * status, sign-ins, refresh-token reuse, password hashing, the outbox and the
+ * job queue, the database pool. A gauge whose source fails (database down) is
+ * skipped for that scrape; the scrape itself never fails for it.
+ */
+export function registerMetrics(app: FastifyInstance, src: MetricsSources): void {
+  const registry = src.metrics.registry;
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request latency by route and status',
@@ -28,9 +46,48 @@ export function registerMetrics(app: FastifyInstance, { hasher }: MetricsOptions
     help: 'Password hashes waiting for a hashing thread',
     registers: [registry],
     collect() {
-      this.set(hasher.queueDepth);
+      this.set(src.hashQueueDepth());
     },
   });
+
+  const outboxMessages = new Gauge({ name: 'tessera_outbox_messages', help: 'Outbox messages by status (pending, queued, sending, sent, failed)', labelNames: ['status'], registers: [registry] });
+  const oldest = new Gauge({ name: 'tessera_outbox_oldest_unsent_age_seconds', help: 'Age of the oldest message not sent yet (0 when none)', registers: [registry] });
+  const refreshOutbox = async () => {
+    try {
+      const o = await src.outbox();
+      for (const [status, n] of Object.entries(o.byStatus)) outboxMessages.set({ status }, n);
+      oldest.set(o.oldestUnsentAt ? Math.max(0, (src.now().getTime() - o.oldestUnsentAt.getTime()) / 1000) : 0);
+    } catch (err) {
+      app.log.warn({ err }, 'metrics: cannot read the outbox');
+    }
+  };
+
+  const queueJobs = src.queueJobs;
+  const jobs = queueJobs ? new Gauge({ name: 'tessera_email_queue_jobs', help: 'Jobs of the BullMQ email queue by state', labelNames: ['state'], registers: [registry] }) : null;
+  const refreshJobs = async () => {
+    if (!queueJobs || !jobs) return;
+    try {
+      for (const [state, n] of Object.entries(await queueJobs())) jobs.set({ state }, n);
+    } catch (err) {
+      app.log.warn({ err: (err as Error).message }, 'metrics: cannot read the job queue');
+    }
+  };
+
+  const pool = src.pool;
+  if (pool) {
+    new Gauge({
+      name: 'tessera_db_pool_connections',
+      help: 'Database pool connections by state (total, idle) and requests waiting for one (waiting)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const p = pool();
+        this.set({ state: 'total' }, p.total);
+        this.set({ state: 'idle' }, p.idle);
+        this.set({ state: 'waiting' }, p.waiting);
+      },
+    });
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
@@ -38,9 +95,13 @@ export function registerMetrics(app: FastifyInstance, { hasher }: MetricsOptions
     duration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_request, reply) => {
-    reply.header('content-type', registry.contentType);
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics (Bearer METRICS_TOKEN when set)' } }, async (request, reply) => {
+    if (src.token) {
+      const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
+      if (!sameSecret(given, src.token)) throw new AppError('unauthorized', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.');
+    }
+    await Promise.all([refreshOutbox(), refreshJobs()]);
+    reply.header('content-type', registry.contentType).header('cache-control', 'no-store');
     return registry.metrics();
   });
-  return registry;
 }

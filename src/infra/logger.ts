@@ -1,4 +1,5 @@
 import type { FastifyServerOptions } from 'fastify';
+import type { DestinationStream } from 'pino';
 import type { Config } from '../config.js';
 
 /** Paths that must never reach a log line. */
@@ -12,11 +13,16 @@ export const redactPaths = [
   '*.refresh_token',
   '*.access_token',
   '*.token',
+  '*.mfa_token',
 ];
 
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
-  return {
-    level: config.logLevel,
-    redact: { paths: redactPaths, censor: '[redacted]' },
-  };
+/**
+ * pino JSON, redacted. With DEBUG=true in a terminal, pretty-printed instead
+ * (pino-pretty); never when the output is a file or a pipe, where JSON is wanted.
+ */
+export function loggerOptions(config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  const base = { level: config.logLevel, redact: { paths: redactPaths, censor: '[redacted]' } };
+  if (stream) return { ...base, stream };
+  if (config.debug && process.stdout.isTTY) return { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } };
+  return base;
 }

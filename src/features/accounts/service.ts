@@ -3,6 +3,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { SessionService } from '../sessions/service.js';
+import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AccountMail } from './account-mail.js';
 import { isValidEmail, normaliseEmail } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
@@ -15,6 +16,7 @@ export interface AccountServiceDeps {
   hasher: PasswordHasher;
   sessions: SessionService;
   mail: AccountMail;
+  metrics: Pick<ServiceMetrics, 'signIns'>;
   requireEmailVerification: boolean;
 }
 
@@ -83,16 +85,24 @@ export function createAccountService(deps: AccountServiceDeps) {
       const user = await repo.findUserByEmail(db, email);
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
+      const fail = (reason: string, err: OAuthError = badCredentials()) => {
+        deps.metrics.signIns.inc({ result: 'failure', reason });
+        return err;
+      };
       if (!user || user.passwordHash === null || tooLong) {
         await hasher.verifyDummy(password);
-        throw badCredentials();
+        throw fail(user ? 'wrong_password' : 'unknown_email');
       }
-      if (!(await hasher.verify(password, user.passwordHash))) throw badCredentials();
-      if (user.disabledAt) throw new OAuthError('invalid_grant', 'This account is disabled.');
+      if (!(await hasher.verify(password, user.passwordHash))) throw fail('wrong_password');
+      if (user.disabledAt) throw fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
       // Only after the password proved right: a wrong one never learns whether the address is confirmed.
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {
-        throw new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.');
+        throw fail(
+          'email_not_verified',
+          new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.'),
+        );
       }
+      deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
 
       if (!hasher.needsRehash(user.passwordHash)) return sessions.start(user, ['pwd'], meta);
       // A hash below the configured cost is upgraded now, while we know the password.

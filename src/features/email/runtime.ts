@@ -7,7 +7,7 @@ import type { KeyRing } from '../../infra/keys.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from '../../infra/mailer.js';
 import { createSecretBox } from '../../infra/secret-box.js';
 import type { Poller } from '../../infra/poller.js';
-import { createEmailQueue } from '../../infra/queue.js';
+import { createEmailQueue, type EmailQueue } from '../../infra/queue.js';
 import { createDelivery, type Deliver } from '../outbox/delivery.js';
 import { createRelay } from '../outbox/relay.js';
 import { createComposer } from './compose.js';
@@ -51,7 +51,10 @@ export function createConfiguredDelivery(config: Config, deps: { db: Database; c
 }
 
 /** The relay from the outbox to the BullMQ queue (REDIS_URL), with the queue it owns. */
-export function createConfiguredRelay(config: Config & { redisUrl: string }, deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> }): { relay: Poller; close: () => Promise<void> } {
+export function createConfiguredRelay(
+  config: Config & { redisUrl: string },
+  deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> },
+): { relay: Poller; queue: EmailQueue; close: () => Promise<void> } {
   // BullMQ's attempts leave room for a stalled job; the outbox row decides when a message has failed.
   const queue = createEmailQueue({ redisUrl: config.redisUrl, attempts: config.email.maxAttempts + 2, retryDelayMs: config.email.retryDelayMs, logger: deps.logger });
   const relay = createRelay({
@@ -62,5 +65,5 @@ export function createConfiguredRelay(config: Config & { redisUrl: string }, dep
     staleAfterMs: Math.max(120_000, claimLeaseMs(config) * 2),
     logger: deps.logger,
   });
-  return { relay, close: () => queue.close() };
+  return { relay, queue, close: () => queue.close() };
 }

@@ -11,6 +11,8 @@ import { loadTemplates } from './templates.js';
 
 export interface EmailSender {
   mode: 'queue' | 'in-process';
+  /** In queue mode: checks Redis answers (readiness), and counts the queue's jobs (metrics). */
+  redis: { ping: () => Promise<void>; jobCounts: () => Promise<Record<string, number>> } | null;
   start(): void;
   stop(): Promise<void>;
 }
@@ -27,6 +29,7 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
   let poller: Poller;
   let close: () => Promise<void> | void;
   let mode: EmailSender['mode'];
+  let redis: EmailSender['redis'] = null;
 
   if (config.redisUrl && database.kind === 'postgres') {
     // The worker renders; loading the templates here too reports a broken override at start.
@@ -34,6 +37,7 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
     const relayed = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock, logger: log });
     poller = relayed.relay;
     close = relayed.close;
+    redis = { ping: () => relayed.queue.ping(), jobCounts: () => relayed.queue.counts() };
     mode = 'queue';
   } else {
     if (config.redisUrl) log.info('REDIS_URL is not used on the embedded database: the server sends email itself (a worker cannot open PGlite)');
@@ -46,6 +50,7 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
   deps.outbox.onCommitted(() => poller.wake());
   return {
     mode,
+    redis,
     start: () => poller.start(),
     async stop() {
       await poller.stop();

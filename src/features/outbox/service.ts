@@ -21,7 +21,7 @@ export interface SendCaps {
 
 export type OutboxService = ReturnType<typeof createOutboxService>;
 
-export function createOutboxService(deps: { clock: Clock; box: SecretBox }) {
+export function createOutboxService(deps: { db: Database; clock: Clock; box: SecretBox }) {
   const { clock, box } = deps;
   const listeners = new Set<() => void>();
 
@@ -51,6 +51,12 @@ export function createOutboxService(deps: { clock: Clock; box: SecretBox }) {
 
     onCommitted(listener: () => void): void {
       listeners.add(listener);
+    },
+
+    /** Messages by status and the creation time of the oldest unsent one (metrics, `tessera outbox status`). */
+    async stats(): Promise<{ byStatus: Record<string, number>; oldestUnsentAt: Date | null }> {
+      const { oldestUnsentAt, ...byStatus } = await repo.countByStatus(deps.db);
+      return { byStatus, oldestUnsentAt };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Clock } from '../../infra/clock.js';
+import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { TokenSigner } from '../tokens/token-signer.js';
@@ -37,6 +38,7 @@ export interface SessionServiceDeps {
   verifier: TokenVerifier;
   refreshTokenDays: number;
   refreshReuseGraceSeconds: number;
+  metrics: Pick<ServiceMetrics, 'refreshReuse'>;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -102,6 +104,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (claims.gen === current.generation - 1 && inGrace) return issue(current);
 
       await repo.revokeSession(db, current.sessionId, now, 'refresh_token_reuse');
+      deps.metrics.refreshReuse.inc();
       throw invalidGrant('The refresh token was already used; the session has been revoked.');
     },
 

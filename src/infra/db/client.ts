@@ -14,6 +14,8 @@ export interface DatabaseHandle {
   readonly db: Database;
   readonly kind: 'postgres' | 'pglite';
   ping(): Promise<void>;
+  /** Connections of the pool (null on the embedded database, which has one). */
+  poolStats(): { total: number; idle: number; waiting: number } | null;
   migrate(): Promise<void>;
   close(): Promise<void>;
 }
@@ -36,13 +38,20 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
   return opts.url ? openPostgres(opts.url, opts) : openPglite(opts.pgliteDir ?? null);
 }
 
-function handleFor(db: Database, kind: DatabaseHandle['kind'], migrate: (db: Database) => Promise<void>, close: () => Promise<void>): DatabaseHandle {
+function handleFor(
+  db: Database,
+  kind: DatabaseHandle['kind'],
+  migrate: (db: Database) => Promise<void>,
+  close: () => Promise<void>,
+  poolStats: DatabaseHandle['poolStats'] = () => null,
+): DatabaseHandle {
   return {
     db,
     kind,
     ping: async () => {
       await db.execute(sql`select 1`);
     },
+    poolStats,
     migrate: () => migrate(db),
     close,
   };
@@ -63,7 +72,13 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   });
   pool.on('error', (err) => opts.onIdleError?.(err));
   const db = drizzle(pool, { schema }) as unknown as Database;
-  return handleFor(db, 'postgres', (d) => migrate(d as never, { migrationsFolder }), () => pool.end());
+  return handleFor(
+    db,
+    'postgres',
+    (d) => migrate(d as never, { migrationsFolder }),
+    () => pool.end(),
+    () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+  );
 }
 
 async function openPglite(dir: string | null): Promise<DatabaseHandle> {
