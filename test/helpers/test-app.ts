@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config.js';
 import { ManualClock } from '../../src/infra/clock.js';
@@ -21,6 +22,8 @@ export interface TestAppOptions {
   algorithm?: JwtAlgorithm;
   /** Reuse a database (e.g. several apps over one database); a fresh one otherwise. */
   db?: TestDatabase;
+  /** Where the app's JSON log goes. */
+  logStream?: DestinationStream;
 }
 
 export const TEST_ISSUER = 'http://tessera.test';
@@ -45,7 +48,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const db = opts.db ?? (await createTestDatabase());
   const clock = new ManualClock(new Date('2026-01-15T12:00:00Z'));
   const { ring } = await testKeys(algorithm);
-  const app = await buildApp(config, { database: db.handle, keys: ring, clock });
+  const app = await buildApp(config, { database: db.handle, keys: ring, clock, ...(opts.logStream ? { logStream: opts.logStream } : {}) });
   await app.ready();
   return {
     app,
