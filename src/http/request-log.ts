@@ -17,8 +17,17 @@ export function requestId(req: IncomingMessage): string {
  * `X-Request-Id` response header.
  */
 export function registerRequestLog(app: FastifyInstance): void {
+  // Once the server is closing, every response ends its connection: a keep-alive
+  // socket whose request was in flight must not hold the shutdown open until it times out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;

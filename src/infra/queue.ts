@@ -33,12 +33,16 @@ export interface EmailQueueOptions {
 export function createEmailQueue(opts: EmailQueueOptions) {
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000 });
   let warned = false;
+  let connectedBefore = false;
+  const reconnected = new Set<() => void>();
   connection.on('error', (err: Error) => {
     if (!warned) opts.logger.warn({ err: err.message }, 'Redis (job queue) unreachable; reconnecting');
     warned = true;
   });
   connection.on('ready', () => {
     warned = false;
+    if (connectedBefore) for (const listener of reconnected) listener();
+    connectedBefore = true;
   });
   const queue = new Queue<EmailJobData>(EMAIL_QUEUE, {
     connection,
@@ -54,6 +58,10 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     // reported once by the connection's handler above
   });
   return {
+    /** Called each time the connection comes back (Redis may have restarted and lost its jobs). */
+    onReconnect(listener: () => void): void {
+      reconnected.add(listener);
+    },
     /** Answers while Redis does (readiness). */
     async ping(): Promise<void> {
       await connection.ping();

@@ -108,6 +108,8 @@ describe('with the worker running', () => {
   let worker: Spawned;
   beforeEach(async () => {
     worker = startWorker();
+    // Tests plan the SMTP answers of their own messages: nothing else may be in flight.
+    await until(async () => (await db.handle.db.select().from(outbox)).every((r) => r.status === 'sent' || r.status === 'failed'), 'the outbox to settle');
   });
   afterEach(async () => {
     worker.child.kill('SIGTERM');
@@ -162,6 +164,35 @@ describe('with the worker running', () => {
     await smtp.waitFor(email, /Confirm/, 30_000);
     await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
     expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+
+  it('Redis killed during sign-ups: every one gets 201, readiness says degraded, every confirmation arrives once', async () => {
+    const emails = Array.from({ length: 40 }, () => uniqueEmail('burst'));
+    const statuses: number[] = [];
+    let next = 0;
+    const killAfter = 12;
+    let killed: Promise<void> | null = null;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < emails.length) {
+          const i = next++;
+          if (i === killAfter) killed = redis.down();
+          const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: emails[i], password: PASSWORD } });
+          statuses.push(res.statusCode);
+        }
+      }),
+    );
+    await killed;
+    expect(statuses.filter((s) => s !== 201)).toEqual([]);
+    const ready = await t.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(200);
+    expect(json(ready)).toEqual({ status: 'degraded', checks: { database: 'up', redis: 'down' } });
+
+    await redis.up();
+    for (const email of emails) await smtp.waitFor(email, /Confirm/, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const email of emails) expect(smtp.messagesTo(email), email).toHaveLength(1);
+    expect(json(await t.app.inject({ method: 'GET', url: '/health/ready' }))).toEqual({ status: 'ready', checks: { database: 'up', redis: 'up' } });
   });
 
   it('SMTP refusing the first attempts: retried with backoff, delivered exactly once', async () => {

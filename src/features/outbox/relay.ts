@@ -7,6 +7,8 @@ import * as repo from './repo.js';
 export interface JobQueue {
   /** Adds one job per outbox id (the id is the job id, so adding twice is a no-op). Throws when the queue is unreachable. */
   add(ids: string[]): Promise<void>;
+  /** Calls `listener` whenever the connection to the queue comes back. */
+  onReconnect?(listener: () => void): void;
 }
 
 const BATCH = 500;
@@ -18,15 +20,18 @@ const KEEP_SENT_MS = 7 * 24 * 3600_000;
  * Moves outbox rows to the job queue. Rows are locked, added to the queue, and
  * marked queued in one transaction: if Redis is down the transaction rolls back
  * and the rows wait. Rows queued long ago and still unsent are added again (a
- * Redis without persistence forgets its jobs on restart); the job id dedupes.
+ * Redis without persistence forgets its jobs on restart), and every unsent
+ * queued row is added again at once when the connection to Redis comes back;
+ * the job id dedupes, so a job that still exists is not doubled.
  */
 export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue; pollIntervalMs: number; staleAfterMs: number; logger: Pick<Logger, 'warn' | 'info'> }): Poller {
   const { db, clock, queue, logger } = opts;
   let lastSweep = 0;
   let lastPurge = 0;
   let failing = false;
+  let sweepEverything = false;
 
-  return createPoller(
+  const poller = createPoller(
     async () => {
       const now = clock.now();
       const moved = await db.transaction(async (tx) => {
@@ -40,10 +45,12 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
         logger.info('job queue reachable again; relaying email');
         failing = false;
       }
-      if (Date.now() - lastSweep > SWEEP_EVERY_MS) {
+      if (sweepEverything || Date.now() - lastSweep > SWEEP_EVERY_MS) {
         lastSweep = Date.now();
+        const queuedBefore = sweepEverything ? now : new Date(now.getTime() - opts.staleAfterMs);
+        sweepEverything = false;
         await db.transaction(async (tx) => {
-          const stale = await repo.lockStaleQueued(tx, new Date(now.getTime() - opts.staleAfterMs), now, BATCH);
+          const stale = await repo.lockStaleQueued(tx, queuedBefore, now, BATCH);
           if (stale.length === 0) return;
           await queue.add(stale);
           await repo.touchQueued(tx, stale, now);
@@ -61,4 +68,9 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
       failing = true;
     },
   );
+  queue.onReconnect?.(() => {
+    sweepEverything = true;
+    poller.wake();
+  });
+  return poller;
 }

@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { freePort } from '../helpers/free-port.js';
+import { testKeys } from '../helpers/keys.js';
+import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
+
+// SIGTERM on a real server process (`src/main.ts`) with requests in flight: they all
+// finish, new connections are refused at once, the process exits 0; and a shutdown
+// that outlives SHUTDOWN_TIMEOUT is cut off.
+
+const repo = path.resolve(import.meta.dirname, '../..');
+let db: TestDatabase;
+let dataDir: string;
+const children = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-shutdown-'));
+});
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await db?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function startServer(env: Record<string, string>) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/main.ts')], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      SERVER: '127.0.0.1',
+      SERVER_PORT: String(port),
+      DATABASE_URL: db.url ?? '',
+      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
+      DATA_DIR: dataDir,
+      REQUIRE_EMAIL_VERIFICATION: 'false',
+      ...env,
+    },
+  });
+  children.add(child);
+  let output = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve({ code, at: Date.now() });
+    }),
+  );
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while ((await fetch(`${base}/health/ready`).then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, base, port, exited, output: () => output };
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+const login = (base: string, email: string) =>
+  fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) }).then(
+    (r) => r.status,
+    (err: unknown) => `failed: ${String(err)}`,
+  );
+
+async function registered(base: string): Promise<string> {
+  const email = uniqueEmail('drain');
+  const res = await fetch(`${base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+  expect(res.status).toBe(201);
+  return email;
+}
+
+describe('SIGTERM', () => {
+  it('50 requests in flight all complete, new connections are refused, exit 0', async () => {
+    // bcrypt cost 11: 50 sign-ins keep two hashing threads busy for well over a second.
+    const server = await startServer({ BCRYPT_ROUNDS: '11', SHUTDOWN_TIMEOUT: '30' });
+    const email = await registered(server.base);
+    const inFlight = Array.from({ length: 50 }, () => login(server.base, email));
+    await new Promise((r) => setTimeout(r, 300));
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+
+    // The listening socket closes at once.
+    let closedAfter = -1;
+    for (let i = 0; i < 100; i++) {
+      if (await refused(server.port)) {
+        closedAfter = Date.now() - signalled;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(closedAfter, server.output()).toBeGreaterThanOrEqual(0);
+    expect(closedAfter).toBeLessThan(500);
+
+    const statuses = await Promise.all(inFlight);
+    expect(statuses.filter((s) => s !== 200), server.output()).toEqual([]);
+    const { code, at } = await server.exited;
+    expect(code, server.output()).toBe(0);
+    console.log(`SIGTERM with 50 sign-ins in flight: listener closed after ${closedAfter} ms, exit 0 after ${at - signalled} ms`);
+    expect(server.output()).toContain('shutting down');
+  });
+
+  it('a shutdown that outlives SHUTDOWN_TIMEOUT cuts the connections and exits 1', async () => {
+    const server = await startServer({ BCRYPT_ROUNDS: '13', SHUTDOWN_TIMEOUT: '1' });
+    const email = await registered(server.base);
+    const inFlight = Array.from({ length: 20 }, () => login(server.base, email));
+    await new Promise((r) => setTimeout(r, 300));
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    const { code, at } = await server.exited;
+    expect(code).toBe(1);
+    expect(at - signalled).toBeLessThan(3000);
+    expect(server.output()).toContain('shutdown timed out');
+    // Cut off, not hung: every request got an answer or a closed connection.
+    const results = await Promise.all(inFlight);
+    expect(results.length).toBe(20);
+  });
+});
