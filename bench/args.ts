@@ -16,6 +16,10 @@ export interface BenchOptions {
   email: boolean;
   /** Messages of the email throughput phase. */
   messages: number;
+  /** Run only the mixed scenario, continuously, instead (`--soak`; see bench/soak.ts). */
+  soak: boolean;
+  /** Length of the soak. */
+  soakMinutes: number;
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -36,6 +40,8 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
       'cpu-prof': { type: 'string' },
       email: { type: 'boolean' },
       messages: { type: 'string' },
+      soak: { type: 'boolean' },
+      'soak-minutes': { type: 'string' },
     },
     strict: true,
   });
@@ -43,6 +49,8 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
   // The server's own default cost: what a real deployment hashes at.
   const rounds = positiveInt('rounds', values.rounds, 12);
   if (rounds < 4 || rounds > 15) throw new Error(`--rounds: the server accepts 4..15, got ${rounds}`);
+  if (values.email && values.soak) throw new Error('--email and --soak are separate runs: pick one');
+  if (values['soak-minutes'] !== undefined && !values.soak) throw new Error('--soak-minutes needs --soak');
   return {
     workers,
     rounds,
@@ -52,5 +60,7 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
     cpuProfDir: values['cpu-prof'] ?? null,
     email: values.email ?? false,
     messages: positiveInt('messages', values.messages, 2000),
+    soak: values.soak ?? false,
+    soakMinutes: positiveInt('soak-minutes', values['soak-minutes'], 5),
   };
 }

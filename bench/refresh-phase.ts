@@ -11,7 +11,7 @@ export interface RefreshPhaseResult {
 }
 
 /** The `gen` claim of a refresh token (payload only; the server verified it). */
-function generationOf(token: string): number {
+export function generationOf(token: string): number {
   const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { gen?: unknown };
   return typeof payload.gen === 'number' ? payload.gen : NaN;
 }

@@ -47,7 +47,7 @@ export function renderMarkdown(r: Report): string {
   return lines.join('\n');
 }
 
-export function writeJson(r: Report, file: string): void {
+export function writeJson(r: object, file: string): void {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
 }

@@ -3,6 +3,7 @@ import type { CpuShares } from './cpu-accounting.js';
 import type { LoginPhaseResult } from './login-phase.js';
 import type { LoadSummary } from './load.js';
 import type { Machine } from './machine.js';
+import { KINDS, KIND_LABEL, type KindSummary, type MixedResult } from './mixed-phase.js';
 import type { RefreshPhaseResult } from './refresh-phase.js';
 import { fmt, row, type Row } from './report.js';
 import type { PeakRss } from './rss-sampler.js';
@@ -25,12 +26,33 @@ export interface Measurements {
   login: LoginPhaseResult;
   refresh: RefreshPhaseResult;
   me: LoadSummary;
+  mixed: MixedResult;
   peaks: PeakRss[];
   cpu: Record<string, CpuShares>;
 }
 
 /** The rows of the results table, each with its target when it has one. */
-export function resultRows({ opts, machine, bcryptLimit, loginOnly, login, refresh, me, peaks, cpu }: Measurements): Row[] {
+const ms = (x: number) => `${fmt(x, x < 10 ? 1 : 0)} ms`;
+
+/** req/s · p50 · p99 · non-2xx (+ socket errors when there were any). */
+function mixedValue(s: KindSummary): string {
+  const errors = s.errors ? ` + ${fmt(s.errors)} socket errors` : '';
+  return `${fmt(s.requestsPerSecond, 1)} req/s · p50 ${ms(s.p50Ms)} · p99 ${ms(s.p99Ms)} · ${fmt(s.non2xx)} non-2xx${errors}`;
+}
+
+/** Rows of the mixed phase: one per kind of request, then the totals. */
+export function mixedRows(mixed: MixedResult): Row[] {
+  const errors = mixed.total.non2xx + mixed.total.errors;
+  return [
+    ...KINDS.map((k) => row(`mixed: ${KIND_LABEL[k]} (${mixed.mix[k]} in 100)`, mixed.byKind[k].requestsPerSecond, mixedValue(mixed.byKind[k]))),
+    row(`mixed: refresh + /users/me (${mixed.mix.refresh + mixed.mix.me} in 100)`, mixed.refreshAndMe.requestsPerSecond, mixedValue(mixed.refreshAndMe)),
+    row(`mixed: all requests (${mixed.connections} virtual users)`, mixed.total.requestsPerSecond, mixedValue(mixed.total)),
+    row('mixed errors (non-2xx + socket)', errors, fmt(errors), '0', errors === 0),
+    row('mixed refresh 200s that did not rotate (generation not +1)', mixed.notAdvanced, fmt(mixed.notAdvanced), '0', mixed.notAdvanced === 0),
+  ];
+}
+
+export function resultRows({ opts, machine, bcryptLimit, loginOnly, login, refresh, me, mixed, peaks, cpu }: Measurements): Row[] {
   const c = opts.connections;
   const ratio = loginOnly.login.okPerSecond / bcryptLimit.hashesPerSecond;
   const loginErrors = loginOnly.login.non2xx + loginOnly.login.errors + login.login.non2xx + login.login.errors;
@@ -52,6 +74,7 @@ export function resultRows({ opts, machine, bcryptLimit, loginOnly, login, refre
     row(`/users/me alone (${c} conns)`, me.okPerSecond, `${fmt(me.okPerSecond)} req/s`),
     row('/users/me alone, p50', me.p50Ms, `${fmt(me.p50Ms)} ms`),
     row('/users/me alone, p99', me.p99Ms, `${fmt(me.p99Ms)} ms`),
+    ...mixedRows(mixed),
     ...peaks.map((p, i) =>
       row(`peak RSS, ${p.role === 'primary' ? 'primary' : `worker ${i}`} (pid ${p.pid})`, p.peakMb, `${fmt(p.peakMb)} MB (anon ${fmt(p.peakAnonMb)} MB)`, `< ${RSS_LIMIT_MB} MB`, p.peakMb < RSS_LIMIT_MB),
     ),

@@ -28,6 +28,29 @@ function rssKb(pid: number): { rss: number; anon: number } | null {
   }
 }
 
+export interface RssNow {
+  /** VmRSS summed over the primary and its workers. */
+  totalMb: number;
+  /** RssAnon summed the same way (without shared pages of the binary and libraries). */
+  anonMb: number;
+  byPid: Record<number, number>;
+}
+
+/** The RSS of the primary and every child of it, now. */
+export function currentRss(primaryPid: number): RssNow {
+  let rss = 0;
+  let anon = 0;
+  const byPid: Record<number, number> = {};
+  for (const pid of [primaryPid, ...childPids(primaryPid)]) {
+    const kb = rssKb(pid);
+    if (kb === null) continue;
+    rss += kb.rss;
+    anon += kb.anon;
+    byPid[pid] = Math.round(kb.rss / 1024);
+  }
+  return { totalMb: rss / 1024, anonMb: anon / 1024, byPid };
+}
+
 /** Samples VmRSS of the primary and every child of it every `everyMs`; keeps the max per pid (and per phase). */
 export function sampleRss(primaryPid: number, everyMs = 250): RssSampler {
   const peaks = new Map<number, Map<string, number>>();

@@ -1,10 +1,11 @@
 // npm run bench [-- --workers N --rounds N --duration S --connections N --cpu-prof DIR]
 // npm run bench -- --email [--messages N]   (email delivery: see bench/email.ts)
+// npm run bench -- --soak [--soak-minutes N]   (the mixed scenario for N minutes: see bench/soak.ts)
 //
 // One run against a real PostgreSQL: builds the server, starts `node dist/main.js`
-// on a fresh database, measures the bcrypt ceiling, logins, refreshes and
-// /users/me, samples every server process's RSS, prints a markdown table and
-// writes bench/results/latest.json. The server is stopped and the database
+// on a fresh database, measures the bcrypt ceiling, logins, refreshes,
+// /users/me and a mix of all four (bench/mixed-phase.ts), samples every server
+// process's RSS, prints a markdown table and writes bench/results/latest.json. The server is stopped and the database
 // dropped at the end, on error and on Ctrl-C.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
 import { createBenchDatabase } from './database.js';
 import { runLoginPhase } from './login-phase.js';
+import { runMixedPhase } from './mixed-phase.js';
 import { describeMachine, describeRevision, type Machine } from './machine.js';
 import { runRefreshPhase } from './refresh-phase.js';
 import { renderMarkdown, writeJson, type Report } from './report.js';
@@ -36,6 +38,11 @@ async function main(cleanup: Cleanup): Promise<void> {
   if (opts.email) {
     const { runEmailBench } = await import('./email.js');
     await runEmailBench(cleanup, { messages: opts.messages });
+    return;
+  }
+  if (opts.soak) {
+    const { runSoak } = await import('./soak.js');
+    await runSoak(cleanup, opts);
     return;
   }
   const machine = describeMachine();
@@ -115,9 +122,16 @@ async function measure({ opts, machine, command, base, pid, rss }: Run): Promise
   const me = await phase('/users/me', `/users/me phase: ${c} connections, ${opts.duration} s`, () =>
     runUsersMePhase({ baseUrl: base, accessToken: probe!.accessToken, connections: c, duration: opts.duration }),
   );
+  // Fresh sessions for the mixed phase's virtual users (the seeded ones may be past
+  // their access tokens' lifetime after long phases).
+  rss.phase('seed');
+  const mixedSessions = await openSessions(base, users.slice(0, c), c);
+  const mixed = await phase('mixed', `mixed phase (register 1 : login 4 : refresh 20 : /users/me 75): ${c} virtual users, ${opts.duration} s`, () =>
+    runMixedPhase({ baseUrl: base, users, sessions: mixedSessions, duration: opts.duration }),
+  );
   const peaks = rss.stop();
 
-  const rows = resultRows({ opts, machine, bcryptLimit, loginOnly, login, refresh, me, peaks, cpu });
+  const rows = resultRows({ opts, machine, bcryptLimit, loginOnly, login, refresh, me, mixed, peaks, cpu });
   const report: Report = {
     date: new Date().toISOString(),
     command,
@@ -136,12 +150,13 @@ async function measure({ opts, machine, command, base, pid, rss }: Run): Promise
       refreshNotAdvanced: refresh.notAdvanced,
       refreshErrorSamples: refresh.errorSamples,
       usersMe: me,
+      mixed,
       peakRss: peaks,
       cpuSharesPercent: cpu,
     },
   };
   console.log(renderMarkdown(report));
-  for (const [name, samples] of [['login', login.errorSamples], ['refresh', refresh.errorSamples]] as const) {
+  for (const [name, samples] of [['login', login.errorSamples], ['refresh', refresh.errorSamples], ['mixed', mixed.errorSamples]] as const) {
     if (samples.length) console.log(`\nfirst ${name} errors:\n${samples.map((s) => `- ${s}`).join('\n')}`);
   }
   writeJson(report, RESULTS_FILE);

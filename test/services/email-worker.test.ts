@@ -171,18 +171,18 @@ describe('with the worker running', () => {
     const statuses: number[] = [];
     let next = 0;
     const killAfter = 12;
-    let killed: Promise<void> | null = null;
+    const killed: Array<Promise<void>> = [];
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         while (next < emails.length) {
           const i = next++;
-          if (i === killAfter) killed = redis.down();
+          if (i === killAfter) killed.push(redis.down());
           const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: emails[i], password: PASSWORD } });
           statuses.push(res.statusCode);
         }
       }),
     );
-    await killed;
+    await Promise.all(killed);
     expect(statuses.filter((s) => s !== 201)).toEqual([]);
     const ready = await t.app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(200);
