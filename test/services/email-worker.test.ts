@@ -193,6 +193,10 @@ describe('with the worker running', () => {
     await new Promise((r) => setTimeout(r, 500));
     for (const email of emails) expect(smtp.messagesTo(email), email).toHaveLength(1);
     expect(json(await t.app.inject({ method: 'GET', url: '/health/ready' }))).toEqual({ status: 'ready', checks: { database: 'up', redis: 'up' } });
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('tessera_email_queue_jobs{state="waiting"}');
+    expect(metrics).toContain('tessera_db_pool_connections{state="total"}');
+    expect(metrics).toMatch(/tessera_outbox_messages\{status="sent"\} [1-9]/);
   });
 
   it('SMTP refusing the first attempts: retried with backoff, delivered exactly once', async () => {
