@@ -73,6 +73,9 @@ export class OwnPostgres {
     if (port === 5432) throw new Error('refusing to use port 5432 (the shared PostgreSQL)');
     const dir = mkdtempSync(path.join(tmpdir(), 'tessera-pg-'));
     const pg = new OwnPostgres(port, dir, bin, user);
+    // pg_ctl detaches the server: if the test process ends without destroy() (a hook timed
+    // out, a crash), it would outlive us. Last resort: an immediate shutdown (SIGQUIT) by PID.
+    process.once('exit', pg.leftBehind);
     try {
       if (user) chownSync(dir, user.uid, user.gid);
       await pg.exec('initdb', ['-D', pg.dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions']);
@@ -97,6 +100,17 @@ export class OwnPostgres {
       const e = err as { stderr?: string; stdout?: string; message: string };
       throw new Error(`${program} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}\n${this.log()}`);
     }
+  }
+
+  /**
+   * Runs SQL with psql and waits for it *synchronously*: this process handles no I/O
+   * meanwhile (e.g. a pooled connection does not see its backend being terminated
+   * until the next turn of the event loop). Returns psql's unaligned output.
+   */
+  psqlSync(database: string, statement: string): string {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' };
+    const args = ['-X', '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atc', statement];
+    return execFileSync(path.join(this.bin, 'psql'), args, { env, encoding: 'utf8', timeout: 10_000 }).trim();
   }
 
   /** The tail of the server log (for failure messages). */
@@ -157,9 +171,22 @@ export class OwnPostgres {
     try {
       await this.stop();
     } finally {
+      process.off('exit', this.leftBehind);
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
+
+  private readonly leftBehind = (): void => {
+    const pid = this.pid();
+    if (pid !== null && isAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGQUIT');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  };
 }
 
 function isAlive(pid: number): boolean {

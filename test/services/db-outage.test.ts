@@ -2,7 +2,7 @@ import { like, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
-import { openDatabase } from '../../src/infra/db/client.js';
+import { openDatabase, type DatabaseHandle } from '../../src/infra/db/client.js';
 import { isDatabaseUnavailable } from '../../src/infra/db/errors.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { OwnPostgres } from '../helpers/own-postgres.js';
@@ -13,7 +13,9 @@ import { PASSWORD, createTestApp, type TestApp } from '../helpers/test-app.js';
 // reading their profile and asking for readiness over real HTTP; then it is started again.
 // While it is down every answer is a prompt 503 service_unavailable (never a 500, never
 // a hang, no internals); once it is back, service resumes within seconds on its own;
-// and every 201 is a row in the database.
+// and every 201 is a row in the database. Two short tests then make certain the two ways a
+// cut connection can hurt a pool (found by the first test, at random there): one cut while a
+// transaction holds it, and one handed to a transaction dead.
 
 const CONNECT_TIMEOUT_MS = 1000;
 const STATEMENT_TIMEOUT_MS = 2000;
@@ -62,6 +64,28 @@ async function call(method: string, url: string, body?: unknown, token?: string)
   return { status: res.status, body: await res.text() };
 }
 
+/**
+ * Closes a handle, waiting at most `ms`: a pool that leaked a client never ends
+ * (pool.end() waits for it); the tests below report the leak, the teardown must not hang on it.
+ */
+async function closeWithin(handle: DatabaseHandle, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  const outcome = await Promise.race([handle.close().then(() => 'closed' as const), gaveUp]).finally(() => clearTimeout(timer));
+  if (outcome === 'timeout') console.warn(`the pool did not end within ${ms} ms (a client is still checked out: ${JSON.stringify(handle.poolStats())})`);
+}
+
+/** Waits until no pooled client is checked out (nothing is running); the pool's numbers if that never happens. */
+async function poolSettled(handle: DatabaseHandle, ms = 2000) {
+  const deadline = now() + ms;
+  for (;;) {
+    const stats = handle.poolStats()!;
+    if (stats.idle === stats.total && stats.waiting === 0) return { checkedOut: 0, ...stats };
+    if (now() > deadline) return { checkedOut: stats.total - stats.idle, ...stats };
+    await sleep(20);
+  }
+}
+
 beforeAll(async () => {
   server = await OwnPostgres.start();
   const admin = new pg.Client({ connectionString: server.url });
@@ -71,16 +95,19 @@ beforeAll(async () => {
   const url = server.urlFor('tessera');
   const handle = await openDatabase({ url, poolMax: 10, connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   await handle.migrate();
-  db = { handle, url, drop: () => handle.close() };
+  db = { handle, url, drop: () => closeWithin(handle, 5000) };
   // The app runs on the handle above (createTestApp uses the one it is given); the env keeps its config in step.
   t = await createTestApp({ db, env: { DB_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS), DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS) } });
   base = await t.app.listen({ port: 0, host: '127.0.0.1' });
 });
 
 afterAll(async () => {
-  await t?.close();
-  await db?.drop();
-  await server?.destroy();
+  try {
+    await t?.close();
+    await db?.drop();
+  } finally {
+    await server?.destroy();
+  }
 });
 
 it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes on its own, no 201 lost', async () => {
@@ -211,6 +238,9 @@ it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes
   expect(extra.filter((e) => !inDoubt.has(e)), 'accounts stored for a 503').toEqual([]);
   expect(stored.size - extra.length).toBe(created.length);
   console.log(`registrations: ${created.length} × 201, ${stored.size} rows (${extra.length} committed as the connection was cut)`);
+
+  // No request is in flight now: every pooled connection must be back in the pool (a leaked one is a slot lost for good).
+  expect(await poolSettled(db.handle), 'pool with no request in flight').toMatchObject({ checkedOut: 0 });
 });
 
 // The same event, made certain: a transaction holds its pooled connection between two
@@ -246,6 +276,48 @@ it('a connection cut while a transaction holds it: the transaction fails as unav
     // The pool (of one) dropped the dead connection: the same handle works again.
     await handle.ping();
   } finally {
-    await handle.close();
+    await closeWithin(handle, 3000);
+  }
+});
+
+// A connection that dies while it sits idle in the pool (PostgreSQL restarted, a proxy or
+// firewall cut it) is handed out before this process has read its end: a transaction's BEGIN
+// is then the statement that fails. The transaction must fail as unavailable, and its
+// connection must go back to the pool (be discarded): else the pool loses a slot for good.
+it('a transaction whose BEGIN meets a dead pooled connection: 503-class failure, and the pool gets its slot back', async () => {
+  await server.startAgain();
+  const name = `tessera-begin-probe-${process.pid}`;
+  const handle = await openDatabase({
+    url: `${server.urlFor('tessera')}?application_name=${name}`,
+    poolMax: 1,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+  });
+  // The connection's own 'error' events (the test above) are not what this test is about.
+  const outOfBand: unknown[] = [];
+  const record = (err: unknown) => outOfBand.push(err);
+  try {
+    await handle.ping();
+    expect(handle.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
+    process.on('uncaughtException', record);
+    // Synchronously: this process reads nothing from the socket before the transaction below takes the connection.
+    expect(server.psqlSync('tessera', `select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${name}') t`)).toBe('1');
+    const outcome = await handle.db
+      .transaction(async (tx) => {
+        await tx.execute(sql`select 1`);
+      })
+      .then(
+        () => new Error('the transaction committed on a terminated connection'),
+        (err: unknown) => err,
+      );
+    expect(isDatabaseUnavailable(outcome), String(outcome)).toBe(true);
+    await sleep(100);
+    expect(await poolSettled(handle, 1000), 'pool after the failed BEGIN').toMatchObject({ checkedOut: 0 });
+    // A pool of one serves again (with the slot leaked this would wait for a client, then time out).
+    await handle.ping();
+  } finally {
+    process.off('uncaughtException', record);
+    if (outOfBand.length) console.warn(`thrown out of band during the BEGIN test: ${outOfBand.map(String).join('; ')}`);
+    await closeWithin(handle, 3000);
   }
 });

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
+import type { Pool, PoolClient } from 'pg';
 import * as schema from './schema.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 
@@ -61,7 +62,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   const { default: pg } = await import('pg');
   const { drizzle } = await import('drizzle-orm/node-postgres');
   const { migrate } = await import('drizzle-orm/node-postgres/migrator');
-  const pool = new pg.Pool({
+  const pool = new (transactionSafePool(pg.Pool))({
     connectionString: url,
     max: opts.poolMax ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
@@ -71,6 +72,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     keepAlive: true,
   });
   pool.on('error', (err) => opts.onIdleError?.(err));
+  // pg listens for a connection's errors only while it is idle in the pool: PostgreSQL
+  // cutting a connection that a transaction holds would be an uncaught exception (the
+  // process dies). The statement in flight fails on its own (→ 503) and the pool drops
+  // the connection when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle(pool, { schema }) as unknown as Database;
   return handleFor(
     db,
@@ -79,6 +85,42 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     () => pool.end(),
     () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   );
+}
+
+/**
+ * drizzle's `transaction()` sends BEGIN before the try/finally that releases the
+ * connection (drizzle-orm 0.45, issues #6023/#6241): when BEGIN fails on a connection
+ * that died while idle, the connection never goes back and the pool shrinks for good.
+ * This pool releases (and so discards) a checked-out connection whose first statement
+ * fails, and makes a second release harmless. `pool.query()` (the callback form of
+ * connect) is untouched.
+ */
+function transactionSafePool(Base: typeof Pool): typeof Pool {
+  return class TransactionSafePool extends Base {
+    override connect(): Promise<PoolClient>;
+    override connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+    override connect(callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<PoolClient> | void {
+      if (callback) return super.connect(callback);
+      return super.connect().then((client) => {
+        const release = client.release.bind(client);
+        let released = false;
+        client.release = (err?: Error | boolean) => {
+          if (released) return;
+          released = true;
+          release(err);
+        };
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+        let first = true;
+        client.query = ((...args: unknown[]) => {
+          const result = query(...args);
+          if (first && result instanceof Promise) result.catch((err: unknown) => client.release(err instanceof Error ? err : true));
+          first = false;
+          return result;
+        }) as typeof client.query;
+        return client;
+      });
+    }
+  };
 }
 
 async function openPglite(dir: string | null): Promise<DatabaseHandle> {
