@@ -29,13 +29,18 @@ import type { KeyRing } from './infra/keys.js';
 import { loggerOptions } from './infra/logger.js';
 import { createMetrics, instrumentHasher } from './infra/metrics.js';
 import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
-import { createSecretBox } from './infra/secret-box.js';
+import { createSecretBox, createStaticBox } from './infra/secret-box.js';
+import { createAuditService } from './features/audit/service.js';
+import { mfaRoutes } from './features/mfa/routes.js';
+import { createMfaService, type MfaService } from './features/mfa/service.js';
 
 export interface AppDeps {
   database: DatabaseHandle;
   keys: KeyRing;
   clock?: Clock;
   hasher?: PasswordHasher;
+  /** Encrypts TOTP secrets (MFA_ENCRYPTION_KEY, see runtime.ts loadMfaKey). */
+  mfaKey: Buffer;
   /** Where the JSON log goes (tests read it); stdout otherwise. */
   logStream?: DestinationStream;
 }
@@ -103,7 +108,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
     },
   });
-  const accounts = createAccountService({ db, clock, hasher, sessions, mail, metrics, requireEmailVerification: config.requireEmailVerification });
+  const audit = createAuditService({ clock });
+  // Accounts and MFA need each other (sign-in asks MFA; MFA checks passwords): the gate resolves late.
+  let mfa: MfaService | null = null;
+  const secondFactor = {
+    required: (userId: string) => (mfa as MfaService).required(userId),
+    challenge: (userId: string, amr: string[]) => (mfa as MfaService).challenge(userId, amr),
+  };
+  const accounts = createAccountService({ db, clock, hasher, sessions, mail, metrics, secondFactor, requireEmailVerification: config.requireEmailVerification });
+  mfa = createMfaService({
+    db,
+    clock,
+    box: createStaticBox(deps.mfaKey, 'mfa'),
+    accounts,
+    sessions,
+    audit,
+    mail,
+    settings: {
+      issuer: config.appName,
+      reauthSeconds: config.mfa.reauthSeconds,
+      maxFailures: config.mfa.maxFailures,
+      failureWindowSeconds: config.mfa.failureWindowSeconds,
+      challengeSeconds: config.mfa.challengeSeconds,
+    },
+  });
   const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
@@ -125,6 +153,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(tokenRoutes, { accounts, sessions });
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
+  await app.register(mfaRoutes, { mfa, sessions });
   await app.register(emailRoutes, {
     accounts,
     flows,

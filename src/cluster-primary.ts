@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Config } from './config.js';
-import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
+import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
 // a cap makes it collect sooner and keeps a worker's RSS near 140 MB instead of ~200 MB,
@@ -20,6 +20,8 @@ function workerExecArgv(): string[] {
  */
 export async function runClusterPrimary(config: Config): Promise<void> {
   await loadConfiguredKeys(config);
+  // Generated once here, so the workers do not race to create it.
+  loadMfaKey(config);
   if (config.migrateOnStart) {
     const database = await openConfiguredDatabase(config);
     await database.migrate();

@@ -47,6 +47,17 @@ export interface Config {
     bcryptConcurrency: number;
   };
   requireEmailVerification: boolean;
+  mfa: {
+    /** MFA_ENCRYPTION_KEY (32 bytes); null = generated once into DATA_DIR/keys outside production. */
+    encryptionKey: Buffer | null;
+    /** How recent a sign-in must be to enrol without the password again. */
+    reauthSeconds: number;
+    /** Wrong codes allowed per user per window before 429. */
+    maxFailures: number;
+    failureWindowSeconds: number;
+    /** Lifetime of the mfa_token of a sign-in waiting for its code. */
+    challengeSeconds: number;
+  };
   /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
   redisUrl: string | null;
   /** Product name shown in emails and pages. */
@@ -231,6 +242,18 @@ function databaseUrl(r: Reader): string | null {
   return `postgresql://${auth}@${host}:${port}/${name}`;
 }
 
+/** 32 bytes, as base64 (44 characters) or hex (64). */
+function mfaKey(r: Reader): Buffer | null {
+  const v = r.raw('MFA_ENCRYPTION_KEY');
+  if (v === undefined) return null;
+  const key = /^[0-9a-f]{64}$/i.test(v) ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
+  if (key.length !== 32) {
+    r.problems.push('MFA_ENCRYPTION_KEY: expected 32 bytes as base64 or hex; generate one with `openssl rand -base64 32`');
+    return null;
+  }
+  return key;
+}
+
 function smtpConfig(r: Reader): SmtpConfig | null {
   const host = r.raw('SMTP_SERVER');
   if (!host) return null;
@@ -291,6 +314,13 @@ export function loadConfig(env: Env = process.env): Config {
       bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
     },
     requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', true),
+    mfa: {
+      encryptionKey: mfaKey(r),
+      reauthSeconds: r.duration('MFA_REAUTH_WINDOW', 300, 0, 86400),
+      maxFailures: r.int('MFA_MAX_FAILURES', 5, 1, 100),
+      failureWindowSeconds: r.duration('MFA_FAILURE_WINDOW', 900, 60, 86400),
+      challengeSeconds: r.duration('MFA_TOKEN_TTL', 300, 30, 3600),
+    },
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
     appName: r.string('APP_NAME', 'Tessera'),
     email: {
@@ -317,6 +347,7 @@ export function loadConfig(env: Env = process.env): Config {
     if (!config.database.url) {
       r.problems.push('DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only');
     }
+    if (!config.mfa.encryptionKey) r.problems.push('MFA_ENCRYPTION_KEY: required when NODE_ENV=production (32 bytes, base64 or hex: `openssl rand -base64 32`); it encrypts the TOTP secrets');
     if (!config.email.smtp) r.problems.push('SMTP_SERVER (with SMTP_PORT, SMTP_FROM, SMTP_USERNAME, SMTP_PASSWORD): required when NODE_ENV=production; without it mail is only written to files');
     if (config.bodyLimit > 1024 * 1024) r.problems.push('BODY_LIMIT_BYTES: keep it at most 1 MiB in production');
   }

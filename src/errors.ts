@@ -37,6 +37,16 @@ export const errorCatalogue = {
 
   // sessions
   session_not_found: { status: 404, message: 'No such session.' },
+  insufficient_user_authentication: { status: 403, message: 'This action needs a sign-in with a second factor (amr "otp"); sign in again with your authenticator code.' },
+
+  // multi-factor authentication
+  reauthentication_required: { status: 403, message: 'Confirm your password (or sign in again) to do this.' },
+  mfa_already_enabled: { status: 409, message: 'Two-factor authentication is already on.' },
+  mfa_not_enabled: { status: 409, message: 'Two-factor authentication is not on.' },
+  mfa_enrolment_not_started: { status: 409, message: 'Start the enrolment first (POST /users/me/mfa/totp).' },
+  invalid_mfa_code: { status: 400, message: 'The code is not valid.' },
+  mfa_token_invalid: { status: 400, message: 'The sign-in step has expired or was already completed; sign in again.' },
+  too_many_attempts: { status: 429, message: 'Too many wrong codes; wait before trying again.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -53,6 +63,8 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message?: string,
     readonly details?: FieldError[],
+    /** Sent as `Retry-After` (429). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message ?? errorCatalogue[code].message);
     this.name = 'AppError';
@@ -72,6 +84,8 @@ export const oauthErrorCatalogue = {
   invalid_scope: 400,
   /** Not in RFC 6749: the right password of an account whose email is not confirmed yet (REQUIRE_EMAIL_VERIFICATION). */
   email_not_verified: 403,
+  /** Not in RFC 6749: the right password of an account with MFA; the body carries `mfa_token` and `expires_in`. */
+  mfa_required: 403,
 } as const;
 
 export type OAuthErrorCode = keyof typeof oauthErrorCatalogue;
@@ -81,6 +95,8 @@ export class OAuthError extends Error {
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
+    /** More members of the body (`mfa_token`, `expires_in` of `mfa_required`). */
+    readonly extra?: Record<string, string | number>,
   ) {
     super(description);
     this.name = 'OAuthError';

@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
-import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
+import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 /**
  * One HTTP server process: open the database, migrate, listen, and close cleanly
@@ -13,7 +13,7 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const { ring, generatedAt } = await loadConfiguredKeys(config);
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await database.migrate();
-  const app = await buildApp(config, { database, keys: ring });
+  const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY in production');
   if (database.kind === 'pglite') app.log.info({ dir: config.dataDir }, 'using the embedded database (PGlite); set DATABASE_URL for PostgreSQL');
 

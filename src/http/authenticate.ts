@@ -25,6 +25,18 @@ export function authenticate(sessions: SessionService): preHandlerAsyncHookHandl
   };
 }
 
+/**
+ * preHandler after `authenticate`: the session must have been opened with every
+ * method in `methods` (its `amr`), e.g. `requireAmr('otp')` for actions that need
+ * a sign-in with a second factor. 403 `insufficient_user_authentication` otherwise.
+ */
+export function requireAmr(...methods: string[]): preHandlerAsyncHookHandler {
+  return async function requireAmrHook(request: FastifyRequest) {
+    const amr = caller(request).token.amr;
+    if (!methods.every((m) => amr.includes(m))) throw new AppError('insufficient_user_authentication');
+  };
+}
+
 /** The authenticated caller; only for routes guarded by `authenticate`. */
 export function caller(request: FastifyRequest): Authenticated {
   if (!request.auth) throw new AppError('unauthorized');

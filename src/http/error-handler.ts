@@ -17,7 +17,7 @@ function send(reply: FastifyReply, code: ErrorCode, message?: string, details?: 
 
 function sendOAuth(reply: FastifyReply, err: OAuthError) {
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-  return reply.status(err.status).send({ error: err.code, error_description: err.description });
+  return reply.status(err.status).send({ error: err.code, error_description: err.description, ...err.extra });
 }
 
 function validationDetails(err: FastifyError): FieldError[] {
@@ -55,6 +55,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error instanceof OAuthError) return sendOAuth(reply, error);
     if (error instanceof AppError) {
       if (error.status === 401) reply.header('www-authenticate', error.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
+      if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
       return send(reply, error.code, error.message, error.details);
     }
     const code = classify(error);

@@ -13,8 +13,10 @@ export const ErrorBody = Type.Object(
 /** RFC 6749 §5.2 error body. */
 export const OAuthErrorBody = Type.Object(
   {
-    error: Type.String({ description: 'invalid_request | invalid_grant | unsupported_grant_type | email_not_verified (403) | ...' }),
+    error: Type.String({ description: 'invalid_request | invalid_grant | unsupported_grant_type | email_not_verified (403) | mfa_required (403) | ...' }),
     error_description: Type.String(),
+    mfa_token: Type.Optional(Type.String({ description: 'mfa_required: pass it with a code to POST /auth/mfa/verify' })),
+    expires_in: Type.Optional(Type.Integer({ description: 'mfa_required: seconds the mfa_token stays valid' })),
   },
   { description: 'OAuth2 error (RFC 6749 §5.2)' },
 );

@@ -2,9 +2,9 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { KeyRing } from './keys.js';
 
 /**
- * Encrypts short secrets (an email link's token while its message waits in the
- * outbox) with AES-256-GCM under a key derived from the signing key. The sealed
- * form names the key (`kid`), so it opens after a key rotation too.
+ * Encrypts short secrets with AES-256-GCM. The sealed form names its key
+ * (`v1.<key id>.<iv>.<ciphertext+tag>`, the key id authenticated too), so values
+ * sealed under an older key still open while that key is known.
  */
 export interface SecretBox {
   seal(plaintext: string): string;
@@ -12,27 +12,27 @@ export interface SecretBox {
   open(sealed: string): string | null;
 }
 
-export function createSecretBox(keys: KeyRing): SecretBox {
+function boxOf(current: () => { id: string; key: Buffer }, byId: (id: string) => Buffer | undefined): SecretBox {
   return {
     seal(plaintext) {
-      const key = keys.current;
+      const { id, key } = current();
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key.sealSecret, iv);
-      cipher.setAAD(Buffer.from(key.kid));
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      cipher.setAAD(Buffer.from(id));
       const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-      return `v1.${key.kid}.${iv.toString('base64url')}.${body.toString('base64url')}`;
+      return `v1.${id}.${iv.toString('base64url')}.${body.toString('base64url')}`;
     },
     open(sealed) {
       const parts = sealed.split('.');
-      const [version, kid, ivText, bodyText] = parts;
-      const key = kid ? keys.byKid(kid) : undefined;
-      if (parts.length !== 4 || version !== 'v1' || !key || !ivText || !bodyText) return null;
+      const [version, id, ivText, bodyText] = parts;
+      const key = id ? byId(id) : undefined;
+      if (parts.length !== 4 || version !== 'v1' || !id || !key || !ivText || !bodyText) return null;
       const iv = Buffer.from(ivText, 'base64url');
       const body = Buffer.from(bodyText, 'base64url');
       if (iv.length !== 12 || body.length < 16) return null;
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key.sealSecret, iv);
-        decipher.setAAD(Buffer.from(kid ?? ''));
+        const decipher = createDecipheriv('aes-256-gcm', key, iv);
+        decipher.setAAD(Buffer.from(id));
         decipher.setAuthTag(body.subarray(body.length - 16));
         return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');
       } catch {
@@ -40,4 +40,21 @@ export function createSecretBox(keys: KeyRing): SecretBox {
       }
     },
   };
+}
+
+/** Under a key derived from the signing key (email links waiting in the outbox); follows key rotation. */
+export function createSecretBox(keys: KeyRing): SecretBox {
+  return boxOf(
+    () => ({ id: keys.current.kid, key: keys.current.sealSecret }),
+    (kid) => keys.byKid(kid)?.sealSecret,
+  );
+}
+
+/** Under one configured 32-byte key (MFA_ENCRYPTION_KEY), named `id` in the sealed form. */
+export function createStaticBox(key: Buffer, id: string): SecretBox {
+  if (key.length !== 32) throw new Error('an AES-256 key is 32 bytes');
+  return boxOf(
+    () => ({ id, key }),
+    (given) => (given === id ? key : undefined),
+  );
 }

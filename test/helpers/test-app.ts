@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,7 +49,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const db = opts.db ?? (await createTestDatabase());
   const clock = new ManualClock(new Date('2026-01-15T12:00:00Z'));
   const { ring } = await testKeys(algorithm);
-  const app = await buildApp(config, { database: db.handle, keys: ring, clock, ...(opts.logStream ? { logStream: opts.logStream } : {}) });
+  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), ...(opts.logStream ? { logStream: opts.logStream } : {}) });
   await app.ready();
   return {
     app,

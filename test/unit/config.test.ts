@@ -26,6 +26,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const MFA_KEY = Buffer.alloc(32, 7).toString('base64');
+
 describe('loadConfig defaults', () => {
   it('runs with nothing set', () => {
     const c = loadConfig({});
@@ -127,28 +129,38 @@ describe('validation', () => {
     expect(configError({ SERVER_PORT: '80.5' }).problems[0]).toMatch(/^SERVER_PORT:/);
   });
 
-  it('in production, requires PRIVATE_KEY, a database and SMTP_SERVER, naming each', () => {
+  it('in production, requires PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER, naming each', () => {
     const err = configError({ NODE_ENV: 'production' });
-    expect(err.problems).toHaveLength(3);
+    expect(err.problems).toHaveLength(4);
+    expect(err.problems.some((p) => p.startsWith('MFA_ENCRYPTION_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('SMTP_SERVER'))).toBe(true);
   });
 
   it('in production without SMTP_SERVER, SMTP_SERVER is the one problem', () => {
-    const err = configError({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera' });
+    const err = configError({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^SMTP_SERVER\b/);
     expect(err.problems[0]).toContain('NODE_ENV=production');
     expect(err.message).toContain('SMTP_SERVER');
   });
 
-  it('in production, runs once PRIVATE_KEY, a database and SMTP_SERVER are set', () => {
-    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com' });
+  it('MFA_ENCRYPTION_KEY is 32 bytes, base64 or hex', () => {
+    expect(loadConfig({ MFA_ENCRYPTION_KEY: MFA_KEY }).mfa.encryptionKey?.length).toBe(32);
+    expect(loadConfig({ MFA_ENCRYPTION_KEY: 'ab'.repeat(32) }).mfa.encryptionKey).toEqual(Buffer.alloc(32, 0xab));
+    expect(loadConfig({}).mfa.encryptionKey).toBeNull();
+    for (const bad of ['short', Buffer.alloc(16).toString('base64'), 'ab'.repeat(31)]) {
+      expect(configError({ MFA_ENCRYPTION_KEY: bad }).problems[0]).toMatch(/^MFA_ENCRYPTION_KEY: expected 32 bytes/);
+    }
+  });
+
+  it('in production, runs once PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER are set', () => {
+    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(c.env).toBe('production');
     expect(c.jwt.privateKeyPem).toBe(pem.trim());
     expect(c.email.smtp?.host).toBe('smtp.example.com');
-    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com' });
+    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
   });
 

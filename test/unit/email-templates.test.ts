@@ -42,6 +42,10 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   password_changed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   email_change_confirm: { name: 'Ada', email: 'ada.new@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
   email_change_notice: { name: 'Ada', email: 'ada@example.com', new_email: 'ada.new@example.com', app_name: 'Tessera' },
+  mfa_enabled: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  mfa_disabled: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  mfa_recovery_codes_regenerated: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  mfa_failed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -63,8 +67,18 @@ function overrideDir(files: Record<string, string>): string {
 describe('default templates', () => {
   const templates = loadTemplates(null);
 
-  it('cover all five kinds', () => {
-    expect([...EMAIL_KINDS].sort()).toEqual(['confirm_email', 'email_change_confirm', 'email_change_notice', 'password_changed', 'password_reset']);
+  it('cover every kind', () => {
+    expect([...EMAIL_KINDS].sort()).toEqual([
+      'confirm_email',
+      'email_change_confirm',
+      'email_change_notice',
+      'mfa_disabled',
+      'mfa_enabled',
+      'mfa_failed',
+      'mfa_recovery_codes_regenerated',
+      'password_changed',
+      'password_reset',
+    ]);
     expect(path.isAbsolute(defaultTemplatesDir)).toBe(true);
   });
 

@@ -51,6 +51,11 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'password_changed', to: user.email, vars: { name: name(user) } });
     },
 
+    /** A security notice without a link. */
+    async notice(tx: Database, user: Recipient, kind: 'mfa_enabled' | 'mfa_disabled' | 'mfa_recovery_codes_regenerated' | 'mfa_failed'): Promise<void> {
+      await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });
+    },
+
     /** A link to the new address, and a notice to the current one. */
     async emailChange(tx: Database, user: Recipient, newEmail: string): Promise<void> {
       const ttl = settings.confirmTtlSeconds;
@@ -59,8 +64,8 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: newEmail } });
     },
 
-    /** Whether one more resend/forgot message of this kind may go to the address now (silently capped). */
-    allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset') => outbox.allowed(tx, to, kind, settings.caps),
+    /** Whether one more resend/forgot (or failed-code) message of this kind may go to the address now (silently capped). */
+    allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset' | 'mfa_failed') => outbox.allowed(tx, to, kind, settings.caps),
 
     committed: () => outbox.committed(),
   };

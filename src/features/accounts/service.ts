@@ -17,6 +17,8 @@ export interface AccountServiceDeps {
   sessions: SessionService;
   mail: AccountMail;
   metrics: Pick<ServiceMetrics, 'signIns'>;
+  /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
+  secondFactor: { required(userId: string): Promise<boolean>; challenge(userId: string, amr: string[]): Promise<OAuthError> };
   requireEmailVerification: boolean;
 }
 
@@ -102,6 +104,10 @@ export function createAccountService(deps: AccountServiceDeps) {
           new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.'),
         );
       }
+      if (await deps.secondFactor.required(user.id)) {
+        deps.metrics.signIns.inc({ result: 'failure', reason: 'mfa_required' });
+        throw await deps.secondFactor.challenge(user.id, ['pwd']);
+      }
       deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
 
       if (!hasher.needsRehash(user.passwordHash)) return sessions.start(user, ['pwd'], meta);
@@ -114,6 +120,9 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     getProfile: requireUser,
+
+    /** Throws `invalid_password` (403) unless `password` is the user's. */
+    confirmPassword: requirePassword,
 
     async updateProfile(id: string, changes: { firstName?: string | null | undefined; lastName?: string | null | undefined }): Promise<UserRow> {
       const set: repo.ProfileChanges = {};

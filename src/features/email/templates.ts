@@ -5,7 +5,17 @@ import { fileURLToPath } from 'node:url';
 /** The built-in templates; EMAIL_TEMPLATES_DIR may override any of their files. */
 export const defaultTemplatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/email');
 
-export const EMAIL_KINDS = ['confirm_email', 'password_reset', 'password_changed', 'email_change_confirm', 'email_change_notice'] as const;
+export const EMAIL_KINDS = [
+  'confirm_email',
+  'password_reset',
+  'password_changed',
+  'email_change_confirm',
+  'email_change_notice',
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_recovery_codes_regenerated',
+  'mfa_failed',
+] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
 /** The variables each kind's templates may use; anything else is refused when the templates load. */
@@ -16,6 +26,10 @@ const variables: Record<EmailKind, readonly string[]> = {
   password_changed: common,
   email_change_confirm: [...common, 'link', 'expires_in'],
   email_change_notice: [...common, 'new_email'],
+  mfa_enabled: common,
+  mfa_disabled: common,
+  mfa_recovery_codes_regenerated: common,
+  mfa_failed: common,
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */

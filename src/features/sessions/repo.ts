@@ -34,6 +34,7 @@ export const sessionUserColumns = {
   userId: sessions.userId,
   generation: sessions.generation,
   amr: sessions.amr,
+  createdAt: sessions.createdAt,
   expiresAt: sessions.expiresAt,
   lastRefreshedAt: sessions.lastRefreshedAt,
   revokedAt: sessions.revokedAt,
@@ -47,6 +48,8 @@ export interface SessionWithUser {
   userId: string;
   generation: number;
   amr: string[];
+  /** When the user signed in (refreshes keep it). */
+  createdAt: Date;
   expiresAt: Date;
   lastRefreshedAt: Date;
   revokedAt: Date | null;

@@ -3,3 +3,5 @@ export * from '../../features/accounts/tables.js';
 export * from '../../features/sessions/tables.js';
 export * from '../../features/email-tokens/tables.js';
 export * from '../../features/outbox/tables.js';
+export * from '../../features/audit/tables.js';
+export * from '../../features/mfa/tables.js';

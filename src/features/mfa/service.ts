@@ -1,0 +1,230 @@
+import { generateSecret, generateURI, verify } from 'otplib';
+import QRCode from 'qrcode';
+import { AppError, OAuthError } from '../../errors.js';
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import type { SecretBox } from '../../infra/secret-box.js';
+import type { AccountMail } from '../accounts/account-mail.js';
+import type { UserRow } from '../accounts/tables.js';
+import type { AuditService } from '../audit/service.js';
+import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
+import { hashMfaToken, hashRecoveryCode, isTotpCode, newMfaToken, newRecoveryCode } from './codes.js';
+import * as repo from './repo.js';
+import type { UserTotpRow } from './tables.js';
+
+export interface MfaSettings {
+  issuer: string;
+  reauthSeconds: number;
+  maxFailures: number;
+  failureWindowSeconds: number;
+  challengeSeconds: number;
+}
+
+/** What MFA needs from the accounts feature. */
+export interface MfaAccounts {
+  getProfile(id: string): Promise<UserRow>;
+  /** Throws `invalid_password` unless `password` is the user's. */
+  confirmPassword(user: UserRow, password: string, field: string): Promise<void>;
+}
+
+export interface MfaDeps {
+  db: Database;
+  clock: Clock;
+  /** Seals TOTP secrets under MFA_ENCRYPTION_KEY. */
+  box: SecretBox;
+  accounts: MfaAccounts;
+  sessions: SessionService;
+  audit: AuditService;
+  mail: AccountMail;
+  settings: MfaSettings;
+}
+
+const RECOVERY_CODES = 10;
+/** ±1 time step of clock drift (RFC 6238 §5.2). */
+const DRIFT_SECONDS = 30;
+
+export type MfaService = ReturnType<typeof createMfaService>;
+
+export function createMfaService(deps: MfaDeps) {
+  const { db, clock, box, accounts, sessions, audit, mail, settings } = deps;
+  const seconds = () => Math.floor(clock.now().getTime() / 1000);
+
+  function secretOf(row: UserTotpRow): string {
+    const secret = box.open(row.sealedSecret);
+    // A secret that does not open means MFA_ENCRYPTION_KEY changed: no code can be checked.
+    if (!secret) throw new Error('cannot decrypt a TOTP secret: was MFA_ENCRYPTION_KEY changed?');
+    return secret;
+  }
+
+  /** The time step of a valid code not used before, or null. */
+  async function checkTotp(row: UserTotpRow, code: string): Promise<number | null> {
+    const epoch = seconds();
+    const result = await verify({
+      secret: secretOf(row),
+      token: code.replace(/\s/g, ''),
+      epoch,
+      epochTolerance: DRIFT_SECONDS,
+      ...(row.lastTimeStep !== null ? { afterTimeStep: row.lastTimeStep } : {}),
+    });
+    // RFC 6238 time step of the matching code: this period's, plus the drift it matched at.
+    return result.valid ? Math.floor(epoch / 30) + result.delta : null;
+  }
+
+  function lockedFor(row: UserTotpRow): number {
+    if (row.failedAttempts < settings.maxFailures || !row.failureWindowStart) return 0;
+    return Math.max(0, row.failureWindowStart.getTime() + settings.failureWindowSeconds * 1000 - clock.now().getTime()) / 1000;
+  }
+
+  function assertNotLocked(row: UserTotpRow): void {
+    const wait = lockedFor(row);
+    if (wait > 0) throw new AppError('too_many_attempts', undefined, undefined, wait);
+  }
+
+  /** Counts a wrong code, audits it and tells the user (capped); 429 once the limit is reached. */
+  async function failed(user: UserRow, meta: ClientMeta, context: string): Promise<never> {
+    const now = clock.now();
+    const counted = await db.transaction(async (tx) => {
+      const state = await repo.recordFailure(tx, user.id, now, new Date(now.getTime() - settings.failureWindowSeconds * 1000));
+      await audit.record(tx, { userId: user.id, type: 'mfa_failed', ip: meta.ip, userAgent: meta.userAgent, details: { context, attempts: state?.failedAttempts ?? 0 } });
+      if (await mail.allowed(tx, user.email, 'mfa_failed')) await mail.notice(tx, user, 'mfa_failed');
+      return state;
+    });
+    mail.committed();
+    if (counted && counted.failedAttempts >= settings.maxFailures) throw new AppError('too_many_attempts', undefined, undefined, settings.failureWindowSeconds);
+    throw new AppError('invalid_mfa_code', undefined, [{ field: 'code', message: 'invalid' }]);
+  }
+
+  /**
+   * A TOTP code (a step not used before) or an unused recovery code, used up in
+   * `tx`; null when wrong. The caller counts a failure after its transaction, so
+   * the count survives the rollback.
+   */
+  async function proveSecondFactor(tx: Database, userId: string, row: UserTotpRow, code: string): Promise<'totp' | 'recovery_code' | null> {
+    if (isTotpCode(code)) {
+      const step = await checkTotp(row, code);
+      return step !== null && (await repo.acceptTimeStep(tx, userId, step)) ? 'totp' : null;
+    }
+    return (await repo.useRecoveryCode(tx, userId, hashRecoveryCode(code), clock.now())) ? 'recovery_code' : null;
+  }
+
+  async function enabledTotp(userId: string): Promise<UserTotpRow> {
+    const row = await repo.findTotp(db, userId);
+    if (!row?.enabledAt) throw new AppError('mfa_not_enabled');
+    return row;
+  }
+
+  async function newRecoveryCodes(tx: Database, userId: string): Promise<string[]> {
+    const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
+    await repo.replaceRecoveryCodes(tx, userId, codes.map(hashRecoveryCode), clock.now());
+    return codes;
+  }
+
+  return {
+    async status(userId: string) {
+      const row = await repo.findTotp(db, userId);
+      return { totp_enabled: Boolean(row?.enabledAt), recovery_codes_remaining: row?.enabledAt ? await repo.countUnusedRecoveryCodes(db, userId) : 0 };
+    },
+
+    /**
+     * Starts an enrolment: a new secret, its otpauth:// URI and a QR code, not
+     * active until a first code is verified. Needs the password, or a sign-in
+     * within MFA_REAUTH_WINDOW.
+     */
+    async startEnrolment(userId: string, signedInAt: Date, password: string | undefined) {
+      const user = await accounts.getProfile(userId);
+      if (password !== undefined) await accounts.confirmPassword(user, password, 'password');
+      else if (clock.now().getTime() - signedInAt.getTime() > settings.reauthSeconds * 1000) throw new AppError('reauthentication_required');
+      const secret = generateSecret();
+      if (!(await repo.savePendingTotp(db, userId, box.seal(secret), clock.now()))) throw new AppError('mfa_already_enabled');
+      const uri = generateURI({ issuer: settings.issuer, label: user.email, secret });
+      const qr = await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 256 });
+      return { secret, otpauth_uri: uri, qr_code: qr };
+    },
+
+    /** Turns the factor on with a first code; returns the recovery codes, shown this once. */
+    async activate(userId: string, code: string, meta: ClientMeta): Promise<string[]> {
+      const user = await accounts.getProfile(userId);
+      const row = await repo.findTotp(db, userId);
+      if (!row) throw new AppError('mfa_enrolment_not_started');
+      if (row.enabledAt) throw new AppError('mfa_already_enabled');
+      assertNotLocked(row);
+      const step = isTotpCode(code) ? await checkTotp(row, code) : null;
+      if (step === null) return failed(user, meta, 'enrolment');
+      const codes = await db.transaction(async (tx) => {
+        if (!(await repo.enableTotp(tx, userId, step, clock.now()))) throw new AppError('mfa_already_enabled');
+        const fresh = await newRecoveryCodes(tx, userId);
+        await audit.record(tx, { userId, type: 'mfa_enabled', ip: meta.ip, userAgent: meta.userAgent, details: { method: 'totp' } });
+        await mail.notice(tx, user, 'mfa_enabled');
+        return fresh;
+      });
+      mail.committed();
+      return codes;
+    },
+
+    /** Turns MFA off: the password and a current code (or a recovery code). */
+    async disable(userId: string, password: string, code: string, meta: ClientMeta): Promise<void> {
+      const user = await accounts.getProfile(userId);
+      const row = await enabledTotp(userId);
+      await accounts.confirmPassword(user, password, 'password');
+      assertNotLocked(row);
+      const done = await db.transaction(async (tx) => {
+        if (!(await proveSecondFactor(tx, userId, row, code))) return false;
+        await repo.deleteTotp(tx, userId);
+        await audit.record(tx, { userId, type: 'mfa_disabled', ip: meta.ip, userAgent: meta.userAgent });
+        await mail.notice(tx, user, 'mfa_disabled');
+        return true;
+      });
+      if (!done) return failed(user, meta, 'disable');
+      mail.committed();
+    },
+
+    /** New recovery codes (the old ones stop working). */
+    async regenerateRecoveryCodes(userId: string, password: string, meta: ClientMeta): Promise<string[]> {
+      const user = await accounts.getProfile(userId);
+      await enabledTotp(userId);
+      await accounts.confirmPassword(user, password, 'password');
+      const codes = await db.transaction(async (tx) => {
+        const fresh = await newRecoveryCodes(tx, userId);
+        await audit.record(tx, { userId, type: 'mfa_recovery_codes_regenerated', ip: meta.ip, userAgent: meta.userAgent });
+        await mail.notice(tx, user, 'mfa_recovery_codes_regenerated');
+        return fresh;
+      });
+      mail.committed();
+      return codes;
+    },
+
+    /** Whether a sign-in of this user needs the second step. */
+    async required(userId: string): Promise<boolean> {
+      return Boolean((await repo.findTotp(db, userId))?.enabledAt);
+    },
+
+    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
+    async challenge(userId: string, amr: string[]): Promise<OAuthError> {
+      const token = newMfaToken();
+      const now = clock.now();
+      await repo.insertChallenge(db, { userId, tokenHash: hashMfaToken(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000) });
+      return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
+        mfa_token: token,
+        expires_in: settings.challengeSeconds,
+      });
+    },
+
+    /** Completes a sign-in with its mfa_token and a code: the normal token response, `amr` with "otp". */
+    async completeSignIn(mfaToken: string, code: string, meta: ClientMeta): Promise<TokenResponse> {
+      const challenge = mfaToken.length <= 100 ? await repo.findLiveChallenge(db, hashMfaToken(mfaToken), clock.now()) : null;
+      if (!challenge) throw new AppError('mfa_token_invalid');
+      const user = await accounts.getProfile(challenge.userId);
+      const row = await repo.findTotp(db, user.id);
+      if (!row?.enabledAt || user.disabledAt) throw new AppError('mfa_token_invalid');
+      assertNotLocked(row);
+      const tokens = await db.transaction(async (tx) => {
+        const method = await proveSecondFactor(tx, user.id, row, code);
+        if (!method) return null;
+        if (!(await repo.consumeChallenge(tx, challenge.id, clock.now()))) throw new AppError('mfa_token_invalid');
+        await audit.record(tx, { userId: user.id, type: 'mfa_sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method } });
+        return sessions.start(user, [...challenge.amr, 'otp'], meta, tx);
+      });
+      return tokens ?? failed(user, meta, 'sign_in');
+    },
+  };
+}
