@@ -86,7 +86,8 @@ export function createMfaService(deps: MfaDeps) {
     const counted = await db.transaction(async (tx) => {
       const state = await repo.recordFailure(tx, user.id, now, new Date(now.getTime() - settings.failureWindowSeconds * 1000));
       await audit.record(tx, { userId: user.id, type: 'mfa_failed', ip: meta.ip, userAgent: meta.userAgent, details: { context, attempts: state?.failedAttempts ?? 0 } });
-      if (await mail.allowed(tx, user.email, 'mfa_failed')) await mail.notice(tx, user, 'mfa_failed');
+      // A typo while setting the app up is not news; a wrong code after a right password is (capped like resends).
+      if (context !== 'enrolment' && (await mail.allowed(tx, user.email, 'mfa_failed'))) await mail.notice(tx, user, 'mfa_failed');
       return state;
     });
     mail.committed();
