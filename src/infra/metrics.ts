@@ -13,7 +13,7 @@ export function createMetrics() {
     registry,
     signIns: new Counter({
       name: 'tessera_sign_ins_total',
-      help: 'Password sign-ins by result (success, failure) and reason (ok, unknown_email, wrong_password, disabled, email_not_verified, mfa_required: the password was right and a code is asked)',
+      help: 'Password sign-ins by result (success, failure, pending) and reason (ok, unknown_email, wrong_password, disabled, email_not_verified; pending/mfa_required: the password was right and a code is asked)',
       labelNames: ['result', 'reason'],
       registers: [registry],
     }),

@@ -105,7 +105,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         );
       }
       if (await deps.secondFactor.required(user.id)) {
-        deps.metrics.signIns.inc({ result: 'failure', reason: 'mfa_required' });
+        deps.metrics.signIns.inc({ result: 'pending', reason: 'mfa_required' });
         throw await deps.secondFactor.challenge(user.id, ['pwd']);
       }
       deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
