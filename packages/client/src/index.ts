@@ -1,0 +1,19 @@
+export { createClient, TesseraClient, type MfaApi } from './client.js';
+export { TesseraError, TesseraNetworkError, type ErrorDetail } from './errors.js';
+export { memoryStorage, localStorageAdapter, type TokenStorage } from './storage.js';
+export { decodeJwtPayload } from './jwt.js';
+export type {
+  AuthEvent,
+  AuthListener,
+  ClientOptions,
+  FetchLike,
+  MfaRequired,
+  MfaStatus,
+  ProviderCredentials,
+  Session,
+  SessionInfo,
+  SignInResult,
+  SignedIn,
+  TotpEnrolment,
+  User,
+} from './types.js';

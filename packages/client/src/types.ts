@@ -1,0 +1,94 @@
+import type { TokenStorage } from './storage.js';
+
+/** The `fetch` the SDK calls: the global one by default. */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /** Tessera's base URL, e.g. `https://auth.example.com` (a trailing slash is ignored). */
+  baseUrl: string;
+  /** Where the session is kept. Default: `memoryStorage()` (nothing survives a reload). */
+  storage?: TokenStorage;
+  /** A `fetch` of your own (instrumentation, tests, an older React Native polyfill). Default: `globalThis.fetch`. */
+  fetch?: FetchLike;
+  /** Refresh the access token when it expires within this many seconds. Default 30. */
+  refreshMarginSeconds?: number;
+  /** The client's clock in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+  /** The storage key. Default `tessera.session`; use another to keep two sessions apart in one storage. */
+  storageKey?: string;
+}
+
+/** The tokens of the signed-in session, as stored. */
+export interface Session {
+  accessToken: string;
+  refreshToken: string;
+  /**
+   * When the access token expires, in ms on the client's clock (`now()`): the token's own lifetime
+   * (`exp - iat`, or the server's `expires_in`) counted from when the client received it, so a wrong
+   * device clock does not matter. Null when unknown (then only a 401 triggers a refresh).
+   */
+  expiresAt: number | null;
+  /** `sub` of the access token: the user's id. */
+  userId: string | null;
+  /** How the session was signed in: `["pwd"]`, or `["pwd","otp"]` after a second factor. */
+  amr: string[];
+}
+
+export interface SignedIn {
+  status: 'signed_in';
+  session: Session;
+}
+
+export interface MfaRequired {
+  status: 'mfa_required';
+  /** Send it with a code to `verifyMfa`. Single use. */
+  mfaToken: string;
+  /** Seconds the mfaToken stays valid (5 min by default). */
+  expiresIn: number;
+}
+
+/** What a sign-in gives: tokens, or the second step. Narrow on `status`. */
+export type SignInResult = SignedIn | MfaRequired;
+
+export interface User {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  firstName: string | null;
+  lastName: string | null;
+  hasPassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  /** The session of this client. */
+  current: boolean;
+  createdAt: string;
+  lastRefreshedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface MfaStatus {
+  totpEnabled: boolean;
+  recoveryCodesRemaining: number;
+}
+
+export interface TotpEnrolment {
+  /** Base32, for typing into the app by hand. */
+  secret: string;
+  /** `otpauth://…`: opens an authenticator app on the same device. */
+  otpauthUri: string;
+  /** `data:image/png;base64,…`: the QR code to scan. */
+  qrCode: string;
+}
+
+export type AuthEvent = 'signedIn' | 'tokenRefreshed' | 'signedOut';
+/** Called with the event and the session after it (null after `signedOut`). */
+export type AuthListener = (event: AuthEvent, session: Session | null) => void;
+
+/** `{idToken}` (Google, Apple) or `{accessToken}` (Facebook, …) from a native provider SDK. */
+export type ProviderCredentials = { idToken: string; accessToken?: string } | { idToken?: string; accessToken: string };
