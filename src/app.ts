@@ -32,7 +32,16 @@ import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher
 import { createSecretBox, createStaticBox } from './infra/secret-box.js';
 import { createAuditService } from './features/audit/service.js';
 import { mfaRoutes } from './features/mfa/routes.js';
+import { adminRoutes } from './features/admin/routes.js';
+import { createAdminService, type AdminService } from './features/admin/service.js';
+import { createRbacService, type RbacService } from './features/rbac/service.js';
 import { createMfaService, type MfaService } from './features/mfa/service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: { admin: AdminService; rbac: RbacService };
+  }
+}
 
 export interface AppDeps {
   database: DatabaseHandle;
@@ -50,6 +59,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const clock = deps.clock ?? systemClock;
   const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
   const metrics = createMetrics();
+  const rbac = createRbacService({ db: deps.database.db, clock, defaultRole: config.defaultRole });
   const hasher = instrumentHasher(deps.hasher ?? (ownHasher as PasswordHasher), metrics.hashSeconds);
   const db = deps.database.db;
 
@@ -96,6 +106,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     refreshTokenDays: config.jwt.refreshTokenDays,
     refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
     metrics,
+    grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
   });
   const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
   const tokens = createEmailTokenService({ db, clock });
@@ -115,7 +126,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     required: (userId: string) => (mfa as MfaService).required(userId),
     challenge: (userId: string, amr: string[]) => (mfa as MfaService).challenge(userId, amr),
   };
-  const accounts = createAccountService({ db, clock, hasher, sessions, mail, metrics, secondFactor, requireEmailVerification: config.requireEmailVerification });
+  const accounts = createAccountService({
+    db,
+    clock,
+    hasher,
+    sessions,
+    mail,
+    metrics,
+    secondFactor,
+    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    requireEmailVerification: config.requireEmailVerification,
+  });
   mfa = createMfaService({
     db,
     clock,
@@ -154,6 +175,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa, sessions });
+  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole });
+  await app.register(adminRoutes, { admin, sessions });
+  // For the CLI (tessera users …): the same services, no HTTP.
+  app.decorate('services', { admin, rbac });
   await app.register(emailRoutes, {
     accounts,
     flows,

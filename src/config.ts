@@ -47,6 +47,8 @@ export interface Config {
     bcryptConcurrency: number;
   };
   requireEmailVerification: boolean;
+  /** The role every new user gets. */
+  defaultRole: string;
   mfa: {
     /** MFA_ENCRYPTION_KEY (32 bytes); null = generated once into DATA_DIR/keys outside production. */
     encryptionKey: Buffer | null;
@@ -314,6 +316,7 @@ export function loadConfig(env: Env = process.env): Config {
       bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
     },
     requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', true),
+    defaultRole: r.string('DEFAULT_ROLE', 'user'),
     mfa: {
       encryptionKey: mfaKey(r),
       reauthSeconds: r.duration('MFA_REAUTH_WINDOW', 300, 0, 86400),

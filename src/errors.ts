@@ -39,6 +39,13 @@ export const errorCatalogue = {
   session_not_found: { status: 404, message: 'No such session.' },
   insufficient_user_authentication: { status: 403, message: 'This action needs a sign-in with a second factor (amr "otp"); sign in again with your authenticator code.' },
 
+  // roles and administration
+  forbidden: { status: 403, message: 'You do not have the permission to do this.' },
+  role_not_found: { status: 404, message: 'No such role.' },
+  role_exists: { status: 409, message: 'A role with this name already exists.' },
+  role_builtin: { status: 409, message: 'Built-in roles (admin, user) cannot be deleted.' },
+  cannot_modify_self: { status: 409, message: 'Administrators cannot disable or delete their own account here.' },
+
   // multi-factor authentication
   reauthentication_required: { status: 403, message: 'Confirm your password (or sign in again) to do this.' },
   mfa_already_enabled: { status: 409, message: 'Two-factor authentication is already on.' },

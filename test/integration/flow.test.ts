@@ -38,7 +38,7 @@ describe('the whole flow over HTTP', () => {
     expect(header).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
     expect(header.kid).toBeTruthy();
     const claims = decodeJwt(tokens.access_token);
-    expect(claims).toMatchObject({ iss: t.config.jwt.issuer, aud: 'tessera-test', sub: user.id, email, email_verified: false, roles: [], amr: ['pwd'] });
+    expect(claims).toMatchObject({ iss: t.config.jwt.issuer, aud: 'tessera-test', sub: user.id, email, email_verified: false, roles: ['user'], permissions: [], amr: ['pwd'] });
     for (const c of ['iat', 'exp', 'jti', 'sid']) expect(claims).toHaveProperty(c);
 
     const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) });

@@ -186,7 +186,8 @@ describe('mass assignment', () => {
     const claims = decodeJwt((json(tok) as { access_token: string }).access_token);
     expect(claims.sub).toBe(body.id);
     expect(claims.email_verified).toBe(false);
-    expect(claims.roles).toEqual([]);
+    expect(claims.roles).toEqual(['user']);
+    expect(claims.permissions).toEqual([]);
   });
 
   it('extra fields at PATCH /users/me are ignored: response, row and token claims', async () => {
@@ -219,7 +220,7 @@ describe('mass assignment', () => {
     const again = await login(t.app, email, PASSWORD);
     expect(again.statusCode).toBe(200);
     const claims = decodeJwt((json(again) as { access_token: string }).access_token);
-    expect(claims).toMatchObject({ sub: created.id, email, email_verified: false, roles: [] });
+    expect(claims).toMatchObject({ sub: created.id, email, email_verified: false, roles: ['user'], permissions: [] });
   });
 
   it('a forged disabled_at at registration does not disable the account', async () => {

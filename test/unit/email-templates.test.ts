@@ -46,6 +46,7 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   mfa_disabled: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   mfa_recovery_codes_regenerated: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   mfa_failed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  invite: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -72,6 +73,7 @@ describe('default templates', () => {
       'confirm_email',
       'email_change_confirm',
       'email_change_notice',
+      'invite',
       'mfa_disabled',
       'mfa_enabled',
       'mfa_failed',

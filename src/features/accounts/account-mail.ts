@@ -51,6 +51,13 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'password_changed', to: user.email, vars: { name: name(user) } });
     },
 
+    /** An account created by an administrator: a link to choose a password (valid EMAIL_CONFIRM_TTL). */
+    async invite(tx: Database, user: Recipient): Promise<void> {
+      const ttl = settings.confirmTtlSeconds;
+      const token = await tokens.issue(tx, { userId: user.id, purpose: 'password_reset', email: user.email, ttlSeconds: ttl, replace: true });
+      await outbox.add(tx, { kind: 'invite', to: user.email, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
+    },
+
     /** A security notice without a link. */
     async notice(tx: Database, user: Recipient, kind: 'mfa_enabled' | 'mfa_disabled' | 'mfa_recovery_codes_regenerated' | 'mfa_failed'): Promise<void> {
       await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });

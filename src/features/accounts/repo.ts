@@ -79,3 +79,39 @@ export async function resetPassword(db: Database, id: string, passwordHash: stri
     .returning();
   return rows[0] ?? null;
 }
+
+export interface UserSearch {
+  emailPrefix?: string | undefined;
+  role?: string | undefined;
+  status?: 'active' | 'disabled' | 'unverified' | undefined;
+  limit: number;
+  /** Continue after this (created_at, id), newest first. */
+  after?: { createdAt: Date; id: string } | undefined;
+}
+
+/** Newest first, keyset-paginated on (created_at, id). */
+export async function searchUsers(db: Database, q: UserSearch): Promise<UserRow[]> {
+  const conditions = [
+    q.emailPrefix ? sql`${users.email} like ${`${q.emailPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}` : undefined,
+    q.role ? sql`exists (select 1 from user_roles ur where ur.user_id = ${users.id} and ur.role = ${q.role})` : undefined,
+    q.status === 'disabled' ? sql`${users.disabledAt} is not null` : undefined,
+    q.status === 'active' ? sql`${users.disabledAt} is null` : undefined,
+    q.status === 'unverified' ? sql`${users.emailVerifiedAt} is null` : undefined,
+    q.after ? sql`(${users.createdAt}, ${users.id}) < (${q.after.createdAt}, ${q.after.id}::uuid)` : undefined,
+  ];
+  return db
+    .select()
+    .from(users)
+    .where(and(...conditions))
+    .orderBy(sql`${users.createdAt} desc, ${users.id} desc`)
+    .limit(q.limit);
+}
+
+export async function setDisabled(db: Database, id: string, disabledAt: Date | null, now: Date): Promise<UserRow | null> {
+  const rows = await db.update(users).set({ disabledAt, updatedAt: now }).where(eq(users.id, id)).returning();
+  return rows[0] ?? null;
+}
+
+export async function markVerified(db: Database, id: string, now: Date): Promise<void> {
+  await db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(eq(users.id, id));
+}

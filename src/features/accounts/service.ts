@@ -17,6 +17,8 @@ export interface AccountServiceDeps {
   sessions: SessionService;
   mail: AccountMail;
   metrics: Pick<ServiceMetrics, 'signIns'>;
+  /** Gives a new account its default role, in the registration's transaction. */
+  assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
   /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
   secondFactor: { required(userId: string): Promise<boolean>; challenge(userId: string, amr: string[]): Promise<OAuthError> };
   requireEmailVerification: boolean;
@@ -70,7 +72,10 @@ export function createAccountService(deps: AccountServiceDeps) {
           lastName: cleanName(input.lastName) ?? null,
           now: clock.now(),
         });
-        if (created) await mail.confirmation(tx, created);
+        if (created) {
+          await deps.assignDefaultRole(tx, created.id);
+          await mail.confirmation(tx, created);
+        }
         return created;
       });
       if (!user) throw new AppError('email_already_registered');
@@ -161,6 +166,38 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
       await db.transaction((tx) => mail.emailChange(tx, user, newEmail));
       mail.committed();
+    },
+
+    /**
+     * An account created by an administrator (or the CLI): no password (an invite
+     * lets the user choose one) or one that passes the policy; optionally pre-verified.
+     * Runs in the caller's transaction; roles are the caller's business.
+     */
+    async createByAdmin(tx: Database, input: Omit<Registration, 'password'> & { password: string | null; emailVerified: boolean }): Promise<UserRow> {
+      const email = normaliseEmail(input.email);
+      if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
+      if (input.password !== null) assertAcceptablePassword(input.password, 'password');
+      const passwordHash = input.password === null ? null : await hasher.hash(input.password);
+      const now = clock.now();
+      const user = await repo.insertUser(tx, { email, passwordHash, firstName: cleanName(input.firstName) ?? null, lastName: cleanName(input.lastName) ?? null, now });
+      if (!user) throw new AppError('email_already_registered');
+      if (!input.emailVerified) return user;
+      await repo.markVerified(tx, user.id, now);
+      return { ...user, emailVerifiedAt: now };
+    },
+
+    search: (q: repo.UserSearch) => repo.searchUsers(db, q),
+
+    /** Disables (ending every session at once) or enables an account. */
+    async setDisabled(tx: Database, id: string, disabled: boolean): Promise<UserRow> {
+      const user = await repo.setDisabled(tx, id, disabled ? clock.now() : null, clock.now());
+      if (!user) throw new AppError('user_not_found');
+      if (disabled) await sessions.revokeAll(id, 'disabled_by_admin', tx);
+      return user;
+    },
+
+    async removeByAdmin(tx: Database, id: string): Promise<void> {
+      if (!(await repo.deleteUser(tx, id))) throw new AppError('user_not_found');
     },
 
     async deleteAccount(id: string, password: string): Promise<void> {

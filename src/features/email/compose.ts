@@ -8,6 +8,7 @@ const linkPaths: Partial<Record<EmailKind, string>> = {
   confirm_email: '/auth/confirm-email',
   email_change_confirm: '/auth/confirm-email',
   password_reset: '/auth/password/reset',
+  invite: '/auth/password/reset',
 };
 
 export class ComposeError extends Error {

@@ -15,6 +15,7 @@ export const EMAIL_KINDS = [
   'mfa_disabled',
   'mfa_recovery_codes_regenerated',
   'mfa_failed',
+  'invite',
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -30,6 +31,7 @@ const variables: Record<EmailKind, readonly string[]> = {
   mfa_disabled: common,
   mfa_recovery_codes_regenerated: common,
   mfa_failed: common,
+  invite: [...common, 'link', 'expires_in'],
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */

@@ -39,6 +39,8 @@ export interface SessionServiceDeps {
   refreshTokenDays: number;
   refreshReuseGraceSeconds: number;
   metrics: Pick<ServiceMetrics, 'refreshReuse'>;
+  /** Roles and permissions for the access token, read at every issue: a role change shows at the next refresh. */
+  grantsOf: (userId: string, tx?: Database) => Promise<{ roles: string[]; permissions: string[] }>;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -49,14 +51,19 @@ export type SessionService = ReturnType<typeof createSessionService>;
 export function createSessionService(deps: SessionServiceDeps) {
   const { db, clock, signer, verifier } = deps;
 
-  async function issue(s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null }): Promise<TokenResponse> {
+  async function issue(
+    s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null },
+    tx: Database = db,
+  ): Promise<TokenResponse> {
+    const grants = await deps.grantsOf(s.userId, tx);
     const [access, refresh] = await Promise.all([
       signer.signAccess({
         sub: s.userId,
         sid: s.sessionId,
         email: s.email,
         email_verified: s.emailVerifiedAt !== null,
-        roles: [],
+        roles: grants.roles,
+        permissions: grants.permissions,
         amr: s.amr,
       }),
       signer.signRefresh({ sub: s.userId, sid: s.sessionId, gen: s.generation }, s.expiresAt),
@@ -76,7 +83,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         userAgent: meta.userAgent?.slice(0, 512) ?? null,
         ip: meta.ip,
       });
-      return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt });
+      return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt }, tx);
     },
 
     /**

@@ -5,6 +5,8 @@ export interface AccessClaims {
   email: string;
   email_verified: boolean;
   roles: string[];
+  /** The flattened permissions of the roles (`*` = every permission). */
+  permissions: string[];
   amr: string[];
 }
 

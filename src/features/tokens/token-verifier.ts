@@ -57,6 +57,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
           email: typeof p.email === 'string' ? p.email : '',
           email_verified: p.email_verified === true,
           roles: isStringArray(p.roles) ? p.roles : [],
+          permissions: isStringArray(p.permissions) ? p.permissions : [],
           amr: isStringArray(p.amr) ? p.amr : [],
         };
       } catch {

@@ -5,3 +5,4 @@ export * from '../../features/email-tokens/tables.js';
 export * from '../../features/outbox/tables.js';
 export * from '../../features/audit/tables.js';
 export * from '../../features/mfa/tables.js';
+export * from '../../features/rbac/tables.js';

@@ -1,0 +1,64 @@
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import type { Database } from '../../infra/db/client.js';
+import { roles, userRoles, type RoleRow } from './tables.js';
+
+/** The names and permissions of a user's roles. */
+export async function rolesOfUser(db: Database, userId: string): Promise<Array<{ name: string; permissions: string[] }>> {
+  return db
+    .select({ name: roles.name, permissions: roles.permissions })
+    .from(userRoles)
+    .innerJoin(roles, eq(roles.name, userRoles.role))
+    .where(eq(userRoles.userId, userId))
+    .orderBy(asc(roles.name));
+}
+
+export async function listRoles(db: Database): Promise<Array<RoleRow & { users: number }>> {
+  const rows = await db
+    .select({ role: roles, users: sql<number>`(select count(*)::int from ${userRoles} where ${userRoles.role} = ${roles.name})` })
+    .from(roles)
+    .orderBy(asc(roles.name));
+  return rows.map((r) => ({ ...r.role, users: Number(r.users) }));
+}
+
+export async function findRole(db: Database, name: string): Promise<RoleRow | null> {
+  const rows = await db.select().from(roles).where(eq(roles.name, name)).limit(1);
+  return rows[0] ?? null;
+}
+
+export async function insertRole(db: Database, r: { name: string; description: string; permissions: string[]; now: Date }): Promise<RoleRow | null> {
+  const rows = await db
+    .insert(roles)
+    .values({ name: r.name, description: r.description, permissions: r.permissions, createdAt: r.now, updatedAt: r.now })
+    .onConflictDoNothing({ target: roles.name })
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function ensureRole(db: Database, name: string): Promise<void> {
+  await db.insert(roles).values({ name }).onConflictDoNothing({ target: roles.name });
+}
+
+export async function updateRole(db: Database, name: string, changes: { description?: string; permissions?: string[] }, now: Date): Promise<RoleRow | null> {
+  const rows = await db.update(roles).set({ ...changes, updatedAt: now }).where(eq(roles.name, name)).returning();
+  return rows[0] ?? null;
+}
+
+export async function deleteRole(db: Database, name: string): Promise<boolean> {
+  const rows = await db.delete(roles).where(and(eq(roles.name, name), eq(roles.builtin, false))).returning({ name: roles.name });
+  return rows.length > 0;
+}
+
+export async function addUserRoles(db: Database, userId: string, names: string[]): Promise<void> {
+  if (names.length) await db.insert(userRoles).values(names.map((role) => ({ userId, role }))).onConflictDoNothing();
+}
+
+export async function removeUserRole(db: Database, userId: string, name: string): Promise<boolean> {
+  const rows = await db.delete(userRoles).where(and(eq(userRoles.userId, userId), eq(userRoles.role, name))).returning({ role: userRoles.role });
+  return rows.length > 0;
+}
+
+export async function existingRoles(db: Database, names: string[]): Promise<string[]> {
+  if (!names.length) return [];
+  const rows = await db.select({ name: roles.name }).from(roles).where(inArray(roles.name, names));
+  return rows.map((r) => r.name);
+}
