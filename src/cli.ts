@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type JwtAlgorithm } from './config.js';
+import { createInterface } from 'node:readline';
+import { buildApp } from './app.js';
 import { SetupError, reportFatal } from './fatal.js';
 import * as outboxRepo from './features/outbox/repo.js';
 import type { Database } from './infra/db/client.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
-import { openConfiguredDatabase } from './runtime.js';
+import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 const HELP = `Usage: tessera <command> [options]
 
@@ -15,6 +17,11 @@ Commands:
                                 Create a PEM key pair for JWT_ALGORITHM (or --alg: RS256, ES256, EdDSA).
                                 Without --out, prints both PEMs; with --out, writes DIR/private.pem and DIR/public.pem.
   worker                        Run the email worker (BullMQ queue "email"; needs REDIS_URL and PostgreSQL)
+  users create --email EMAIL [--admin] [--role ROLE ...] [--first-name N] [--last-name N]
+                                Create a confirmed user; the password is asked for (hidden), or read from stdin
+  users set-role --email EMAIL --role ROLE [--remove]
+                                Give (or with --remove, take) a role
+  roles list                    Roles with their permissions and number of users
   outbox status                 Count outbox messages by status and list the failed ones with their last error
   outbox retry [--id ID ...]    Re-queue failed messages (all, or the given ids) with a fresh attempt budget
   help                          Show this help
@@ -79,6 +86,86 @@ async function outboxRetry(args: string[]): Promise<void> {
   console.log(`tessera: ${n} failed message${n === 1 ? '' : 's'} re-queued; the server or the worker sends ${n === 1 ? 'it' : 'them'} shortly`);
 }
 
+/** Runs `fn` with the application's services over the configured database (no HTTP server). */
+async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp>>['services']) => Promise<T>): Promise<T> {
+  const config = { ...loadConfig(), logLevel: 'error' };
+  const { ring } = await loadConfiguredKeys(config);
+  const database = await openConfiguredDatabase(config);
+  try {
+    await database.migrate();
+    const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
+    try {
+      return await fn(app.services);
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await database.close();
+  }
+}
+
+/** The password: asked for without echo on a terminal, else the first line of stdin. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    let data = '';
+    for await (const chunk of process.stdin) data += String(chunk);
+    return data.replace(/\r?\n$/, '');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+  const ask = (q: string) =>
+    new Promise<string>((resolve) => {
+      process.stdout.write(q);
+      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
+      rl.question('', (answer) => {
+        process.stdout.write('\n');
+        resolve(answer);
+      });
+    });
+  try {
+    const first = await ask('Password: ');
+    const again = await ask('Repeat it: ');
+    if (first !== again) throw new SetupError('the two passwords differ');
+    return first;
+  } finally {
+    rl.close();
+  }
+}
+
+async function usersCreate(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { email: { type: 'string' }, admin: { type: 'boolean' }, role: { type: 'string', multiple: true }, 'first-name': { type: 'string' }, 'last-name': { type: 'string' } },
+  });
+  if (!values.email) throw new SetupError('users create needs --email');
+  const email = values.email;
+  const password = await readPassword();
+  const user = await withServices(async ({ admin }) => {
+    const config = loadConfig();
+    const roles = [...new Set([config.defaultRole, ...(values.admin ? ['admin'] : []), ...(values.role ?? [])])];
+    return admin.createUser(null, { email, password, firstName: values['first-name'], lastName: values['last-name'], emailVerified: true, roles, sendInvite: false });
+  });
+  console.log(`tessera: created ${user.email} (${user.id})${values.admin ? ' with the admin role' : ''}`);
+}
+
+async function usersSetRole(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { email: { type: 'string' }, role: { type: 'string' }, remove: { type: 'boolean' } } });
+  if (!values.email || !values.role) throw new SetupError('users set-role needs --email and --role');
+  const email = values.email.trim().toLowerCase();
+  const role = values.role;
+  await withServices(async ({ admin }) => {
+    const found = (await admin.listUsers({ emailPrefix: email, limit: 20 })).users.find((u) => u.email === email);
+    if (!found) throw new SetupError(`no user with the email ${email}`);
+    if (values.remove) await admin.removeRole(null, found.id, role);
+    else await admin.addRole(null, found.id, role);
+  });
+  console.log(`tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; it shows in their tokens from their next refresh`);
+}
+
+async function rolesList(): Promise<void> {
+  const roles = await withServices(({ admin }) => admin.listRoles());
+  for (const r of roles) console.log(`${r.name}\t${r.users} user${r.users === 1 ? '' : 's'}\t${r.permissions.join(' ') || '-'}${r.builtin ? '\t(built-in)' : ''}\t${r.description}`);
+}
+
 async function main(argv: string[]): Promise<number> {
   loadDotEnv();
   const [command, sub, ...rest] = argv;
@@ -87,7 +174,10 @@ async function main(argv: string[]): Promise<number> {
   else if (command === 'worker') {
     const { runWorker } = await import('./worker-process.js');
     await runWorker(loadConfig());
-  } else if (command === 'outbox' && sub === 'status') await outboxStatus();
+  } else if (command === 'users' && sub === 'create') await usersCreate(rest);
+  else if (command === 'users' && sub === 'set-role') await usersSetRole(rest);
+  else if (command === 'roles' && sub === 'list') await rolesList();
+  else if (command === 'outbox' && sub === 'status') await outboxStatus();
   else if (command === 'outbox' && sub === 'retry') await outboxRetry(rest);
   else if (!command || command === 'help' || command === '--help' || command === '-h') process.stdout.write(HELP);
   else {

@@ -1,4 +1,5 @@
 import { ConfigError } from './config.js';
+import { AppError } from './errors.js';
 import { DataDirLockedError } from './infra/db/data-dir-lock.js';
 import { TemplateError } from './features/email/templates.js';
 import { KeyError } from './infra/keys.js';
@@ -15,6 +16,6 @@ export class SetupError extends Error {
  * the whole error otherwise.
  */
 export function reportFatal(err: unknown, action: string): void {
-  if (err instanceof ConfigError || err instanceof KeyError || err instanceof DataDirLockedError || err instanceof TemplateError || err instanceof SetupError) console.error(`tessera: ${err.message}`);
+  if (err instanceof ConfigError || err instanceof KeyError || err instanceof DataDirLockedError || err instanceof TemplateError || err instanceof SetupError || err instanceof AppError) console.error(`tessera: ${err.message}`);
   else console.error(`tessera: ${action}`, err);
 }
