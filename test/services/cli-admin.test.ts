@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testKeys } from '../helpers/keys.js';
+import { createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+
+// Bootstrapping the first admin without SQL: `tessera users create --admin` (password on
+// stdin), `users set-role`, `roles list`, as real processes on PostgreSQL; the admin then
+// signs in through the API and can use /admin.
+
+const repo = path.resolve(import.meta.dirname, '../..');
+let db: TestDatabase;
+let t: TestApp;
+let dataDir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  t = await createTestApp({ db });
+  dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-cli-admin-'));
+});
+afterAll(async () => {
+  await t?.close();
+  await db?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function cli(args: string[], stdin = ''): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
+    cwd: repo,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: db.url ?? '', DATA_DIR: dataDir, PRIVATE_KEY: (await testKeys('RS256')).privateKey, BCRYPT_ROUNDS: '4' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stdin.end(stdin);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, out };
+}
+
+it('users create --admin → the admin signs in and administers; set-role and roles list work', async () => {
+  const email = uniqueEmail('first-admin');
+  const password = 'the first admin passphrase 7';
+  const created = await cli(['users', 'create', '--email', email, '--admin'], `${password}\n`);
+  expect(created.code, created.out).toBe(0);
+  expect(created.out).toContain('with the admin role');
+
+  const login = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } });
+  expect(login.statusCode, login.body).toBe(200);
+  const access = json(login).access_token as string;
+  expect(decodeJwt(access)).toMatchObject({ roles: ['admin', 'user'], permissions: ['*'], email_verified: true });
+  expect((await t.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${access}` } })).statusCode).toBe(200);
+
+  const weak = await cli(['users', 'create', '--email', uniqueEmail('weak')], 'password\n');
+  expect(weak.code).toBe(1);
+  expect(weak.out).toContain('too common');
+  const duplicate = await cli(['users', 'create', '--email', email], `${password}\n`);
+  expect(duplicate.code).toBe(1);
+  expect(duplicate.out).toContain('already exists');
+
+  const other = uniqueEmail('helper');
+  expect((await cli(['users', 'create', '--email', other], `${password}\n`)).code).toBe(0);
+  const granted = await cli(['users', 'set-role', '--email', other, '--role', 'admin']);
+  expect(granted.code, granted.out).toBe(0);
+  const tokens = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: other, password } }));
+  expect(decodeJwt(tokens.access_token as string).roles).toContain('admin');
+  expect((await cli(['users', 'set-role', '--email', other, '--role', 'admin', '--remove'])).code).toBe(0);
+  expect((await cli(['users', 'set-role', '--email', other, '--role', 'nope'])).out).toContain('No such role');
+  expect((await cli(['users', 'set-role', '--email', uniqueEmail('ghost'), '--role', 'admin'])).out).toContain('no user with the email');
+
+  const roles = await cli(['roles', 'list']);
+  expect(roles.code).toBe(0);
+  expect(roles.out).toMatch(/^admin\t1 user\t\*\t\(built-in\)/m);
+  expect(roles.out).toMatch(/^user\t\d+ users?\t-\t\(built-in\)/m);
+});
