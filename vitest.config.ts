@@ -13,6 +13,8 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'src/**/*.test.ts'] } },
       // The client SDK (packages/client) against a live server on a loopback port (PGlite unless TESSERA_TEST_DB=postgres).
       { extends: true, test: { name: 'client', include: ['test/client/**/*.test.ts'] } },
+      // @tessera/verify (packages/verify) against a live server's JWKS, in Express and Fastify apps, and PyJWT.
+      { extends: true, test: { name: 'verify', include: ['test/verify/**/*.test.ts'] } },
       // Real PostgreSQL + Redis + SMTP + worker processes: the production shape (needs TEST_DATABASE_URL and redis-server).
       ...(process.env.TEST_DATABASE_URL
         ? [{ extends: true as const, test: { name: 'services', include: ['test/services/**/*.test.ts'], env: { TESSERA_TEST_DB: 'postgres' }, testTimeout: 60_000 } }]
