@@ -32,7 +32,7 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<DiscoveryRoutesOptions> 
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: [config.jwt.algorithm],
       token_endpoint_auth_signing_alg_values_supported: [config.jwt.algorithm],
-      claims_supported: ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'email', 'email_verified', 'roles', 'amr'],
+      claims_supported: ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'email', 'email_verified', 'roles', 'permissions', 'amr'],
       service_documentation: `${base}/docs`,
     };
   });
