@@ -1,6 +1,7 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { users } from '../accounts/tables.js';
+import { roles, userRoles } from '../rbac/tables.js';
 import { sessions, type SessionRow } from './tables.js';
 
 export interface NewSession {
@@ -58,6 +59,17 @@ export interface SessionWithUser {
   disabledAt: Date | null;
 }
 
+/**
+ * The roles and permissions a refreshed token carries, read in the same statement
+ * as the compare-and-swap: a refresh stays one round trip.
+ */
+const grantColumns = {
+  roles: sql<string[]>`(select coalesce(array_agg(ur.role order by ur.role), '{}') from ${userRoles} ur where ur.user_id = ${sessions.userId})`,
+  permissions: sql<string[]>`(select coalesce(array_agg(distinct p order by p), '{}') from ${userRoles} ur join ${roles} r on r.name = ur.role cross join unnest(r.permissions) p where ur.user_id = ${sessions.userId})`,
+};
+
+export type SessionWithGrants = SessionWithUser & { roles: string[]; permissions: string[] };
+
 // The two queries of every refresh and every authenticated request, built once per
 // database and prepared by name so PostgreSQL parses and plans them once per connection.
 const prepared = new WeakMap<Database, ReturnType<typeof prepare>>();
@@ -78,8 +90,8 @@ function prepare(db: Database) {
           isNull(users.disabledAt),
         ),
       )
-      .returning(sessionUserColumns)
-      .prepare('tessera_session_advance'),
+      .returning({ ...sessionUserColumns, ...grantColumns })
+      .prepare('tessera_session_advance_v2'),
     find: db
       .select(sessionUserColumns)
       .from(sessions)
@@ -101,7 +113,7 @@ function statements(db: Database) {
  * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
  * Returns null when any of that fails (the caller looks at why).
  */
-export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithUser | null> {
+export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithGrants | null> {
   const rows = await statements(db).advance.execute({ id: sessionId, gen, now: now.toISOString() });
   return rows[0] ?? null;
 }

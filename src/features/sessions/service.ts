@@ -52,10 +52,11 @@ export function createSessionService(deps: SessionServiceDeps) {
   const { db, clock, signer, verifier } = deps;
 
   async function issue(
-    s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null },
+    s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null; roles?: string[]; permissions?: string[] },
     tx: Database = db,
   ): Promise<TokenResponse> {
-    const grants = await deps.grantsOf(s.userId, tx);
+    // A refresh brings the grants with its compare-and-swap; sign-in and the grace path read them.
+    const grants = s.roles && s.permissions ? { roles: s.roles, permissions: s.permissions } : await deps.grantsOf(s.userId, tx);
     const [access, refresh] = await Promise.all([
       signer.signAccess({
         sub: s.userId,
