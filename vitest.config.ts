@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Node 20's require(esm) crashed a worker once (FATAL ERROR in loadESMFromCJS, from a CommonJS
+    // dependency loading an ES module): test workers load CommonJS entry points only.
+    execArgv: ['--no-experimental-require-module'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'src/**/*.test.ts'] } },
       // The client SDK (packages/client) against a live server on a loopback port (PGlite unless TESSERA_TEST_DB=postgres).
