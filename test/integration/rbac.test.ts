@@ -106,6 +106,23 @@ describe('admin API', () => {
     expect(json(await call(t.app, 'POST', `/admin/users/${admin.userId}/disable`, admin.access)).error).toBe('cannot_modify_self');
   });
 
+  it('the last enabled administrator cannot be demoted, disabled or deleted', async () => {
+    const second = await signUp(t.app);
+    expect((await call(t.app, 'POST', `/admin/users/${second.userId}/roles`, admin.access, { role: 'admin' })).statusCode).toBe(204);
+    const secondAccess = (await signIn(second.email)).access_token;
+    // With two admins, one may demote the other…
+    expect((await call(t.app, 'DELETE', `/admin/users/${admin.userId}/roles/admin`, secondAccess)).statusCode).toBe(204);
+    // …after which `second` is the last one: no removal (the CLI path), no delete.
+    await expect(t.app.services.admin.removeRole(null, second.userId, 'admin')).rejects.toMatchObject({ code: 'last_admin' });
+    await expect(t.app.services.admin.deleteUser({ id: admin.userId, ip: null, userAgent: null }, second.userId)).rejects.toMatchObject({ code: 'last_admin' });
+    // Two admins again: the other one can be disabled and deleted; the remaining one is protected.
+    expect((await call(t.app, 'POST', `/admin/users/${admin.userId}/roles`, secondAccess, { role: 'admin' })).statusCode).toBe(204);
+    admin.access = (await signIn(admin.email)).access_token;
+    expect((await call(t.app, 'POST', `/admin/users/${second.userId}/disable`, admin.access)).statusCode).toBe(204);
+    expect((await call(t.app, 'DELETE', `/admin/users/${second.userId}`, admin.access)).statusCode).toBe(204);
+    await expect(t.app.services.admin.removeRole(null, admin.userId, 'admin')).rejects.toMatchObject({ code: 'last_admin' });
+  });
+
   it('list and search with cursor pagination, by email prefix, role and status', async () => {
     const prefix = `page${Date.now()}`;
     for (let i = 0; i < 5; i++) {

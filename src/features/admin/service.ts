@@ -98,6 +98,7 @@ export function createAdminService(deps: AdminDeps) {
     async setDisabled(actor: Actor, id: string, disabled: boolean): Promise<UserRow> {
       notSelf(actor, id);
       return db.transaction(async (tx) => {
+        if (disabled) await rbac.keepAnAdmin(tx, id);
         const user = await accounts.setDisabled(tx, id, disabled);
         await record(tx, actor, disabled ? 'admin_user_disabled' : 'admin_user_enabled', id);
         return user;
@@ -107,6 +108,7 @@ export function createAdminService(deps: AdminDeps) {
     async deleteUser(actor: Actor, id: string): Promise<void> {
       notSelf(actor, id);
       await db.transaction(async (tx) => {
+        await rbac.keepAnAdmin(tx, id);
         await accounts.removeByAdmin(tx, id);
         await record(tx, actor, 'admin_user_deleted', id);
       });
@@ -122,6 +124,7 @@ export function createAdminService(deps: AdminDeps) {
 
     async removeRole(actor: Actor | null, userId: string, role: string): Promise<void> {
       await db.transaction(async (tx) => {
+        if (role === 'admin') await rbac.keepAnAdmin(tx, userId);
         await rbac.unassign(tx, userId, role);
         await audit.record(tx, { userId, type: 'admin_role_removed', ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', role } });
       });

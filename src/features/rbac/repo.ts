@@ -1,4 +1,5 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { users } from '../accounts/tables.js';
 import type { Database } from '../../infra/db/client.js';
 import { roles, userRoles, type RoleRow } from './tables.js';
 
@@ -61,4 +62,19 @@ export async function existingRoles(db: Database, names: string[]): Promise<stri
   if (!names.length) return [];
   const rows = await db.select({ name: roles.name }).from(roles).where(inArray(roles.name, names));
   return rows.map((r) => r.name);
+}
+
+/** Enabled users other than `userId` holding `role` (the last-admin guard). */
+export async function countOtherEnabledHolders(db: Database, role: string, userId: string): Promise<number> {
+  const rows = await db
+    .select({ n: count() })
+    .from(userRoles)
+    .innerJoin(users, eq(users.id, userRoles.userId))
+    .where(and(eq(userRoles.role, role), isNull(users.disabledAt), ne(userRoles.userId, userId)));
+  return Number(rows[0]?.n ?? 0);
+}
+
+export async function holdsRole(db: Database, userId: string, role: string): Promise<boolean> {
+  const rows = await db.select({ role: userRoles.role }).from(userRoles).where(and(eq(userRoles.userId, userId), eq(userRoles.role, role))).limit(1);
+  return rows.length > 0;
 }

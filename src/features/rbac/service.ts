@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
@@ -79,6 +80,17 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
       const missing = unique.filter((n) => !found.includes(n));
       if (missing.length) throw new AppError('role_not_found', `No such role: ${missing.join(', ')}`);
       await repo.addUserRoles(tx, userId, unique);
+    },
+
+    /**
+     * Refuses (409 `last_admin`) to take away the last enabled administrator: by
+     * removing the role, disabling or deleting. Call it in the change's transaction;
+     * concurrent changes are serialised so two admins cannot demote each other at once.
+     */
+    async keepAnAdmin(tx: Database, userId: string): Promise<void> {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended('tessera:admins', 0))`);
+      if (!(await repo.holdsRole(tx, userId, 'admin'))) return;
+      if ((await repo.countOtherEnabledHolders(tx, 'admin', userId)) === 0) throw new AppError('last_admin');
     },
 
     async unassign(tx: Database, userId: string, name: string): Promise<void> {
