@@ -31,6 +31,7 @@ import { createMetrics, instrumentHasher } from './infra/metrics.js';
 import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
 import { createSecretBox, createStaticBox } from './infra/secret-box.js';
 import { createAuditService } from './features/audit/service.js';
+import { auditRoutes } from './features/audit/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
 import { createAdminService, type AdminService } from './features/admin/service.js';
@@ -60,6 +61,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
   const metrics = createMetrics();
   const rbac = createRbacService({ db: deps.database.db, clock, defaultRole: config.defaultRole });
+  const audit = createAuditService({ db: deps.database.db, clock });
   const hasher = instrumentHasher(deps.hasher ?? (ownHasher as PasswordHasher), metrics.hashSeconds);
   const db = deps.database.db;
 
@@ -107,6 +109,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
     metrics,
     grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
+    audit,
   });
   const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
   const tokens = createEmailTokenService({ db, clock });
@@ -119,7 +122,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
     },
   });
-  const audit = createAuditService({ clock });
   // Accounts and MFA need each other (sign-in asks MFA; MFA checks passwords): the gate resolves late.
   let mfa: MfaService | null = null;
   const secondFactor = {
@@ -135,6 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     secondFactor,
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    audit,
     requireEmailVerification: config.requireEmailVerification,
   });
   mfa = createMfaService({
@@ -153,7 +156,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       challengeSeconds: config.mfa.challengeSeconds,
     },
   });
-  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail });
+  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
   const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log });
@@ -175,6 +178,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa, sessions });
+  await app.register(auditRoutes, { audit, sessions });
   const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole });
   await app.register(adminRoutes, { admin, sessions });
   // For the CLI (tessera users …): the same services, no HTTP.

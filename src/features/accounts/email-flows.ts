@@ -5,6 +5,7 @@ import { isUniqueViolation } from '../../infra/db/errors.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
 import type { SessionService } from '../sessions/service.js';
+import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
 import { isValidEmail, normaliseEmail } from './email.js';
 import { checkPassword } from './password-policy.js';
@@ -18,6 +19,7 @@ export interface EmailFlowDeps {
   sessions: SessionService;
   tokens: EmailTokenService;
   mail: AccountMail;
+  audit: Pick<AuditService, 'record'>;
 }
 
 function addressFrom(input: string): string {
@@ -30,7 +32,7 @@ export type EmailFlows = ReturnType<typeof createEmailFlows>;
 
 /** The flows that start or end with an emailed link: confirm, resend, forgot and reset password. */
 export function createEmailFlows(deps: EmailFlowDeps) {
-  const { db, clock, hasher, sessions, tokens, mail } = deps;
+  const { db, clock, hasher, sessions, tokens, mail, audit } = deps;
 
   /**
    * Writes one capped message if `wanted(user)`. The transaction, the lock and
@@ -61,7 +63,10 @@ export function createEmailFlows(deps: EmailFlowDeps) {
               ? await repo.markEmailVerified(tx, row.userId, row.email, now)
               : await repo.setConfirmedEmail(tx, row.userId, row.email, now);
           if (!user) throw new AppError('email_token_invalid');
-          if (row.purpose === 'change_email') await tokens.revokeAll(tx, user.id, 'confirm_email');
+          if (row.purpose === 'change_email') {
+            await tokens.revokeAll(tx, user.id, 'confirm_email');
+            await audit.record(tx, { userId: user.id, type: 'email_changed' });
+          }
           return user;
         });
       } catch (err) {
@@ -101,7 +106,8 @@ export function createEmailFlows(deps: EmailFlowDeps) {
         const user = await repo.resetPassword(tx, row.userId, hash, clock.now());
         if (!user || user.email !== row.email) throw new AppError('email_token_invalid');
         await tokens.revokeAll(tx, user.id, 'password_reset');
-        await sessions.revokeAll(user.id, 'password_reset', tx);
+        const ended = await sessions.revokeAll(user.id, 'password_reset', tx);
+        await audit.record(tx, { userId: user.id, type: 'password_reset', details: { sessions_ended: ended } });
         await mail.passwordChanged(tx, user);
       });
       mail.committed();

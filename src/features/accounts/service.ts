@@ -4,6 +4,7 @@ import type { PasswordHasher } from '../../infra/password-hasher.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
+import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
 import { isValidEmail, normaliseEmail } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
@@ -17,6 +18,7 @@ export interface AccountServiceDeps {
   sessions: SessionService;
   mail: AccountMail;
   metrics: Pick<ServiceMetrics, 'signIns'>;
+  audit: Pick<AuditService, 'record'>;
   /** Gives a new account its default role, in the registration's transaction. */
   assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
   /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
@@ -30,6 +32,12 @@ export interface Registration {
   firstName?: string | null | undefined;
   lastName?: string | null | undefined;
 }
+
+/** `a***@example.com`: enough to recognise, not enough to collect. */
+export const maskEmail = (email: string) => {
+  const at = email.lastIndexOf('@');
+  return at > 0 ? `${email[0]}***${email.slice(at)}` : '***';
+};
 
 const badCredentials = () => new OAuthError('invalid_grant', 'Invalid email or password.');
 
@@ -92,19 +100,27 @@ export function createAccountService(deps: AccountServiceDeps) {
       const user = await repo.findUserByEmail(db, email);
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
-      const fail = (reason: string, err: OAuthError = badCredentials()) => {
+      const fail = async (reason: string, err: OAuthError = badCredentials()) => {
         deps.metrics.signIns.inc({ result: 'failure', reason });
+        // An unknown address is kept masked: the trail must not become a list of guessed emails.
+        await deps.audit.record(db, {
+          userId: user?.id ?? null,
+          type: 'sign_in_failed',
+          ip: meta.ip,
+          userAgent: meta.userAgent,
+          details: user ? { reason } : { reason, email: maskEmail(email) },
+        });
         return err;
       };
       if (!user || user.passwordHash === null || tooLong) {
         await hasher.verifyDummy(password);
-        throw fail(user ? 'wrong_password' : 'unknown_email');
+        throw await fail(user ? 'wrong_password' : 'unknown_email');
       }
-      if (!(await hasher.verify(password, user.passwordHash))) throw fail('wrong_password');
-      if (user.disabledAt) throw fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
+      if (!(await hasher.verify(password, user.passwordHash))) throw await fail('wrong_password');
+      if (user.disabledAt) throw await fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
       // Only after the password proved right: a wrong one never learns whether the address is confirmed.
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {
-        throw fail(
+        throw await fail(
           'email_not_verified',
           new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.'),
         );
@@ -115,12 +131,13 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
 
-      if (!hasher.needsRehash(user.passwordHash)) return sessions.start(user, ['pwd'], meta);
       // A hash below the configured cost is upgraded now, while we know the password.
-      const rehash = await hasher.hash(password);
+      const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
       return db.transaction(async (tx) => {
-        await repo.setPasswordHash(tx, user.id, rehash, clock.now());
-        return sessions.start(user, ['pwd'], meta, tx);
+        if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
+        const tokens = await sessions.start(user, ['pwd'], meta, tx);
+        await deps.audit.record(tx, { userId: user.id, type: 'sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method: 'password' } });
+        return tokens;
       });
     },
 
@@ -148,6 +165,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       await db.transaction(async (tx) => {
         await repo.setPasswordHash(tx, id, hash, clock.now());
         await sessions.revokeOthers(id, currentSessionId, 'password_changed', tx);
+        await deps.audit.record(tx, { userId: id, type: 'password_changed', details: { session: currentSessionId } });
         await mail.passwordChanged(tx, user);
       });
       mail.committed();
@@ -164,7 +182,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       await requirePassword(user, password, 'password');
       if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
       if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
-      await db.transaction((tx) => mail.emailChange(tx, user, newEmail));
+      await db.transaction(async (tx) => {
+        await mail.emailChange(tx, user, newEmail);
+        await deps.audit.record(tx, { userId: id, type: 'email_change_requested', details: { new_email: maskEmail(newEmail) } });
+      });
       mail.committed();
     },
 

@@ -1,6 +1,7 @@
+import { and, desc, eq, lt } from 'drizzle-orm';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
-import { auditEvents } from './tables.js';
+import { auditEvents, type AuditEventRow } from './tables.js';
 
 export interface AuditEvent {
   userId: string | null;
@@ -13,8 +14,18 @@ export interface AuditEvent {
 export type AuditService = ReturnType<typeof createAuditService>;
 
 /** Appends security events; pass the transaction of the change so the event exists exactly when it does. */
-export function createAuditService(deps: { clock: Clock }) {
+export function createAuditService(deps: { db: Database; clock: Clock }) {
   return {
+    /** A user's own security events, newest first (`before`: the `created_at` of the last one seen). */
+    async listForUser(userId: string, limit: number, before?: Date): Promise<AuditEventRow[]> {
+      return deps.db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.userId, userId), before ? lt(auditEvents.createdAt, before) : undefined))
+        .orderBy(desc(auditEvents.createdAt))
+        .limit(limit);
+    },
+
     async record(tx: Database, e: AuditEvent): Promise<void> {
       await tx.insert(auditEvents).values({
         userId: e.userId,

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { authenticate, bearerToken, caller } from '../../http/authenticate.js';
+import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from './service.js';
 
@@ -40,14 +41,14 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     const refreshToken = refreshTokenOf(request.body);
     const access = bearerToken(request);
     if (!refreshToken && !access) throw new AppError('unauthorized');
-    if (refreshToken) await sessions.logoutWithRefreshToken(refreshToken);
+    if (refreshToken) await sessions.logoutWithRefreshToken(refreshToken, clientMeta(request));
     if (access) {
       // An already-ended session is what logout wants; only a bad token is an error.
       const auth = await sessions.authenticate(access).catch((err: unknown) => {
         if (err instanceof AppError && err.code === 'session_revoked') return null;
         throw err;
       });
-      if (auth) await sessions.logout(auth.token.sub, auth.token.sid);
+      if (auth) await sessions.logout(auth.token.sub, auth.token.sid, clientMeta(request));
     }
     return reply.status(204).send(null);
   });
@@ -56,7 +57,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     preHandler: [auth],
     schema: { tags: ['auth'], summary: 'End every session of the signed-in user', security: secured, response: { 204: NoContent, ...errorResponses(401) } },
   }, async (request, reply) => {
-    await sessions.logoutAll(caller(request).token.sub);
+    await sessions.logoutAll(caller(request).token.sub, clientMeta(request));
     return reply.status(204).send(null);
   });
 
@@ -87,7 +88,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       response: { 204: NoContent, ...errorResponses(401, 404, 422) },
     },
   }, async (request, reply) => {
-    await sessions.revokeOwn(caller(request).token.sub, request.params.id);
+    await sessions.revokeOwn(caller(request).token.sub, request.params.id, clientMeta(request));
     return reply.status(204).send(null);
   });
 };

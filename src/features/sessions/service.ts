@@ -1,5 +1,6 @@
 import type { Clock } from '../../infra/clock.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
+import type { AuditService } from '../audit/service.js';
 import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { TokenSigner } from '../tokens/token-signer.js';
@@ -41,6 +42,7 @@ export interface SessionServiceDeps {
   metrics: Pick<ServiceMetrics, 'refreshReuse'>;
   /** Roles and permissions for the access token, read at every issue: a role change shows at the next refresh. */
   grantsOf: (userId: string, tx?: Database) => Promise<{ roles: string[]; permissions: string[] }>;
+  audit: Pick<AuditService, 'record'>;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -70,6 +72,16 @@ export function createSessionService(deps: SessionServiceDeps) {
       signer.signRefresh({ sub: s.userId, sid: s.sessionId, gen: s.generation }, s.expiresAt),
     ]);
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: refresh };
+  }
+
+  /** Ends one session of the user and records why; false when it was not live (nothing recorded). */
+  async function endSession(userId: string, sessionId: string, type: 'logout' | 'session_revoked', meta?: ClientMeta): Promise<boolean> {
+    return db.transaction(async (tx) => {
+      const reason = type === 'logout' ? 'logout' : 'revoked_by_user';
+      if (!(await repo.revokeSession(tx, sessionId, clock.now(), reason, userId))) return false;
+      await deps.audit.record(tx, { userId, type, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { session: sessionId } });
+      return true;
+    });
   }
 
   return {
@@ -111,7 +123,10 @@ export function createSessionService(deps: SessionServiceDeps) {
       const inGrace = deps.refreshReuseGraceSeconds > 0 && now.getTime() <= graceEnds;
       if (claims.gen === current.generation - 1 && inGrace) return issue(current);
 
-      await repo.revokeSession(db, current.sessionId, now, 'refresh_token_reuse');
+      await db.transaction(async (tx) => {
+        await repo.revokeSession(tx, current.sessionId, now, 'refresh_token_reuse');
+        await deps.audit.record(tx, { userId: current.userId, type: 'refresh_token_reuse', details: { session: current.sessionId } });
+      });
       deps.metrics.refreshReuse.inc();
       throw invalidGrant('The refresh token was already used; the session has been revoked.');
     },
@@ -127,18 +142,22 @@ export function createSessionService(deps: SessionServiceDeps) {
     },
 
     /** Ends the session a refresh token belongs to; unknown or already-ended sessions are not an error. */
-    async logoutWithRefreshToken(refreshToken: string): Promise<boolean> {
+    async logoutWithRefreshToken(refreshToken: string, meta?: ClientMeta): Promise<boolean> {
       const claims = await verifier.verifyRefresh(refreshToken);
       if (!claims) return false;
-      return repo.revokeSession(db, claims.sid, clock.now(), 'logout', claims.sub);
+      return endSession(claims.sub, claims.sid, 'logout', meta);
     },
 
-    async logout(userId: string, sessionId: string): Promise<void> {
-      await repo.revokeSession(db, sessionId, clock.now(), 'logout', userId);
+    async logout(userId: string, sessionId: string, meta?: ClientMeta): Promise<void> {
+      await endSession(userId, sessionId, 'logout', meta);
     },
 
-    async logoutAll(userId: string, tx: Database = db): Promise<number> {
-      return repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
+    async logoutAll(userId: string, meta?: ClientMeta): Promise<number> {
+      return db.transaction(async (tx) => {
+        const n = await repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
+        await deps.audit.record(tx, { userId, type: 'logout_all', ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { sessions: n } });
+        return n;
+      });
     },
 
     async revokeAll(userId: string, reason: string, tx: Database = db): Promise<number> {
@@ -153,8 +172,8 @@ export function createSessionService(deps: SessionServiceDeps) {
       return repo.listLiveSessions(db, userId, clock.now());
     },
 
-    async revokeOwn(userId: string, sessionId: string): Promise<void> {
-      if (!(await repo.revokeSession(db, sessionId, clock.now(), 'revoked_by_user', userId))) throw new AppError('session_not_found');
+    async revokeOwn(userId: string, sessionId: string, meta?: ClientMeta): Promise<void> {
+      if (!(await endSession(userId, sessionId, 'session_revoked', meta))) throw new AppError('session_not_found');
     },
   };
 }
