@@ -7,20 +7,18 @@
 // messages per second one worker sends, and how long forgot-password answers take for
 // known and unknown addresses.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { OwnRedis } from '../test/helpers/redis-server.js';
 import type { Cleanup } from './cleanup.js';
-import { createBenchDatabase } from './database.js';
+import { runOnFreshServer } from './fresh-server.js';
 import { describeMachine, describeRevision } from './machine.js';
-import { buildServer, freePort, startServer } from './server.js';
-import { startSmtpSink } from './smtp-sink.js';
+import { freePort } from './server.js';
+import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'correct horse battery staple';
 const log = (msg: string) => console.error(`bench: ${msg}`);
 
@@ -43,16 +41,10 @@ async function post(base: string, url: string, body: object): Promise<number> {
 
 export async function runEmailBench(cleanup: Cleanup, opts: { messages: number }): Promise<void> {
   const machine = describeMachine();
-  log('building (npm run build)');
-  buildServer(REPO_ROOT);
-  const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL);
-  cleanup.add(`drop database ${db.name}`, db.drop);
   const redis = await OwnRedis.start();
   cleanup.add('stop redis-server', () => redis.stop());
   const sink = await startSmtpSink(await freePort());
   cleanup.add('stop SMTP sink', () => sink.close());
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-bench-email-'));
-  cleanup.add('remove data dir', async () => rmSync(dataDir, { recursive: true, force: true }));
 
   const mailEnv = {
     REDIS_URL: redis.url,
@@ -63,18 +55,31 @@ export async function runEmailBench(cleanup: Cleanup, opts: { messages: number }
     EMAIL_RESEND_INTERVAL: '0',
     EMAIL_HOURLY_LIMIT: '1000',
   };
-  const port = await freePort();
   // bcrypt cost 4: registration measures mail, not hashing.
-  const server = startServer(REPO_ROOT, { databaseUrl: db.url, port, workers: 1, rounds: 4, dataDir, extra: mailEnv });
-  cleanup.add('stop server', () => server.stop());
-  await server.ready();
-  const worker = startWorker({ ...process.env, ...mailEnv, DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'development' }, path.join(dataDir, 'worker.log'));
+  await runOnFreshServer(REPO_ROOT, cleanup, { label: 'email', workers: 1, rounds: 4, extra: mailEnv }, ({ server, databaseUrl, dataDir }) =>
+    measureEmail({ cleanup, opts, machine, base: server.baseUrl, sink, databaseUrl, dataDir, env: { ...process.env, ...mailEnv, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'development' } }),
+  );
+}
+
+interface EmailRun {
+  cleanup: Cleanup;
+  opts: { messages: number };
+  machine: ReturnType<typeof describeMachine>;
+  base: string;
+  sink: SmtpSink;
+  databaseUrl: string;
+  dataDir: string;
+  /** The worker's environment: the server's, with the database and data dir. */
+  env: NodeJS.ProcessEnv;
+}
+
+async function measureEmail({ cleanup, opts, machine, base, sink, databaseUrl, dataDir, env }: EmailRun): Promise<void> {
+  const worker = startWorker(env, path.join(dataDir, 'worker.log'));
   cleanup.add('stop worker', async () => {
     worker.kill('SIGTERM');
     await new Promise((r) => worker.once('exit', r));
   });
   await sleep(1500);
-  const base = server.baseUrl;
 
   // 1. Registration → SMTP acceptance, one at a time, worker warm.
   log('registration → delivery latency: 50 sequential registrations');
@@ -95,7 +100,7 @@ export async function runEmailBench(cleanup: Cleanup, opts: { messages: number }
   // 2. Throughput of one worker: N outbox rows committed at once.
   log(`throughput: ${opts.messages} messages written to the outbox in one transaction`);
   const before = sink.count();
-  const client = new pg.Client({ connectionString: db.url });
+  const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   const start = Date.now();
   await client.query(

@@ -7,28 +7,25 @@
 // /users/me and a mix of all four (bench/mixed-phase.ts), samples every server
 // process's RSS, prints a markdown table and writes bench/results/latest.json. The server is stopped and the database
 // dropped at the end, on error and on Ctrl-C.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { parseBenchArgs, type BenchOptions } from './args.js';
 import { measureBcryptLimit } from './bcrypt-limit.js';
 import { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
-import { createBenchDatabase } from './database.js';
+import { runOnFreshServer } from './fresh-server.js';
 import { runLoginPhase } from './login-phase.js';
 import { runMixedPhase } from './mixed-phase.js';
 import { describeMachine, describeRevision, type Machine } from './machine.js';
 import { runRefreshPhase } from './refresh-phase.js';
 import { renderMarkdown, writeJson, type Report } from './report.js';
 import { resultRows } from './results-table.js';
-import { sampleRss, type RssSampler } from './rss-sampler.js';
+import type { RssSampler } from './rss-sampler.js';
 import { openSessions, registerUsers } from './seed.js';
-import { buildServer, freePort, startServer } from './server.js';
 import { runUsersMePhase } from './users-me-phase.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS_FILE = path.join(REPO_ROOT, 'bench', 'results', 'latest.json');
-const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const BCRYPT_LIMIT_SECONDS = 8;
 
 const log = (msg: string) => console.error(`bench: ${msg}`);
@@ -49,29 +46,10 @@ async function main(cleanup: Cleanup): Promise<void> {
   const args = process.argv.slice(2);
   const command = args.length ? `npm run bench -- ${args.join(' ')}` : 'npm run bench';
 
-  log('building (npm run build)');
-  buildServer(REPO_ROOT);
-
-  const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL);
-  cleanup.add(`drop database ${db.name}`, db.drop);
-  log(`created database ${db.name}`);
-
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-bench-'));
-  cleanup.add('remove data dir', async () => rmSync(dataDir, { recursive: true, force: true }));
-
   const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProfDir)}`] : [];
-  const server = startServer(REPO_ROOT, { databaseUrl: db.url, port: await freePort(), workers: opts.workers, rounds: opts.rounds, dataDir }, nodeFlags);
-  cleanup.add('stop server', () => server.stop());
-  const rss = sampleRss(server.pid);
-  cleanup.add('stop RSS sampling', async () => void rss.stop());
-  try {
-    await server.ready();
-    await measure({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss });
-  } catch (err) {
-    const tail = readFileSync(server.logFile, 'utf8').trim().split('\n').slice(-20).join('\n');
-    if (tail) log(`the server log ends with:\n${tail}`);
-    throw err;
-  }
+  await runOnFreshServer(REPO_ROOT, cleanup, { label: 'run', workers: opts.workers, rounds: opts.rounds, nodeFlags }, ({ server, rss }) =>
+    measure({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss }),
+  );
 }
 
 interface Run {

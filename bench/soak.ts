@@ -8,23 +8,20 @@
 // (warm-up) window to the end. Prints markdown and writes bench/results/soak.json;
 // the server is stopped and the database dropped at the end, on error and on Ctrl-C
 // (run.ts's handlers).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import type { BenchOptions } from './args.js';
 import type { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
-import { createBenchDatabase } from './database.js';
+import { runOnFreshServer } from './fresh-server.js';
 import { describeMachine, describeRevision, type Machine } from './machine.js';
 import { KINDS, KIND_LABEL, errorRate, runMixedPhase, type KindSummary, type MixedResult, type MixedWindow } from './mixed-phase.js';
 import { fmt, writeJson } from './report.js';
-import { currentRss, sampleRss, type PeakRss, type RssSampler } from './rss-sampler.js';
+import { currentRss, type PeakRss, type RssSampler } from './rss-sampler.js';
 import { openSessions, registerUsers } from './seed.js';
-import { buildServer, freePort, startServer } from './server.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS_FILE = path.join(REPO_ROOT, 'bench', 'results', 'soak.json');
-const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const WINDOW_SECONDS = 30;
 
 const log = (msg: string) => console.error(`bench: ${msg}`);
@@ -79,28 +76,9 @@ export async function runSoak(cleanup: Cleanup, opts: BenchOptions): Promise<voi
   const machine = describeMachine();
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
 
-  log('building (npm run build)');
-  buildServer(REPO_ROOT);
-
-  const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL);
-  cleanup.add(`drop database ${db.name}`, db.drop);
-  log(`created database ${db.name}`);
-
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-bench-soak-'));
-  cleanup.add('remove data dir', async () => rmSync(dataDir, { recursive: true, force: true }));
-
-  const server = startServer(REPO_ROOT, { databaseUrl: db.url, port: await freePort(), workers: opts.workers, rounds: opts.rounds, dataDir });
-  cleanup.add('stop server', () => server.stop());
-  const rss = sampleRss(server.pid);
-  cleanup.add('stop RSS sampling', async () => void rss.stop());
-  try {
-    await server.ready();
-    await soak({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss });
-  } catch (err) {
-    const tail = readFileSync(server.logFile, 'utf8').trim().split('\n').slice(-20).join('\n');
-    if (tail) log(`the server log ends with:\n${tail}`);
-    throw err;
-  }
+  await runOnFreshServer(REPO_ROOT, cleanup, { label: 'soak', workers: opts.workers, rounds: opts.rounds }, ({ server, rss }) =>
+    soak({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss }),
+  );
 }
 
 interface Run {

@@ -7,7 +7,7 @@ import type { EmailTokenService } from '../email-tokens/service.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
-import { isValidEmail, normaliseEmail } from './email.js';
+import { validEmailFrom } from './email.js';
 import { checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
 import type { UserRow } from './tables.js';
@@ -20,12 +20,6 @@ export interface EmailFlowDeps {
   tokens: EmailTokenService;
   mail: AccountMail;
   audit: Pick<AuditService, 'record'>;
-}
-
-function addressFrom(input: string): string {
-  const email = normaliseEmail(input);
-  if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
-  return email;
 }
 
 export type EmailFlows = ReturnType<typeof createEmailFlows>;
@@ -78,13 +72,13 @@ export function createEmailFlows(deps: EmailFlowDeps) {
 
     /** Always succeeds; mails only an existing, unconfirmed, enabled account, within the caps. */
     async resendConfirmation(input: string): Promise<void> {
-      const email = addressFrom(input);
+      const email = validEmailFrom(input);
       await capped(email, 'confirm_email', (u) => !u.emailVerifiedAt && !u.disabledAt, (tx, u) => mail.confirmation(tx, u));
     },
 
     /** Always succeeds; mails only an existing, enabled account, within the caps. */
     async requestPasswordReset(input: string): Promise<void> {
-      const email = addressFrom(input);
+      const email = validEmailFrom(input);
       await capped(email, 'password_reset', (u) => !u.disabledAt, (tx, u) => mail.passwordReset(tx, u));
     },
 

@@ -6,7 +6,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
-import { isValidEmail, normaliseEmail } from './email.js';
+import { normaliseEmail, validEmailFrom } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
 import type { UserRow } from './tables.js';
@@ -66,8 +66,7 @@ export function createAccountService(deps: AccountServiceDeps) {
 
   return {
     async register(input: Registration): Promise<UserRow> {
-      const email = normaliseEmail(input.email);
-      if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
+      const email = validEmailFrom(input.email);
       assertAcceptablePassword(input.password, 'password');
       // A cheap early answer; the unique index is what actually decides under concurrency.
       if (await repo.findUserByEmail(db, email)) throw new AppError('email_already_registered');
@@ -177,8 +176,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async requestEmailChange(id: string, newEmailInput: string, password: string): Promise<void> {
       const user = await requireUser(id);
-      const newEmail = normaliseEmail(newEmailInput);
-      if (!isValidEmail(newEmail)) throw new AppError('invalid_email', undefined, [{ field: 'new_email', message: 'invalid' }]);
+      const newEmail = validEmailFrom(newEmailInput, 'new_email');
       await requirePassword(user, password, 'password');
       if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
       if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
@@ -195,8 +193,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      * Runs in the caller's transaction; roles are the caller's business.
      */
     async createByAdmin(tx: Database, input: Omit<Registration, 'password'> & { password: string | null; emailVerified: boolean }): Promise<UserRow> {
-      const email = normaliseEmail(input.email);
-      if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field: 'email', message: 'invalid' }]);
+      const email = validEmailFrom(input.email);
       if (input.password !== null) assertAcceptablePassword(input.password, 'password');
       const passwordHash = input.password === null ? null : await hasher.hash(input.password);
       const now = clock.now();

@@ -1,13 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
+import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import * as repo from './repo.js';
 import type { EmailTokenPurpose, EmailTokenRow } from './tables.js';
 
 /** 256 random bits, base64url: 43 characters. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export type EmailTokenService = ReturnType<typeof createEmailTokenService>;
 
@@ -16,7 +15,7 @@ export function createEmailTokenService(deps: { db: Database; clock: Clock }) {
 
   /** The token row if `token` is live for one of `purposes`; a clear, stable error otherwise. */
   async function check(token: string, purposes: readonly EmailTokenPurpose[], tx: Database): Promise<EmailTokenRow> {
-    const row = TOKEN_PATTERN.test(token) ? await repo.findByHash(tx, hashToken(token)) : null;
+    const row = TOKEN_PATTERN.test(token) ? await repo.findByHash(tx, sha256Hex(token)) : null;
     // A token for another purpose is as good as unknown: it says nothing about what it was for.
     if (!row || !purposes.includes(row.purpose)) throw new AppError('email_token_invalid');
     if (row.consumedAt) throw new AppError('email_token_used');
@@ -32,8 +31,8 @@ export function createEmailTokenService(deps: { db: Database; clock: Clock }) {
     async issue(tx: Database, t: { userId: string; purpose: EmailTokenPurpose; email: string; ttlSeconds: number; replace: boolean }): Promise<string> {
       const now = clock.now();
       if (t.replace) await repo.consumeAllOfPurpose(tx, t.userId, t.purpose, now);
-      const token = randomBytes(32).toString('base64url');
-      await repo.insertToken(tx, { userId: t.userId, purpose: t.purpose, tokenHash: hashToken(token), email: t.email, now, expiresAt: new Date(now.getTime() + t.ttlSeconds * 1000) });
+      const token = newOpaqueToken();
+      await repo.insertToken(tx, { userId: t.userId, purpose: t.purpose, tokenHash: sha256Hex(token), email: t.email, now, expiresAt: new Date(now.getTime() + t.ttlSeconds * 1000) });
       return token;
     },
 

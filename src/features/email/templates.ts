@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { escapeHtml } from '../../infra/html.js';
 
 /** The built-in templates; EMAIL_TEMPLATES_DIR may override any of their files. */
 export const defaultTemplatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates/email');
@@ -47,8 +48,6 @@ export class TemplateError extends Error {
   override name = 'TemplateError';
 }
 
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 
 /** Replaces `{{name}}`; an unknown name is an error, so a typo in a template never ships a blank link. */
 function fill(template: string, vars: Record<string, string>, escape: (s: string) => string, file: string): string {

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../../infra/opaque-token.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 
@@ -22,11 +23,8 @@ export function newRecoveryCode(): string {
 /** Case, spaces and dashes do not matter when a code is typed back. */
 export const normaliseRecoveryCode = (code: string) => code.toLowerCase().replace(/[\s-]/g, '');
 
-export const hashRecoveryCode = (code: string) => createHash('sha256').update(normaliseRecoveryCode(code)).digest('hex');
+export const hashRecoveryCode = (code: string) => sha256Hex(normaliseRecoveryCode(code));
 
-/** The opaque token of a sign-in waiting for its second factor (256 bits). */
-export const newMfaToken = () => randomBytes(32).toString('base64url');
-export const hashMfaToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Six digits: a TOTP code; anything else is taken as a recovery code. */
 export const isTotpCode = (code: string) => /^\d{6}$/.test(code.replace(/\s/g, ''));

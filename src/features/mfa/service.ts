@@ -8,7 +8,8 @@ import type { AccountMail } from '../accounts/account-mail.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
 import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
-import { hashMfaToken, hashRecoveryCode, isTotpCode, newMfaToken, newRecoveryCode } from './codes.js';
+import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
+import { hashRecoveryCode, isTotpCode, newRecoveryCode } from './codes.js';
 import * as repo from './repo.js';
 import type { UserTotpRow } from './tables.js';
 
@@ -201,9 +202,9 @@ export function createMfaService(deps: MfaDeps) {
 
     /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
     async challenge(userId: string, amr: string[]): Promise<OAuthError> {
-      const token = newMfaToken();
+      const token = newOpaqueToken();
       const now = clock.now();
-      await repo.insertChallenge(db, { userId, tokenHash: hashMfaToken(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000) });
+      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000) });
       return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
         mfa_token: token,
         expires_in: settings.challengeSeconds,
@@ -212,7 +213,7 @@ export function createMfaService(deps: MfaDeps) {
 
     /** Completes a sign-in with its mfa_token and a code: the normal token response, `amr` with "otp". */
     async completeSignIn(mfaToken: string, code: string, meta: ClientMeta): Promise<TokenResponse> {
-      const challenge = mfaToken.length <= 100 ? await repo.findLiveChallenge(db, hashMfaToken(mfaToken), clock.now()) : null;
+      const challenge = mfaToken.length <= 100 ? await repo.findLiveChallenge(db, sha256Hex(mfaToken), clock.now()) : null;
       if (!challenge) throw new AppError('mfa_token_invalid');
       const user = await accounts.getProfile(challenge.userId);
       const row = await repo.findTotp(db, user.id);

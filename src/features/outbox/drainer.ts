@@ -3,10 +3,8 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { createPoller, type Poller } from '../../infra/poller.js';
 import type { Deliver } from './delivery.js';
+import { sentPurge } from './purge.js';
 import * as repo from './repo.js';
-
-const PURGE_EVERY_MS = 3600_000;
-const KEEP_SENT_MS = 7 * 24 * 3600_000;
 
 /**
  * The in-process sender used when there is no Redis: polls the outbox and
@@ -14,7 +12,7 @@ const KEEP_SENT_MS = 7 * 24 * 3600_000;
  */
 export function createDrainer(opts: { db: Database; clock: Clock; deliver: Deliver; concurrency: number; pollIntervalMs: number; logger: Pick<Logger, 'warn' | 'error' | 'info'> }): Poller {
   const { db, clock, logger } = opts;
-  let lastPurge = 0;
+  const purge = sentPurge(db, clock);
   return createPoller(
     async () => {
       const ids = await repo.dueIds(db, clock.now(), opts.concurrency);
@@ -23,10 +21,7 @@ export function createDrainer(opts: { db: Database; clock: Clock; deliver: Deliv
           opts.deliver(id, 'pending').catch((err: unknown) => logger.warn({ err, outboxId: id }, 'email delivery interrupted; it stays in the outbox')),
         ),
       );
-      if (Date.now() - lastPurge > PURGE_EVERY_MS) {
-        lastPurge = Date.now();
-        await repo.purgeSent(db, new Date(clock.now().getTime() - KEEP_SENT_MS));
-      }
+      await purge();
       return ids.length === opts.concurrency;
     },
     opts.pollIntervalMs,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { createPoller, type Poller } from '../../infra/poller.js';
+import { sentPurge } from './purge.js';
 import * as repo from './repo.js';
 
 export interface JobQueue {
@@ -13,8 +14,6 @@ export interface JobQueue {
 
 const BATCH = 500;
 const SWEEP_EVERY_MS = 30_000;
-const PURGE_EVERY_MS = 3600_000;
-const KEEP_SENT_MS = 7 * 24 * 3600_000;
 
 /**
  * Moves outbox rows to the job queue. Rows are locked, added to the queue, and
@@ -27,7 +26,7 @@ const KEEP_SENT_MS = 7 * 24 * 3600_000;
 export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue; pollIntervalMs: number; staleAfterMs: number; logger: Pick<Logger, 'warn' | 'info'> }): Poller {
   const { db, clock, queue, logger } = opts;
   let lastSweep = 0;
-  let lastPurge = 0;
+  const purge = sentPurge(db, clock);
   let failing = false;
   let sweepEverything = false;
 
@@ -56,10 +55,7 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
           await repo.touchQueued(tx, stale, now);
         });
       }
-      if (Date.now() - lastPurge > PURGE_EVERY_MS) {
-        lastPurge = Date.now();
-        await repo.purgeSent(db, new Date(now.getTime() - KEEP_SENT_MS));
-      }
+      await purge();
       return moved === BATCH;
     },
     opts.pollIntervalMs,

@@ -91,7 +91,7 @@ function prepare(db: Database) {
         ),
       )
       .returning({ ...sessionUserColumns, ...grantColumns })
-      .prepare('tessera_session_advance_v2'),
+      .prepare('tessera_session_advance'),
     find: db
       .select(sessionUserColumns)
       .from(sessions)

@@ -1,0 +1,58 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Cleanup } from './cleanup.js';
+import { createBenchDatabase } from './database.js';
+import { sampleRss, type RssSampler } from './rss-sampler.js';
+import { buildServer, freePort, startServer, type RunningServer } from './server.js';
+
+const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const log = (msg: string) => console.error(`bench: ${msg}`);
+
+export interface FreshServer {
+  server: RunningServer;
+  rss: RssSampler;
+  databaseUrl: string;
+  dataDir: string;
+}
+
+export interface FreshServerSettings {
+  /** Names the temp data dir (`tessera-bench-<label>-`). */
+  label: string;
+  workers: number;
+  rounds: number;
+  extra?: Record<string, string>;
+  nodeFlags?: string[];
+}
+
+/**
+ * Every bench mode's setup: `npm run build`, a fresh PostgreSQL database (from
+ * BENCH_DATABASE_URL), a temp data dir, `node dist/main.js` with RSS sampling,
+ * all registered for cleanup; runs `fn` once the server is ready, and prints the
+ * end of the server log when it fails.
+ */
+export async function runOnFreshServer<T>(repoRoot: string, cleanup: Cleanup, s: FreshServerSettings, fn: (fresh: FreshServer) => Promise<T>): Promise<T> {
+  log('building (npm run build)');
+  buildServer(repoRoot);
+
+  const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL);
+  cleanup.add(`drop database ${db.name}`, db.drop);
+  log(`created database ${db.name}`);
+
+  const dataDir = mkdtempSync(path.join(tmpdir(), `tessera-bench-${s.label}-`));
+  cleanup.add('remove data dir', async () => rmSync(dataDir, { recursive: true, force: true }));
+
+  const env = { databaseUrl: db.url, port: await freePort(), workers: s.workers, rounds: s.rounds, dataDir, ...(s.extra ? { extra: s.extra } : {}) };
+  const server = startServer(repoRoot, env, s.nodeFlags ?? []);
+  cleanup.add('stop server', () => server.stop());
+  const rss = sampleRss(server.pid);
+  cleanup.add('stop RSS sampling', async () => void rss.stop());
+  try {
+    await server.ready();
+    return await fn({ server, rss, databaseUrl: db.url, dataDir });
+  } catch (err) {
+    const tail = readFileSync(server.logFile, 'utf8').trim().split('\n').slice(-20).join('\n');
+    if (tail) log(`the server log ends with:\n${tail}`);
+    throw err;
+  }
+}
