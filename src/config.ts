@@ -60,6 +60,8 @@ export interface Config {
     /** Lifetime of the mfa_token of a sign-in waiting for its code. */
     challengeSeconds: number;
   };
+  /** Third-party sign-in (DESIGN §6); a provider is null unless configured. */
+  social: SocialConfig;
   /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
   redisUrl: string | null;
   /** Product name shown in emails and pages. */
@@ -82,6 +84,55 @@ export interface Config {
     workerConcurrency: number;
     pollIntervalMs: number;
   };
+}
+
+/** Every endpoint is overridable (tests, company IdPs); defaults are the provider's public ones. */
+export interface OidcProviderConfig {
+  /** Path segment and identity key: `google`, `apple`, or the generic provider's name. */
+  id: string;
+  displayName: string;
+  issuer: string;
+  /** The first is the web client (used for redirects); all are accepted as `aud` of native ID tokens. */
+  clientIds: string[];
+  clientSecret: string | null;
+  scopes: string;
+  /** Endpoint overrides; null = from the issuer's discovery document. */
+  authorizationUrl: string | null;
+  tokenUrl: string | null;
+  jwksUrl: string | null;
+  userinfoUrl: string | null;
+  /** Whether a verified email may link to an existing account (DESIGN §6). */
+  emailLinking: boolean;
+}
+
+export interface AppleConfig extends OidcProviderConfig {
+  teamId: string;
+  keyId: string;
+  /** The .p8 key (EC P-256, PEM) that signs the ES256 client-secret JWT. */
+  privateKeyPem: string;
+}
+
+export interface OAuth2ProviderConfig {
+  clientId: string;
+  clientSecret: string;
+  scopes: string;
+  authorizationUrl: string;
+  tokenUrl: string;
+  /** GitHub: the REST API base (`/user`, `/user/emails`); Facebook: the Graph API base (`/me`, `/debug_token`). */
+  apiUrl: string;
+}
+
+export interface SocialConfig {
+  /** OAUTH_REDIRECT_ALLOWLIST: the exact URLs (scheme, host, port, path) the web flow may send its one-time code to. */
+  redirectAllowlist: string[];
+  /** Bounds every call to a provider. */
+  httpTimeoutMs: number;
+  google: OidcProviderConfig | null;
+  apple: AppleConfig | null;
+  github: OAuth2ProviderConfig | null;
+  facebook: OAuth2ProviderConfig | null;
+  /** OIDC_PROVIDERS: generic OpenID Connect providers, each with OIDC_<NAME>_* variables. */
+  oidc: OidcProviderConfig[];
 }
 
 export interface SmtpConfig {
@@ -270,6 +321,99 @@ function smtpConfig(r: Reader): SmtpConfig | null {
   };
 }
 
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const HTTPS = ['https:', 'http:'];
+
+function oidcProvider(r: Reader, prefix: string, id: string, defaults: { displayName: string; issuer: string | null; scopes: string; emailLinking: boolean }): OidcProviderConfig | null {
+  const clientId = r.raw(`${prefix}_CLIENT_ID`);
+  if (!clientId) return null;
+  const issuer = r.url(`${prefix}_ISSUER`, defaults.issuer, HTTPS);
+  if (!issuer) r.problems.push(`${prefix}_ISSUER: required for the OpenID provider "${id}" (its discovery document is at <issuer>/.well-known/openid-configuration)`);
+  return {
+    id,
+    displayName: r.string(`${prefix}_DISPLAY_NAME`, defaults.displayName),
+    issuer: issuer ?? '',
+    clientIds: [clientId, ...list(r.raw(`${prefix}_EXTRA_CLIENT_IDS`))],
+    clientSecret: r.raw(`${prefix}_CLIENT_SECRET`) ?? null,
+    scopes: r.string(`${prefix}_SCOPES`, defaults.scopes),
+    authorizationUrl: r.url(`${prefix}_AUTHORIZATION_URL`, null, HTTPS),
+    tokenUrl: r.url(`${prefix}_TOKEN_URL`, null, HTTPS),
+    jwksUrl: r.url(`${prefix}_JWKS_URL`, null, HTTPS),
+    userinfoUrl: r.url(`${prefix}_USERINFO_URL`, null, HTTPS),
+    emailLinking: r.bool(`${prefix}_EMAIL_LINKING`, defaults.emailLinking),
+  };
+}
+
+function oauth2Provider(r: Reader, prefix: string, defaults: { scopes: string; authorizationUrl: string; tokenUrl: string; apiUrl: string }): OAuth2ProviderConfig | null {
+  const clientId = r.raw(`${prefix}_CLIENT_ID`);
+  if (!clientId) return null;
+  const clientSecret = r.raw(`${prefix}_CLIENT_SECRET`);
+  if (!clientSecret) r.problems.push(`${prefix}_CLIENT_SECRET: required when ${prefix}_CLIENT_ID is set`);
+  return {
+    clientId,
+    clientSecret: clientSecret ?? '',
+    scopes: r.string(`${prefix}_SCOPES`, defaults.scopes),
+    authorizationUrl: r.url(`${prefix}_AUTHORIZATION_URL`, defaults.authorizationUrl, HTTPS) ?? defaults.authorizationUrl,
+    tokenUrl: r.url(`${prefix}_TOKEN_URL`, defaults.tokenUrl, HTTPS) ?? defaults.tokenUrl,
+    apiUrl: (r.url(`${prefix}_API_URL`, defaults.apiUrl, HTTPS) ?? defaults.apiUrl).replace(/\/+$/, ''),
+  };
+}
+
+const PROVIDER_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const BUILT_IN_PROVIDERS = ['google', 'apple', 'github', 'facebook'];
+
+function socialConfig(r: Reader): SocialConfig {
+  const google = oidcProvider(r, 'GOOGLE', 'google', { displayName: 'Google', issuer: 'https://accounts.google.com', scopes: 'openid email profile', emailLinking: true });
+  let apple: AppleConfig | null = null;
+  const appleBase = oidcProvider(r, 'APPLE', 'apple', { displayName: 'Apple', issuer: 'https://appleid.apple.com', scopes: 'name email', emailLinking: true });
+  if (appleBase) {
+    const teamId = r.raw('APPLE_TEAM_ID');
+    const keyId = r.raw('APPLE_KEY_ID');
+    const privateKeyPem = r.pem('APPLE_PRIVATE_KEY');
+    if (!teamId || !keyId || !privateKeyPem) r.problems.push('APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_PRIVATE_KEY (or APPLE_PRIVATE_KEY_FILE): required when APPLE_CLIENT_ID is set');
+    apple = { ...appleBase, teamId: teamId ?? '', keyId: keyId ?? '', privateKeyPem: privateKeyPem ?? '' };
+  }
+  const oidc: OidcProviderConfig[] = [];
+  for (const name of list(r.raw('OIDC_PROVIDERS')).map((n) => n.toLowerCase())) {
+    if (!PROVIDER_NAME.test(name) || BUILT_IN_PROVIDERS.includes(name)) {
+      r.problems.push(`OIDC_PROVIDERS: "${name}" is not a usable name (lower-case letters, digits and -, not ${BUILT_IN_PROVIDERS.join('/')})`);
+      continue;
+    }
+    const prefix = `OIDC_${name.toUpperCase().replace(/-/g, '_')}`;
+    const p = oidcProvider(r, prefix, name, { displayName: name, issuer: null, scopes: 'openid email profile', emailLinking: false });
+    if (!p) r.problems.push(`${prefix}_CLIENT_ID: required for the OpenID provider "${name}" named in OIDC_PROVIDERS`);
+    else oidc.push(p);
+  }
+  const redirectAllowlist = list(r.raw('OAUTH_REDIRECT_ALLOWLIST'));
+  for (const u of redirectAllowlist) {
+    try {
+      const parsed = new URL(u);
+      if (parsed.hash || parsed.username || parsed.password) throw new Error('fragment or userinfo');
+    } catch {
+      r.problems.push(`OAUTH_REDIRECT_ALLOWLIST: "${u}" is not an absolute URL without fragment or user info`);
+    }
+  }
+  return {
+    redirectAllowlist,
+    httpTimeoutMs: r.int('OAUTH_HTTP_TIMEOUT_MS', 10000, 100, 120000),
+    google,
+    apple,
+    github: oauth2Provider(r, 'GITHUB', {
+      scopes: 'read:user user:email',
+      authorizationUrl: 'https://github.com/login/oauth/authorize',
+      tokenUrl: 'https://github.com/login/oauth/access_token',
+      apiUrl: 'https://api.github.com',
+    }),
+    facebook: oauth2Provider(r, 'FACEBOOK', {
+      scopes: 'email public_profile',
+      authorizationUrl: 'https://www.facebook.com/v21.0/dialog/oauth',
+      tokenUrl: 'https://graph.facebook.com/v21.0/oauth/access_token',
+      apiUrl: 'https://graph.facebook.com/v21.0',
+    }),
+    oidc,
+  };
+}
+
 /** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
@@ -324,6 +468,7 @@ export function loadConfig(env: Env = process.env): Config {
       failureWindowSeconds: r.duration('MFA_FAILURE_WINDOW', 900, 60, 86400),
       challengeSeconds: r.duration('MFA_TOKEN_TTL', 300, 30, 3600),
     },
+    social: socialConfig(r),
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
     appName: r.string('APP_NAME', 'Tessera'),
     email: {
