@@ -95,6 +95,9 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
       BCRYPT_ROUNDS: String(env.rounds),
       // The bench signs users in right after registering them.
       REQUIRE_EMAIL_VERIFICATION: 'false',
+      // The load tool signs in thousands of times from 127.0.0.1: measure throughput, not the limits.
+      RATE_LIMIT_ENABLED: 'false',
+      BRUTE_FORCE_ENABLED: 'false',
       LOG_LEVEL: 'warn',
       DATA_DIR: env.dataDir,
       NODE_ENV: 'development',

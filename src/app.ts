@@ -1,4 +1,5 @@
 import formbody from '@fastify/formbody';
+import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -9,6 +10,7 @@ import { createEmailFlows } from './features/accounts/email-flows.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { createAccountService } from './features/accounts/service.js';
+import { createSignInGuard } from './features/accounts/sign-in-guard.js';
 import { discoveryRoutes } from './features/discovery/routes.js';
 import { createEmailSender } from './features/email/sender.js';
 import { createEmailTokenService } from './features/email-tokens/service.js';
@@ -19,10 +21,15 @@ import { createSessionService } from './features/sessions/service.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
 import { createTokenVerifier } from './features/tokens/token-verifier.js';
 import { tokenRoutes } from './features/tokens/routes.js';
+import { introspectionRoutes } from './features/introspection/routes.js';
+import { createIntrospectionService } from './features/introspection/service.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { clientErrorHandler } from './http/client-errors.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
+import { registerRateLimits } from './http/rate-limits.js';
+import { createMemoryCounterStore, createRedisCounterStore, type CounterStore } from './infra/counter-store.js';
 import { systemClock, type Clock } from './infra/clock.js';
 import type { DatabaseHandle } from './infra/db/client.js';
 import type { KeyRing } from './infra/keys.js';
@@ -34,6 +41,10 @@ import { createAuditService } from './features/audit/service.js';
 import { auditRoutes } from './features/audit/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
+import { createProviderRegistry } from './features/social/registry.js';
+import { socialRoutes } from './features/social/routes.js';
+import { createSocialService } from './features/social/service.js';
+import { createWebFlow } from './features/social/web-flow.js';
 import { createAdminService, type AdminService } from './features/admin/service.js';
 import { createRbacService, type RbacService } from './features/rbac/service.js';
 import { createMfaService, type MfaService } from './features/mfa/service.js';
@@ -58,7 +69,7 @@ export interface AppDeps {
 /** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
-  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency);
+  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency, config.passwords.bcryptMaxQueue);
   const metrics = createMetrics();
   const rbac = createRbacService({ db: deps.database.db, clock, defaultRole: config.defaultRole });
   const audit = createAuditService({ db: deps.database.db, clock });
@@ -71,6 +82,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustProxy as boolean | string[],
     bodyLimit: config.bodyLimit,
+    // Node's HTTP parser refuses a larger request head (431 headers_too_large) before any route runs.
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    clientErrorHandler,
     requestIdHeader: false,
     genReqId: requestId,
     onProtoPoisoning: 'error',
@@ -84,15 +98,50 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   if (ownHasher) app.addHook('onClose', () => ownHasher.close());
   registerRequestLog(app);
   registerErrorHandling(app);
+  const https = config.publicUrl.startsWith('https:');
   await app.register(helmet, {
     global: true,
     // Over plain http (development) upgrading subresources to https would break /docs.
-    contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.publicUrl.startsWith('https:') ? [] : null } },
+    // base-uri 'none' (ASVS 5.0 V3.4.3): Tessera's pages use no <base>.
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: https ? [] : null, baseUri: ["'none'"] } },
+    // HSTS only when the service is reached over https (PUBLIC_URL); browsers ignore it over http anyway.
+    strictTransportSecurity: https ? { maxAge: 31536000, includeSubDomains: true } : false,
+    // Pages opened from emailed links carry tokens in their URL: never send it on as a Referer.
+    referrerPolicy: { policy: 'no-referrer' },
   });
+  // CORS_ORIGINS: exact origins only, no cookies (the API authenticates with the Authorization header).
+  if (config.corsOrigins.length) {
+    await app.register(cors, {
+      origin: config.corsOrigins,
+      methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+      exposedHeaders: ['Retry-After', 'WWW-Authenticate', 'X-Request-Id'],
+      credentials: false,
+      maxAge: 600,
+      strictPreflight: true,
+    });
+  }
   await app.register(formbody);
   // JSON and forms only: a text/plain body is a 415, not a string handed to the schema (and no CORS-simple bodies).
   app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
+
+  // Rate limits and brute-force counters: shared through Redis when configured, this process's own otherwise
+  // (and whenever Redis does not answer: the limits stay on). Before the routes, which they wrap.
+  const limits = config.rateLimits;
+  let counters: CounterStore | null = null;
+  if (limits.enabled || limits.bruteForce.enabled) {
+    const local = createMemoryCounterStore(clock);
+    const shared = config.redisUrl ? createRedisCounterStore({ url: config.redisUrl, logger: app.log }, local) : null;
+    counters = shared ?? local;
+    if (shared) app.addHook('onReady', async () => void (await shared.ready(2000)));
+    const store = counters;
+    app.addHook('onClose', () => store.close());
+  }
+  if (counters && limits.enabled) await registerRateLimits(app, { store: counters, limits: limits.limits, rateLimited: metrics.rateLimited });
+  const signInGuard = counters && limits.bruteForce.enabled
+    ? createSignInGuard({ store: counters, settings: limits.bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) })
+    : undefined;
 
   const signer = createTokenSigner(deps.keys, clock, {
     issuer: config.jwt.issuer,
@@ -139,6 +188,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
     audit,
     requireEmailVerification: config.requireEmailVerification,
+    ...(signInGuard ? { guard: signInGuard } : {}),
+    registrationEnumerationProtection: config.registrationEnumerationProtection,
   });
   mfa = createMfaService({
     db,
@@ -156,7 +207,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       challengeSeconds: config.mfa.challengeSeconds,
     },
   });
-  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit });
+  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit, ...(signInGuard ? { signInGuard } : {}) });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
   const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log });
@@ -174,12 +225,33 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
-  await app.register(tokenRoutes, { accounts, sessions });
+  // Third-party sign-in (DESIGN §6): providers from config, the account rules, and the web flow's one-time codes.
+  const social = createSocialService({
+    db,
+    clock,
+    registry: createProviderRegistry(config.social, clock),
+    accounts,
+    sessions,
+    mail,
+    audit,
+    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    secondFactor,
+    requireEmailVerification: config.requireEmailVerification,
+    reauthSeconds: config.mfa.reauthSeconds,
+  });
+  const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
+  await app.register(tokenRoutes, { accounts, sessions, socialCodes: webFlow });
+  await app.register(socialRoutes, { social, webFlow, sessions, publicUrl: config.publicUrl });
+  // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
+  if (config.introspection.clients.length) {
+    const introspection = createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer });
+    await app.register(introspectionRoutes, { introspection });
+  }
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa, sessions });
   await app.register(auditRoutes, { audit, sessions });
-  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole });
+  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
   await app.register(adminRoutes, { admin, sessions });
   // For the CLI (tessera users …): the same services, no HTTP.
   app.decorate('services', { admin, rbac });

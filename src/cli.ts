@@ -3,6 +3,7 @@ import path from 'node:path';
 import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type JwtAlgorithm } from './config.js';
 import { createInterface } from 'node:readline';
 import { buildApp } from './app.js';
+import { keysList, keysRetire, keysRotate } from './cli-keys.js';
 import { SetupError, reportFatal } from './fatal.js';
 import * as outboxRepo from './features/outbox/repo.js';
 import type { Database } from './infra/db/client.js';
@@ -16,6 +17,11 @@ Commands:
   keys generate [--alg ALG] [--out DIR]
                                 Create a PEM key pair for JWT_ALGORITHM (or --alg: RS256, ES256, EdDSA).
                                 Without --out, prints both PEMs; with --out, writes DIR/private.pem and DIR/public.pem.
+  keys rotate [--alg ALG] [--activate-in DURATION]
+                                Add the next signing key to KEYS_DIR (DATA_DIR/keys in development): published now,
+                                signing after KEYS_ACTIVATION_DELAY (10m). See docs/key-rotation.md.
+  keys list                     Keys with their state (pending, signing, previous) and when each is safe to retire
+  keys retire KID [--force]     Remove a key that no longer signs once its access tokens have expired
   worker                        Run the email worker (BullMQ queue "email"; needs REDIS_URL and PostgreSQL)
   users create --email EMAIL [--admin] [--role ROLE ...] [--first-name N] [--last-name N]
                                 Create a confirmed user; the password is asked for (hidden), or read from stdin
@@ -171,6 +177,9 @@ async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   if (command === 'migrate') await migrate();
   else if (command === 'keys' && sub === 'generate') keysGenerate(rest);
+  else if (command === 'keys' && sub === 'rotate') await keysRotate(rest, loadConfig());
+  else if (command === 'keys' && sub === 'list') await keysList(loadConfig());
+  else if (command === 'keys' && sub === 'retire') await keysRetire(rest, loadConfig());
   else if (command === 'worker') {
     const { runWorker } = await import('./worker-process.js');
     await runWorker(loadConfig());

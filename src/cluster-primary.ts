@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Config } from './config.js';
-import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
+import { configuredKeysDir, loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
 // a cap makes it collect sooner and keeps a worker's RSS near 140 MB instead of ~200 MB,
@@ -48,5 +48,9 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // `kill -HUP <primary>`: every worker re-reads its keys directory now (KEYS_DIR).
+  if (configuredKeysDir(config)) process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
   console.log(`tessera: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
 }

@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -20,6 +21,10 @@ export interface Config {
   dataDir: string;
   trustProxy: TrustProxy;
   bodyLimit: number;
+  /** MAX_HEADER_BYTES: Node's maxHeaderSize, all request headers together; a larger head gets 431 before any route runs. */
+  maxHeaderBytes: number;
+  /** CORS_ORIGINS: the exact origins (scheme://host[:port]) browsers may call the API from; [] = no CORS headers at all. */
+  corsOrigins: string[];
   /** How long SIGTERM/SIGINT waits for in-flight requests (or the worker's jobs) before giving up. */
   shutdownTimeoutMs: number;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
@@ -41,12 +46,26 @@ export interface Config {
     refreshReuseGraceSeconds: number;
     privateKeyPem: string | null;
     publicKeyPem: string | null;
+    /** PREVIOUS_PUBLIC_KEYS: public PEMs of earlier keys, published next to PRIVATE_KEY (docs/key-rotation.md). */
+    previousPublicKeysPem: string | null;
+    /** KEYS_DIR: a directory of PEM private keys managed by `tessera keys …`; null = PRIVATE_KEY, or DATA_DIR/keys outside production. */
+    keysDir: string | null;
+    /** KEYS_ACTIVATION_DELAY: how long `tessera keys rotate` publishes a new key before it signs. */
+    keysActivationDelaySeconds: number;
+    /** KEYS_RELOAD_INTERVAL: how often a server re-reads its keys directory (0 = only on SIGHUP). */
+    keysReloadIntervalSeconds: number;
   };
   passwords: {
     bcryptRounds: number;
     bcryptConcurrency: number;
+    /** BCRYPT_MAX_QUEUE: hashes allowed to wait for a thread; beyond it a request gets 503 service_unavailable with Retry-After. */
+    bcryptMaxQueue: number;
   };
   requireEmailVerification: boolean;
+  /** POST /auth/introspect (RFC 7662): the clients allowed to call it; empty = the endpoint is off. */
+  introspection: { clients: IntrospectionClient[] };
+  /** REGISTRATION_ENUMERATION_PROTECTION: a sign-up with a registered email answers like a new one and emails the owner instead of a 409. */
+  registrationEnumerationProtection: boolean;
   /** The role every new user gets. */
   defaultRole: string;
   mfa: {
@@ -64,6 +83,8 @@ export interface Config {
   social: SocialConfig;
   /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
   redisUrl: string | null;
+  /** Request limits per endpoint and brute-force protection of sign-ins (docs/security.md). */
+  rateLimits: RateLimitConfig;
   /** Product name shown in emails and pages. */
   appName: string;
   email: {
@@ -146,6 +167,54 @@ export interface SmtpConfig {
   timeoutMs: number;
 }
 
+/** At most `max` requests per `windowSeconds`; null = that limit is off. */
+export interface Rate {
+  max: number;
+  windowSeconds: number;
+}
+
+/** Every request limit: its variable and default (count/duration, or `off`). docs/security.md explains each. */
+export const RATE_LIMITS = {
+  sign_in_ip: ['RATE_LIMIT_SIGN_IN_IP', '30/5m'],
+  sign_in_account: ['RATE_LIMIT_SIGN_IN_ACCOUNT', '10/5m'],
+  token_ip: ['RATE_LIMIT_TOKEN_IP', '300/5m'],
+  code_exchange_ip: ['RATE_LIMIT_CODE_EXCHANGE_IP', '30/5m'],
+  refresh_ip: ['RATE_LIMIT_REFRESH_IP', '300/5m'],
+  register_ip: ['RATE_LIMIT_REGISTER_IP', '30/1h'],
+  register_account: ['RATE_LIMIT_REGISTER_ACCOUNT', '5/1h'],
+  forgot_password_ip: ['RATE_LIMIT_FORGOT_PASSWORD_IP', '20/1h'],
+  forgot_password_account: ['RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT', '5/1h'],
+  resend_confirmation_ip: ['RATE_LIMIT_RESEND_CONFIRMATION_IP', '20/1h'],
+  resend_confirmation_account: ['RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT', '5/1h'],
+  mfa_verify_ip: ['RATE_LIMIT_MFA_VERIFY_IP', '30/5m'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type RateLimitName = keyof typeof RATE_LIMITS;
+
+export interface RateLimitConfig {
+  /** RATE_LIMIT_ENABLED: the request limits below. */
+  enabled: boolean;
+  limits: Record<RateLimitName, Rate | null>;
+  bruteForce: {
+    /** BRUTE_FORCE_ENABLED: growing delays per account and the per-IP failure throttle. */
+    enabled: boolean;
+    /** Failed passwords for one address before the first delay. */
+    freeAttempts: number;
+    /** The first delay; each further failure doubles it, up to maxDelaySeconds. */
+    baseDelaySeconds: number;
+    maxDelaySeconds: number;
+    /** An address's failures are forgotten this long after its last one. */
+    windowSeconds: number;
+    /** Failed sign-ins from one IP (any accounts) before that IP must wait out the window; null = off. */
+    ipFailures: Rate | null;
+  };
+}
+
+export interface IntrospectionClient {
+  id: string;
+  secret: string;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -226,6 +295,15 @@ class Reader {
     return n;
   }
 
+  /** A rate `count/duration` (`10/1m`, `30/5m`, `5/h`: the duration units of `duration`), or `off`. */
+  rate(name: string, fallback: string): Rate | null {
+    const v = this.raw(name);
+    const parsed = parseRate(v ?? fallback);
+    if (parsed !== undefined) return parsed;
+    this.problems.push(`${name}: expected count/duration such as 10/1m, 30/5m or 5/1h (at most 7d), or off, got "${v}"`);
+    return parseRate(fallback) ?? null;
+  }
+
   /** A PEM given inline (real newlines or `\n` escapes) or as `${name}_FILE`. */
   pem(name: string): string | null {
     const inline = this.raw(name);
@@ -250,6 +328,17 @@ class Reader {
     }
     return pem;
   }
+}
+
+/** `count/duration` → Rate; `off` → null; anything else → undefined. */
+function parseRate(v: string): Rate | null | undefined {
+  if (['off', 'false', '0'].includes(v.toLowerCase())) return null;
+  const m = /^(\d+)\s*\/\s*(\d*)\s*([smhd]?)$/i.exec(v);
+  if (!m) return undefined;
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[3] ?? '').toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
+  const max = Number(m[1]);
+  const windowSeconds = Number(m[2] || '1') * unit;
+  return max >= 1 && max <= 1_000_000 && windowSeconds >= 1 && windowSeconds <= 7 * 86400 ? { max, windowSeconds } : undefined;
 }
 
 /** Hides a URL's credentials: everything between the scheme and the last `@` (a password may hold `@`, `/` or `:`). */
@@ -280,6 +369,22 @@ function parseTrustProxy(r: Reader): TrustProxy {
   const bad = list.filter((s) => !isProxyAddress(s));
   if (bad.length) r.problems.push(`TRUST_PROXY: expected true, false, a hop count or a list of addresses/CIDRs, got "${v}"`);
   return list;
+}
+
+/** Exact origins only: what a browser sends in `Origin` (no path, no default port, lower-case host); `*` is refused. */
+function parseCorsOrigins(r: Reader): string[] {
+  const origins = (r.raw('CORS_ORIGINS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of origins) {
+    let origin: string | null = null;
+    try {
+      const u = new URL(o);
+      if (u.protocol === 'http:' || u.protocol === 'https:') origin = u.origin;
+    } catch {
+      origin = null;
+    }
+    if (origin !== o) r.problems.push(`CORS_ORIGINS: "${o}" is not an origin; list exact origins like https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case, no path or trailing slash; "*" is not allowed)`);
+  }
+  return origins;
 }
 
 function databaseUrl(r: Reader): string | null {
@@ -359,6 +464,15 @@ function oauth2Provider(r: Reader, prefix: string, defaults: { scopes: string; a
   };
 }
 
+/** Apple's .p8 keys are EC P-256 (they sign the ES256 client secret). */
+function isP256PrivateKey(pem: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  } catch {
+    return false;
+  }
+}
+
 const PROVIDER_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 const BUILT_IN_PROVIDERS = ['google', 'apple', 'github', 'facebook'];
 
@@ -371,6 +485,7 @@ function socialConfig(r: Reader): SocialConfig {
     const keyId = r.raw('APPLE_KEY_ID');
     const privateKeyPem = r.pem('APPLE_PRIVATE_KEY');
     if (!teamId || !keyId || !privateKeyPem) r.problems.push('APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_PRIVATE_KEY (or APPLE_PRIVATE_KEY_FILE): required when APPLE_CLIENT_ID is set');
+    else if (!isP256PrivateKey(privateKeyPem)) r.problems.push('APPLE_PRIVATE_KEY: expected the .p8 key Apple gave you (an EC P-256 private key, PEM)');
     apple = { ...appleBase, teamId: teamId ?? '', keyId: keyId ?? '', privateKeyPem: privateKeyPem ?? '' };
   }
   const oidc: OidcProviderConfig[] = [];
@@ -414,6 +529,65 @@ function socialConfig(r: Reader): SocialConfig {
   };
 }
 
+function rateLimitConfig(r: Reader): RateLimitConfig {
+  const limits = Object.fromEntries(Object.entries(RATE_LIMITS).map(([key, [name, fallback]]) => [key, r.rate(name, fallback)])) as Record<RateLimitName, Rate | null>;
+  const baseDelaySeconds = r.duration('BRUTE_FORCE_BASE_DELAY', 1, 1, 3600);
+  return {
+    enabled: r.bool('RATE_LIMIT_ENABLED', true),
+    limits,
+    bruteForce: {
+      enabled: r.bool('BRUTE_FORCE_ENABLED', true),
+      freeAttempts: r.int('BRUTE_FORCE_FREE_ATTEMPTS', 5, 1, 1000),
+      baseDelaySeconds,
+      maxDelaySeconds: Math.max(baseDelaySeconds, r.duration('BRUTE_FORCE_MAX_DELAY', 15 * 60, 1, 86400)),
+      windowSeconds: r.duration('BRUTE_FORCE_WINDOW', 24 * 3600, 60, 30 * 86400),
+      ipFailures: r.rate('BRUTE_FORCE_IP_FAILURES', '30/15m'),
+    },
+  };
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,64}$/;
+export const MIN_CLIENT_SECRET_LENGTH = 32;
+
+/**
+ * INTROSPECTION_CLIENTS=`id:secret,id:secret` or INTROSPECTION_CLIENTS_FILE (one
+ * `id:secret` per line, `#` comments). Secrets are never echoed in errors.
+ */
+function introspectionClients(r: Reader): IntrospectionClient[] {
+  const inline = r.raw('INTROSPECTION_CLIENTS');
+  const file = r.raw('INTROSPECTION_CLIENTS_FILE');
+  if (inline && file) {
+    r.problems.push('INTROSPECTION_CLIENTS and INTROSPECTION_CLIENTS_FILE are both set; set only one');
+    return [];
+  }
+  let entries: string[] = [];
+  let name = 'INTROSPECTION_CLIENTS';
+  if (file) {
+    name = 'INTROSPECTION_CLIENTS_FILE';
+    try {
+      entries = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    } catch (err) {
+      r.problems.push(`INTROSPECTION_CLIENTS_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return [];
+    }
+  } else if (inline) {
+    entries = list(inline);
+  }
+  const clients: IntrospectionClient[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    const id = colon === -1 ? entry : entry.slice(0, colon);
+    const secret = colon === -1 ? '' : entry.slice(colon + 1);
+    const label = CLIENT_ID.test(id) ? `client "${id}"` : `entry ${i + 1}`;
+    if (!CLIENT_ID.test(id)) r.problems.push(`${name}: ${label}: expected id:secret with an id of letters, digits and . _ ~ - (at most 64)`);
+    else if (secret.length < MIN_CLIENT_SECRET_LENGTH) {
+      r.problems.push(`${name}: ${label}: the secret must be at least ${MIN_CLIENT_SECRET_LENGTH} characters (\`openssl rand -base64 32\`)`);
+    } else if (clients.some((c) => c.id === id)) r.problems.push(`${name}: client "${id}" is listed twice`);
+    else clients.push({ id, secret });
+  }
+  return clients;
+}
+
 /** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
@@ -435,6 +609,8 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     trustProxy: parseTrustProxy(r),
     bodyLimit: r.int('BODY_LIMIT_BYTES', 65536, 1024, 10 * 1024 * 1024),
+    maxHeaderBytes: r.int('MAX_HEADER_BYTES', 16384, 1024, 1024 * 1024),
+    corsOrigins: parseCorsOrigins(r),
     shutdownTimeoutMs: r.duration('SHUTDOWN_TIMEOUT', 10, 1, 3600) * 1000,
     metricsToken: r.raw('METRICS_TOKEN') ?? null,
     database: {
@@ -453,13 +629,20 @@ export function loadConfig(env: Env = process.env): Config {
       refreshReuseGraceSeconds: r.int('REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
       privateKeyPem: r.pem('PRIVATE_KEY'),
       publicKeyPem: r.pem('PUBLIC_KEY'),
+      previousPublicKeysPem: r.pem('PREVIOUS_PUBLIC_KEYS'),
+      keysDir: r.raw('KEYS_DIR') ? path.resolve(r.string('KEYS_DIR', '')) : null,
+      keysActivationDelaySeconds: r.duration('KEYS_ACTIVATION_DELAY', 600, 0, 30 * 86400),
+      keysReloadIntervalSeconds: r.duration('KEYS_RELOAD_INTERVAL', 30, 0, 3600),
     },
     passwords: {
       bcryptRounds: r.int('BCRYPT_ROUNDS', 12, 4, 15),
       // Hashing threads per process: together, the processes of one machine use every core once.
       bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
+      bcryptMaxQueue: r.int('BCRYPT_MAX_QUEUE', 1000, 1, 1_000_000),
     },
     requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', true),
+    introspection: { clients: introspectionClients(r) },
+    registrationEnumerationProtection: r.bool('REGISTRATION_ENUMERATION_PROTECTION', false),
     defaultRole: r.string('DEFAULT_ROLE', 'user'),
     mfa: {
       encryptionKey: mfaKey(r),
@@ -470,6 +653,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     social: socialConfig(r),
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
+    rateLimits: rateLimitConfig(r),
     appName: r.string('APP_NAME', 'Tessera'),
     email: {
       smtp: smtpConfig(r),
@@ -488,9 +672,14 @@ export function loadConfig(env: Env = process.env): Config {
     },
   };
 
+  if (config.jwt.keysDir && config.jwt.privateKeyPem) r.problems.push('KEYS_DIR and PRIVATE_KEY are both set; set only one (docs/key-rotation.md)');
+  if (config.jwt.keysDir && config.jwt.publicKeyPem) r.problems.push('PUBLIC_KEY: only checked against PRIVATE_KEY; with KEYS_DIR leave it unset');
+  if (config.jwt.previousPublicKeysPem && !config.jwt.privateKeyPem) {
+    r.problems.push('PREVIOUS_PUBLIC_KEYS: only used with PRIVATE_KEY; with KEYS_DIR (or DATA_DIR/keys) earlier keys stay in the directory');
+  }
   if (config.env === 'production') {
-    if (!config.jwt.privateKeyPem) {
-      r.problems.push('PRIVATE_KEY (or PRIVATE_KEY_FILE): required when NODE_ENV=production; generate one with `npx tessera keys generate`');
+    if (!config.jwt.privateKeyPem && !config.jwt.keysDir) {
+      r.problems.push('PRIVATE_KEY (or PRIVATE_KEY_FILE, or a KEYS_DIR of keys): required when NODE_ENV=production; generate one with `npx tessera keys generate`, or `KEYS_DIR=… npx tessera keys rotate`');
     }
     if (!config.database.url) {
       r.problems.push('DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only');

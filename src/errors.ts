@@ -9,6 +9,8 @@ export const errorCatalogue = {
   validation_failed: { status: 422, message: 'The request is invalid.' },
   invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  headers_too_large: { status: 431, message: 'The request headers are too large.' },
+  request_timeout: { status: 408, message: 'The request was not received in time.' },
   unsupported_media_type: { status: 415, message: 'The request content type is not supported.' },
   not_found: { status: 404, message: 'No such resource.' },
   internal_error: { status: 500, message: 'Something went wrong on our side.' },
@@ -55,6 +57,26 @@ export const errorCatalogue = {
   invalid_mfa_code: { status: 400, message: 'The code is not valid.' },
   mfa_token_invalid: { status: 400, message: 'The sign-in step has expired or was already completed; sign in again.' },
   too_many_attempts: { status: 429, message: 'Too many wrong codes; wait before trying again.' },
+
+  // third-party sign-in (README "Third-party sign-in")
+  provider_not_found: { status: 404, message: 'No such sign-in provider (or it is not enabled).' },
+  redirect_uri_not_allowed: { status: 400, message: 'redirect_uri is not one of the allowed redirect URLs (OAUTH_REDIRECT_ALLOWLIST).' },
+  oauth_state_invalid: { status: 400, message: 'This sign-in attempt is unknown, expired, or was started in another browser. Start the sign-in again from the app.' },
+  provider_unavailable: { status: 503, message: 'The sign-in provider cannot be reached; retry shortly.' },
+  provider_token_invalid: { status: 400, message: 'The provider token is not valid.' },
+  provider_email_missing: { status: 422, message: 'The provider did not share a usable email address.' },
+  identity_not_linked: {
+    status: 409,
+    message: 'An account with this email already exists and was not connected to this provider. Sign in with your password (or reset it), then connect the provider from your account.',
+  },
+  identity_already_linked: { status: 409, message: 'This provider account is already connected to another user.' },
+  provider_already_linked: { status: 409, message: 'Another account of this provider is already connected; disconnect it first.' },
+  identity_not_found: { status: 404, message: 'This provider is not connected to your account.' },
+  last_sign_in_method: { status: 409, message: 'This is your last way to sign in; set a password (or connect another provider) first.' },
+
+  // abuse protection (docs/security.md)
+  rate_limited: { status: 429, message: 'Too many requests; wait before trying again (see Retry-After).' },
+  sign_in_throttled: { status: 429, message: 'Too many failed sign-ins; wait before trying again (see Retry-After).' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
-import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
+import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase, watchKeys } from './runtime.js';
 
 /**
  * One HTTP server process: open the database, migrate, listen, and close cleanly
@@ -10,11 +10,14 @@ import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtim
  * SHUTDOWN_TIMEOUT the remaining connections are cut and the exit code is 1.
  */
 export async function runHttpServer(config: Config, migrate: boolean): Promise<void> {
-  const { ring, generatedAt } = await loadConfiguredKeys(config);
+  const keys = await loadConfiguredKeys(config);
+  const { ring, generatedAt } = keys;
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await database.migrate();
   const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY in production');
+  // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.
+  const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, app.log);
   if (database.kind === 'pglite') app.log.info({ dir: config.dataDir }, 'using the embedded database (PGlite); set DATABASE_URL for PostgreSQL');
 
   let closing = false;
@@ -28,6 +31,7 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
+    stopWatchingKeys();
     await app.close();
     await database.close();
     clearTimeout(deadline);

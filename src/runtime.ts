@@ -3,7 +3,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './infra/db/client.js';
-import { KeyError, loadKeyRing, type LoadedKeys } from './infra/keys.js';
+import { KeyError } from './infra/keys.js';
+import { loadKeyRing, type LoadedKeys } from './infra/key-store.js';
 
 /** Opens the configured database (PostgreSQL, or PGlite in DATA_DIR/db). */
 export function openConfiguredDatabase(config: Config, onIdleError?: (err: Error) => void): Promise<DatabaseHandle> {
@@ -38,12 +39,67 @@ export function loadMfaKey(config: Config): Buffer {
   return key;
 }
 
-/** Loads the signing keys; outside production a missing key is generated once into DATA_DIR/keys. */
-export function loadConfiguredKeys(config: Config): Promise<LoadedKeys> {
+/** The directory the signing keys live in: KEYS_DIR, or outside production DATA_DIR/keys; null with PRIVATE_KEY. */
+export function configuredKeysDir(config: Config): string | null {
+  if (config.jwt.privateKeyPem) return null;
+  if (config.jwt.keysDir) return config.jwt.keysDir;
+  return config.env === 'production' ? null : path.join(config.dataDir, 'keys');
+}
+
+/**
+ * Loads the signing keys: PRIVATE_KEY (+ PREVIOUS_PUBLIC_KEYS), or KEYS_DIR;
+ * outside production a missing key is generated once into DATA_DIR/keys (or KEYS_DIR).
+ */
+export function loadConfiguredKeys(config: Config, clock?: { now(): Date }): Promise<LoadedKeys> {
   return loadKeyRing({
     algorithm: config.jwt.algorithm,
     privateKeyPem: config.jwt.privateKeyPem,
     publicKeyPem: config.jwt.publicKeyPem,
+    previousPublicKeysPem: config.jwt.previousPublicKeysPem,
+    keysDir: config.jwt.keysDir,
     devKeysDir: config.env === 'production' ? null : path.join(config.dataDir, 'keys'),
+    ...(clock ? { clock } : {}),
   });
+}
+
+interface ReloadLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * Keeps a process's keys in step with its keys directory: re-reads it every
+ * KEYS_RELOAD_INTERVAL and on SIGHUP. A directory that cannot be read (a broken
+ * new file) leaves the keys loaded before in place and logs an error. Returns
+ * a function that stops watching.
+ */
+export function watchKeys(loaded: LoadedKeys, intervalSeconds: number, log: ReloadLog): () => void {
+  const reload = loaded.reload;
+  if (!reload) return () => undefined;
+  let running = false;
+  let lastError = '';
+  const run = async (why: string) => {
+    if (running) return;
+    running = true;
+    try {
+      const { changed, ring } = await reload();
+      lastError = '';
+      if (changed) log.info({ why, kids: ring.all.map((k) => k.kid), signing: ring.current.kid }, 'signing keys reloaded');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      // Once per distinct problem, not every interval.
+      if (message !== lastError) log.error({ why, dir: loaded.dir, problem: message }, 'cannot reload the signing keys; keeping the keys loaded before');
+      lastError = message;
+    } finally {
+      running = false;
+    }
+  };
+  const timer = intervalSeconds > 0 ? setInterval(() => void run('interval'), intervalSeconds * 1000) : null;
+  timer?.unref();
+  const onHup = () => void run('SIGHUP');
+  process.on('SIGHUP', onHup);
+  return () => {
+    if (timer) clearInterval(timer);
+    process.off('SIGHUP', onHup);
+  };
 }

@@ -5,7 +5,7 @@ import { SetupError } from './fatal.js';
 import { systemClock } from './infra/clock.js';
 import { createEmailWorker, type JobResult } from './infra/queue.js';
 import type { DeliveryOutcome } from './features/outbox/delivery.js';
-import { loadConfiguredKeys, openConfiguredDatabase } from './runtime.js';
+import { loadConfiguredKeys, openConfiguredDatabase, watchKeys } from './runtime.js';
 
 const toJobResult = (o: DeliveryOutcome): JobResult => {
   switch (o.kind) {
@@ -32,7 +32,10 @@ export async function runWorker(config: Config): Promise<void> {
     throw new SetupError('REDIS_URL (or CELERY_BROKER_URL) is not set: without Redis there is no queue, and the server sends email itself.');
   }
   const logger = pino({ level: config.logLevel, base: { pid: process.pid, role: 'worker' } });
-  const { ring } = await loadConfiguredKeys(config);
+  const keys = await loadConfiguredKeys(config);
+  const { ring } = keys;
+  // Links sealed under a newly rotated-in key must open here too.
+  const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, logger);
   const database = await openConfiguredDatabase(config, (err) => logger.warn({ err: err.message }, 'idle database connection error'));
   const mailer = createConfiguredMailer(config, logger);
   const deliver = createConfiguredDelivery(config, { db: database.db, clock: systemClock, keys: ring, mailer, logger });
@@ -60,6 +63,7 @@ export async function runWorker(config: Config): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
+    stopWatchingKeys();
     await relay.stop();
     await worker.close();
     await closeQueue();

@@ -16,11 +16,19 @@ export function bearerToken(request: FastifyRequest): string | null {
   return match?.[1] ?? null;
 }
 
+/**
+ * RFC 6750 §3.1: no credentials (no header, another scheme, `Bearer` alone) is
+ * `unauthorized` without an error code; a Bearer credential that is not a
+ * b64token (spaces, other characters) is a malformed token: `invalid_token`.
+ * The scheme is case-insensitive (RFC 9110 §11.1).
+ */
+const hasBearerCredential = (request: FastifyRequest) => /^Bearer\s+\S/i.test(request.headers.authorization ?? '');
+
 /** preHandler: requires a valid access token of a live session; puts it on `request.auth`. */
 export function authenticate(sessions: SessionService): preHandlerAsyncHookHandler {
   return async function authenticateHook(request: FastifyRequest, _reply: FastifyReply) {
     const token = bearerToken(request);
-    if (!token) throw new AppError('unauthorized');
+    if (!token) throw new AppError(hasBearerCredential(request) ? 'invalid_token' : 'unauthorized');
     request.auth = await sessions.authenticate(token);
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, OAuthError, errorCatalogue, type ErrorCode, type FieldError } from '../errors.js';
 import { isDatabaseUnavailable } from '../infra/db/errors.js';
+import { isHasherBusy } from '../infra/password-hasher.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -56,6 +57,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error instanceof AppError) {
       if (error.status === 401) reply.header('www-authenticate', error.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
       if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+      // A limit on the OAuth2 endpoints keeps their body shape: {error: "rate_limited", error_description}.
+      if (oauth && error.status === 429) return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').status(429).send({ error: error.code, error_description: error.message });
       return send(reply, error.code, error.message, error.details);
     }
     const code = classify(error);
@@ -65,6 +68,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
         return sendOAuth(reply, new OAuthError('invalid_request', details));
       }
       return send(reply, code, undefined, code === 'validation_failed' ? validationDetails(error) : undefined);
+    }
+    if (isHasherBusy(error)) {
+      // BCRYPT_MAX_QUEUE hashes already wait: shed this one instead of queueing without bound.
+      request.log.warn('password hashing queue full');
+      reply.header('retry-after', '2');
+      return send(reply, 'service_unavailable', 'Too many sign-ins are being processed; retry shortly.');
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');

@@ -17,6 +17,8 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          // POST /auth/introspect: a client of INTROSPECTION_CLIENTS (or client_id/client_secret in the body).
+          introspectionClient: { type: 'http', scheme: 'basic' },
           // Swagger UI's "Authorize" button signs in through the password grant.
           oauth2: { type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: {} } } },
         },

@@ -34,8 +34,27 @@ yieldCpu();
 // costs what a real verification does. Made here, once per thread, off the event loop.
 const dummy = bcrypt.hashSync('tessera-dummy-password', workerData.rounds);
 
+/** [hashing now, most ever at once], shared with password-hasher.ts (absent when loaded another way). */
+const counters = workerData.counters ? new Int32Array(workerData.counters.buffer ?? workerData.counters) : null;
+
+function started() {
+  if (!counters) return;
+  const now = Atomics.add(counters, 0, 1) + 1;
+  let peak = Atomics.load(counters, 1);
+  while (now > peak) {
+    const seen = Atomics.compareExchange(counters, 1, peak, now);
+    if (seen === peak) break;
+    peak = seen;
+  }
+}
+
 /** @param {{ op: 'hash' | 'verify' | 'dummy', password: string, hash?: string }} task */
 export default function run(task) {
-  if (task.op === 'hash') return bcrypt.hashSync(task.password, workerData.rounds);
-  return bcrypt.compareSync(task.password, task.op === 'dummy' ? dummy : task.hash);
+  started();
+  try {
+    if (task.op === 'hash') return bcrypt.hashSync(task.password, workerData.rounds);
+    return bcrypt.compareSync(task.password, task.op === 'dummy' ? dummy : task.hash);
+  } finally {
+    if (counters) Atomics.sub(counters, 0, 1);
+  }
 }

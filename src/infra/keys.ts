@@ -1,15 +1,19 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, webcrypto, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import type { JwtAlgorithm } from '../config.js';
 
-export interface SigningKey {
+/** A published key: enough to verify access tokens signed with it. */
+export interface VerificationKey {
   kid: string;
   alg: JwtAlgorithm;
-  privateKey: KeyObject;
   publicKey: KeyObject;
   publicJwk: JWK;
+}
+
+export interface SigningKey extends VerificationKey {
+  privateKey: KeyObject;
   /** HMAC secret for refresh tokens, derived from the private key (only Tessera reads them). */
   refreshSecret: Uint8Array;
   /** The same secret imported once for HS256 (jose would re-import a raw secret on every call). */
@@ -18,14 +22,27 @@ export interface SigningKey {
   sealSecret: Buffer;
 }
 
+export const isSigningKey = (k: VerificationKey): k is SigningKey => 'privateKey' in k;
+
 export interface KeyRing {
-  /** The key that signs new tokens. */
-  current: SigningKey;
-  /** Every key whose tokens may still be alive, newest first. */
-  all: SigningKey[];
-  byKid(kid: string): SigningKey | undefined;
+  /** The key that signs new tokens (it may change with time: a pending key becomes the signing key at its activation time). */
+  readonly current: SigningKey;
+  /** Every published key (pending, signing, previous), newest first. */
+  readonly all: readonly VerificationKey[];
+  /** A published key: verifies access tokens. */
+  byKid(kid: string): VerificationKey | undefined;
+  /** A key whose private part is known: its refresh tokens and sealed secrets still open. */
+  privateByKid(kid: string): SigningKey | undefined;
+  /** The algorithms of the published keys (what access tokens may be signed with). */
+  algorithms(): JwtAlgorithm[];
   /** The public JWK Set (public members only). */
   jwks(): { keys: JWK[] };
+}
+
+/** A key of a ring with the time it starts signing (null: from the start, or never for a public-only key). */
+export interface ScheduledKey {
+  key: VerificationKey;
+  activatesAt: Date | null;
 }
 
 export class KeyError extends Error {
@@ -50,6 +67,40 @@ export function assertKeyMatches(key: KeyObject, alg: JwtAlgorithm, source: stri
     const want = { RS256: 'an RSA key of at least 2048 bits', ES256: 'an EC P-256 key', EdDSA: 'an Ed25519 key' }[alg];
     throw new KeyError(`${source} is ${describe(key)}, but JWT_ALGORITHM=${alg} needs ${want}.`);
   }
+}
+
+/** The algorithm a key signs with: RS256 (RSA ≥ 2048), ES256 (EC P-256), EdDSA (Ed25519); null for any other key. */
+export function algorithmOf(key: KeyObject): JwtAlgorithm | null {
+  for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
+    try {
+      assertKeyMatches(key, alg, 'key');
+      return alg;
+    } catch {
+      // not this one
+    }
+  }
+  return null;
+}
+
+/** A public-only key (PREVIOUS_PUBLIC_KEYS, a public PEM in KEYS_DIR): verifies access tokens, signs nothing. */
+export async function toVerificationKey(publicPem: string, source: string): Promise<VerificationKey> {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(publicPem)) throw new KeyError(`${source} holds a private key where a public key is expected.`);
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey(publicPem);
+  } catch {
+    throw new KeyError(`${source} is not a readable PEM public key.`);
+  }
+  const alg = algorithmOf(publicKey);
+  if (!alg) throw new KeyError(`${source} is ${describe(publicKey)}; a signing key is RSA (at least 2048 bits), EC P-256 or Ed25519.`);
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  return { kid, alg, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' } };
+}
+
+/** The PEM blocks of a string holding several concatenated ones (PREVIOUS_PUBLIC_KEYS). */
+export function splitPemBlocks(text: string): string[] {
+  return [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)].map((m) => `${m[0]}\n`);
 }
 
 export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source: string, publicPem?: string | null): Promise<SigningKey> {
@@ -80,12 +131,74 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
   return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret, refreshKey, sealSecret };
 }
 
-export function createKeyRing(keys: SigningKey[]): KeyRing {
-  const [current] = keys;
-  if (!current) throw new KeyError('No signing key.');
-  const map = new Map(keys.map((k) => [k.kid, k]));
-  const set = { keys: keys.map((k) => k.publicJwk) };
-  return { current, all: keys, byKid: (kid) => map.get(kid), jwks: () => set };
+/** A ring whose first key signs and every key is published (PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS, tests). */
+export function createKeyRing(keys: VerificationKey[]): KeyRing {
+  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), { now: () => new Date() });
+}
+
+/**
+ * A ring of keys with activation times (KEYS_DIR). Newest activation first; the
+ * signing key is the newest private key whose activation time has come, so a
+ * published pending key starts signing by itself, on the clock. Every key is
+ * published until it is removed.
+ */
+export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Date }): KeyRing {
+  const at = (e: ScheduledKey) => e.activatesAt?.getTime() ?? Number.NEGATIVE_INFINITY;
+  // Stable sort: keys without activation times keep their given order.
+  const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => at(b.e) - at(a.e) || a.i - b.i).map(({ e }) => e);
+  const signers = sorted.filter((e) => isSigningKey(e.key));
+  if (!signers.length) throw new KeyError('No signing key: every key is public only.');
+  const seen = new Set<string>();
+  for (const { key } of sorted) {
+    if (seen.has(key.kid)) throw new KeyError(`The key ${key.kid} is given twice.`);
+    seen.add(key.kid);
+  }
+  const all = sorted.map((e) => e.key);
+  const map = new Map(all.map((k) => [k.kid, k]));
+  const set = { keys: all.map((k) => k.publicJwk) };
+  const algs = [...new Set(all.map((k) => k.alg))];
+  // None active yet (only pending keys): the one activating first signs.
+  const fallback = signers[signers.length - 1];
+  return {
+    get current() {
+      const now = clock.now().getTime();
+      return (signers.find((e) => at(e) <= now) ?? fallback).key as SigningKey;
+    },
+    all,
+    byKid: (kid) => map.get(kid),
+    privateByKid: (kid) => {
+      const k = map.get(kid);
+      return k && isSigningKey(k) ? k : undefined;
+    },
+    algorithms: () => algs,
+    jwks: () => set,
+  };
+}
+
+/** A ring that can be swapped for a freshly loaded one while every user keeps its reference. */
+export interface ReloadableKeyRing extends KeyRing {
+  /** Loads the keys again and swaps them in; throws (keeping the current keys) when they cannot be loaded. */
+  reload(): Promise<KeyRing>;
+}
+
+export function createReloadableRing(initial: KeyRing, load: () => Promise<KeyRing>): ReloadableKeyRing {
+  let ring = initial;
+  return {
+    get current() {
+      return ring.current;
+    },
+    get all() {
+      return ring.all;
+    },
+    byKid: (kid) => ring.byKid(kid),
+    privateByKid: (kid) => ring.privateByKid(kid),
+    algorithms: () => ring.algorithms(),
+    jwks: () => ring.jwks(),
+    async reload() {
+      ring = await load();
+      return ring;
+    },
+  };
 }
 
 /** A new PEM key pair for `alg`. */
@@ -111,40 +224,4 @@ export function writeKeyPair(dir: string, pair: { privateKey: string; publicKey:
   chmodSync(privatePath, 0o600);
   writeFileSync(publicPath, pair.publicKey, { flag: 'w' });
   return { privatePath, publicPath };
-}
-
-export interface KeySource {
-  algorithm: JwtAlgorithm;
-  privateKeyPem: string | null;
-  publicKeyPem: string | null;
-  /** Where a development key pair is generated once and reused; null = never generate. */
-  devKeysDir: string | null;
-}
-
-export interface LoadedKeys {
-  ring: KeyRing;
-  /** Set when a development key pair was generated by this call. */
-  generatedAt?: string;
-}
-
-/** Loads the configured key, or in development generates one once into `devKeysDir`. */
-export async function loadKeyRing(src: KeySource): Promise<LoadedKeys> {
-  if (src.privateKeyPem) {
-    const key = await toSigningKey(src.privateKeyPem, src.algorithm, 'PRIVATE_KEY', src.publicKeyPem);
-    return { ring: createKeyRing([key]) };
-  }
-  if (!src.devKeysDir) throw new KeyError('PRIVATE_KEY is not set.');
-  const privatePath = path.join(src.devKeysDir, 'private.pem');
-  let generatedAt: string | undefined;
-  if (!existsSync(privatePath)) {
-    try {
-      writeKeyPair(src.devKeysDir, generateKeyPairPem(src.algorithm));
-      generatedAt = privatePath;
-    } catch (err) {
-      // another process generated it first: use theirs
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  const key = await toSigningKey(readFileSync(privatePath, 'utf8'), src.algorithm, privatePath);
-  return generatedAt ? { ring: createKeyRing([key]), generatedAt } : { ring: createKeyRing([key]) };
 }

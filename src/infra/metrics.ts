@@ -22,6 +22,12 @@ export function createMetrics() {
       help: 'Replays of a spent refresh token outside the grace window (each revoked its session)',
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'tessera_rate_limited_total',
+      help: 'Requests refused with 429 by a limit: a request limit (sign_in_ip, sign_in_account, register_ip, …; RATE_LIMIT_*), sign_in_delay (an email address in its brute-force delay) or sign_in_failures_ip (an IP over BRUTE_FORCE_IP_FAILURES)',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
     hashSeconds: new Histogram({
       name: 'tessera_password_hash_seconds',
       help: 'Time of a bcrypt operation (hash, verify, dummy), queueing for a hashing thread included',

@@ -12,6 +12,23 @@ export interface PasswordHasher {
   close(): Promise<void>;
 }
 
+/** A hash was refused because `maxQueue` hashes already wait for a thread (the HTTP layer answers 503). */
+export class HasherBusyError extends Error {
+  override name = 'HasherBusyError';
+  constructor() {
+    super('too many password hashes are waiting for a hashing thread');
+  }
+}
+
+export const isHasherBusy = (err: unknown): err is HasherBusyError => err instanceof HasherBusyError;
+
+export interface BcryptHasher extends PasswordHasher {
+  /** Hashes running on a thread right now. */
+  readonly active: number;
+  /** The most hashes that ever ran at once (never above `concurrency`). */
+  readonly peakActive: number;
+}
+
 const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
 /**
@@ -19,7 +36,15 @@ const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
  * (DESIGN §9): hashing never occupies libuv's pool, which jose's Web Crypto
  * needs for every signature, and never delays the event loop when the cores are busy.
  */
-export function createBcryptHasher(rounds: number, concurrency: number): PasswordHasher {
+/**
+ * At most `concurrency` hashes run at once (one per thread); the others wait in a
+ * queue of at most `maxQueue`, beyond which a hash is refused with HasherBusyError
+ * at once: a flood queues up to a bound, then sheds load instead of holding
+ * every request (and its body) in memory.
+ */
+export function createBcryptHasher(rounds: number, concurrency: number, maxQueue = Number.POSITIVE_INFINITY): BcryptHasher {
+  // [hashing now, most ever hashing at once], updated by the threads themselves (hash-worker.js).
+  const counters = new Int32Array(new SharedArrayBuffer(8));
   const pool = new Piscina({
     filename: new URL('./hash-worker.js', import.meta.url).href,
     minThreads: concurrency,
@@ -28,21 +53,26 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
     concurrentTasksPerWorker: 2,
     idleTimeout: Number.POSITIVE_INFINITY,
     // The cost of every hash, and of the dummy hash each thread makes when it starts (hash-worker.js).
-    workerData: { rounds },
+    workerData: { rounds, counters },
   });
+
+  const run = (task: { op: 'hash' | 'verify' | 'dummy'; password: string; hash?: string }): Promise<unknown> => {
+    if (pool.queueSize >= maxQueue) return Promise.reject(new HasherBusyError());
+    return pool.run(task);
+  };
 
   const verify = async (password: string, hash: string): Promise<boolean> => {
     if (!BCRYPT_RE.test(hash)) return false;
     // $2y$ (PHP) and $2b$ are the same algorithm; the native binding only knows $2a$/$2b$.
     const normalised = hash.startsWith('$2y$') ? `$2b$${hash.slice(4)}` : hash;
-    return (await pool.run({ op: 'verify', password, hash: normalised })) as boolean;
+    return (await run({ op: 'verify', password, hash: normalised })) as boolean;
   };
 
   return {
-    hash: async (password) => (await pool.run({ op: 'hash', password })) as string,
+    hash: async (password) => (await run({ op: 'hash', password })) as string,
     verify,
     verifyDummy: async (password) => {
-      await pool.run({ op: 'dummy', password });
+      await run({ op: 'dummy', password });
     },
     needsRehash: (hash) => {
       const m = BCRYPT_RE.exec(hash);
@@ -50,6 +80,12 @@ export function createBcryptHasher(rounds: number, concurrency: number): Passwor
     },
     get queueDepth() {
       return pool.queueSize;
+    },
+    get active() {
+      return Atomics.load(counters, 0);
+    },
+    get peakActive() {
+      return Atomics.load(counters, 1);
     },
     close: () => pool.destroy(),
   };

@@ -46,7 +46,7 @@ function boxOf(current: () => { id: string; key: Buffer }, byId: (id: string) =>
 export function createSecretBox(keys: KeyRing): SecretBox {
   return boxOf(
     () => ({ id: keys.current.kid, key: keys.current.sealSecret }),
-    (kid) => keys.byKid(kid)?.sealSecret,
+    (kid) => keys.privateByKid(kid)?.sealSecret,
   );
 }
 

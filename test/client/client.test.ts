@@ -324,14 +324,17 @@ describe('errors and the other calls', () => {
     await expect(c.signIn({ email, password: PASSWORD })).rejects.toMatchObject({ code: 'invalid_grant' });
   });
 
-  it('social sign-in helpers use the designed paths (the server has no social sign-in yet)', async () => {
+  it('social sign-in helpers use the designed paths (no provider is configured on this server)', async () => {
     const net = instrumentedFetch();
     const c = client({ baseUrl: `${baseUrl}/`, fetch: net.fetch });
     expect(c.socialAuthorizeUrl('google', 'https://app.example.com/cb?x=1')).toBe(
       `${baseUrl}/auth/oauth/google/authorize?redirect_uri=${encodeURIComponent('https://app.example.com/cb?x=1')}`,
     );
-    await expect(c.exchangeSocialCode('abc')).rejects.toMatchObject({ code: 'unsupported_grant_type', status: 400 });
-    await expect(c.signInWithProviderToken('apple', { idToken: 'x.y.z' })).rejects.toMatchObject({ code: 'not_found', status: 404 });
+    expect(c.socialAuthorizeUrl('google', 'https://app.example.com/cb', { state: 's 1', codeChallenge: 'abc' })).toBe(
+      `${baseUrl}/auth/oauth/google/authorize?redirect_uri=${encodeURIComponent('https://app.example.com/cb')}&state=s+1&code_challenge=abc&code_challenge_method=S256`,
+    );
+    await expect(c.exchangeSocialCode('abc', { redirectUri: 'https://app.example.com/cb' })).rejects.toMatchObject({ code: 'invalid_grant', status: 400 });
+    await expect(c.signInWithProviderToken('apple', { idToken: 'x.y.z', nonce: 'n' })).rejects.toMatchObject({ code: 'provider_not_found', status: 404 });
     expect(net.count('POST /auth/token')).toBe(1);
     expect(net.count('POST /auth/oauth/apple/token')).toBe(1);
   });

@@ -7,6 +7,8 @@ import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config.js';
 import { ManualClock } from '../../src/infra/clock.js';
+import type { KeyRing } from '../../src/infra/keys.js';
+import type { PasswordHasher } from '../../src/infra/password-hasher.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testKeys } from './keys.js';
 
@@ -25,6 +27,12 @@ export interface TestAppOptions {
   db?: TestDatabase;
   /** Where the app's JSON log goes. */
   logStream?: DestinationStream;
+  /** A password hasher the test owns (and closes); the app makes its own otherwise. */
+  hasher?: PasswordHasher;
+  /** Signing keys (e.g. a KEYS_DIR ring driven by `clock`); the shared test key otherwise. */
+  keys?: KeyRing;
+  /** The app's clock (pass it when `keys` follow it too); a ManualClock at 2026-01-15T12:00:00Z otherwise. */
+  clock?: ManualClock;
 }
 
 export const TEST_ISSUER = 'http://tessera.test';
@@ -42,14 +50,17 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     BCRYPT_ROUNDS: '4',
     // Most suites sign in right after registering; the email suites turn this back on.
     REQUIRE_EMAIL_VERIFICATION: 'false',
+    // Suites sign in many times from one address (127.0.0.1); the rate-limit suites turn these back on.
+    RATE_LIMIT_ENABLED: 'false',
+    BRUTE_FORCE_ENABLED: 'false',
     // Mail without SMTP goes to DATA_DIR/mail: a directory of this app's own.
     DATA_DIR: dataDir,
     ...opts.env,
   });
   const db = opts.db ?? (await createTestDatabase());
-  const clock = new ManualClock(new Date('2026-01-15T12:00:00Z'));
-  const { ring } = await testKeys(algorithm);
-  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), ...(opts.logStream ? { logStream: opts.logStream } : {}) });
+  const clock = opts.clock ?? new ManualClock(new Date('2026-01-15T12:00:00Z'));
+  const ring = opts.keys ?? (await testKeys(algorithm)).ring;
+  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), ...(opts.logStream ? { logStream: opts.logStream } : {}), ...(opts.hasher ? { hasher: opts.hasher } : {}) });
   await app.ready();
   return {
     app,

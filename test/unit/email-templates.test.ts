@@ -47,6 +47,7 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   mfa_recovery_codes_regenerated: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   mfa_failed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   invite: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
+  account_exists: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -70,6 +71,7 @@ describe('default templates', () => {
 
   it('cover every kind', () => {
     expect([...EMAIL_KINDS].sort()).toEqual([
+      'account_exists',
       'confirm_email',
       'email_change_confirm',
       'email_change_notice',

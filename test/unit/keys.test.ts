@@ -5,7 +5,8 @@ import path from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtAlgorithm } from '../../src/config.js';
-import { KeyError, createKeyRing, generateKeyPairPem, loadKeyRing, toSigningKey } from '../../src/infra/keys.js';
+import { loadKeyRing } from '../../src/infra/key-store.js';
+import { KeyError, createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
 
 const pkcs8 = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
 const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
@@ -165,12 +166,17 @@ describe('loadKeyRing', () => {
     expect(readFileSync(privatePath, 'utf8')).toBe(privatePem);
   });
 
-  it('a generated key of another algorithm is a KeyError, not silently replaced', async () => {
+  it('a generated key of another algorithm keeps signing with its own algorithm, not silently replaced', async () => {
+    // Keys in a directory sign with the algorithm of their type (a rotation may change it);
+    // JWT_ALGORITHM picks the type of keys generated from now on (docs/key-rotation.md).
     const keysDir = path.join(dir, 'switch', 'keys');
-    await loadKeyRing({ algorithm: 'ES256', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
-    const err = await keyError(() => loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir }));
-    expect(err.message).toContain(path.join(keysDir, 'private.pem'));
-    expect(err.message).toContain('JWT_ALGORITHM=EdDSA');
+    const first = await loadKeyRing({ algorithm: 'ES256', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
+    const privatePem = readFileSync(path.join(keysDir, 'private.pem'), 'utf8');
+    const again = await loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
+    expect(again.generatedAt).toBeUndefined();
+    expect(again.ring.current.kid).toBe(first.ring.current.kid);
+    expect(again.ring.current.alg).toBe('ES256');
+    expect(readFileSync(path.join(keysDir, 'private.pem'), 'utf8')).toBe(privatePem);
   });
 
   it('without a key and without a development directory is a KeyError', async () => {

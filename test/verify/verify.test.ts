@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
+import { createHmac, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { expressAuth, expressRequirePermission, expressRequireRole } from '../../packages/verify/src/express.js';
 import { fastifyAuth, requirePermission, requireRole } from '../../packages/verify/src/fastify.js';
 import {
+  MAX_IAT_SKEW_SECONDS,
   VerifyError,
   createVerifier,
   hasPermission,
@@ -223,6 +224,72 @@ describe('createVerifier against a live Tessera', () => {
     const v = createVerifier({ issuer, audience, jwksUri: `http://127.0.0.1:${dead}/.well-known/jwks.json`, now: () => t.clock.now() });
     await rejects(v, user.access, 'jwks_unavailable');
     await expect(v.verifyOrNull(user.access)).rejects.toMatchObject({ code: 'jwks_unavailable' });
+  });
+});
+
+// The JWT attack suite of test/integration/token-attacks.test.ts, against createVerifier: each
+// forgery must be refused as invalid_token (a VerifyError, never another exception).
+describe('createVerifier: JWT attack suite', () => {
+  const enc = (o: object) => base64url.encode(JSON.stringify(o));
+  const hs256 = (header: object, payload: object, secret: string | Uint8Array) => {
+    const input = `${enc(header)}.${enc(payload)}`;
+    return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  };
+  const rejected = async (token: string) => {
+    const err = await verifierFor().verify(token).then(() => null, (e: unknown) => e);
+    expect(err, 'should have been rejected').toBeInstanceOf(VerifyError);
+    expect((err as VerifyError).code).toBe('invalid_token');
+  };
+  const claims = () => decodeJwt(user.access);
+
+  it('positive control: a token minted here with the real key is accepted', async () => {
+    expect((await verifierFor().verify(await mint({}))).sub).toBe(user.userId);
+    expect((await verifierFor().verify(await mint({ iat: nowSeconds() + MAX_IAT_SKEW_SECONDS }))).sub).toBe(user.userId);
+  });
+
+  it.each(['none', 'None', 'noNE'])('alg %s', async (alg) => {
+    await rejected(`${enc({ alg, typ: 'at+jwt', kid })}.${enc(claims())}.`);
+  });
+
+  it.each([
+    ['an empty signature', async () => user.access.split('.').slice(0, 2).join('.') + '.'],
+    ['HS256 with the public key PEM as secret', async () => hs256({ alg: 'HS256', typ: 'at+jwt', kid }, claims(), (await testKeys('RS256')).publicKey)],
+    ['HS256 with the public JWK as secret', async () => hs256({ alg: 'HS256', typ: 'at+jwt', kid }, claims(), JSON.stringify((await testKeys('RS256')).ring.current.publicJwk))],
+    ['kid path traversal', async () => mint({}, { header: { kid: '../../../../dev/null' } })],
+    ["kid SQL injection", async () => mint({}, { header: { kid: "' OR '1'='1" } })],
+    ['a 10 KB kid', async () => mint({}, { header: { kid: 'k'.repeat(10 * 1024) } })],
+    ['an embedded jwk (attacker key)', async () => {
+      const other = await generateKeyPair('RS256', { extractable: true });
+      return mint({}, { key: other.privateKey, header: { jwk: await exportJWK(other.publicKey) } });
+    }],
+    ['nbf beyond the skew', async () => mint({ nbf: nowSeconds() + MAX_IAT_SKEW_SECONDS + 60 })],
+    ['iat beyond the skew', async () => mint({ iat: nowSeconds() + MAX_IAT_SKEW_SECONDS + 1 })],
+    ['a missing aud', async () => mint({ aud: undefined })],
+    ['a wrong iss', async () => mint({ iss: `${issuer}/` })],
+    ["Tessera's refresh token", async () => user.refresh],
+    ['a two-segment token', async () => user.access.split('.').slice(0, 2).join('.')],
+    ['a four-segment token', async () => `${user.access}.${user.access.split('.')[2]}`],
+    ['a padded signature (=)', async () => `${user.access}==`],
+    ['+ in the signature', async () => user.access.replace(/\.([^.]{20})[^.]([^.]*)$/, '.$1+$2')],
+    ['a space in the signature', async () => user.access.replace(/\.([^.]{20})([^.]*)$/, '.$1 $2')],
+  ])('%s', async (_name, token) => {
+    await rejected(await token());
+  });
+
+  it.each(['jku', 'x5u'])('a %s header pointing at a local server: rejected, and the server received no request', async (member) => {
+    const seen: string[] = [];
+    const url = await listen(createServer((req, res) => {
+      seen.push(String(req.url));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
+    }));
+    const other = await generateKeyPair('RS256', { extractable: true });
+    await rejected(await mint({}, { key: other.privateKey, header: { [member]: `${url}/keys.json` } }));
+    await rejected(await mint({}, { key: other.privateKey, header: { [member]: `${url}/keys.json`, kid: 'attacker' } }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual([]);
+    // the server does record what reaches it
+    await fetch(`${url}/probe`);
+    expect(seen).toEqual(['/probe']);
   });
 });
 

@@ -178,17 +178,29 @@ export class TesseraClient {
   }
 
   /**
-   * Web social sign-in, step 1: the URL to send the browser to. The provider comes back to
-   * `redirectUri` with `?code=…`; pass it to `exchangeSocialCode`. (Server side: the social sign-in issue.)
+   * Web social sign-in, step 1: the URL to send the browser to. Tessera comes back to
+   * `redirectUri` (one of OAUTH_REDIRECT_ALLOWLIST) with `?code=…&state=…` or `?error=…`;
+   * pass the code to `exchangeSocialCode`. `state`: the app's own value, returned as is;
+   * `codeChallenge`: the app's PKCE S256 challenge (then `codeVerifier` is required at the exchange).
    */
-  socialAuthorizeUrl(provider: string, redirectUri: string): string {
-    return `${this.baseUrl}/auth/oauth/${encodeURIComponent(provider)}/authorize?redirect_uri=${encodeURIComponent(redirectUri)}`;
+  socialAuthorizeUrl(provider: string, redirectUri: string, opts: { state?: string; codeChallenge?: string } = {}): string {
+    const q = new URLSearchParams({ redirect_uri: redirectUri });
+    if (opts.state !== undefined) q.set('state', opts.state);
+    if (opts.codeChallenge !== undefined) {
+      q.set('code_challenge', opts.codeChallenge);
+      q.set('code_challenge_method', 'S256');
+    }
+    return `${this.baseUrl}/auth/oauth/${encodeURIComponent(provider)}/authorize?${q.toString()}`;
   }
 
-  /** Web social sign-in, step 2: `POST /auth/token` with `grant_type=authorization_code`. */
-  exchangeSocialCode(code: string, opts: { redirectUri?: string } = {}): Promise<SignInResult> {
+  /**
+   * Web social sign-in, step 2: `POST /auth/token` with `grant_type=authorization_code`. The server
+   * requires `redirectUri` (the one given to `socialAuthorizeUrl`), and `codeVerifier` when a challenge was sent.
+   */
+  exchangeSocialCode(code: string, opts: { redirectUri?: string; codeVerifier?: string } = {}): Promise<SignInResult> {
     const form: Record<string, string> = { grant_type: 'authorization_code', code };
     if (opts.redirectUri !== undefined) form.redirect_uri = opts.redirectUri;
+    if (opts.codeVerifier !== undefined) form.code_verifier = opts.codeVerifier;
     return this.signInWith(() => this.call<TokenResponse>('POST', '/auth/token', { form }));
   }
 
@@ -197,6 +209,9 @@ export class TesseraClient {
     const json: Json = {};
     if (credentials.idToken !== undefined) json.id_token = credentials.idToken;
     if (credentials.accessToken !== undefined) json.access_token = credentials.accessToken;
+    if (credentials.nonce !== undefined) json.nonce = credentials.nonce;
+    if (credentials.firstName !== undefined) json.first_name = credentials.firstName;
+    if (credentials.lastName !== undefined) json.last_name = credentials.lastName;
     return this.signInWith(() => this.call<TokenResponse>('POST', `/auth/oauth/${encodeURIComponent(provider)}/token`, { json }));
   }
 

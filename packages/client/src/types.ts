@@ -90,5 +90,13 @@ export type AuthEvent = 'signedIn' | 'tokenRefreshed' | 'signedOut';
 /** Called with the event and the session after it (null after `signedOut`). */
 export type AuthListener = (event: AuthEvent, session: Session | null) => void;
 
-/** `{idToken}` (Google, Apple) or `{accessToken}` (Facebook, …) from a native provider SDK. */
-export type ProviderCredentials = { idToken: string; accessToken?: string } | { idToken?: string; accessToken: string };
+/** What every native provider sign-in may add: the raw nonce given to the SDK, and the name (Apple tells the app once). */
+interface ProviderExtras {
+  /** The raw nonce the app gave the provider SDK (Apple puts its SHA-256 in the token; send the raw value). */
+  nonce?: string;
+  firstName?: string;
+  lastName?: string;
+}
+
+/** `{idToken}` (Google, Apple, OpenID providers) or `{accessToken}` (GitHub, Facebook) from a native provider SDK. */
+export type ProviderCredentials = ({ idToken: string; accessToken?: string } | { idToken?: string; accessToken: string }) & ProviderExtras;

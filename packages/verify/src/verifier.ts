@@ -21,7 +21,10 @@ export interface VerifierOptions {
    * Tessera's default. A key is also only used for the `alg` its JWK declares.
    */
   algorithms?: Algorithm[];
-  /** Leeway for `exp`/`iat`/`nbf` against clock skew between servers. Default 0. */
+  /**
+   * Leeway for `exp`/`nbf` against clock skew between servers. Default 0. A token whose `iat` is
+   * more than MAX_IAT_SKEW_SECONDS (30) plus this leeway in the future is refused.
+   */
   clockToleranceSeconds?: number;
   /** Don't refetch the JWKS for an unknown `kid` within this long after the last fetch. Default 30 000 ms. */
   jwksCooldownMs?: number;
@@ -46,6 +49,14 @@ export interface Verifier {
   readonly jwksUri: string;
   readonly algorithms: readonly Algorithm[];
 }
+
+/**
+ * How far in the future `iat` may be (seconds, on top of `clockToleranceSeconds`). jose checks a
+ * future `iat` only together with maxTokenAge; a token "issued" later than this is refused.
+ */
+export const MAX_IAT_SKEW_SECONDS = 30;
+
+const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
@@ -125,6 +136,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
 
   async function verify(token: string): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || !token) throw new VerifyError('invalid_token', 'No access token.');
+    // RFC 7515 compact form only: three unpadded base64url segments (no padding, whitespace or other alphabets).
+    if (!COMPACT_JWS_RE.test(token)) throw new VerifyError('invalid_token', 'The access token is not a compact JWS (three base64url segments).');
     let payload: Record<string, unknown>;
     try {
       const now = currentDate();
@@ -142,6 +155,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       throw toVerifyError(err);
     }
     if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number') throw new VerifyError('invalid_token', 'The iat/exp claims are not numbers.');
+    const nowSeconds = (currentDate() ?? new Date()).getTime() / 1000;
+    if (payload.iat > nowSeconds + clockTolerance + MAX_IAT_SKEW_SECONDS) throw new VerifyError('invalid_token', 'The access token is not valid here: its "iat" is in the future.');
     return {
       iss: payload.iss as string,
       aud: payload.aud as string | string[],

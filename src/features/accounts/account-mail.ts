@@ -58,6 +58,15 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'invite', to: user.email, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
     },
 
+    /**
+     * Someone tried to register this (taken) address (REGISTRATION_ENUMERATION_PROTECTION):
+     * tell the owner, at most as often as the resend caps allow, so it cannot be used to flood them.
+     */
+    async accountExists(tx: Database, user: Recipient): Promise<void> {
+      if (!(await outbox.allowed(tx, user.email, 'account_exists', settings.caps))) return;
+      await outbox.add(tx, { kind: 'account_exists', to: user.email, vars: { name: name(user) } });
+    },
+
     /** A security notice without a link. */
     async notice(tx: Database, user: Recipient, kind: 'mfa_enabled' | 'mfa_disabled' | 'mfa_recovery_codes_regenerated' | 'mfa_failed'): Promise<void> {
       await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });

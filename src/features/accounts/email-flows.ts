@@ -20,6 +20,8 @@ export interface EmailFlowDeps {
   tokens: EmailTokenService;
   mail: AccountMail;
   audit: Pick<AuditService, 'record'>;
+  /** A password reset also ends the address's brute-force delay (sign-in-guard.ts). */
+  signInGuard?: { reset(email: string): Promise<void> };
 }
 
 export type EmailFlows = ReturnType<typeof createEmailFlows>;
@@ -95,7 +97,7 @@ export function createEmailFlows(deps: EmailFlowDeps) {
       const problem = checkPassword(password);
       if (problem) throw new AppError(problem, undefined, [{ field: 'password', message: problem }]);
       const hash = await hasher.hash(password);
-      await db.transaction(async (tx) => {
+      const email = await db.transaction(async (tx) => {
         const row = await tokens.consume(tx, token, ['password_reset']);
         const user = await repo.resetPassword(tx, row.userId, hash, clock.now());
         if (!user || user.email !== row.email) throw new AppError('email_token_invalid');
@@ -103,8 +105,10 @@ export function createEmailFlows(deps: EmailFlowDeps) {
         const ended = await sessions.revokeAll(user.id, 'password_reset', tx);
         await audit.record(tx, { userId: user.id, type: 'password_reset', details: { sessions_ended: ended } });
         await mail.passwordChanged(tx, user);
+        return user.email;
       });
       mail.committed();
+      await deps.signInGuard?.reset(email);
     },
   };
 }

@@ -72,6 +72,8 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     },
   }, async (request, reply) => {
     const redirect = opts.emailConfirmedRedirectUrl;
+    // The URL carries a token: the answer (page or redirect) is never cached (Referrer-Policy: no-referrer comes from helmet).
+    reply.header('cache-control', 'no-store');
     try {
       const user = await flows.confirmEmail(queryToken(request.query));
       if (redirect) return reply.redirect(withParams(redirect, { email_confirmed: 'true' }), 303);
@@ -129,6 +131,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     },
   }, async (request, reply) => {
     const token = queryToken(request.query);
+    reply.header('cache-control', 'no-store');
     if (opts.passwordResetUrl) return reply.redirect(withParams(opts.passwordResetUrl, { token }), 302);
     try {
       const { email } = await flows.checkResetToken(token);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
@@ -6,6 +7,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
+import type { SignInGuard } from './sign-in-guard.js';
 import { normaliseEmail, validEmailFrom } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
@@ -24,6 +26,10 @@ export interface AccountServiceDeps {
   /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
   secondFactor: { required(userId: string): Promise<boolean>; challenge(userId: string, amr: string[]): Promise<OAuthError> };
   requireEmailVerification: boolean;
+  /** REGISTRATION_ENUMERATION_PROTECTION: a taken email gets the answer of a new account, and its owner an email. */
+  registrationEnumerationProtection?: boolean;
+  /** Brute-force protection of password sign-ins (growing delays per address, failures per IP); none when absent. */
+  guard?: Pick<SignInGuard, 'check' | 'failed' | 'reset'>;
 }
 
 export interface Registration {
@@ -46,6 +52,11 @@ function assertAcceptablePassword(password: string, field: string): void {
   if (problem) throw new AppError(problem, undefined, [{ field, message: problem }]);
 }
 
+/** What a new account's row would be: the answer to a sign-up with a taken email (never stored). */
+function lookalikeUser(f: { email: string; passwordHash: string; firstName: string | null; lastName: string | null; now: Date }): UserRow {
+  return { id: randomUUID(), email: f.email, passwordHash: f.passwordHash, firstName: f.firstName, lastName: f.lastName, emailVerifiedAt: null, disabledAt: null, createdAt: f.now, updatedAt: f.now };
+}
+
 const cleanName = (v: string | null | undefined): string | null | undefined => (v === undefined || v === null ? v : v.trim() || null);
 
 export type AccountService = ReturnType<typeof createAccountService>;
@@ -65,25 +76,31 @@ export function createAccountService(deps: AccountServiceDeps) {
   }
 
   return {
+    /**
+     * With `registrationEnumerationProtection`, a taken email costs the same bcrypt
+     * hash and gets the same 201 body as a new account (a random id that names
+     * nothing); the existing owner is emailed instead, capped per address.
+     */
     async register(input: Registration): Promise<UserRow> {
       const email = validEmailFrom(input.email);
       assertAcceptablePassword(input.password, 'password');
+      const protect = deps.registrationEnumerationProtection === true;
       // A cheap early answer; the unique index is what actually decides under concurrency.
-      if (await repo.findUserByEmail(db, email)) throw new AppError('email_already_registered');
+      const existing = await repo.findUserByEmail(db, email);
+      if (existing && !protect) throw new AppError('email_already_registered');
       const passwordHash = await hasher.hash(input.password);
+      const fields = { email, passwordHash, firstName: cleanName(input.firstName) ?? null, lastName: cleanName(input.lastName) ?? null, now: clock.now() };
       const user = await db.transaction(async (tx) => {
-        const created = await repo.insertUser(tx, {
-          email,
-          passwordHash,
-          firstName: cleanName(input.firstName) ?? null,
-          lastName: cleanName(input.lastName) ?? null,
-          now: clock.now(),
-        });
+        const created = existing ? null : await repo.insertUser(tx, fields);
         if (created) {
           await deps.assignDefaultRole(tx, created.id);
           await mail.confirmation(tx, created);
+          return created;
         }
-        return created;
+        if (!protect) return null;
+        const owner = existing ?? (await repo.findUserByEmail(tx, email));
+        if (owner) await mail.accountExists(tx, owner);
+        return lookalikeUser(fields);
       });
       if (!user) throw new AppError('email_already_registered');
       mail.committed();
@@ -96,6 +113,8 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async signInWithPassword(emailInput: string, password: string, meta: { userAgent: string | null; ip: string | null }) {
       const email = normaliseEmail(emailInput);
+      // Before any lookup or hashing: during a delay even the right password gets only a 429.
+      await deps.guard?.check(email, meta.ip);
       const user = await repo.findUserByEmail(db, email);
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
@@ -109,6 +128,15 @@ export function createAccountService(deps: AccountServiceDeps) {
           userAgent: meta.userAgent,
           details: user ? { reason } : { reason, email: maskEmail(email) },
         });
+        if (deps.guard && (reason === 'wrong_password' || reason === 'unknown_email')) {
+          const counted = await deps.guard.failed(email, meta.ip);
+          const who = { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent };
+          if (counted.delaySeconds > 0) {
+            const details = { scope: 'account', failures: counted.failures, delay_seconds: counted.delaySeconds };
+            await deps.audit.record(db, { ...who, type: 'sign_in_throttled', details: user ? details : { ...details, email: maskEmail(email) } });
+          }
+          if (counted.ipThrottled) await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
+        }
         return err;
       };
       if (!user || user.passwordHash === null || tooLong) {
@@ -116,6 +144,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         throw await fail(user ? 'wrong_password' : 'unknown_email');
       }
       if (!(await hasher.verify(password, user.passwordHash))) throw await fail('wrong_password');
+      await deps.guard?.reset(email);
       if (user.disabledAt) throw await fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
       // Only after the password proved right: a wrong one never learns whether the address is confirmed.
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {
@@ -141,6 +170,9 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     getProfile: requireUser,
+
+    /** The account with this address (normalised here), or null. */
+    findByEmail: (email: string) => repo.findUserByEmail(db, normaliseEmail(email)),
 
     /** Throws `invalid_password` (403) unless `password` is the user's. */
     confirmPassword: requirePassword,

@@ -9,6 +9,7 @@ import { Password, UserBody, toUserBody } from '../accounts/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { RoleRow } from '../rbac/tables.js';
 import type { Actor, AdminService } from './service.js';
+import { IdentityBody, toIdentityBody } from '../social/schemas.js';
 
 export interface AdminRoutesOptions {
   admin: AdminService;
@@ -77,7 +78,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           permissions: Type.Array(Type.String()),
           mfa: Type.Object({ totp_enabled: Type.Boolean(), recovery_codes_remaining: Type.Integer() }),
           sessions: Type.Array(Type.Object({ id: Type.String(), created_at: Type.String(), last_refreshed_at: Type.String(), expires_at: Type.String(), user_agent: Type.Union([Type.String(), Type.Null()]), ip: Type.Union([Type.String(), Type.Null()]), amr: Type.Array(Type.String()) })),
-          identities: Type.Array(Type.Unknown()),
+          identities: Type.Array(IdentityBody),
         }),
         ...errorResponses(401, 403, 404),
       },
@@ -91,7 +92,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       permissions: d.permissions,
       mfa: d.mfa,
       sessions: d.sessions.map((s) => ({ id: s.id, created_at: s.createdAt.toISOString(), last_refreshed_at: s.lastRefreshedAt.toISOString(), expires_at: s.expiresAt.toISOString(), user_agent: s.userAgent, ip: s.ip, amr: s.amr })),
-      identities: d.identities,
+      identities: d.identities.map(toIdentityBody),
     };
   });
 

@@ -7,6 +7,7 @@ import type { AuditService } from '../audit/service.js';
 import type { MfaService } from '../mfa/service.js';
 import type { RbacService } from '../rbac/service.js';
 import type { SessionService } from '../sessions/service.js';
+import type { IdentityRow } from '../social/tables.js';
 
 export interface Actor {
   id: string;
@@ -23,6 +24,8 @@ export interface AdminDeps {
   audit: AuditService;
   mail: AccountMail;
   defaultRole: string;
+  /** The user's third-party identities (social/service.ts). */
+  identitiesOf?: (userId: string) => Promise<IdentityRow[]>;
 }
 
 interface Cursor {
@@ -67,8 +70,8 @@ export function createAdminService(deps: AdminDeps) {
 
     async getUser(id: string) {
       const user = await accounts.getProfile(id);
-      const [grants, live, mfaStatus] = await Promise.all([rbac.grantsOf(id), sessions.list(id), mfa.status(id)]);
-      return { user, roles: grants.roles, permissions: grants.permissions, sessions: live, mfa: mfaStatus, identities: [] as unknown[] };
+      const [grants, live, mfaStatus, identities] = await Promise.all([rbac.grantsOf(id), sessions.list(id), mfa.status(id), deps.identitiesOf?.(id) ?? []]);
+      return { user, roles: grants.roles, permissions: grants.permissions, sessions: live, mfa: mfaStatus, identities };
     },
 
     async createUser(

@@ -30,8 +30,12 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<DiscoveryRoutesOptions> 
       response_types_supported: ['token'],
       token_endpoint_auth_methods_supported: ['none'],
       subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: [config.jwt.algorithm],
-      token_endpoint_auth_signing_alg_values_supported: [config.jwt.algorithm],
+      // Every algorithm of a published key (two during a rotation to another algorithm).
+      id_token_signing_alg_values_supported: keys.algorithms(),
+      token_endpoint_auth_signing_alg_values_supported: keys.algorithms(),
+      ...(config.introspection.clients.length
+        ? { introspection_endpoint: `${base}/auth/introspect`, introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'] }
+        : {}),
       claims_supported: ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'email', 'email_verified', 'roles', 'permissions', 'amr'],
       service_documentation: `${base}/docs`,
     };

@@ -17,6 +17,7 @@ export const EMAIL_KINDS = [
   'mfa_recovery_codes_regenerated',
   'mfa_failed',
   'invite',
+  'account_exists',
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -33,6 +34,7 @@ const variables: Record<EmailKind, readonly string[]> = {
   mfa_recovery_codes_regenerated: common,
   mfa_failed: common,
   invite: [...common, 'link', 'expires_in'],
+  account_exists: common,
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */

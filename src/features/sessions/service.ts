@@ -5,7 +5,7 @@ import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { TokenSigner } from '../tokens/token-signer.js';
 import type { TokenVerifier } from '../tokens/token-verifier.js';
-import type { VerifiedAccessToken } from '../tokens/claims.js';
+import type { VerifiedAccessToken, VerifiedRefreshToken } from '../tokens/claims.js';
 import * as repo from './repo.js';
 import type { SessionRow } from './tables.js';
 
@@ -52,6 +52,8 @@ export type SessionService = ReturnType<typeof createSessionService>;
 
 export function createSessionService(deps: SessionServiceDeps) {
   const { db, clock, signer, verifier } = deps;
+  /** A session its tokens may still be used with: not revoked, not expired, its user not disabled. */
+  const isLive = (s: repo.SessionWithUser) => !s.revokedAt && s.expiresAt > clock.now() && !s.disabledAt;
 
   async function issue(
     s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null; roles?: string[]; permissions?: string[] },
@@ -137,8 +139,20 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!token) throw new AppError('invalid_token');
       const session = await repo.findSessionWithUser(db, token.sid);
       if (!session || session.userId !== token.sub) throw new AppError('invalid_token');
-      if (session.revokedAt || session.expiresAt <= clock.now() || session.disabledAt) throw new AppError('session_revoked');
+      if (!isLive(session)) throw new AppError('session_revoked');
       return { token, session };
+    },
+
+    /**
+     * A refresh token that would be accepted now (token introspection): valid,
+     * its session live, and the session's current generation. Null otherwise.
+     */
+    async inspectRefresh(refreshToken: string): Promise<{ claims: VerifiedRefreshToken; session: repo.SessionWithUser } | null> {
+      const claims = await verifier.verifyRefresh(refreshToken);
+      if (!claims) return null;
+      const session = await repo.findSessionWithUser(db, claims.sid);
+      if (!session || session.userId !== claims.sub || !isLive(session) || session.generation !== claims.gen) return null;
+      return { claims, session };
     },
 
     /** Ends the session a refresh token belongs to; unknown or already-ended sessions are not an error. */

@@ -24,5 +24,11 @@ export interface RefreshClaims {
   gen: number;
 }
 
+/** A refresh token that passed its signature and expiry checks. */
+export interface VerifiedRefreshToken extends RefreshClaims {
+  exp: number;
+  iat: number | null;
+}
+
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 export const REFRESH_TOKEN_TYP = 'rt+jwt';

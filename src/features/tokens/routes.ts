@@ -6,17 +6,23 @@ import { clientMeta } from '../../http/client-meta.js';
 import { OAuthErrorBody, TokenResponseBody } from '../../http/schemas.js';
 import type { AccountService } from '../accounts/service.js';
 import type { SessionService, TokenResponse } from '../sessions/service.js';
+import type { WebFlow } from '../social/web-flow.js';
 
 export interface TokenRoutesOptions {
   accounts: AccountService;
   sessions: SessionService;
+  /** `grant_type=authorization_code`: the one-time code of the third-party web sign-in (social/web-flow.ts). */
+  socialCodes?: Pick<WebFlow, 'exchange'>;
 }
 
 const TokenRequest = Type.Object({
-  grant_type: Type.String({ description: '`password` or `refresh_token`' }),
+  grant_type: Type.String({ description: '`password`, `refresh_token` or `authorization_code` (third-party web sign-in)' }),
   username: Type.Optional(Type.String({ maxLength: 320, description: 'The email (grant_type=password)' })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
   refresh_token: Type.Optional(Type.String({ maxLength: 4096 })),
+  code: Type.Optional(Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code)' })),
+  redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
+  code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'PKCE verifier, when the authorization request had a code_challenge' })),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
   client_id: Type.Optional(Type.String({ maxLength: 256 })),
 });
@@ -35,12 +41,12 @@ function required(value: string | undefined, name: string): string {
   return value;
 }
 
-export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions }) => {
+export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions, socialCodes }) => {
   app.post('/auth/token', {
     config: { oauthErrors: true },
     schema: {
       tags: ['auth'],
-      summary: 'OAuth2 token endpoint (RFC 6749): password and refresh_token grants',
+      summary: 'OAuth2 token endpoint (RFC 6749): password, refresh_token and authorization_code grants',
       description: 'Accepts `application/x-www-form-urlencoded` (as OAuth2 clients and Swagger UI send it) or JSON.',
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequest,
@@ -53,9 +59,14 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
         return sendTokens(reply, await accounts.signInWithPassword(required(body.username, 'username'), required(body.password, 'password'), clientMeta(request)));
       case 'refresh_token':
         return sendTokens(reply, await sessions.refresh(required(body.refresh_token, 'refresh_token')));
-      default:
-        throw new OAuthError('unsupported_grant_type', 'Supported grant types: password, refresh_token.');
+      case 'authorization_code':
+        if (!socialCodes) break;
+        return sendTokens(
+          reply,
+          await socialCodes.exchange({ code: required(body.code, 'code'), redirectUri: required(body.redirect_uri, 'redirect_uri'), codeVerifier: body.code_verifier }, clientMeta(request)),
+        );
     }
+    throw new OAuthError('unsupported_grant_type', `Supported grant types: password, refresh_token${socialCodes ? ', authorization_code' : ''}.`);
   });
 
   app.post('/auth/login', {

@@ -6,3 +6,4 @@ export * from '../../features/outbox/tables.js';
 export * from '../../features/audit/tables.js';
 export * from '../../features/mfa/tables.js';
 export * from '../../features/rbac/tables.js';
+export * from '../../features/social/tables.js';

@@ -1,0 +1,92 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { OAuthError } from '../../errors.js';
+import { OAuthErrorBody } from '../../http/schemas.js';
+import type { IntrospectionService } from './service.js';
+
+export interface IntrospectionRoutesOptions {
+  introspection: IntrospectionService;
+}
+
+const IntrospectRequest = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 8192, description: 'The token to check' })),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: '`access_token` or `refresh_token` (optional)' })),
+  client_id: Type.Optional(Type.String({ maxLength: 256, description: 'client_secret_post (instead of HTTP Basic)' })),
+  client_secret: Type.Optional(Type.String({ maxLength: 1024, description: 'client_secret_post (instead of HTTP Basic)' })),
+});
+
+const IntrospectResponse = Type.Object(
+  {
+    active: Type.Boolean({ description: 'Whether the token may be used now; when false, no other member is sent' }),
+    token_type: Type.Optional(Type.String({ description: '`access_token` or `refresh_token`' })),
+    sub: Type.Optional(Type.String()),
+    sid: Type.Optional(Type.String({ description: 'The session id' })),
+    iss: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    jti: Type.Optional(Type.String()),
+    email: Type.Optional(Type.String()),
+    email_verified: Type.Optional(Type.Boolean()),
+    roles: Type.Optional(Type.Array(Type.String())),
+    permissions: Type.Optional(Type.Array(Type.String())),
+    amr: Type.Optional(Type.Array(Type.String())),
+  },
+  { description: 'Token introspection response (RFC 7662 §2.2)' },
+);
+
+/** The client of an introspection request: HTTP Basic (client_secret_basic) or client_secret_post. */
+function clientCredentials(request: FastifyRequest, body: { client_id?: string; client_secret?: string }): { id: string; secret: string } | null {
+  const header = request.headers.authorization;
+  const posted = body.client_id !== undefined || body.client_secret !== undefined;
+  if (header !== undefined) {
+    if (posted) throw new OAuthError('invalid_request', 'Authenticate the client one way: the Authorization header or client_id/client_secret in the body.');
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined by ":" and base64-encoded.
+    const match = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
+    if (!match?.[1]) return null;
+    const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon === -1) return null;
+    try {
+      const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+      return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+    } catch {
+      return null;
+    }
+  }
+  if (body.client_id === undefined || body.client_secret === undefined) return null;
+  return { id: body.client_id, secret: body.client_secret };
+}
+
+function noStore(reply: FastifyReply) {
+  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+}
+
+/** POST /auth/introspect (RFC 7662); registered only when INTROSPECTION_CLIENTS is set. */
+export const introspectionRoutes: FastifyPluginAsyncTypebox<IntrospectionRoutesOptions> = async (app, { introspection }) => {
+  app.post('/auth/introspect', {
+    config: { oauthErrors: true },
+    schema: {
+      tags: ['auth'],
+      summary: 'Token introspection (RFC 7662): is this token active now?',
+      description:
+        'For resource servers that must see a logout, a revoked session or a disabled user at once. The caller authenticates as a client of ' +
+        '`INTROSPECTION_CLIENTS`, with HTTP Basic (client_secret_basic) or `client_id` and `client_secret` in the body (client_secret_post). ' +
+        'Form-encoded (RFC 7662) or JSON. One database read per call; verifying the JWT locally with the JWKS costs none.',
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
+      security: [{ introspectionClient: [] }],
+      body: IntrospectRequest,
+      response: { 200: IntrospectResponse, 400: OAuthErrorBody, 401: OAuthErrorBody },
+    },
+  }, async (request, reply) => {
+    const body = request.body;
+    const client = clientCredentials(request, body);
+    if (!client || !introspection.authenticateClient(client.id, client.secret)) {
+      reply.header('www-authenticate', 'Basic realm="tessera"');
+      throw new OAuthError('invalid_client', 'Client authentication failed.');
+    }
+    if (!body.token) throw new OAuthError('invalid_request', 'Missing parameter: token.');
+    return noStore(reply).send(await introspection.introspect(body.token, body.token_type_hint));
+  });
+};

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { Rate, RateLimitName } from '../config.js';
+import { AppError } from '../errors.js';
+import { normaliseEmail } from '../features/accounts/email.js';
+import type { CounterStore } from '../infra/counter-store.js';
+import { ipKey } from '../infra/ip-key.js';
+
+type Body = Record<string, unknown> | null | undefined;
+const field = (body: Body, name: string): string => {
+  const v = body?.[name];
+  return typeof v === 'string' ? v : '';
+};
+
+/**
+ * Which limits a request counts against, by route. Per-IP limits count the
+ * client address (`request.ip`: the socket, or the forwarded chain only from
+ * proxies named in TRUST_PROXY); per-account limits count the submitted email.
+ */
+export const RATE_LIMIT_RULES: Record<string, (body: Body) => RateLimitName[]> = {
+  'POST /auth/token': (body) => {
+    switch (field(body, 'grant_type')) {
+      case 'password':
+        return ['token_ip', 'sign_in_ip', 'sign_in_account'];
+      case 'refresh_token':
+        return ['token_ip', 'refresh_ip'];
+      default:
+        // authorization_code (the one-time code of the web social sign-in) and any other grant.
+        return ['token_ip', 'code_exchange_ip'];
+    }
+  },
+  'POST /auth/login': () => ['sign_in_ip', 'sign_in_account'],
+  // Native third-party sign-in (each one calls the provider): a sign-in from this IP too.
+  'POST /auth/oauth/:provider/token': () => ['sign_in_ip'],
+  'POST /auth/refresh': () => ['refresh_ip'],
+  'POST /auth/register': () => ['register_ip', 'register_account'],
+  'POST /auth/password/forgot': () => ['forgot_password_ip', 'forgot_password_account'],
+  'POST /auth/confirm-email/resend': () => ['resend_confirmation_ip', 'resend_confirmation_account'],
+  'POST /auth/mfa/verify': () => ['mfa_verify_ip'],
+};
+
+/** The counter key of one limit for one request; emails only as a digest. */
+function keyOf(name: RateLimitName, request: FastifyRequest): string {
+  if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
+  const body = request.body as Body;
+  const email = normaliseEmail(field(body, 'email') || field(body, 'username'));
+  return `${name}:${createHash('sha256').update(email).digest('base64url').slice(0, 32)}`;
+}
+
+/** @fastify/rate-limit's store interface over our counters (shared through Redis, per process as the fallback). */
+function storeClass(counters: CounterStore) {
+  return class CounterStoreAdapter {
+    incr(key: string, cb: (err: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number): void {
+      counters.hit(key, timeWindow).then(
+        (r) => cb(null, { current: r.count, ttl: r.ttlMs }),
+        (err: Error) => cb(err),
+      );
+    }
+    read(key: string, cb: (err: Error | null, result?: { current: number; ttl: number }) => void): void {
+      counters.peek(key).then(
+        (r) => cb(null, { current: r.count, ttl: r.ttlMs }),
+        (err: Error) => cb(err),
+      );
+    }
+    child(): CounterStoreAdapter {
+      return this;
+    }
+  };
+}
+
+export interface RateLimitOptions {
+  store: CounterStore;
+  limits: Record<RateLimitName, Rate | null>;
+  /** `tessera_rate_limited_total{limit}`. */
+  rateLimited: Pick<Counter<'limit'>, 'inc'>;
+}
+
+/**
+ * Puts the request limits of RATE_LIMIT_RULES in front of their routes (call
+ * before the routes are registered). Every limit of a request is counted, the
+ * first one over its maximum answers 429 `rate_limited` with `Retry-After`;
+ * `RateLimit-Limit/Remaining/Reset` describe the tightest limit. Counting
+ * happens after body validation (per-account keys need the body).
+ *
+ * @fastify/rate-limit provides the counting; its per-route hooks are not used
+ * because they share one "already limited" flag per request, so a route could
+ * have only one limit (IP *or* account). Each limit is a `createRateLimit`
+ * checker instead, all over one store.
+ */
+export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOptions): Promise<void> {
+  await app.register(rateLimit, { global: false, store: storeClass(opts.store) });
+  const checks = new Map<RateLimitName, ReturnType<FastifyInstance['createRateLimit']>>();
+  for (const [name, rate] of Object.entries(opts.limits) as [RateLimitName, Rate | null][]) {
+    if (rate) checks.set(name, app.createRateLimit({ max: rate.max, timeWindow: rate.windowSeconds * 1000, keyGenerator: (request) => keyOf(name, request) }));
+  }
+
+  const setHeaders = (reply: FastifyReply, max: number, remaining: number, resetSeconds: number) =>
+    reply.header('ratelimit-limit', String(max)).header('ratelimit-remaining', String(remaining)).header('ratelimit-reset', String(resetSeconds));
+
+  const limit = (rule: (body: Body) => RateLimitName[]) =>
+    async function rateLimits(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      let tightest: { max: number; remaining: number; ttlInSeconds: number } | null = null;
+      for (const name of rule(request.body as Body)) {
+        const check = checks.get(name);
+        if (!check) continue;
+        const r = await check(request);
+        if (r.isAllowed) continue;
+        if (r.isExceeded) {
+          opts.rateLimited.inc({ limit: name });
+          const wait = Math.max(1, r.ttlInSeconds);
+          setHeaders(reply, r.max, 0, wait);
+          throw new AppError('rate_limited', undefined, undefined, wait);
+        }
+        if (!tightest || r.remaining < tightest.remaining) tightest = r;
+      }
+      if (tightest) setHeaders(reply, tightest.max, tightest.remaining, Math.max(1, tightest.ttlInSeconds));
+    };
+
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const rule = methods.map((m) => RATE_LIMIT_RULES[`${m} ${route.url}`]).find(Boolean);
+    if (!rule) return;
+    const existing = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : [];
+    // First: a limited request is refused before authentication or any other work.
+    route.preHandler = [limit(rule), ...existing] as RouteOptions['preHandler'];
+  });
+}

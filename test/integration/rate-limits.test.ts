@@ -1,0 +1,335 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+
+// Request limits per endpoint (per IP, per email) and brute-force protection of
+// password sign-ins (growing delays per address, failures per IP). Counters are
+// this process's own here (no REDIS_URL); test/services/rate-limits-redis.test.ts
+// covers Redis. Every test uses its own IPs and addresses: counters live as long as the app.
+
+let t: TestApp;
+/** TRUST_PROXY=127.0.0.1 over the same database: the forwarded client address counts. */
+let proxied: TestApp;
+
+beforeAll(async () => {
+  t = await createTestApp({
+    env: {
+      RATE_LIMIT_ENABLED: 'true',
+      BRUTE_FORCE_ENABLED: 'true',
+      RATE_LIMIT_SIGN_IN_IP: '15/5m',
+      RATE_LIMIT_SIGN_IN_ACCOUNT: '12/5m',
+      RATE_LIMIT_CODE_EXCHANGE_IP: '3/5m',
+      RATE_LIMIT_REFRESH_IP: '3/5m',
+      RATE_LIMIT_REGISTER_IP: '3/1h',
+      RATE_LIMIT_REGISTER_ACCOUNT: '2/1h',
+      RATE_LIMIT_FORGOT_PASSWORD_IP: '3/1h',
+      RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT: '2/1h',
+      RATE_LIMIT_RESEND_CONFIRMATION_IP: '3/1h',
+      RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT: '2/1h',
+      RATE_LIMIT_MFA_VERIFY_IP: '3/5m',
+      BRUTE_FORCE_IP_FAILURES: '10/15m',
+    },
+  });
+  proxied = await createTestApp({
+    db: t.db,
+    env: {
+      TRUST_PROXY: '127.0.0.1',
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMIT_SIGN_IN_IP: '3/5m',
+      RATE_LIMIT_TOKEN_IP: '4/5m',
+      RATE_LIMIT_FORGOT_PASSWORD_IP: '3/1h',
+    },
+  });
+});
+afterAll(async () => {
+  await proxied?.close();
+  await t?.close();
+});
+
+let nextIp = 0;
+/** A client address no other test uses. */
+const freshIp = () => `10.${Math.floor(++nextIp / 250) + 1}.${nextIp % 250}.7`;
+
+const login = (email: string, password: string, ip: string, app = t) =>
+  app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress: ip });
+const tokenGrant = (form: Record<string, string>, ip: string, app = t) =>
+  app.app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString(), remoteAddress: ip });
+
+/** A confirmed account (REQUIRE_EMAIL_VERIFICATION is off here), registered from an address of its own. */
+async function account(): Promise<string> {
+  const email = uniqueEmail('rl');
+  const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD }, remoteAddress: freshIp() });
+  expect(res.statusCode).toBe(201);
+  return email;
+}
+
+function expect429(res: LightMyRequestResponse, code: 'rate_limited' | 'sign_in_throttled'): number {
+  expect(res.statusCode, res.body).toBe(429);
+  expect(json(res).error).toBe(code);
+  const retryAfter = res.headers['retry-after'];
+  expect(String(retryAfter)).toMatch(/^[1-9]\d*$/);
+  return Number(retryAfter);
+}
+
+describe('brute force on one account', () => {
+  it('the 6th rapid failure on one account is refused with 429, while another account from another IP is unaffected', async () => {
+    const [victim, bystander] = [await account(), await account()];
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) expect((await login(victim, `wrong password ${i}`, ip)).statusCode).toBe(400);
+    expect429(await login(victim, 'wrong password 6', ip), 'sign_in_throttled');
+
+    const other = freshIp();
+    expect((await login(bystander, 'a wrong one', other)).statusCode).toBe(400);
+    expect((await login(bystander, PASSWORD, other)).statusCode).toBe(200);
+  });
+
+  it('the right password during the delay still gets 429; after it, it works and clears the count', async () => {
+    const email = await account();
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) expect((await login(email, `wrong password ${i}`, ip)).statusCode).toBe(400);
+    const right = await login(email, PASSWORD, ip);
+    const wait = expect429(right, 'sign_in_throttled');
+    expect(wait).toBe(1);
+    // Not a hint: exactly the answer a wrong password gets during the delay.
+    const wrong = await login(email, 'still wrong', ip);
+    expect([wrong.statusCode, wrong.headers['retry-after'], wrong.body]).toEqual([right.statusCode, right.headers['retry-after'], right.body]);
+
+    t.clock.advance(wait * 1000);
+    const ok = await login(email, PASSWORD, ip);
+    expect(ok.statusCode, ok.body + JSON.stringify(ok.headers)).toBe(200);
+
+    // Cleared: a wrong password now is failure 1 of 5 again, not a 6th that starts a longer delay.
+    expect((await login(email, 'wrong again', ip)).statusCode).toBe(400);
+    expect((await login(email, 'and again', ip)).statusCode).toBe(400);
+
+    // The owner sees when a delay started, without a secret in it.
+    const audit = json(await t.app.inject({ method: 'GET', url: '/users/me/audit', headers: bearer(json(ok).access_token as string) })).events as Array<{ type: string; details: Record<string, unknown> }>;
+    const throttled = audit.filter((e) => e.type === 'sign_in_throttled');
+    expect(throttled).toEqual([expect.objectContaining({ details: { scope: 'account', failures: 5, delay_seconds: 1 } })]);
+    expect(JSON.stringify(audit)).not.toContain('wrong password');
+  });
+
+  it('delays grow with further failures (1 s, 2 s, 4 s …), and no failure during a delay counts', async () => {
+    const email = await account();
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) await login(email, `wrong ${i}`, ip);
+    const waits: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      waits.push(expect429(await login(email, 'during the delay', ip), 'sign_in_throttled'));
+      t.clock.advance(waits[round]! * 1000);
+      expect((await login(email, `wrong after the delay ${round}`, ip)).statusCode).toBe(400);
+    }
+    expect(waits).toEqual([1, 2, 4]);
+    t.clock.advance(8000);
+  });
+
+  it('an unknown address is delayed exactly like a known one (the answer reveals nothing)', async () => {
+    const known = await account();
+    const unknown = uniqueEmail('nobody');
+    const answers: string[][] = [[], []];
+    for (const [n, email] of [known, unknown].entries()) {
+      const ip = freshIp();
+      for (let i = 1; i <= 6; i++) {
+        const res = await login(email, `guess ${i}`, ip);
+        answers[n]!.push(`${res.statusCode} ${res.headers['retry-after'] ?? '-'} ${res.body}`);
+      }
+    }
+    expect(answers[0]).toEqual(answers[1]);
+    expect(answers[0]![5]).toMatch(/^429 1 /);
+  });
+
+  it('credential stuffing: failures for one account from many IPs add up', async () => {
+    const email = await account();
+    for (let i = 1; i <= 5; i++) expect((await login(email, `leaked password ${i}`, freshIp())).statusCode).toBe(400);
+    expect429(await login(email, 'leaked password 6', freshIp()), 'sign_in_throttled');
+    expect429(await login(email, PASSWORD, freshIp()), 'sign_in_throttled');
+  });
+
+  it('password spraying: failed sign-ins from one IP over many accounts throttle that IP, and only it', async () => {
+    const ip = freshIp();
+    // BRUTE_FORCE_IP_FAILURES=10/15m; one failure per account, so no account is ever delayed.
+    for (let i = 1; i <= 10; i++) expect((await login(uniqueEmail('spray'), 'Summer2026!', ip)).statusCode).toBe(400);
+    const real = await account();
+    const wait = expect429(await login(real, PASSWORD, ip), 'sign_in_throttled');
+    expect(wait).toBeGreaterThan(800);
+    expect(wait).toBeLessThanOrEqual(900);
+    // The same account from elsewhere is fine.
+    expect((await login(real, PASSWORD, freshIp())).statusCode).toBe(200);
+    t.clock.advance(wait * 1000);
+    expect((await login(real, PASSWORD, ip)).statusCode).toBe(200);
+  });
+
+  it('a password reset clears the delay of the address', async () => {
+    const email = await account();
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) await login(email, `wrong ${i}`, ip);
+    expect429(await login(email, PASSWORD, ip), 'sign_in_throttled');
+    // The reset link from the mail file the app wrote (no SMTP in tests).
+    expect((await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email }, remoteAddress: freshIp() })).statusCode).toBe(202);
+    const token = await resetTokenFor(email);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'a fresh passphrase 77' } })).statusCode).toBe(204);
+    expect((await login(email, 'a fresh passphrase 77', ip)).statusCode).toBe(200);
+  });
+});
+
+describe('429 answers', () => {
+  it('carry Retry-After in whole seconds and a stable code: OAuth2 shape on the token endpoints, catalogue shape elsewhere', async () => {
+    const email = await account();
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) await tokenGrant({ grant_type: 'password', username: email, password: `nope ${i}` }, ip);
+    const oauth = await tokenGrant({ grant_type: 'password', username: email, password: PASSWORD }, ip);
+    expect429(oauth, 'sign_in_throttled');
+    expect(json(oauth)).toEqual({ error: 'sign_in_throttled', error_description: expect.any(String) });
+    expect(oauth.headers['cache-control']).toBe('no-store');
+
+    const target = uniqueEmail('limited');
+    const reg = () => t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: target, password: PASSWORD }, remoteAddress: freshIp() });
+    expect((await reg()).statusCode).toBe(201);
+    const second = await reg();
+    expect(second.statusCode).toBe(409);
+    expect(second.headers['ratelimit-limit']).toBe('2');
+    expect(second.headers['ratelimit-remaining']).toBe('0');
+    const limited = await reg();
+    const wait = expect429(limited, 'rate_limited');
+    expect(json(limited)).toEqual({ error: 'rate_limited', message: expect.any(String) });
+    expect(wait).toBe(3600);
+    expect(limited.headers['ratelimit-reset']).toBe('3600');
+
+    const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/tessera_rate_limited_total\{limit="sign_in_delay"\} [1-9]/);
+    expect(metrics.body).toMatch(/tessera_rate_limited_total\{limit="register_account"\} [1-9]/);
+  });
+
+  it('a malformed body is still a 4xx with its own code, never a 500', async () => {
+    const ip = freshIp();
+    const bad = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: 42 }, remoteAddress: ip });
+    expect(bad.statusCode).toBe(400);
+    expect(json(bad).error).toBe('invalid_request');
+    const noGrant = await tokenGrant({ username: 'x@example.com' }, ip);
+    expect(noGrant.statusCode).toBe(400);
+  });
+});
+
+describe('the client IP', () => {
+  const forgot = (app: TestApp, headers: Record<string, string> = {}) =>
+    app.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: uniqueEmail('xff') }, headers, remoteAddress: '127.0.0.1' });
+
+  it('a spoofed X-Forwarded-For from an untrusted peer does not reset the per-IP limit (TRUST_PROXY unset)', async () => {
+    const answers = [];
+    for (let i = 1; i <= 4; i++) answers.push((await forgot(t, { 'x-forwarded-for': `203.0.113.${i}` })).statusCode);
+    expect(answers).toEqual([202, 202, 202, 429]);
+  });
+
+  it('with TRUST_PROXY=127.0.0.1 the forwarded client address is the one counted', async () => {
+    const spread = [];
+    for (let i = 1; i <= 4; i++) spread.push((await forgot(proxied, { 'x-forwarded-for': `198.51.100.${i}` })).statusCode);
+    expect(spread).toEqual([202, 202, 202, 202]);
+    const same = [];
+    for (let i = 1; i <= 4; i++) same.push((await forgot(proxied, { 'x-forwarded-for': '198.51.100.200' })).statusCode);
+    expect(same).toEqual([202, 202, 202, 429]);
+  });
+
+  it('IPv6 clients are counted per /64', async () => {
+    const answers = [];
+    for (let i = 1; i <= 4; i++) {
+      const res = await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: uniqueEmail('v6') }, remoteAddress: `2001:db8:77:1::${i}` });
+      answers.push(res.statusCode);
+    }
+    expect(answers).toEqual([202, 202, 202, 429]);
+  });
+});
+
+describe('every credential endpoint has a limit', () => {
+  const rows: Array<{ name: string; url: string; payload: (email: string) => Record<string, string>; ok: number; perIp: number; perAccount: number | null }> = [
+    { name: 'register', url: '/auth/register', payload: (email) => ({ email, password: PASSWORD }), ok: 201, perIp: 3, perAccount: 2 },
+    { name: 'forgot password', url: '/auth/password/forgot', payload: (email) => ({ email }), ok: 202, perIp: 3, perAccount: 2 },
+    { name: 'confirmation resend', url: '/auth/confirm-email/resend', payload: (email) => ({ email }), ok: 202, perIp: 3, perAccount: 2 },
+    { name: 'MFA verification', url: '/auth/mfa/verify', payload: () => ({ mfa_token: 'not-a-live-token', code: '123456' }), ok: 400, perIp: 3, perAccount: null },
+  ];
+  for (const row of rows) {
+    it(`${row.name}: ${row.perIp} per IP${row.perAccount ? `, ${row.perAccount} per address` : ''}`, async () => {
+      const ip = freshIp();
+      const byIp: number[] = [];
+      for (let i = 0; i <= row.perIp; i++) byIp.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(uniqueEmail('row')), remoteAddress: ip })).statusCode);
+      expect(byIp).toEqual([...Array(row.perIp).fill(row.ok), 429]);
+      if (!row.perAccount) return;
+      const email = uniqueEmail('row');
+      const byAccount: number[] = [];
+      for (let i = 0; i <= row.perAccount; i++) byAccount.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(email), remoteAddress: freshIp() })).statusCode);
+      expect(byAccount.at(-1)).toBe(429);
+      expect(byAccount.slice(0, -1).every((s) => s !== 429 && s < 500)).toBe(true);
+    });
+  }
+
+  it('sign-in (password grant): 12 per address, from any IPs', async () => {
+    const email = await account();
+    for (let i = 0; i < 12; i++) expect((await tokenGrant({ grant_type: 'password', username: email, password: PASSWORD }, freshIp())).statusCode).toBe(200);
+    const limited = await tokenGrant({ grant_type: 'password', username: email, password: PASSWORD }, freshIp());
+    expect429(limited, 'rate_limited');
+    expect(json(limited)).toEqual({ error: 'rate_limited', error_description: expect.any(String) });
+    // The address's limit is the address's: the email is normalised before counting.
+    expect429(await login(`  ${email.toUpperCase()} `, PASSWORD, freshIp()), 'rate_limited');
+  });
+
+  it('sign-in: per IP, whatever the addresses (TRUST_PROXY app: 3 per IP)', async () => {
+    const ip = freshIp();
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push((await login(uniqueEmail('ip'), 'whatever pass', ip, proxied)).statusCode);
+    expect(answers).toEqual([400, 400, 400, 429]);
+  });
+
+  it('one-time code exchange (grant_type=authorization_code): 3 per IP', async () => {
+    const ip = freshIp();
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push((await tokenGrant({ grant_type: 'authorization_code', code: `guess-${i}`, redirect_uri: 'http://app.test/cb' }, ip)).statusCode);
+    expect(answers.slice(0, 3).every((s) => s === 400)).toBe(true);
+    expect(answers[3]).toBe(429);
+  });
+
+  it('refresh: per IP, on /auth/refresh and the refresh_token grant together', async () => {
+    const ip = freshIp();
+    const answers = [
+      (await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: 'x.y.z' }, remoteAddress: ip })).statusCode,
+      (await tokenGrant({ grant_type: 'refresh_token', refresh_token: 'x.y.z' }, ip)).statusCode,
+      (await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: 'x.y.z' }, remoteAddress: ip })).statusCode,
+      (await tokenGrant({ grant_type: 'refresh_token', refresh_token: 'x.y.z' }, ip)).statusCode,
+    ];
+    expect(answers).toEqual([400, 400, 400, 429]);
+  });
+
+  it('the token endpoint as a whole: every grant counts toward RATE_LIMIT_TOKEN_IP (TRUST_PROXY app: 4 per IP)', async () => {
+    const ip = freshIp();
+    const answers = [
+      (await tokenGrant({ grant_type: 'refresh_token', refresh_token: 'x.y.z' }, ip, proxied)).statusCode,
+      (await tokenGrant({ grant_type: 'authorization_code', code: 'c' }, ip, proxied)).statusCode,
+      (await tokenGrant({ grant_type: 'client_credentials' }, ip, proxied)).statusCode,
+      (await tokenGrant({ grant_type: 'refresh_token', refresh_token: 'x.y.z' }, ip, proxied)).statusCode,
+      (await tokenGrant({ grant_type: 'refresh_token', refresh_token: 'x.y.z' }, ip, proxied)).statusCode,
+    ];
+    expect(answers).toEqual([400, 400, 400, 400, 429]);
+  });
+});
+
+/** The reset token from the newest .eml the app wrote for `email` (no SMTP configured). */
+async function resetTokenFor(email: string): Promise<string> {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  const dir = path.join(t.config.dataDir, 'mail');
+  for (let i = 0; i < 100; i++) {
+    const files = (() => {
+      try {
+        return readdirSync(dir).sort().reverse();
+      } catch {
+        return [];
+      }
+    })();
+    for (const f of files) {
+      const text = readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      if (!text.includes(email)) continue;
+      const token = /reset\?token=([A-Za-z0-9_-]+)/.exec(text)?.[1];
+      if (token) return token;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no reset mail for ${email}`);
+}
