@@ -15,7 +15,7 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await database.migrate();
   const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
-  if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY in production');
+  if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY or KEYS_DIR in production');
   // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, app.log);
   if (database.kind === 'pglite') app.log.info({ dir: config.dataDir }, 'using the embedded database (PGlite); set DATABASE_URL for PostgreSQL');

@@ -210,6 +210,12 @@ describe('client authentication', () => {
     expect(text.statusCode).toBe(415);
   });
 
+  it('the OpenAPI document describes the endpoint and its client authentication', async () => {
+    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as { paths: Record<string, Record<string, { security?: unknown }>>; components: { securitySchemes: Record<string, unknown> } };
+    expect(doc.paths['/auth/introspect']?.post?.security).toEqual([{ introspectionClient: [] }]);
+    expect(doc.components.securitySchemes.introspectionClient).toEqual({ type: 'http', scheme: 'basic' });
+  });
+
   it('the discovery document names the endpoint', async () => {
     const doc = json(await t.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' }));
     expect(doc.introspection_endpoint).toBe(`${TEST_ISSUER}/auth/introspect`);

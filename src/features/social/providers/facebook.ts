@@ -101,7 +101,7 @@ export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpO
     id: 'facebook',
     displayName: 'Facebook',
     responseMode: 'query',
-    emailLinking: true,
+    emailLinking: false,
     nativeInput: 'access_token',
 
     authorizationUrl(req: AuthorizationRequest): Promise<URL> {

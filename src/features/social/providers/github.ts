@@ -83,7 +83,7 @@ export function createGithubProvider(config: OAuth2ProviderConfig, opts: HttpOpt
     return {
       subject: String(id),
       email: chosen?.email ?? null,
-      emailVerified: chosen !== null,
+      emailVerified: chosen?.verified === true,
       ...splitName(user.name),
     };
   }
