@@ -53,7 +53,10 @@ beforeAll(async () => {
       GOOGLE_ISSUER: issuer,
       GOOGLE_CLIENT_ID: 'tessera-google',
       GOOGLE_CLIENT_SECRET: 'google-secret',
-      OIDC_PROVIDERS: 'corp',
+      OIDC_PROVIDERS: 'corp,down',
+      // A provider that cannot be reached (nothing listens on the discard port).
+      OIDC_DOWN_ISSUER: 'http://127.0.0.1:9',
+      OIDC_DOWN_CLIENT_ID: 'tessera-down',
       OIDC_CORP_ISSUER: issuer,
       OIDC_CORP_CLIENT_ID: 'tessera-corp',
       OIDC_CORP_CLIENT_SECRET: 'corp-secret',
@@ -102,6 +105,7 @@ describe('providers and the authorization redirect', () => {
       providers: [
         { id: 'google', name: 'Google', web: true, native: 'id_token' },
         { id: 'corp', name: 'Corp SSO', web: true, native: 'id_token' },
+        { id: 'down', name: 'down', web: true, native: 'id_token' },
       ],
     });
   });
@@ -168,6 +172,15 @@ describe('providers and the authorization redirect', () => {
       const res = await t.app.inject({ method, url, ...(method === 'POST' ? { payload: { id_token: 'x' } } : {}) });
       expect([res.statusCode, json(res).error], url).toEqual([404, 'provider_not_found']);
     }
+  });
+
+  it('a provider that cannot be reached: back to the app with temporarily_unavailable (web), 503 provider_unavailable (native)', async () => {
+    const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/down/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st' }).toString()}` });
+    expect(res.statusCode).toBe(302);
+    expect(Object.fromEntries(landing(res).searchParams)).toMatchObject({ error: 'temporarily_unavailable', state: 'st' });
+    const native = await t.app.inject({ method: 'POST', url: '/auth/oauth/down/token', payload: { id_token: 'a.b.c' } });
+    expect([native.statusCode, json(native).error]).toEqual([503, 'provider_unavailable']);
+    expect(native.headers['retry-after']).toBe('5');
   });
 
   it('refuses a malformed PKCE challenge from the app', async () => {
