@@ -197,7 +197,7 @@ describe('refresh token rotation (default 10 s grace)', () => {
     expect(json(empty).error).toBe('invalid_request');
     expect(empty.headers['cache-control']).toBe('no-store');
 
-    for (const grant_type of ['client_credentials', 'authorization_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'REFRESH_TOKEN']) {
+    for (const grant_type of ['client_credentials', 'implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'REFRESH_TOKEN']) {
       const res = await t.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type, refresh_token: 'x' } });
       expect(res.statusCode).toBe(400);
       expect(json(res).error).toBe('unsupported_grant_type');
