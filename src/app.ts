@@ -115,7 +115,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       origin: config.corsOrigins,
       methods: ['GET', 'POST', 'PATCH', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
-      exposedHeaders: ['Retry-After', 'WWW-Authenticate', 'X-Request-Id'],
+      exposedHeaders: ['Retry-After', 'WWW-Authenticate', 'X-Request-Id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
       credentials: false,
       maxAge: 600,
       strictPreflight: true,

@@ -187,6 +187,7 @@ export const RATE_LIMITS = {
   resend_confirmation_ip: ['RATE_LIMIT_RESEND_CONFIRMATION_IP', '20/1h'],
   resend_confirmation_account: ['RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT', '5/1h'],
   mfa_verify_ip: ['RATE_LIMIT_MFA_VERIFY_IP', '30/5m'],
+  social_authorize_ip: ['RATE_LIMIT_SOCIAL_AUTHORIZE_IP', '60/5m'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RateLimitName = keyof typeof RATE_LIMITS;

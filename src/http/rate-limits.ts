@@ -39,6 +39,8 @@ export const RATE_LIMIT_RULES: Record<string, (body: Body) => RateLimitName[]> =
   'POST /auth/password/forgot': () => ['forgot_password_ip', 'forgot_password_account'],
   'POST /auth/confirm-email/resend': () => ['resend_confirmation_ip', 'resend_confirmation_account'],
   'POST /auth/mfa/verify': () => ['mfa_verify_ip'],
+  // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
+  'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
 };
 
 /** The counter key of one limit for one request; emails only as a digest. */

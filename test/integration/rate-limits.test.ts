@@ -27,6 +27,7 @@ beforeAll(async () => {
       RATE_LIMIT_RESEND_CONFIRMATION_IP: '3/1h',
       RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT: '2/1h',
       RATE_LIMIT_MFA_VERIFY_IP: '3/5m',
+      RATE_LIMIT_SOCIAL_AUTHORIZE_IP: '3/5m',
       BRUTE_FORCE_IP_FAILURES: '10/15m',
     },
   });
@@ -284,6 +285,18 @@ describe('every credential endpoint has a limit', () => {
     for (let i = 0; i < 4; i++) answers.push((await tokenGrant({ grant_type: 'authorization_code', code: `guess-${i}`, redirect_uri: 'http://app.test/cb' }, ip)).statusCode);
     expect(answers.slice(0, 3).every((s) => s === 400)).toBe(true);
     expect(answers[3]).toBe(429);
+  });
+
+  it('web sign-in start (GET /auth/oauth/:provider/authorize, which stores a state row): 3 per IP', async () => {
+    const ip = freshIp();
+    const answers = [];
+    for (let i = 0; i < 4; i++) {
+      answers.push((await t.app.inject({ method: 'GET', url: '/auth/oauth/google/authorize?redirect_uri=http%3A%2F%2Fapp.test%2Fcb', remoteAddress: ip })).statusCode);
+    }
+    // No provider is configured in this app (404 provider_not_found): the attempts count all the same.
+    expect(answers).toEqual([404, 404, 404, 429]);
+    const head = await t.app.inject({ method: 'HEAD', url: '/auth/oauth/google/authorize?redirect_uri=http%3A%2F%2Fapp.test%2Fcb', remoteAddress: freshIp() });
+    expect(head.statusCode).toBe(404);
   });
 
   it('refresh: per IP, on /auth/refresh and the refresh_token grant together', async () => {

@@ -60,6 +60,8 @@ export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = asyn
   }));
 
   app.get('/auth/oauth/:provider/authorize', {
+    // A HEAD would start (and store) a sign-in attempt too.
+    exposeHeadRoute: false,
     schema: {
       tags: ['auth'],
       summary: 'Web sign-in with a provider: redirects (302) to it',
