@@ -1,15 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // The security events a user can see of their own account, written in the transaction
 // of each event; no secret in them, and an unknown address only masked.
 
 let t: TestApp;
+let smtp: SmtpCatcher;
 beforeAll(async () => {
-  t = await createTestApp();
+  smtp = await SmtpCatcher.start();
+  t = await createTestApp({ env: { SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
 });
 afterAll(async () => {
   await t?.close();
+  await smtp?.close();
 });
 
 type Event = { type: string; ip: string | null; user_agent: string | null; details: Record<string, unknown>; created_at: string };
@@ -72,5 +76,31 @@ describe('GET /users/me/audit', () => {
     const mine = rows.find((r) => r.details.email === `${email[0]}***@example.com` && r.details.reason === 'unknown_email');
     expect(mine).toBeDefined();
     expect(JSON.stringify(rows)).not.toContain(email);
+  });
+
+  it('password reset, email change (requested, confirmed) and sign-out everywhere, without the emailed tokens or addresses in clear', async () => {
+    const u = await signUp(t.app);
+    const post = (url: string, payload: object, access?: string) => t.app.inject({ method: 'POST', url, payload, ...(access ? { headers: bearer(access) } : {}) });
+    t.clock.advance(1000);
+    expect((await post('/auth/password/forgot', { email: u.email })).statusCode).toBe(202);
+    const resetToken = tokenIn(await smtp.waitFor(u.email, /reset/i));
+    const newPassword = 'another long passphrase 7';
+    expect((await post('/auth/password/reset', { token: resetToken, password: newPassword })).statusCode).toBe(204);
+    t.clock.advance(1000);
+    const access = json(await post('/auth/login', { email: u.email, password: newPassword })).access_token as string;
+    t.clock.advance(1000);
+    const newEmail = uniqueEmail('moved');
+    expect((await post('/users/me/email', { new_email: newEmail, password: newPassword }, access)).statusCode).toBe(202);
+    const changeToken = tokenIn(await smtp.waitFor(newEmail, /Confirm your new email/));
+    t.clock.advance(1000);
+    expect((await post('/auth/confirm-email', { token: changeToken })).statusCode).toBe(200);
+    t.clock.advance(1000);
+    expect((await post('/auth/logout/all', {}, access)).statusCode).toBe(204);
+
+    const fresh = json(await post('/auth/login', { email: newEmail, password: newPassword })).access_token as string;
+    const list = await events(fresh);
+    expect(list.map((e) => e.type)).toEqual(['sign_in', 'logout_all', 'email_changed', 'email_change_requested', 'sign_in', 'password_reset', 'sign_in']);
+    const text = JSON.stringify(list);
+    for (const secret of [PASSWORD, newPassword, resetToken, changeToken, access, newEmail]) expect(text).not.toContain(secret);
   });
 });
