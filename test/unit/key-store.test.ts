@@ -11,6 +11,7 @@ import { KeyError, generateKeyPairPem, toSigningKey } from '../../src/infra/keys
 import { createSecretBox } from '../../src/infra/secret-box.js';
 import { createTokenVerifier } from '../../src/features/tokens/token-verifier.js';
 import { watchKeys } from '../../src/runtime.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 // KEYS_DIR: how a directory of PEM keys becomes the ring (docs/key-rotation.md).
 
@@ -36,14 +37,7 @@ const T0 = new Date('2026-01-15T12:00:00Z');
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
 const put = (dir: string, name: string, pem: string) => writeFileSync(path.join(dir, name), pem, { mode: 0o600 });
 
-async function keyError(fn: () => Promise<unknown>): Promise<KeyError> {
-  const err = await fn().then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KeyError);
-  return err as KeyError;
-}
+const keyError = (fn: () => Promise<unknown>) => rejectionOf(fn(), KeyError);
 
 const load = (dir: string, clock: { now(): Date }, dev = false) =>
   loadKeyRing({ algorithm: 'ES256', privateKeyPem: null, publicKeyPem: null, keysDir: dir, devKeysDir: dev ? dir : null, clock });

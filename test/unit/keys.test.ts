@@ -7,19 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtAlgorithm } from '../../src/config.js';
 import { loadKeyRing } from '../../src/infra/key-store.js';
 import { KeyError, createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 const pkcs8 = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
 const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
 
-/** The KeyError thrown by `fn`; fails the test when it resolves or throws something else. */
-async function keyError(fn: () => Promise<unknown>): Promise<KeyError> {
-  const err = await fn().then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KeyError);
-  return err as KeyError;
-}
+const keyError = (fn: () => Promise<unknown>) => rejectionOf(fn(), KeyError);
 
 const ALGS: JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];

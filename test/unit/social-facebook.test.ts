@@ -4,6 +4,7 @@ import { ProviderError, type Provider } from '../../src/features/social/provider
 import { createFacebookProvider } from '../../src/features/social/providers/facebook.js';
 import { FakeFacebook } from '../helpers/fake-facebook.js';
 import { s256 } from '../helpers/fake-http.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 const CALLBACK = 'http://tessera.test/auth/oauth/facebook/callback';
 const VERIFIER = 'fb-verifier-'.padEnd(64, 'v');
@@ -11,14 +12,7 @@ const TIMEOUT_MS = 400;
 const APP_ID = '1234567890';
 const APP_SECRET = 'fb-app-secret';
 
-async function providerError(p: Promise<unknown>): Promise<ProviderError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ProviderError);
-  return err as ProviderError;
-}
+const providerError = (p: Promise<unknown>) => rejectionOf(p, ProviderError);
 
 let fb: FakeFacebook;
 let facebook: Provider;

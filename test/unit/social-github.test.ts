@@ -4,20 +4,13 @@ import { createGithubProvider } from '../../src/features/social/providers/github
 import { FakeGithub } from '../helpers/fake-github.js';
 import { s256 } from '../helpers/fake-http.js';
 import { freePort } from '../helpers/free-port.js';
+import { rejectionOf } from '../helpers/rejection.js';
 
 const CALLBACK = 'http://tessera.test/auth/oauth/github/callback';
 const VERIFIER = 'verifier-'.padEnd(64, 'v');
 const TIMEOUT_MS = 400;
 
-/** The ProviderError `p` rejects with; fails the test when it resolves or throws something else. */
-async function providerError(p: Promise<unknown>): Promise<ProviderError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ProviderError);
-  return err as ProviderError;
-}
+const providerError = (p: Promise<unknown>) => rejectionOf(p, ProviderError);
 
 let gh: FakeGithub;
 let github: Provider;
