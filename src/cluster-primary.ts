@@ -4,13 +4,17 @@ import { configuredKeysDir, loadConfiguredKeys, loadMfaKey, openConfiguredDataba
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
 // a cap makes it collect sooner and keeps a worker's RSS near 140 MB instead of ~200 MB,
-// at no measurable cost. `npm start` passes the same flag; NODE_OPTIONS or node's own
-// --max-old-space-size wins when given.
-const HEAP_FLAG = '--max-old-space-size=128';
+// at no measurable cost. The young generation is kept at 8 MB semi-spaces (16 MB by
+// default on Node 20): requests allocate small, short-lived objects, and this takes
+// another ~14 MB off each worker's RSS for a throughput change within noise (measured
+// with autocannon on GET /users/me, WORKERS=2). `npm start` passes the same flags;
+// NODE_OPTIONS or node's own flags win when given.
+const HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
 
 function workerExecArgv(): string[] {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return given.some((a) => a.startsWith('--max-old-space-size')) ? process.execArgv : [...process.execArgv, HEAP_FLAG];
+  const missing = HEAP_FLAGS.filter((flag) => !given.some((a) => a.startsWith(flag.slice(0, flag.indexOf('=')))));
+  return [...process.execArgv, ...missing];
 }
 
 /**

@@ -290,7 +290,11 @@ describe('tessera migrate', () => {
         expect(exited, server.out.stderr).toBe(false);
         await waitForAsync('the cluster to serve', ready);
         const first = workers();
-        for (const pid of first) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('--max-old-space-size=128');
+        for (const pid of first) {
+          const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          expect(cmdline).toContain('--max-old-space-size=128');
+          expect(cmdline).toContain('--max-semi-space-size=8');
+        }
 
         process.kill(first[0]!, 'SIGKILL');
         await waitFor('a replacement worker', () => workers().length === 2 && !workers().includes(first[0]!), 30_000);
