@@ -206,6 +206,8 @@ export interface RateLimitConfig {
     maxDelaySeconds: number;
     /** An address's failures are forgotten this long after its last one. */
     windowSeconds: number;
+    /** A client IP that signed in to an address is judged by its own counter for this long after its last success; 0 = off. */
+    knownClientSeconds: number;
     /** Failed sign-ins from one IP (any accounts) before that IP must wait out the window; null = off. */
     ipFailures: Rate | null;
   };
@@ -542,6 +544,7 @@ function rateLimitConfig(r: Reader): RateLimitConfig {
       baseDelaySeconds,
       maxDelaySeconds: Math.max(baseDelaySeconds, r.duration('BRUTE_FORCE_MAX_DELAY', 15 * 60, 1, 86400)),
       windowSeconds: r.duration('BRUTE_FORCE_WINDOW', 24 * 3600, 60, 30 * 86400),
+      knownClientSeconds: r.duration('BRUTE_FORCE_KNOWN_CLIENT_TTL', 30 * 86400, 0, 365 * 86400),
       ipFailures: r.rate('BRUTE_FORCE_IP_FAILURES', '30/15m'),
     },
   };

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { Counter } from 'prom-client';
 import type { Rate, RateLimitName } from '../config.js';
 import { AppError } from '../errors.js';
+import { ErrorBody, OAuthErrorBody } from './schemas.js';
 import { normaliseEmail } from '../features/accounts/email.js';
 import type { CounterStore } from '../infra/counter-store.js';
 import { ipKey } from '../infra/ip-key.js';
@@ -127,5 +128,11 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     const existing = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : [];
     // First: a limited request is refused before authentication or any other work.
     route.preHandler = [limit(rule), ...existing] as RouteOptions['preHandler'];
+    // The OpenAPI document shows the 429 (in the body shape of the route's other errors).
+    if (route.schema?.response && typeof route.schema.response === 'object') {
+      const oauth = route.config?.oauthErrors === true;
+      const body = { ...(oauth ? OAuthErrorBody : ErrorBody), description: 'Too many requests (`rate_limited`, or `sign_in_throttled` for a delayed sign-in); wait `Retry-After` seconds' };
+      route.schema = { ...route.schema, response: { ...(route.schema.response as Record<string, unknown>), 429: body } };
+    }
   });
 }

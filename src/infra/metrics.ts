@@ -24,7 +24,7 @@ export function createMetrics() {
     }),
     rateLimited: new Counter({
       name: 'tessera_rate_limited_total',
-      help: 'Requests refused with 429 by a limit: a request limit (sign_in_ip, sign_in_account, register_ip, …; RATE_LIMIT_*), sign_in_delay (an email address in its brute-force delay) or sign_in_failures_ip (an IP over BRUTE_FORCE_IP_FAILURES)',
+      help: 'Requests refused with 429 by a limit: a request limit (sign_in_ip, sign_in_account, register_ip, …; RATE_LIMIT_*), sign_in_delay (an email address, or a known client of it, in its brute-force delay) or sign_in_failures_ip (an IP over BRUTE_FORCE_IP_FAILURES)',
       labelNames: ['limit'],
       registers: [registry],
     }),

@@ -173,6 +173,100 @@ describe('brute force on one account', () => {
   });
 });
 
+describe('known clients: strangers cannot keep the owner out', () => {
+  // Each test first lets the request limit per address (RATE_LIMIT_SIGN_IN_ACCOUNT=12/5m) start afresh.
+  const freshWindow = () => t.clock.advance(5 * 60_000 + 1000);
+  type AuditEvent = { type: string; details: Record<string, unknown> };
+  const auditOf = async (token: string) => json(await t.app.inject({ method: 'GET', url: '/users/me/audit', headers: bearer(token) })).events as AuditEvent[];
+
+  it('during a delay strangers built, every unknown client gets 429, even with the right password, but the owner signs in from a known client (same IPv6 /64)', async () => {
+    const owner = await account();
+    const home = '2001:db8:5a:1::10';
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+    freshWindow();
+
+    const stranger = freshIp();
+    for (let i = 1; i <= 5; i++) expect((await login(owner, `stranger guess ${i}`, stranger)).statusCode).toBe(400);
+    expect429(await login(owner, 'stranger guess 6', stranger), 'sign_in_throttled');
+    expect429(await login(owner, PASSWORD, stranger), 'sign_in_throttled');
+    expect429(await login(owner, PASSWORD, freshIp()), 'sign_in_throttled');
+    expect429(await login(owner, PASSWORD, '2001:db8:5a:2::10'), 'sign_in_throttled');
+
+    // The owner's device got another address in the same /64: still the known client.
+    const ok = await login(owner, PASSWORD, '2001:db8:5a:1::99');
+    expect(ok.statusCode, ok.body).toBe(200);
+    // A typo at home is an ordinary failure, not a 429.
+    expect((await login(owner, 'a typo', home)).statusCode).toBe(400);
+    // The owner's success cleared nothing the strangers built: the address is still delayed for them.
+    expect429(await login(owner, PASSWORD, stranger), 'sign_in_throttled');
+
+    const throttled = (await auditOf(json(ok).access_token as string)).filter((e) => e.type === 'sign_in_throttled');
+    expect(throttled).toEqual([expect.objectContaining({ details: { scope: 'account', failures: 5, delay_seconds: 1 } })]);
+  });
+
+  it("the owner's own failures from a known client are delayed by their own counter, which strangers neither feed nor reset", async () => {
+    const owner = await account();
+    const home = freshIp();
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+    freshWindow();
+
+    for (let i = 1; i <= 5; i++) expect((await login(owner, `forgot which one ${i}`, home)).statusCode).toBe(400);
+    expect(expect429(await login(owner, PASSWORD, home), 'sign_in_throttled')).toBe(1);
+    // Not counted toward the address: a stranger is at failure 1, and the owner elsewhere (a new client) signs in.
+    const stranger = freshIp();
+    expect((await login(owner, 'stranger guess', stranger)).statusCode).toBe(400);
+    t.clock.advance(1000);
+    // The stranger's state changed nothing at home: the next failure is the 6th there, and the delay doubles.
+    expect((await login(owner, 'forgot which one 6', home)).statusCode).toBe(400);
+    expect(expect429(await login(owner, PASSWORD, home), 'sign_in_throttled')).toBe(2);
+    expect((await login(owner, PASSWORD, freshIp())).statusCode).toBe(200);
+    t.clock.advance(2000);
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+    // Past the per-IP failure window too (BRUTE_FORCE_IP_FAILURES=10/15m still counts a known client's failures).
+    t.clock.advance(15 * 60_000 + 1000);
+
+    // Cleared by the success: five free attempts again.
+    for (let i = 1; i <= 5; i++) expect((await login(owner, `again ${i}`, home)).statusCode).toBe(400);
+    expect429(await login(owner, 'again 6', home), 'sign_in_throttled');
+
+    // The owner sees each delay with its scope: here only their own client's.
+    const later = await login(owner, PASSWORD, freshIp());
+    expect(later.statusCode, later.body).toBe(200);
+    const throttled = (await auditOf(json(later).access_token as string)).filter((e) => e.type === 'sign_in_throttled');
+    // Newest first.
+    expect(throttled.map((e) => e.details)).toEqual([
+      { scope: 'client', failures: 5, delay_seconds: 1 },
+      { scope: 'client', failures: 6, delay_seconds: 2 },
+      { scope: 'client', failures: 5, delay_seconds: 1 },
+    ]);
+  });
+
+  it('a client stays known BRUTE_FORCE_KNOWN_CLIENT_TTL (30 days) after its last success, then is a stranger again', async () => {
+    const owner = await account();
+    const home = freshIp();
+    const strangersDelay = async () => {
+      const stranger = freshIp();
+      for (let i = 1; i <= 5; i++) expect((await login(owner, `guess ${i}`, stranger)).statusCode).toBe(400);
+      expect429(await login(owner, PASSWORD, stranger), 'sign_in_throttled');
+    };
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+
+    // 29 days later the client is still known, and this success keeps it known 30 days more.
+    t.clock.advance(29 * 86400_000);
+    await strangersDelay();
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+
+    t.clock.advance(29 * 86400_000);
+    await strangersDelay();
+    expect((await login(owner, 'a typo', home)).statusCode).toBe(400);
+
+    // 30 days after the last success: home is one more unknown client, under the address's delay.
+    t.clock.advance(86400_000 + 1000);
+    await strangersDelay();
+    expect429(await login(owner, PASSWORD, home), 'sign_in_throttled');
+  });
+});
+
 describe('429 answers', () => {
   it('carry Retry-After in whole seconds and a stable code: OAuth2 shape on the token endpoints, catalogue shape elsewhere', async () => {
     const email = await account();
@@ -237,6 +331,18 @@ describe('the client IP', () => {
       answers.push(res.statusCode);
     }
     expect(answers).toEqual([202, 202, 202, 429]);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('lists the 429 of every limited route, in the body shape of its other errors', async () => {
+    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { properties: Record<string, unknown> } }> }> }>> };
+    const props = (path: string, method: string) => Object.keys(doc.paths[path]?.[method]?.responses['429']?.content?.['application/json']?.schema.properties ?? {});
+    expect(props('/auth/token', 'post')).toEqual(expect.arrayContaining(['error', 'error_description']));
+    expect(props('/auth/login', 'post')).toEqual(expect.arrayContaining(['error', 'error_description']));
+    expect(props('/auth/register', 'post')).toEqual(expect.arrayContaining(['error', 'message']));
+    expect(props('/auth/mfa/verify', 'post')).toEqual(expect.arrayContaining(['error', 'message']));
+    expect(doc.paths['/users/me']?.get?.responses['429']).toBeUndefined();
   });
 });
 

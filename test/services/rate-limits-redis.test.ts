@@ -86,6 +86,20 @@ describe('two instances, one Redis', () => {
     expect(keys.some((k) => k.startsWith('tessera:rl:bf:wait:'))).toBe(true);
     expect(keys.join(' ')).not.toContain(email);
   });
+
+  it('share known clients: the owner known on one instance signs in on the other during the delay strangers built', async () => {
+    const email = await account();
+    const home = freshIp();
+    expect((await login(a, email, PASSWORD, home)).statusCode).toBe(200);
+    for (const app of [b, a, b, a, b]) expect((await login(app, email, 'stranger guess', freshIp())).statusCode).toBe(400);
+    expect((await login(b, email, PASSWORD, freshIp())).statusCode).toBe(429);
+    expect((await login(b, email, PASSWORD, home)).statusCode).toBe(200);
+    // Kept 30 days, as a digest of (address, client): neither the address nor the IP in clear.
+    const known = await probe.keys('tessera:rl:bf:known:*');
+    expect(known).toHaveLength(1);
+    expect(known[0]).toMatch(/^tessera:rl:bf:known:[\w-]{32}$/);
+    expect(await probe.pttl(known[0]!)).toBeGreaterThan(29 * 86400_000);
+  });
 });
 
 describe('Redis down', () => {

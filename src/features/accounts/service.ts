@@ -28,8 +28,8 @@ export interface AccountServiceDeps {
   requireEmailVerification: boolean;
   /** REGISTRATION_ENUMERATION_PROTECTION: a taken email gets the answer of a new account, and its owner an email. */
   registrationEnumerationProtection?: boolean;
-  /** Brute-force protection of password sign-ins (growing delays per address, failures per IP); none when absent. */
-  guard?: Pick<SignInGuard, 'check' | 'failed' | 'reset'>;
+  /** Brute-force protection of password sign-ins (growing delays per address or known client, failures per IP); none when absent. */
+  guard?: Pick<SignInGuard, 'check' | 'failed' | 'succeeded'>;
 }
 
 export interface Registration {
@@ -132,7 +132,8 @@ export function createAccountService(deps: AccountServiceDeps) {
           const counted = await deps.guard.failed(email, meta.ip);
           const who = { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent };
           if (counted.delaySeconds > 0) {
-            const details = { scope: 'account', failures: counted.failures, delay_seconds: counted.delaySeconds };
+            // scope: 'account' (the address's counter, strangers) or 'client' (a known client's own).
+            const details = { scope: counted.scope, failures: counted.failures, delay_seconds: counted.delaySeconds };
             await deps.audit.record(db, { ...who, type: 'sign_in_throttled', details: user ? details : { ...details, email: maskEmail(email) } });
           }
           if (counted.ipThrottled) await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
@@ -144,7 +145,8 @@ export function createAccountService(deps: AccountServiceDeps) {
         throw await fail(user ? 'wrong_password' : 'unknown_email');
       }
       if (!(await hasher.verify(password, user.passwordHash))) throw await fail('wrong_password');
-      await deps.guard?.reset(email);
+      // The right password: clears this client's failures (or, from a stranger, the address's) and makes the client known.
+      await deps.guard?.succeeded(email, meta.ip);
       if (user.disabledAt) throw await fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
       // Only after the password proved right: a wrong one never learns whether the address is confirmed.
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {

@@ -6,10 +6,12 @@ import { ipKey } from '../../infra/ip-key.js';
 
 export type BruteForceSettings = RateLimitConfig['bruteForce'];
 
-/** What one counted failure started: a delay for the address, and/or the throttle of the IP. */
+/** What one counted failure started: a delay for the address (or the known client), and/or the throttle of the IP. */
 export interface FailureOutcome {
+  /** Whose counter this failure went to: the address's (strangers) or a known client's own. */
+  scope: 'account' | 'client';
   failures: number;
-  /** The delay this failure started for the address (0: none yet). */
+  /** The delay this failure started for that scope (0: none yet). */
   delaySeconds: number;
   /** This failure is the one that throttles the IP. */
   ipThrottled: boolean;
@@ -22,20 +24,49 @@ export type SignInGuard = ReturnType<typeof createSignInGuard>;
 const digest = (email: string) => createHash('sha256').update(email).digest('base64url').slice(0, 32);
 
 /**
+ * The delay after `failures` counted failures: none for the free attempts, then
+ * base, 2×base, 4×base … up to the maximum.
+ */
+export function delayAfter(failures: number, settings: Pick<BruteForceSettings, 'freeAttempts' | 'baseDelaySeconds' | 'maxDelaySeconds'>): number {
+  const over = failures - settings.freeAttempts;
+  return over >= 0 ? Math.min(settings.maxDelaySeconds, settings.baseDelaySeconds * 2 ** Math.min(over, 30)) : 0;
+}
+
+/**
  * Brute-force protection of password sign-ins (ASVS 6.3.1), in the style of
  * Keycloak's: failed passwords per normalised address (known or not, so it
  * reveals nothing) buy growing delays after the free attempts — base, 2×base,
  * 4×base … up to the maximum — during which every attempt, the right password
  * included, is refused before any hashing. Counters are forgotten a window
  * after the last failure and cleared by a successful sign-in or a password
- * reset: no permanent lockout anyone can cause. Failed sign-ins per IP, over
- * all addresses, throttle that IP (password spraying).
+ * reset. Failed sign-ins per IP, over all addresses, throttle that IP
+ * (password spraying).
+ *
+ * Known clients (OWASP's "device cookies", keyed by client IP as `ipKey`
+ * groups it, since the API has no cookies): the right password from an IP
+ * makes that IP known for the address for `knownClientSeconds` after the last
+ * success. Attempts from a known client are judged by that client's own
+ * counter and delay, with the same free attempts and growth, and never by the
+ * address's, so a stranger failing from elsewhere cannot keep the owner out:
+ * no permanent lockout anyone can cause. Strangers (every other IP) share the
+ * address's counter as before, so stuffing from many IPs is still slowed.
  */
 export function createSignInGuard(deps: { store: CounterStore; settings: BruteForceSettings; throttled?: (limit: string) => void }) {
   const { store, settings } = deps;
   const failKey = (email: string) => `bf:fail:${digest(email)}`;
   const waitKey = (email: string) => `bf:wait:${digest(email)}`;
   const ipFailKey = (ip: string | null) => `bf:ip:${ipKey(ip)}`;
+  /** One digest of (address, client): the store never links an account's address to an IP in clear. */
+  const client = (email: string, ip: string | null) => (settings.knownClientSeconds > 0 && ip ? digest(`${email}\n${ipKey(ip)}`) : null);
+  const knownKey = (c: string) => `bf:known:${c}`;
+  const clientFailKey = (c: string) => `bf:cfail:${c}`;
+  const clientWaitKey = (c: string) => `bf:cwait:${c}`;
+  const NONE = { count: 0, ttlMs: 0 };
+  /** The client's digest when it is a known client of the address, else null (a stranger). */
+  const knownClient = async (email: string, ip: string | null) => {
+    const c = client(email, ip);
+    return c && (await store.peek(knownKey(c))).ttlMs > 0 ? c : null;
+  };
   const refuse = (limit: string, ttlMs: number): never => {
     deps.throttled?.(limit);
     throw new AppError('sign_in_throttled', undefined, undefined, Math.max(1, Math.ceil(ttlMs / 1000)));
@@ -44,30 +75,64 @@ export function createSignInGuard(deps: { store: CounterStore; settings: BruteFo
   return {
     enabled: settings.enabled,
 
-    /** Throws 429 `sign_in_throttled` (Retry-After) while the address is delayed or the IP throttled. */
+    /**
+     * Throws 429 `sign_in_throttled` (Retry-After) while the IP is throttled, or
+     * while the address is delayed (a stranger) or the known client is delayed.
+     */
     async check(email: string, ip: string | null): Promise<void> {
       if (!settings.enabled) return;
       const ipRate = settings.ipFailures;
-      const [wait, fromIp] = await Promise.all([store.peek(waitKey(email)), ipRate ? store.peek(ipFailKey(ip)) : null]);
-      if (wait.ttlMs > 0) refuse('sign_in_delay', wait.ttlMs);
+      const c = client(email, ip);
+      const [known, clientWait, wait, fromIp] = await Promise.all([
+        c ? store.peek(knownKey(c)) : NONE,
+        c ? store.peek(clientWaitKey(c)) : NONE,
+        store.peek(waitKey(email)),
+        ipRate ? store.peek(ipFailKey(ip)) : null,
+      ]);
+      const own = known.ttlMs > 0 ? clientWait : wait;
+      if (own.ttlMs > 0) refuse('sign_in_delay', own.ttlMs);
       if (ipRate && fromIp && fromIp.count >= ipRate.max && fromIp.ttlMs > 0) refuse('sign_in_failures_ip', fromIp.ttlMs);
     },
 
-    /** Counts a wrong password (or unknown address) for the address and the IP. */
+    /** Counts a wrong password (or unknown address) for the address (or the known client's own counter) and for the IP. */
     async failed(email: string, ip: string | null): Promise<FailureOutcome> {
-      if (!settings.enabled) return { failures: 0, delaySeconds: 0, ipThrottled: false, ipFailures: 0 };
+      if (!settings.enabled) return { scope: 'account', failures: 0, delaySeconds: 0, ipThrottled: false, ipFailures: 0 };
       const ipRate = settings.ipFailures;
-      const [account, fromIp] = await Promise.all([
-        store.hit(failKey(email), settings.windowSeconds * 1000, { slide: true }),
+      const c = await knownClient(email, ip);
+      const [fails, wait] = c ? [clientFailKey(c), clientWaitKey(c)] : [failKey(email), waitKey(email)];
+      const [counted, fromIp] = await Promise.all([
+        store.hit(fails, settings.windowSeconds * 1000, { slide: true }),
         ipRate ? store.hit(ipFailKey(ip), ipRate.windowSeconds * 1000) : null,
       ]);
-      const over = account.count - settings.freeAttempts;
-      const delaySeconds = over >= 0 ? Math.min(settings.maxDelaySeconds, settings.baseDelaySeconds * 2 ** Math.min(over, 30)) : 0;
-      if (delaySeconds > 0) await store.set(waitKey(email), 1, delaySeconds * 1000);
-      return { failures: account.count, delaySeconds, ipThrottled: Boolean(ipRate && fromIp?.count === ipRate.max), ipFailures: fromIp?.count ?? 0 };
+      const delaySeconds = delayAfter(counted.count, settings);
+      if (delaySeconds > 0) await store.set(wait, 1, delaySeconds * 1000);
+      return {
+        scope: c ? 'client' : 'account',
+        failures: counted.count,
+        delaySeconds,
+        ipThrottled: Boolean(ipRate && fromIp?.count === ipRate.max),
+        ipFailures: fromIp?.count ?? 0,
+      };
     },
 
-    /** Forgets the address's failures and delay (a right password, a password reset). The IP's count stays. */
+    /**
+     * The right password from this client: a known client forgets its own
+     * failures and delay (the address's, which strangers built, stay); a
+     * stranger clears the address's. Either way the client is (again) known
+     * for `knownClientSeconds`. The IP's count stays.
+     */
+    async succeeded(email: string, ip: string | null): Promise<void> {
+      if (!settings.enabled) return;
+      const c = client(email, ip);
+      if (!c) return void (await store.delete(failKey(email), waitKey(email)));
+      const known = (await store.peek(knownKey(c))).ttlMs > 0;
+      await Promise.all([
+        known ? store.delete(clientFailKey(c), clientWaitKey(c)) : store.delete(failKey(email), waitKey(email)),
+        store.set(knownKey(c), 1, settings.knownClientSeconds * 1000),
+      ]);
+    },
+
+    /** Forgets the address's failures and delay (a password reset). Known clients' own counters and the IP's count stay. */
     async reset(email: string): Promise<void> {
       if (!settings.enabled) return;
       await store.delete(failKey(email), waitKey(email));
