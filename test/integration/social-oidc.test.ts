@@ -355,6 +355,21 @@ describe('callback rejections', () => {
     expect(land.searchParams.get('code')).toBeNull();
   });
 
+  it('RFC 9207: the callback must name this provider as its issuer (mix-up defence)', async () => {
+    const u = providerUser();
+    for (const iss of ['https://evil.example', null]) {
+      const start = await authorize(t.app, 'google', { redirect_uri: APP });
+      const callbackUrl = new URL(await new Browser().untilRedirectTo(start.location.href, TEST_ISSUER, u.sub));
+      // oidc-provider sends `iss` and announces it in its discovery document.
+      expect(callbackUrl.searchParams.get('iss')).toBe(issuer);
+      if (iss === null) callbackUrl.searchParams.delete('iss');
+      else callbackUrl.searchParams.set('iss', iss);
+      const land = landing(await callbackGet(t.app, callbackUrl.href, start.cookie));
+      expect(land.searchParams.get('code')).toBeNull();
+      expect(land.searchParams.get('error_description')).toContain('RFC 9207');
+    }
+  });
+
   it('the user refusing at the provider (error=access_denied) goes back to the app as access_denied', async () => {
     const start = await authorize(t.app, 'google', { redirect_uri: APP, state: 's1' });
     const state = start.location.searchParams.get('state') ?? '';

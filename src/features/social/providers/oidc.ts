@@ -6,7 +6,8 @@
  *   first use, cached for a day, not cached when it fails), each overridable by
  *   configuration; with the authorization, token and JWKS URLs all configured,
  *   discovery is never fetched.
- * - Web: authorization code + PKCE S256 + state + nonce; the code is exchanged
+ * - Web: authorization code + PKCE S256 + state + nonce; the callback's `iss`
+ *   (RFC 9207) must name this provider when present or announced; the code is exchanged
  *   with the client secret, and the ID token is verified: signature by a key of
  *   the provider's JWKS (asymmetric algorithms only; `jku`/`jwk`/`x5u` headers
  *   are ignored), `iss` = the issuer, `aud` = the web client id, `nonce` = the
@@ -49,6 +50,8 @@ interface Endpoints {
   jwks: string;
   userinfo: string | null;
   authMethods: string[] | null;
+  /** RFC 9207: the provider names itself (`iss`) in every authorization response. */
+  issParameter: boolean;
 }
 
 const sha256Hex = (v: string) => createHash('sha256').update(v).digest('hex');
@@ -81,13 +84,14 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
       jwks,
       userinfo: endpoint(config.userinfoUrl, 'userinfo_endpoint'),
       authMethods: Array.isArray(methods) ? methods.filter((m): m is string => typeof m === 'string') : null,
+      issParameter: doc.authorization_response_iss_parameter_supported === true,
     };
   }
 
   /** The endpoints: configured, or discovered once (a failure is not cached: the next call retries). */
   async function endpoints(): Promise<Endpoints> {
     if (config.authorizationUrl && config.tokenUrl && config.jwksUrl) {
-      return { authorization: config.authorizationUrl, token: config.tokenUrl, jwks: config.jwksUrl, userinfo: config.userinfoUrl, authMethods: null };
+      return { authorization: config.authorizationUrl, token: config.tokenUrl, jwks: config.jwksUrl, userinfo: config.userinfoUrl, authMethods: null, issParameter: false };
     }
     const now = Date.now();
     if (!discovered || now - discovered.at > DISCOVERY_TTL_MS) {
@@ -218,6 +222,12 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
 
     async exchangeCode(exchange: CodeExchange): Promise<ProviderProfile> {
       const ep = await endpoints();
+      // RFC 9207 (mix-up defence): an `iss` in the callback must be this provider's; a provider that
+      // announces the parameter must send it.
+      const iss = exchange.callbackParams.iss;
+      if (iss !== undefined ? !issuers.includes(iss) : ep.issParameter) {
+        throw new ProviderError('issuer_mismatch', `The answer did not come from ${name} (RFC 9207 "iss" ${iss === undefined ? 'missing' : 'of another issuer'}).`);
+      }
       const body = new URLSearchParams({ grant_type: 'authorization_code', code: exchange.code, redirect_uri: exchange.callbackUrl, code_verifier: exchange.codeVerifier });
       const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
       await clientAuth(ep, body, headers);
