@@ -80,7 +80,9 @@ export async function keysList(config: Config, now = new Date()): Promise<void> 
 
 /** `keys retire KID [--force]`: removes a key that signs nothing any more and whose access tokens have expired. */
 export async function keysRetire(args: string[], config: Config, now = new Date()): Promise<void> {
-  const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' } }, allowPositionals: true });
+  // Not parseArgs: a key id is a base64url thumbprint and may start with "-" (`keys retire -Xb…`).
+  const values = { force: args.includes('--force') };
+  const positionals = args.filter((a) => a !== '--force' && a !== '--');
   const [kid] = positionals;
   if (!kid || positionals.length > 1) throw new SetupError('keys retire takes one key id (see `tessera keys list`)');
   const dir = keysDir(config);

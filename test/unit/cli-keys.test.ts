@@ -82,6 +82,14 @@ describe('keys rotate / list / retire', () => {
     expect(readdirSync(config.jwt.keysDir!)).toEqual([`20260115T121100Z-${k2}.pem`]);
   });
 
+  it('a key id that starts with "-" (base64url) is a key id, not an option', async () => {
+    const config = configFor('dash');
+    await run(() => keysRotate([], config, T0));
+    expect(await refused(() => keysRetire(['-Xb3', '--force'], config, at(1)))).toContain('no key -Xb3 in');
+    expect(await refused(() => keysRetire(['--', '-Xb3'], config, at(1)))).toContain('no key -Xb3 in');
+    expect(await refused(() => keysRetire([], config, at(1)))).toContain('takes one key id');
+  });
+
   it('a pending key can be cancelled; --activate-in 0 signs at once with a warning; --alg changes the algorithm', async () => {
     const config = configFor('cancel');
     const k1 = kidIn(await run(() => keysRotate([], config, T0)));
