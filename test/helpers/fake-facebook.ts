@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { OAuth2ProviderConfig } from '../../src/config.js';
-import { FakeHttpServer, s256, type FakeReply, type RecordedRequest } from './fake-http.js';
+import { FakeHttpServer, oauth2Env, s256, type FakeReply, type RecordedRequest } from './fake-http.js';
 
 /**
  * A stand-in for Facebook Login and the Graph API (under `/v21.0`), answering
@@ -74,14 +74,7 @@ export class FakeFacebook {
 
   /** The FACEBOOK_* variables that point Tessera at this fake. */
   env(appId = [...this.apps.keys()][0]!): Record<string, string> {
-    const c = this.config(appId);
-    return {
-      FACEBOOK_CLIENT_ID: c.clientId,
-      FACEBOOK_CLIENT_SECRET: c.clientSecret,
-      FACEBOOK_AUTHORIZATION_URL: c.authorizationUrl,
-      FACEBOOK_TOKEN_URL: c.tokenUrl,
-      FACEBOOK_API_URL: c.apiUrl,
-    };
+    return oauth2Env('FACEBOOK', this.config(appId));
   }
 
   addApp(appId: string, appSecret: string): void {

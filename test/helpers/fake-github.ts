@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { OAuth2ProviderConfig } from '../../src/config.js';
-import { FakeHttpServer, s256, type FakeReply, type RecordedRequest } from './fake-http.js';
+import { FakeHttpServer, oauth2Env, s256, type FakeReply, type RecordedRequest } from './fake-http.js';
 
 /**
  * A stand-in for github.com and the GitHub REST API (like GitHub Enterprise,
@@ -83,14 +83,7 @@ export class FakeGithub {
 
   /** The GITHUB_* variables that point Tessera at this fake. */
   env(clientId = [...this.apps.keys()][0]!): Record<string, string> {
-    const c = this.config(clientId);
-    return {
-      GITHUB_CLIENT_ID: c.clientId,
-      GITHUB_CLIENT_SECRET: c.clientSecret,
-      GITHUB_AUTHORIZATION_URL: c.authorizationUrl,
-      GITHUB_TOKEN_URL: c.tokenUrl,
-      GITHUB_API_URL: c.apiUrl,
-    };
+    return oauth2Env('GITHUB', this.config(clientId));
   }
 
   addApp(clientId: string, clientSecret: string): void {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { OAuth2ProviderConfig } from '../../src/config.js';
 import { freePort } from './free-port.js';
 
 /** One request the fake server received. */
@@ -104,3 +105,12 @@ export class FakeHttpServer {
 
 /** The RFC 7636 S256 challenge of a verifier. */
 export const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
+
+/** The `<PREFIX>_*` variables that point Tessera at a fake OAuth2 provider. */
+export const oauth2Env = (prefix: string, c: OAuth2ProviderConfig): Record<string, string> => ({
+  [`${prefix}_CLIENT_ID`]: c.clientId,
+  [`${prefix}_CLIENT_SECRET`]: c.clientSecret,
+  [`${prefix}_AUTHORIZATION_URL`]: c.authorizationUrl,
+  [`${prefix}_TOKEN_URL`]: c.tokenUrl,
+  [`${prefix}_API_URL`]: c.apiUrl,
+});
