@@ -46,12 +46,12 @@ import { socialRoutes } from './features/social/routes.js';
 import { createSocialService } from './features/social/service.js';
 import { createWebFlow } from './features/social/web-flow.js';
 import { createAdminService, type AdminService } from './features/admin/service.js';
-import { createRbacService, type RbacService } from './features/rbac/service.js';
+import { createRbacService } from './features/rbac/service.js';
 import { createMfaService, type MfaService } from './features/mfa/service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    services: { admin: AdminService; rbac: RbacService };
+    services: { admin: AdminService };
   }
 }
 
@@ -254,7 +254,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
   await app.register(adminRoutes, { admin, sessions });
   // For the CLI (tessera users …): the same services, no HTTP.
-  app.decorate('services', { admin, rbac });
+  app.decorate('services', { admin });
   await app.register(emailRoutes, {
     accounts,
     flows,

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type JwtAlgorithm } from './config.js';
+import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config.js';
 import { createInterface } from 'node:readline';
 import { buildApp } from './app.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
@@ -92,8 +92,8 @@ async function outboxRetry(args: string[]): Promise<void> {
   console.log(`tessera: ${n} failed message${n === 1 ? '' : 's'} re-queued; the server or the worker sends ${n === 1 ? 'it' : 'them'} shortly`);
 }
 
-/** Runs `fn` with the application's services over the configured database (no HTTP server). */
-async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp>>['services']) => Promise<T>): Promise<T> {
+/** Runs `fn` with the application's services (and the configuration) over the configured database (no HTTP server). */
+async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp>>['services'], config: Config) => Promise<T>): Promise<T> {
   const config = { ...loadConfig(), logLevel: 'error' };
   const { ring } = await loadConfiguredKeys(config);
   const database = await openConfiguredDatabase(config);
@@ -101,7 +101,7 @@ async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp
     await database.migrate();
     const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
     try {
-      return await fn(app.services);
+      return await fn(app.services, config);
     } finally {
       await app.close();
     }
@@ -145,8 +145,7 @@ async function usersCreate(args: string[]): Promise<void> {
   if (!values.email) throw new SetupError('users create needs --email');
   const email = values.email;
   const password = await readPassword();
-  const user = await withServices(async ({ admin }) => {
-    const config = loadConfig();
+  const user = await withServices(async ({ admin }, config) => {
     const roles = [...new Set([config.defaultRole, ...(values.admin ? ['admin'] : []), ...(values.role ?? [])])];
     return admin.createUser(null, { email, password, firstName: values['first-name'], lastName: values['last-name'], emailVerified: true, roles, sendInvite: false });
   });

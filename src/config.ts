@@ -227,6 +227,13 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** The units of a duration (`duration`, and the window of a `rate`): none or `s`, `m`, `h`, `d`. */
+const UNIT_SECONDS = { '': 1, s: 1, m: 60, h: 3600, d: 86400 } as const;
+const unitSeconds = (unit: string | undefined) => UNIT_SECONDS[(unit ?? '').toLowerCase() as keyof typeof UNIT_SECONDS];
+
+/** A comma-separated list, trimmed, without empty entries. */
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
 /** Reads variables, collecting every problem instead of stopping at the first. */
 class Reader {
   readonly problems: string[] = [];
@@ -289,8 +296,7 @@ class Reader {
     const v = this.raw(name);
     if (v === undefined) return fallback;
     const m = /^(\d+)\s*([smhd]?)$/i.exec(v);
-    const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[(m?.[2] ?? '').toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
-    const n = m ? Number(m[1]) * unit : NaN;
+    const n = m ? Number(m[1]) * unitSeconds(m[2]) : NaN;
     if (!(n >= min && n <= max)) {
       this.problems.push(`${name}: expected a duration between ${min}s and ${max}s such as 90, 30m or 24h, got "${v}"`);
       return fallback;
@@ -338,9 +344,8 @@ function parseRate(v: string): Rate | null | undefined {
   if (['off', 'false', '0'].includes(v.toLowerCase())) return null;
   const m = /^(\d+)\s*\/\s*(\d*)\s*([smhd]?)$/i.exec(v);
   if (!m) return undefined;
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[3] ?? '').toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
   const max = Number(m[1]);
-  const windowSeconds = Number(m[2] || '1') * unit;
+  const windowSeconds = Number(m[2] || '1') * unitSeconds(m[3]);
   return max >= 1 && max <= 1_000_000 && windowSeconds >= 1 && windowSeconds <= 7 * 86400 ? { max, windowSeconds } : undefined;
 }
 
@@ -368,15 +373,14 @@ function parseTrustProxy(r: Reader): TrustProxy {
   if (['false', '0', 'no', 'off'].includes(lower)) return false;
   if (['true', 'yes', 'on'].includes(lower)) return true;
   if (/^\d+$/.test(v)) return Number(v);
-  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = list.filter((s) => !isProxyAddress(s));
-  if (bad.length) r.problems.push(`TRUST_PROXY: expected true, false, a hop count or a list of addresses/CIDRs, got "${v}"`);
-  return list;
+  const proxies = list(v);
+  if (!proxies.every(isProxyAddress)) r.problems.push(`TRUST_PROXY: expected true, false, a hop count or a list of addresses/CIDRs, got "${v}"`);
+  return proxies;
 }
 
 /** Exact origins only: what a browser sends in `Origin` (no path, no default port, lower-case host); `*` is refused. */
 function parseCorsOrigins(r: Reader): string[] {
-  const origins = (r.raw('CORS_ORIGINS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const origins = list(r.raw('CORS_ORIGINS'));
   for (const o of origins) {
     let origin: string | null = null;
     try {
@@ -429,7 +433,6 @@ function smtpConfig(r: Reader): SmtpConfig | null {
   };
 }
 
-const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const HTTPS = ['https:', 'http:'];
 
 function oidcProvider(r: Reader, prefix: string, id: string, defaults: { displayName: string; issuer: string | null; scopes: string; emailLinking: boolean }): OidcProviderConfig | null {

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AppError, OAuthError, errorCatalogue, type ErrorCode, type FieldError } from '../errors.js';
 import { isDatabaseUnavailable } from '../infra/db/errors.js';
 import { isHasherBusy } from '../infra/password-hasher.js';
+import { noStore } from './no-store.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -16,9 +17,9 @@ function send(reply: FastifyReply, code: ErrorCode, message?: string, details?: 
   return reply.status(errorCatalogue[code].status).send(body);
 }
 
-function sendOAuth(reply: FastifyReply, err: OAuthError) {
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-  return reply.status(err.status).send({ error: err.code, error_description: err.description, ...err.extra });
+/** RFC 6749 §5.2: `{error, error_description}`, never cached. */
+function sendOAuth(reply: FastifyReply, err: Pick<OAuthError, 'status' | 'description' | 'extra'> & { code: string }) {
+  return noStore(reply).status(err.status).send({ error: err.code, error_description: err.description, ...err.extra });
 }
 
 function validationDetails(err: FastifyError): FieldError[] {
@@ -58,7 +59,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       if (error.status === 401) reply.header('www-authenticate', error.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
       if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
       // A limit on the OAuth2 endpoints keeps their body shape: {error: "rate_limited", error_description}.
-      if (oauth && error.status === 429) return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').status(429).send({ error: error.code, error_description: error.message });
+      if (oauth && error.status === 429) return sendOAuth(reply, { status: 429, code: error.code, description: error.message });
       return send(reply, error.code, error.message, error.details);
     }
     const code = classify(error);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -6,7 +5,7 @@ import type { Rate, RateLimitName } from '../config.js';
 import { AppError } from '../errors.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';
 import { normaliseEmail } from '../features/accounts/email.js';
-import type { CounterStore } from '../infra/counter-store.js';
+import { keyDigest, type CounterStore } from '../infra/counter-store.js';
 import { ipKey } from '../infra/ip-key.js';
 
 type Body = Record<string, unknown> | null | undefined;
@@ -49,7 +48,7 @@ function keyOf(name: RateLimitName, request: FastifyRequest): string {
   if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
   const body = request.body as Body;
   const email = normaliseEmail(field(body, 'email') || field(body, 'username'));
-  return `${name}:${createHash('sha256').update(email).digest('base64url').slice(0, 32)}`;
+  return `${name}:${keyDigest(email)}`;
 }
 
 /** @fastify/rate-limit's store interface over our counters (shared through Redis, per process as the fallback). */

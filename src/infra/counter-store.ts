@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
@@ -25,7 +26,11 @@ export interface CounterStore {
   close(): Promise<void>;
 }
 
-const NONE: Count = { count: 0, ttlMs: 0 };
+/** How anything personal (an email address) becomes part of a key: a digest, never the value itself. */
+export const keyDigest = (value: string): string => createHash('sha256').update(value).digest('base64url').slice(0, 32);
+
+/** An absent counter. */
+export const NO_COUNT: Count = { count: 0, ttlMs: 0 };
 
 /**
  * One process's counters, expiring by the injected clock. Bounded: past
@@ -64,7 +69,7 @@ export function createMemoryCounterStore(clock: Clock, maxKeys = 100_000): Count
     },
     async peek(key) {
       const e = live(key);
-      return e ? { count: e.count, ttlMs: e.expiresAt - now() } : NONE;
+      return e ? { count: e.count, ttlMs: e.expiresAt - now() } : NO_COUNT;
     },
     async set(key, value, ttlMs) {
       if (!live(key)) makeRoom();
@@ -101,11 +106,11 @@ type Scripted = Redis & {
 
 export interface RedisCounterOptions {
   url: string;
-  /** Bounds one command: a Redis that hangs is noticed within this, not after minutes. */
-  commandTimeoutMs?: number;
-  prefix?: string;
   logger: Pick<Logger, 'warn' | 'info'>;
 }
+
+/** Every counter's Redis key starts with this. */
+const PREFIX = 'tessera:rl:';
 
 /**
  * Counters shared by every instance through Redis, falling back to this
@@ -116,11 +121,11 @@ export interface RedisCounterOptions {
  * is used again. After a command fails, Redis is left alone for a second.
  */
 export function createRedisCounterStore(opts: RedisCounterOptions, fallback: CounterStore): CounterStore & { ready(timeoutMs: number): Promise<boolean> } {
-  const prefix = opts.prefix ?? 'tessera:rl:';
   const redis = new Redis(opts.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: opts.commandTimeoutMs ?? 250,
+    // Bounds one command: a Redis that hangs is noticed within this, not after minutes.
+    commandTimeout: 250,
     connectTimeout: 1000,
     retryStrategy: (times) => Math.min(100 * times, 1000),
     // A rate limiter must not make the app wait for Redis at start either.
@@ -158,7 +163,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
     hit: (key, windowMs, o) =>
       either(
         async () => {
-          const [count, ttlMs] = await redis.counterHit(prefix + key, Math.max(1, Math.round(windowMs)), o?.slide ? '1' : '0');
+          const [count, ttlMs] = await redis.counterHit(PREFIX + key, Math.max(1, Math.round(windowMs)), o?.slide ? '1' : '0');
           return { count: Number(count), ttlMs: Number(ttlMs) };
         },
         () => fallback.hit(key, windowMs, o),
@@ -166,7 +171,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
     peek: (key) =>
       either(
         async () => {
-          const [count, ttlMs] = await redis.counterPeek(prefix + key);
+          const [count, ttlMs] = await redis.counterPeek(PREFIX + key);
           return { count: Number(count), ttlMs: Number(ttlMs) };
         },
         () => fallback.peek(key),
@@ -174,7 +179,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
     set: (key, value, ttlMs) =>
       either(
         async () => {
-          await redis.set(prefix + key, String(value), 'PX', Math.max(1, Math.round(ttlMs)));
+          await redis.set(PREFIX + key, String(value), 'PX', Math.max(1, Math.round(ttlMs)));
         },
         () => fallback.set(key, value, ttlMs),
       ),
@@ -183,7 +188,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
       await fallback.delete(...keys);
       await either(
         async () => {
-          if (keys.length) await redis.del(...keys.map((k) => prefix + k));
+          if (keys.length) await redis.del(...keys.map((k) => PREFIX + k));
         },
         async () => undefined,
       );

@@ -6,15 +6,15 @@ import {
   KeyError,
   algorithmOf,
   createKeyRing,
-  createReloadableRing,
   createScheduledRing,
+  createSwappableRing,
   generateKeyPairPem,
+  isPrivateKeyPem,
   splitPemBlocks,
   toSigningKey,
   toVerificationKey,
   writeKeyPair,
   type KeyRing,
-  type ReloadableKeyRing,
   type ScheduledKey,
   type VerificationKey,
 } from './keys.js';
@@ -56,8 +56,15 @@ function stampOf(name: string): Date | null {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
+interface PemFile {
+  name: string;
+  full: string;
+  mtime: Date;
+  size: number;
+}
+
 /** The PEM files of the directory, with what identifies their content (to skip reloading an unchanged directory). */
-function pemFiles(dir: string): { name: string; full: string; mtime: Date; size: number }[] {
+function pemFiles(dir: string): PemFile[] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -65,7 +72,7 @@ function pemFiles(dir: string): { name: string; full: string; mtime: Date; size:
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new KeyError(code === 'ENOENT' ? `The keys directory ${dir} does not exist.` : `Cannot read the keys directory ${dir} (${code}).`);
   }
-  const out: { name: string; full: string; mtime: Date; size: number }[] = [];
+  const out: PemFile[] = [];
   for (const name of names.sort()) {
     if (name.startsWith('.') || !name.endsWith('.pem')) continue;
     const full = path.join(dir, name);
@@ -80,11 +87,15 @@ function pemFiles(dir: string): { name: string; full: string; mtime: Date; size:
 }
 
 /** Reads every key of `dir`; throws one KeyError naming every file at fault. */
-export async function readKeyDir(dir: string): Promise<KeyFile[]> {
+export function readKeyDir(dir: string): Promise<KeyFile[]> {
+  return readKeyFiles(dir, pemFiles(dir));
+}
+
+async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> {
   const problems: string[] = [];
   const byKid = new Map<string, KeyFile>();
   const publics: { name: string; key: VerificationKey; activatesAt: Date; createdAt: Date }[] = [];
-  for (const f of pemFiles(dir)) {
+  for (const f of listed) {
     let pem: string;
     try {
       pem = readFileSync(f.full, 'utf8');
@@ -94,7 +105,7 @@ export async function readKeyDir(dir: string): Promise<KeyFile[]> {
     }
     const activatesAt = stampOf(f.name) ?? f.mtime;
     try {
-      if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
+      if (isPrivateKeyPem(pem)) {
         let alg: JwtAlgorithm | null = null;
         try {
           alg = algorithmOf(createPrivateKey(pem));
@@ -244,33 +255,33 @@ async function fromEnvironment(src: KeySource & { privateKeyPem: string }): Prom
 }
 
 /** A fingerprint of the directory listing: reloading is skipped while it is unchanged. */
-function listingOf(dir: string): string {
+function fingerprint(listed: PemFile[]): string {
   const h = createHash('sha256');
-  for (const f of pemFiles(dir)) h.update(`${f.name}\0${f.mtime.getTime()}\0${f.size}\n`);
+  for (const f of listed) h.update(`${f.name}\0${f.mtime.getTime()}\0${f.size}\n`);
   return h.digest('base64url');
 }
 
+/** The ring of the keys listed in `dir`; throws (a KeyError) when they cannot be read or none is private. */
+async function ringOfListing(dir: string, listed: PemFile[], clock: { now(): Date }, noPrivateKey: string): Promise<KeyRing> {
+  const files = await readKeyFiles(dir, listed);
+  if (!files.some((f) => !f.publicOnly)) throw new KeyError(noPrivateKey);
+  return ringOf(files, clock);
+}
+
 async function fromDirectory(dir: string, clock: { now(): Date }): Promise<LoadedKeys> {
-  let listing = listingOf(dir);
-  const files = await readKeyDir(dir);
-  if (!files.some((f) => !f.publicOnly)) throw new KeyError(`${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`);
-  let live: KeyRing = ringOf(files, clock);
-  const ring: ReloadableKeyRing = createReloadableRing(live, async () => {
-    const seen = listingOf(dir);
-    if (seen === listing) return live;
-    const next = await readKeyDir(dir);
-    if (!next.some((f) => !f.publicOnly)) throw new KeyError(`${dir} holds no private key any more.`);
-    live = ringOf(next, clock);
-    listing = seen;
-    return live;
-  });
+  const first = pemFiles(dir);
+  let listing = fingerprint(first);
+  const ring = createSwappableRing(await ringOfListing(dir, first, clock, `${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`));
   return {
     ring,
     dir,
     reload: async () => {
-      const before = live;
-      const after = await ring.reload();
-      return { changed: after !== before, ring: after };
+      const listed = pemFiles(dir);
+      const seen = fingerprint(listed);
+      if (seen === listing) return { changed: false, ring };
+      ring.swap(await ringOfListing(dir, listed, clock, `${dir} holds no private key any more.`));
+      listing = seen;
+      return { changed: true, ring };
     },
   };
 }
@@ -310,7 +321,7 @@ function hasPrivateKey(dir: string): boolean {
   if (!existsSync(dir)) return false;
   return pemFiles(dir).some((f) => {
     try {
-      return /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(readFileSync(f.full, 'utf8'));
+      return isPrivateKeyPem(readFileSync(f.full, 'utf8'));
     } catch {
       return false;
     }

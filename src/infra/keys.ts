@@ -22,7 +22,7 @@ export interface SigningKey extends VerificationKey {
   sealSecret: Buffer;
 }
 
-export const isSigningKey = (k: VerificationKey): k is SigningKey => 'privateKey' in k;
+const isSigningKey = (k: VerificationKey): k is SigningKey => 'privateKey' in k;
 
 export interface KeyRing {
   /** The key that signs new tokens (it may change with time: a pending key becomes the signing key at its activation time). */
@@ -82,9 +82,12 @@ export function algorithmOf(key: KeyObject): JwtAlgorithm | null {
   return null;
 }
 
+/** Whether a PEM text holds a private key block (any form: PKCS#8, RSA, EC, encrypted). */
+export const isPrivateKeyPem = (pem: string): boolean => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem);
+
 /** A public-only key (PREVIOUS_PUBLIC_KEYS, a public PEM in KEYS_DIR): verifies access tokens, signs nothing. */
 export async function toVerificationKey(publicPem: string, source: string): Promise<VerificationKey> {
-  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(publicPem)) throw new KeyError(`${source} holds a private key where a public key is expected.`);
+  if (isPrivateKeyPem(publicPem)) throw new KeyError(`${source} holds a private key where a public key is expected.`);
   let publicKey: KeyObject;
   try {
     publicKey = createPublicKey(publicPem);
@@ -175,13 +178,12 @@ export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Dat
   };
 }
 
-/** A ring that can be swapped for a freshly loaded one while every user keeps its reference. */
-export interface ReloadableKeyRing extends KeyRing {
-  /** Loads the keys again and swaps them in; throws (keeping the current keys) when they cannot be loaded. */
-  reload(): Promise<KeyRing>;
+/** A ring whose keys can be swapped for freshly loaded ones while every user keeps its reference. */
+export interface SwappableKeyRing extends KeyRing {
+  swap(next: KeyRing): void;
 }
 
-export function createReloadableRing(initial: KeyRing, load: () => Promise<KeyRing>): ReloadableKeyRing {
+export function createSwappableRing(initial: KeyRing): SwappableKeyRing {
   let ring = initial;
   return {
     get current() {
@@ -194,9 +196,8 @@ export function createReloadableRing(initial: KeyRing, load: () => Promise<KeyRi
     privateByKid: (kid) => ring.privateByKid(kid),
     algorithms: () => ring.algorithms(),
     jwks: () => ring.jwks(),
-    async reload() {
-      ring = await load();
-      return ring;
+    swap(next) {
+      ring = next;
     },
   };
 }

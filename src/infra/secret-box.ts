@@ -45,7 +45,11 @@ function boxOf(current: () => { id: string; key: Buffer }, byId: (id: string) =>
 /** Under a key derived from the signing key (email links waiting in the outbox); follows key rotation. */
 export function createSecretBox(keys: KeyRing): SecretBox {
   return boxOf(
-    () => ({ id: keys.current.kid, key: keys.current.sealSecret }),
+    () => {
+      // Read once: the signing key may change between two reads (a pending key activating, a reload).
+      const { kid, sealSecret } = keys.current;
+      return { id: kid, key: sealSecret };
+    },
     (kid) => keys.privateByKid(kid)?.sealSecret,
   );
 }

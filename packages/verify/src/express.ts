@@ -55,22 +55,23 @@ export function expressAuth(verifier: Verifier, opts: ExpressAuthOptions = {}): 
   };
 }
 
-/** After `expressAuth`: the token must have AT LEAST ONE of `roles`; 403 `{error: 'forbidden'}` otherwise. */
-export function expressRequireRole(...roles: string[]): AuthMiddleware {
-  nonEmpty('expressRequireRole', roles);
-  return function tesseraRequireRole(req, res, next) {
-    const denial = checkRole(req.auth, roles);
+/** A middleware that passes the request on unless `check` denies its claims. */
+function guard(check: (claims: AccessTokenClaims | undefined) => Denial | null): AuthMiddleware {
+  return function tesseraGuard(req, res, next) {
+    const denial = check(req.auth);
     if (denial) deny(res, denial);
     else next();
   };
 }
 
+/** After `expressAuth`: the token must have AT LEAST ONE of `roles`; 403 `{error: 'forbidden'}` otherwise. */
+export function expressRequireRole(...roles: string[]): AuthMiddleware {
+  nonEmpty('expressRequireRole', roles);
+  return guard((claims) => checkRole(claims, roles));
+}
+
 /** After `expressAuth`: the token must grant EVERY one of `permissions` (`*`, `resource:*` count); 403 otherwise. */
 export function expressRequirePermission(...permissions: string[]): AuthMiddleware {
   nonEmpty('expressRequirePermission', permissions);
-  return function tesseraRequirePermission(req, res, next) {
-    const denial = checkPermission(req.auth, permissions);
-    if (denial) deny(res, denial);
-    else next();
-  };
+  return guard((claims) => checkPermission(claims, permissions));
 }

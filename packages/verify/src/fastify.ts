@@ -37,20 +37,22 @@ export function fastifyAuth(verifier: Verifier, opts: FastifyAuthOptions = {}): 
   };
 }
 
+/** A hook that lets the request through unless `check` denies its claims. */
+function guard(check: (claims: AccessTokenClaims | undefined) => Denial | null): FastifyAuthHook {
+  return async function tesseraGuard(request, reply) {
+    const denial = check(request.claims);
+    return denial ? deny(reply, denial) : undefined;
+  };
+}
+
 /** After `fastifyAuth`: the token must have AT LEAST ONE of `roles`; 403 `{error: 'forbidden'}` otherwise. */
 export function requireRole(...roles: string[]): FastifyAuthHook {
   nonEmpty('requireRole', roles);
-  return async function tesseraRequireRole(request, reply) {
-    const denial = checkRole(request.claims, roles);
-    return denial ? deny(reply, denial) : undefined;
-  };
+  return guard((claims) => checkRole(claims, roles));
 }
 
 /** After `fastifyAuth`: the token must grant EVERY one of `permissions` (`*`, `resource:*` count); 403 otherwise. */
 export function requirePermission(...permissions: string[]): FastifyAuthHook {
   nonEmpty('requirePermission', permissions);
-  return async function tesseraRequirePermission(request, reply) {
-    const denial = checkPermission(request.claims, permissions);
-    return denial ? deny(reply, denial) : undefined;
-  };
+  return guard((claims) => checkPermission(claims, permissions));
 }

@@ -48,9 +48,10 @@ export async function authenticate(verifier: Verifier, authorization: string | s
   }
 }
 
-const notAuthenticated = (opts: AuthOptions): Denial => ({
+/** No claims: the role/permission check runs without the authentication middleware before it. */
+const notAuthenticated = (): Denial => ({
   status: 401,
-  headers: { 'www-authenticate': challenge(opts) },
+  headers: { 'www-authenticate': challenge({}) },
   body: { error: 'unauthorized', message: 'A valid access token is required (Authorization: Bearer <token>).' },
 });
 
@@ -61,14 +62,14 @@ const forbidden = (message: string): Denial => ({
 });
 
 /** null if the claims have one of `roles`; the 401/403 otherwise. */
-export function checkRole(claims: AccessTokenClaims | undefined, roles: string[], opts: AuthOptions = {}): Denial | null {
-  if (!claims) return notAuthenticated(opts);
+export function checkRole(claims: AccessTokenClaims | undefined, roles: string[]): Denial | null {
+  if (!claims) return notAuthenticated();
   return hasRole(claims, ...roles) ? null : forbidden(`This needs the role ${roles.join(' or ')}.`);
 }
 
 /** null if the claims grant every one of `permissions`; the 401/403 otherwise. */
-export function checkPermission(claims: AccessTokenClaims | undefined, permissions: string[], opts: AuthOptions = {}): Denial | null {
-  if (!claims) return notAuthenticated(opts);
+export function checkPermission(claims: AccessTokenClaims | undefined, permissions: string[]): Denial | null {
+  if (!claims) return notAuthenticated();
   const missing = missingPermissions(claims, ...permissions);
   return missing.length ? forbidden(`This needs the permission ${missing.join(', ')}.`) : null;
 }

@@ -8,13 +8,15 @@ export interface NewUser {
   firstName: string | null;
   lastName: string | null;
   now: Date;
+  /** Already confirmed (an account created by an administrator); unconfirmed when absent. */
+  emailVerifiedAt?: Date | null;
 }
 
 /** Inserts a user; returns null when the email is taken (the unique index decides, not a prior read). */
 export async function insertUser(db: Database, u: NewUser): Promise<UserRow | null> {
   const rows = await db
     .insert(users)
-    .values({ email: u.email, passwordHash: u.passwordHash, firstName: u.firstName, lastName: u.lastName, createdAt: u.now, updatedAt: u.now })
+    .values({ email: u.email, passwordHash: u.passwordHash, firstName: u.firstName, lastName: u.lastName, emailVerifiedAt: u.emailVerifiedAt ?? null, createdAt: u.now, updatedAt: u.now })
     .onConflictDoNothing({ target: users.email })
     .returning();
   return rows[0] ?? null;
@@ -110,8 +112,4 @@ export async function searchUsers(db: Database, q: UserSearch): Promise<UserRow[
 export async function setDisabled(db: Database, id: string, disabledAt: Date | null, now: Date): Promise<UserRow | null> {
   const rows = await db.update(users).set({ disabledAt, updatedAt: now }).where(eq(users.id, id)).returning();
   return rows[0] ?? null;
-}
-
-export async function markVerified(db: Database, id: string, now: Date): Promise<void> {
-  await db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(eq(users.id, id));
 }

@@ -13,6 +13,12 @@ import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
 import type { UserRow } from './tables.js';
 
+/** The second step of a sign-in (MFA), shared by every way of signing in: when `required`, answer with `challenge` instead of tokens. */
+export interface SecondFactor {
+  required(userId: string): Promise<boolean>;
+  challenge(userId: string, amr: string[]): Promise<OAuthError>;
+}
+
 export interface AccountServiceDeps {
   db: Database;
   clock: Clock;
@@ -24,7 +30,7 @@ export interface AccountServiceDeps {
   /** Gives a new account its default role, in the registration's transaction. */
   assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
   /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
-  secondFactor: { required(userId: string): Promise<boolean>; challenge(userId: string, amr: string[]): Promise<OAuthError> };
+  secondFactor: SecondFactor;
   requireEmailVerification: boolean;
   /** REGISTRATION_ENUMERATION_PROTECTION: a taken email gets the answer of a new account, and its owner an email. */
   registrationEnumerationProtection?: boolean;
@@ -231,11 +237,16 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (input.password !== null) assertAcceptablePassword(input.password, 'password');
       const passwordHash = input.password === null ? null : await hasher.hash(input.password);
       const now = clock.now();
-      const user = await repo.insertUser(tx, { email, passwordHash, firstName: cleanName(input.firstName) ?? null, lastName: cleanName(input.lastName) ?? null, now });
+      const user = await repo.insertUser(tx, {
+        email,
+        passwordHash,
+        firstName: cleanName(input.firstName) ?? null,
+        lastName: cleanName(input.lastName) ?? null,
+        now,
+        emailVerifiedAt: input.emailVerified ? now : null,
+      });
       if (!user) throw new AppError('email_already_registered');
-      if (!input.emailVerified) return user;
-      await repo.markVerified(tx, user.id, now);
-      return { ...user, emailVerifiedAt: now };
+      return user;
     },
 
     search: (q: repo.UserSearch) => repo.searchUsers(db, q),

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { AppError } from '../../errors.js';
 import type { RateLimitConfig } from '../../config.js';
-import type { CounterStore } from '../../infra/counter-store.js';
+import { NO_COUNT, keyDigest, type CounterStore } from '../../infra/counter-store.js';
 import { ipKey } from '../../infra/ip-key.js';
 
 export type BruteForceSettings = RateLimitConfig['bruteForce'];
@@ -19,9 +18,6 @@ export interface FailureOutcome {
 }
 
 export type SignInGuard = ReturnType<typeof createSignInGuard>;
-
-/** Email addresses never become keys as they are: Redis and memory see a digest. */
-const digest = (email: string) => createHash('sha256').update(email).digest('base64url').slice(0, 32);
 
 /**
  * The delay after `failures` counted failures: none for the free attempts, then
@@ -50,18 +46,19 @@ export function delayAfter(failures: number, settings: Pick<BruteForceSettings, 
  * address's, so a stranger failing from elsewhere cannot keep the owner out:
  * no permanent lockout anyone can cause. Strangers (every other IP) share the
  * address's counter as before, so stuffing from many IPs is still slowed.
+ *
+ * Made only when BRUTE_FORCE_ENABLED (app.ts): without a guard, nothing is counted.
  */
-export function createSignInGuard(deps: { store: CounterStore; settings: BruteForceSettings; throttled?: (limit: string) => void }) {
+export function createSignInGuard(deps: { store: CounterStore; settings: Omit<BruteForceSettings, 'enabled'>; throttled?: (limit: string) => void }) {
   const { store, settings } = deps;
-  const failKey = (email: string) => `bf:fail:${digest(email)}`;
-  const waitKey = (email: string) => `bf:wait:${digest(email)}`;
+  const failKey = (email: string) => `bf:fail:${keyDigest(email)}`;
+  const waitKey = (email: string) => `bf:wait:${keyDigest(email)}`;
   const ipFailKey = (ip: string | null) => `bf:ip:${ipKey(ip)}`;
   /** One digest of (address, client): the store never links an account's address to an IP in clear. */
-  const client = (email: string, ip: string | null) => (settings.knownClientSeconds > 0 && ip ? digest(`${email}\n${ipKey(ip)}`) : null);
+  const client = (email: string, ip: string | null) => (settings.knownClientSeconds > 0 && ip ? keyDigest(`${email}\n${ipKey(ip)}`) : null);
   const knownKey = (c: string) => `bf:known:${c}`;
   const clientFailKey = (c: string) => `bf:cfail:${c}`;
   const clientWaitKey = (c: string) => `bf:cwait:${c}`;
-  const NONE = { count: 0, ttlMs: 0 };
   /** The client's digest when it is a known client of the address, else null (a stranger). */
   const knownClient = async (email: string, ip: string | null) => {
     const c = client(email, ip);
@@ -73,19 +70,16 @@ export function createSignInGuard(deps: { store: CounterStore; settings: BruteFo
   };
 
   return {
-    enabled: settings.enabled,
-
     /**
      * Throws 429 `sign_in_throttled` (Retry-After) while the IP is throttled, or
      * while the address is delayed (a stranger) or the known client is delayed.
      */
     async check(email: string, ip: string | null): Promise<void> {
-      if (!settings.enabled) return;
       const ipRate = settings.ipFailures;
       const c = client(email, ip);
       const [known, clientWait, wait, fromIp] = await Promise.all([
-        c ? store.peek(knownKey(c)) : NONE,
-        c ? store.peek(clientWaitKey(c)) : NONE,
+        c ? store.peek(knownKey(c)) : NO_COUNT,
+        c ? store.peek(clientWaitKey(c)) : NO_COUNT,
         store.peek(waitKey(email)),
         ipRate ? store.peek(ipFailKey(ip)) : null,
       ]);
@@ -96,7 +90,6 @@ export function createSignInGuard(deps: { store: CounterStore; settings: BruteFo
 
     /** Counts a wrong password (or unknown address) for the address (or the known client's own counter) and for the IP. */
     async failed(email: string, ip: string | null): Promise<FailureOutcome> {
-      if (!settings.enabled) return { scope: 'account', failures: 0, delaySeconds: 0, ipThrottled: false, ipFailures: 0 };
       const ipRate = settings.ipFailures;
       const c = await knownClient(email, ip);
       const [fails, wait] = c ? [clientFailKey(c), clientWaitKey(c)] : [failKey(email), waitKey(email)];
@@ -122,7 +115,6 @@ export function createSignInGuard(deps: { store: CounterStore; settings: BruteFo
      * for `knownClientSeconds`. The IP's count stays.
      */
     async succeeded(email: string, ip: string | null): Promise<void> {
-      if (!settings.enabled) return;
       const c = client(email, ip);
       if (!c) return void (await store.delete(failKey(email), waitKey(email)));
       const known = (await store.peek(knownKey(c))).ttlMs > 0;
@@ -134,7 +126,6 @@ export function createSignInGuard(deps: { store: CounterStore; settings: BruteFo
 
     /** Forgets the address's failures and delay (a password reset). Known clients' own counters and the IP's count stay. */
     async reset(email: string): Promise<void> {
-      if (!settings.enabled) return;
       await store.delete(failKey(email), waitKey(email));
     },
   };

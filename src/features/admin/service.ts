@@ -25,7 +25,7 @@ export interface AdminDeps {
   mail: AccountMail;
   defaultRole: string;
   /** The user's third-party identities (social/service.ts). */
-  identitiesOf?: (userId: string) => Promise<IdentityRow[]>;
+  identitiesOf: (userId: string) => Promise<IdentityRow[]>;
 }
 
 interface Cursor {
@@ -53,8 +53,9 @@ export type AdminService = ReturnType<typeof createAdminService>;
 export function createAdminService(deps: AdminDeps) {
   const { db, accounts, rbac, sessions, mfa, audit, mail } = deps;
 
-  const record = (tx: Database, actor: Actor, type: string, userId: string | null, details: Record<string, string | number | boolean> = {}) =>
-    audit.record(tx, { userId, type, ip: actor.ip, userAgent: actor.userAgent, details: { actor: actor.id, ...details } });
+  /** Audits a change with the acting administrator (`cli` without one). */
+  const record = (tx: Database, actor: Actor | null, type: string, userId: string | null, details: Record<string, string | number | boolean> = {}) =>
+    audit.record(tx, { userId, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', ...details } });
 
   function notSelf(actor: Actor, userId: string) {
     if (actor.id === userId) throw new AppError('cannot_modify_self');
@@ -70,7 +71,7 @@ export function createAdminService(deps: AdminDeps) {
 
     async getUser(id: string) {
       const user = await accounts.getProfile(id);
-      const [grants, live, mfaStatus, identities] = await Promise.all([rbac.grantsOf(id), sessions.list(id), mfa.status(id), deps.identitiesOf?.(id) ?? []]);
+      const [grants, live, mfaStatus, identities] = await Promise.all([rbac.grantsOf(id), sessions.list(id), mfa.status(id), deps.identitiesOf(id)]);
       return { user, roles: grants.roles, permissions: grants.permissions, sessions: live, mfa: mfaStatus, identities };
     },
 
@@ -78,20 +79,15 @@ export function createAdminService(deps: AdminDeps) {
       actor: Actor | null,
       input: { email: string; password: string | null; firstName?: string | null | undefined; lastName?: string | null | undefined; emailVerified: boolean; roles?: string[] | undefined; sendInvite: boolean },
     ): Promise<UserRow> {
+      const roles = input.roles ?? [deps.defaultRole];
       const user = await db.transaction(async (tx) => {
         const created = await accounts.createByAdmin(tx, input);
-        await rbac.assign(tx, created.id, input.roles ?? [deps.defaultRole]);
+        await rbac.assign(tx, created.id, roles);
         if (input.sendInvite) {
           if (input.password === null) await mail.invite(tx, created);
           else if (!input.emailVerified) await mail.confirmation(tx, created);
         }
-        await audit.record(tx, {
-          userId: created.id,
-          type: 'admin_user_created',
-          ip: actor?.ip ?? null,
-          userAgent: actor?.userAgent ?? null,
-          details: { actor: actor?.id ?? 'cli', roles: (input.roles ?? [deps.defaultRole]).join(',') },
-        });
+        await record(tx, actor, 'admin_user_created', created.id, { roles: roles.join(',') });
         return created;
       });
       mail.committed();
@@ -121,7 +117,7 @@ export function createAdminService(deps: AdminDeps) {
       await accounts.getProfile(userId);
       await db.transaction(async (tx) => {
         await rbac.assign(tx, userId, [role]);
-        await audit.record(tx, { userId, type: 'admin_role_assigned', ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', role } });
+        await record(tx, actor, 'admin_role_assigned', userId, { role });
       });
     },
 
@@ -129,7 +125,7 @@ export function createAdminService(deps: AdminDeps) {
       await db.transaction(async (tx) => {
         if (role === 'admin') await rbac.keepAnAdmin(tx, userId);
         await rbac.unassign(tx, userId, role);
-        await audit.record(tx, { userId, type: 'admin_role_removed', ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', role } });
+        await record(tx, actor, 'admin_role_removed', userId, { role });
       });
     },
 

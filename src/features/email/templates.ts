@@ -50,7 +50,6 @@ export class TemplateError extends Error {
   override name = 'TemplateError';
 }
 
-
 /** Replaces `{{name}}`; an unknown name is an error, so a typo in a template never ships a blank link. */
 function fill(template: string, vars: Record<string, string>, escape: (s: string) => string, file: string): string {
   return template.replace(PLACEHOLDER, (_, name: string) => {

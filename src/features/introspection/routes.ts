@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { OAuthError } from '../../errors.js';
 import { OAuthErrorBody } from '../../http/schemas.js';
 import type { IntrospectionService } from './service.js';
+import { noStore } from '../../http/no-store.js';
 
 export interface IntrospectionRoutesOptions {
   introspection: IntrospectionService;
@@ -59,9 +60,6 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
   return { id: body.client_id, secret: body.client_secret };
 }
 
-function noStore(reply: FastifyReply) {
-  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-}
 
 /** POST /auth/introspect (RFC 7662); registered only when INTROSPECTION_CLIENTS is set. */
 export const introspectionRoutes: FastifyPluginAsyncTypebox<IntrospectionRoutesOptions> = async (app, { introspection }) => {

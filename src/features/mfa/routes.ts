@@ -5,6 +5,7 @@ import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, TokenResponseBody, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { MfaService } from './service.js';
+import { noStore } from '../../http/no-store.js';
 
 export interface MfaRoutesOptions {
   mfa: MfaService;
@@ -102,6 +103,6 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<MfaRoutesOptions> = async (app
     },
   }, async (request, reply) => {
     const tokens = await mfa.completeSignIn(request.body.mfa_token, request.body.code, clientMeta(request));
-    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(tokens);
+    return noStore(reply).send(tokens);
   });
 };

@@ -9,7 +9,7 @@ export interface JobQueue {
   /** Adds one job per outbox id (the id is the job id, so adding twice is a no-op). Throws when the queue is unreachable. */
   add(ids: string[]): Promise<void>;
   /** Calls `listener` whenever the connection to the queue comes back. */
-  onReconnect?(listener: () => void): void;
+  onReconnect(listener: () => void): void;
 }
 
 const BATCH = 500;
@@ -64,7 +64,7 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
       failing = true;
     },
   );
-  queue.onReconnect?.(() => {
+  queue.onReconnect(() => {
     sweepEverything = true;
     poller.wake();
   });

@@ -46,12 +46,6 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
 
     list: () => repo.listRoles(db),
 
-    async get(name: string): Promise<RoleRow> {
-      const role = await repo.findRole(db, name);
-      if (!role) throw new AppError('role_not_found');
-      return role;
-    },
-
     async create(r: { name: string; description?: string | undefined; permissions: string[] }, tx: Database = db): Promise<RoleRow> {
       if (!ROLE_NAME.test(r.name)) throw new AppError('validation_failed', 'A role name is lower-case letters, digits, _ - or :, starting with a letter.', [{ field: 'name', message: 'invalid' }]);
       const created = await repo.insertRole(tx, { name: r.name, description: r.description ?? '', permissions: checkPermissions(r.permissions), now: clock.now() });

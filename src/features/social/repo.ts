@@ -42,9 +42,8 @@ export async function touchIdentity(db: Database, id: string, email: string | nu
   await db.update(identities).set({ email, emailVerified, lastSignInAt: now }).where(eq(identities.id, id));
 }
 
-export async function deleteIdentity(db: Database, userId: string, provider: string): Promise<boolean> {
-  const rows = await db.delete(identities).where(and(eq(identities.userId, userId), eq(identities.provider, provider))).returning({ id: identities.id });
-  return rows.length > 0;
+export async function deleteIdentity(db: Database, userId: string, provider: string): Promise<void> {
+  await db.delete(identities).where(and(eq(identities.userId, userId), eq(identities.provider, provider)));
 }
 
 /** The user row, locked until the transaction ends (serialises unlinking against itself). */

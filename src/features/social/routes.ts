@@ -9,6 +9,7 @@ import type { SessionService } from '../sessions/service.js';
 import { AuthorizeQuery, CallbackParams, IdentitiesBody, IdentityBody, NativeTokenBody, ProviderParams, ProvidersBody, toIdentityBody } from './schemas.js';
 import type { SocialService } from './service.js';
 import type { WebFlow } from './web-flow.js';
+import { noStore } from '../../http/no-store.js';
 
 export interface SocialRoutesOptions {
   social: SocialService;
@@ -36,7 +37,7 @@ function readCookie(request: FastifyRequest, name: string): string | null {
 
 /** No caching, and no Referer carrying the code or state to whatever the next page loads. */
 function private_(reply: FastifyReply): FastifyReply {
-  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').header('referrer-policy', 'no-referrer');
+  return noStore(reply).header('referrer-policy', 'no-referrer');
 }
 
 export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = async (app, { social, webFlow, sessions, publicUrl }) => {
@@ -127,7 +128,7 @@ export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = asyn
       { idToken: b.id_token, accessToken: b.access_token, nonce: b.nonce, firstName: b.first_name, lastName: b.last_name },
       clientMeta(request),
     );
-    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(tokens);
+    return noStore(reply).send(tokens);
   });
 
   app.get('/users/me/identities', {
@@ -153,9 +154,8 @@ export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = asyn
     if (!(p.nativeInput === 'id_token' ? b.id_token : b.access_token)) {
       throw new AppError('provider_token_invalid', `Send the ${p.displayName} ${p.nativeInput}.`, [{ field: p.nativeInput, message: 'required' }]);
     }
-    const before = (await social.listIdentities(token.sub)).some((i) => i.provider === p.id);
-    const identity = await social.link(token.sub, session.createdAt, p.id, { idToken: b.id_token, accessToken: b.access_token, nonce: b.nonce }, clientMeta(request));
-    return reply.status(before ? 200 : 201).send(toIdentityBody(identity));
+    const { identity, created } = await social.link(token.sub, session.createdAt, p.id, { idToken: b.id_token, accessToken: b.access_token, nonce: b.nonce }, clientMeta(request));
+    return reply.status(created ? 201 : 200).send(toIdentityBody(identity));
   });
 
   app.delete('/users/me/identities/:provider', {

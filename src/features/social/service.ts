@@ -19,7 +19,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { AccountMail } from '../accounts/account-mail.js';
 import { isValidEmail, normaliseEmail } from '../accounts/email.js';
-import type { AccountService } from '../accounts/service.js';
+import type { AccountService, SecondFactor } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
 import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
@@ -40,14 +40,14 @@ export interface SocialServiceDeps {
   mail: Pick<AccountMail, 'confirmation' | 'committed'>;
   audit: Pick<AuditService, 'record'>;
   assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
-  secondFactor: { required(userId: string): Promise<boolean>; challenge(userId: string, amr: string[]): Promise<OAuthError> };
+  secondFactor: SecondFactor;
   requireEmailVerification: boolean;
   /** How recent a sign-in must be to connect a provider to the account (MFA_REAUTH_WINDOW). */
   reauthSeconds: number;
 }
 
 /** What happened to the account: signed in a known identity, linked one by email, or created an account. */
-export type Resolution = 'known' | 'linked' | 'created';
+type Resolution = 'known' | 'linked' | 'created';
 
 interface Plan {
   kind: Resolution;
@@ -150,7 +150,7 @@ export function createSocialService(deps: SocialServiceDeps) {
     meta: ClientMeta,
     check: (planned: Plan) => Promise<void>,
     then: (tx: Database, user: UserRow) => Promise<T>,
-  ): Promise<{ user: UserRow; result: T; kind: Resolution }> {
+  ): Promise<{ user: UserRow; result: T }> {
     for (let attempt = 0; ; attempt++) {
       const planned = await plan(p, profile);
       await check(planned);
@@ -160,7 +160,7 @@ export function createSocialService(deps: SocialServiceDeps) {
           return { user, mailed, result: await then(tx, user) };
         });
         if (out.mailed) deps.mail.committed();
-        return { user: out.user, result: out.result, kind: planned.kind };
+        return { user: out.user, result: out.result };
       } catch (err) {
         if (err instanceof Retry && attempt === 0) continue;
         if (err instanceof Retry) throw new AppError('identity_not_linked');
@@ -173,6 +173,16 @@ export function createSocialService(deps: SocialServiceDeps) {
   const unavailable = () => new AppError('provider_unavailable', undefined, undefined, 5);
   const notVerified = () =>
     new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.');
+
+  /** A native token's verified profile; a refusal by the provider becomes `refused(message)`, an outage 503. */
+  async function verifyNative(p: Provider, token: NativeToken, refused: (message: string) => Error): Promise<ProviderProfile> {
+    try {
+      return await p.verifyNativeToken(token);
+    } catch (err) {
+      if (err instanceof ProviderError) throw err.unavailable ? unavailable() : refused(err.message);
+      throw err;
+    }
+  }
 
   /** Whether this user may get tokens now; throws the OAuth error of the password grant otherwise. */
   async function gate(user: UserRow, amr: string[]): Promise<void> {
@@ -197,13 +207,7 @@ export function createSocialService(deps: SocialServiceDeps) {
     /** Native sign-in: a token from the provider's SDK → Tessera tokens (or the `mfa_required` / `email_not_verified` answer). */
     async signInWithProviderToken(providerId: string, token: NativeToken, meta: ClientMeta): Promise<TokenResponse> {
       const p = provider(providerId);
-      let profile: ProviderProfile;
-      try {
-        profile = await p.verifyNativeToken(token);
-      } catch (err) {
-        if (err instanceof ProviderError) throw err.unavailable ? unavailable() : new OAuthError('invalid_grant', err.message);
-        throw err;
-      }
+      const profile = await verifyNative(p, token, (message) => new OAuthError('invalid_grant', message));
       const state: { blocked: 'mfa' | 'unverified' | null } = { blocked: null };
       const { user, result } = await withAccount(
         p,
@@ -246,23 +250,18 @@ export function createSocialService(deps: SocialServiceDeps) {
     /**
      * Connects a provider to the signed-in account explicitly (a native token of
      * that provider). Needs a sign-in within MFA_REAUTH_WINDOW: a stolen access
-     * token must not be able to add its own way in.
+     * token must not be able to add its own way in. `created` is false when this
+     * identity was already connected to the account.
      */
-    async link(userId: string, signedInAt: Date, providerId: string, token: NativeToken, meta: ClientMeta): Promise<IdentityRow> {
+    async link(userId: string, signedInAt: Date, providerId: string, token: NativeToken, meta: ClientMeta): Promise<{ identity: IdentityRow; created: boolean }> {
       const p = provider(providerId);
       if (clock.now().getTime() - signedInAt.getTime() > deps.reauthSeconds * 1000) throw new AppError('reauthentication_required', 'Sign in again (recently) to connect a provider.');
-      let profile: ProviderProfile;
-      try {
-        profile = await p.verifyNativeToken(token);
-      } catch (err) {
-        if (err instanceof ProviderError) throw err.unavailable ? unavailable() : new AppError('provider_token_invalid', err.message);
-        throw err;
-      }
+      const profile = await verifyNative(p, token, (message) => new AppError('provider_token_invalid', message));
       const owner = await repo.findIdentity(db, p.id, profile.subject);
-      if (owner && owner.userId === userId) return owner;
+      if (owner && owner.userId === userId) return { identity: owner, created: false };
       if (owner) throw new AppError('identity_already_linked');
       if (await repo.findIdentityOfUser(db, userId, p.id)) throw new AppError('provider_already_linked');
-      return db.transaction(async (tx) => {
+      const identity = await db.transaction(async (tx) => {
         const row = await repo.insertIdentity(tx, { userId, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, now: clock.now() });
         if (!row) {
           const again = await repo.findIdentity(tx, p.id, profile.subject);
@@ -271,6 +270,7 @@ export function createSocialService(deps: SocialServiceDeps) {
         await audit.record(tx, { userId, type: 'identity_linked', ip: meta.ip, userAgent: meta.userAgent, details: { method: p.id, via: 'explicit' } });
         return row;
       });
+      return { identity, created: true };
     },
 
     /** Disconnects a provider; refused when it is the account's last way to sign in (no password, no other identity). */

@@ -33,6 +33,8 @@ const STATE_TTL_MS = 10 * 60 * 1000;
 const CODE_TTL_MS = 60 * 1000;
 /** Expired states and codes are kept this long (a replayed code is still recognised), then purged. */
 const KEEP_EXPIRED_MS = 60 * 60 * 1000;
+/** The purge runs with a sign-in start, at most this often per process (not two DELETEs per start). */
+const PURGE_EVERY_MS = 60 * 1000;
 const OPAQUE = /^[A-Za-z0-9_-]{43}$/;
 /** RFC 7636 §4.1: 43–128 unreserved characters. */
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
@@ -72,6 +74,7 @@ export type WebFlow = ReturnType<typeof createWebFlow>;
 export function createWebFlow(deps: WebFlowDeps) {
   const { db, clock, social } = deps;
   const callbackUrl = (p: Provider) => `${deps.publicUrl}/auth/oauth/${p.id}/callback`;
+  let lastPurge = Number.NEGATIVE_INFINITY;
 
   function back(redirectUri: string, params: Record<string, string | null>): string {
     const url = new URL(redirectUri);
@@ -83,8 +86,6 @@ export function createWebFlow(deps: WebFlowDeps) {
     back(row.redirectUri, { error, error_description: description, state: row.appState });
 
   return {
-    callbackUrl,
-
     async authorize(providerId: string, input: AuthorizeInput, bindingCookie: string | null): Promise<AuthorizeResult> {
       const p = social.provider(providerId);
       const redirectUri = allowedRedirectUri(input.redirectUri, deps.redirectAllowlist);
@@ -106,7 +107,10 @@ export function createWebFlow(deps: WebFlowDeps) {
         return { location: fail({ redirectUri, appState: input.appState ?? null }, 'temporarily_unavailable', `${p.displayName} cannot be reached; try again shortly.`), binding, responseMode: p.responseMode };
       }
       const now = clock.now();
-      await repo.purgeExpired(db, new Date(now.getTime() - KEEP_EXPIRED_MS));
+      if (now.getTime() - lastPurge >= PURGE_EVERY_MS) {
+        lastPurge = now.getTime();
+        await repo.purgeExpired(db, new Date(now.getTime() - KEEP_EXPIRED_MS));
+      }
       await repo.insertState(db, {
         id: sha256Hex(state),
         provider: p.id,

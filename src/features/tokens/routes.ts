@@ -7,6 +7,7 @@ import { OAuthErrorBody, TokenResponseBody } from '../../http/schemas.js';
 import type { AccountService } from '../accounts/service.js';
 import type { SessionService, TokenResponse } from '../sessions/service.js';
 import type { WebFlow } from '../social/web-flow.js';
+import { noStore } from '../../http/no-store.js';
 
 export interface TokenRoutesOptions {
   accounts: AccountService;
@@ -33,7 +34,7 @@ const RefreshBody = Type.Object({ refresh_token: Type.String({ maxLength: 4096 }
 const tokenResponses = { 200: TokenResponseBody, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody };
 
 function sendTokens(reply: FastifyReply, tokens: TokenResponse) {
-  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(tokens);
+  return noStore(reply).send(tokens);
 }
 
 function required(value: string | undefined, name: string): string {

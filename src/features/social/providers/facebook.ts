@@ -19,7 +19,7 @@
 import { createHmac } from 'node:crypto';
 import type { OAuth2ProviderConfig } from '../../../config.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';
-import { isObject, requestJson, scopeList, splitName, text, type HttpOptions, type JsonResponse } from './oauth2-http.js';
+import { isObject, requestJson, scopeList, splitName, text, withQuery, type HttpOptions, type JsonResponse } from './oauth2-http.js';
 
 /** Graph API error codes that mean "try again later" (unknown/service errors and rate limits). */
 const TRANSIENT_CODES = new Set([1, 2, 4, 17, 32, 341, 613]);
@@ -41,11 +41,7 @@ const idString = (v: unknown): string | null => (typeof v === 'string' && v !== 
 const describe = (e: { code: number | null; type: string | null }) => `${e.type ?? 'error'}${e.code !== null ? ` (${e.code})` : ''}`;
 
 export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpOptions): Provider {
-  const graph = (path: string, params: Record<string, string>) => {
-    const url = new URL(`${config.apiUrl}${path}`);
-    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    return url;
-  };
+  const graph = (path: string, params: Record<string, string>) => withQuery(`${config.apiUrl}${path}`, params);
 
   /** debug_token: a valid USER token of this app; returns the app-scoped user id it names. */
   async function debugToken(accessToken: string): Promise<string> {
@@ -105,24 +101,27 @@ export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpO
     nativeInput: 'access_token',
 
     authorizationUrl(req: AuthorizationRequest): Promise<URL> {
-      const url = new URL(config.authorizationUrl);
-      url.searchParams.set('client_id', config.clientId);
-      url.searchParams.set('redirect_uri', req.callbackUrl);
-      url.searchParams.set('state', req.state);
-      url.searchParams.set('response_type', 'code');
-      url.searchParams.set('scope', scopeList(config.scopes).join(','));
-      url.searchParams.set('code_challenge', req.codeChallenge);
-      url.searchParams.set('code_challenge_method', 'S256');
-      return Promise.resolve(url);
+      return Promise.resolve(
+        withQuery(config.authorizationUrl, {
+          client_id: config.clientId,
+          redirect_uri: req.callbackUrl,
+          state: req.state,
+          response_type: 'code',
+          scope: scopeList(config.scopes).join(','),
+          code_challenge: req.codeChallenge,
+          code_challenge_method: 'S256',
+        }),
+      );
     },
 
     async exchangeCode(exchange: CodeExchange): Promise<ProviderProfile> {
-      const url = new URL(config.tokenUrl);
-      url.searchParams.set('client_id', config.clientId);
-      url.searchParams.set('redirect_uri', exchange.callbackUrl);
-      url.searchParams.set('client_secret', config.clientSecret);
-      url.searchParams.set('code', exchange.code);
-      url.searchParams.set('code_verifier', exchange.codeVerifier);
+      const url = withQuery(config.tokenUrl, {
+        client_id: config.clientId,
+        redirect_uri: exchange.callbackUrl,
+        client_secret: config.clientSecret,
+        code: exchange.code,
+        code_verifier: exchange.codeVerifier,
+      });
       const res = await requestJson(opts, 'Facebook token exchange', url, { method: 'GET', headers: { accept: 'application/json' } });
       const e = graphError(res);
       if (res.status >= 500 || e?.transient) throw new ProviderError('provider_error', `Facebook token exchange: HTTP ${res.status}${e ? ` ${describe(e)}` : ''}`, true);

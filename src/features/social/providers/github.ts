@@ -16,7 +16,7 @@
  */
 import type { OAuth2ProviderConfig } from '../../../config.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';
-import { isObject, requestJson, scopeList, splitName, text, type HttpOptions, type JsonResponse } from './oauth2-http.js';
+import { isObject, requestJson, scopeList, splitName, text, withQuery, type HttpOptions, type JsonResponse } from './oauth2-http.js';
 
 const API_HEADERS = {
   accept: 'application/vnd.github+json',
@@ -96,15 +96,17 @@ export function createGithubProvider(config: OAuth2ProviderConfig, opts: HttpOpt
     nativeInput: 'access_token',
 
     authorizationUrl(req: AuthorizationRequest): Promise<URL> {
-      const url = new URL(config.authorizationUrl);
-      url.searchParams.set('client_id', config.clientId);
-      url.searchParams.set('redirect_uri', req.callbackUrl);
-      url.searchParams.set('scope', scopeList(config.scopes).join(' '));
-      url.searchParams.set('state', req.state);
-      url.searchParams.set('code_challenge', req.codeChallenge);
-      url.searchParams.set('code_challenge_method', 'S256');
-      url.searchParams.set('allow_signup', 'true');
-      return Promise.resolve(url);
+      return Promise.resolve(
+        withQuery(config.authorizationUrl, {
+          client_id: config.clientId,
+          redirect_uri: req.callbackUrl,
+          scope: scopeList(config.scopes).join(' '),
+          state: req.state,
+          code_challenge: req.codeChallenge,
+          code_challenge_method: 'S256',
+          allow_signup: 'true',
+        }),
+      );
     },
 
     async exchangeCode(exchange: CodeExchange): Promise<ProviderProfile> {

@@ -77,6 +77,13 @@ export function splitName(name: unknown): { firstName: string | null; lastName: 
   return { firstName, lastName };
 }
 
+/** `base` with these query parameters set (in this order). */
+export function withQuery(base: string, params: Record<string, string>): URL {
+  const url = new URL(base);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}
+
 /** The provider's scope list from configuration (space or comma separated), without empties or repeats. */
 export function scopeList(scopes: string): string[] {
   return [...new Set(scopes.split(/[\s,]+/).filter(Boolean))];

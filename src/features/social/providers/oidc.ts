@@ -15,12 +15,12 @@
  * - Native: the same checks, with `aud` ∈ every configured client id (web, iOS,
  *   Android) and the nonce the app sends, if any.
  */
-import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { OidcProviderConfig } from '../../../config.js';
 import type { Clock } from '../../../infra/clock.js';
+import { sha256Hex } from '../../../infra/opaque-token.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';
-import { isObject, requestJson, splitName, text, type HttpOptions } from './oauth2-http.js';
+import { isObject, requestJson, splitName, text, withQuery, type HttpOptions } from './oauth2-http.js';
 
 /** Allowed ID-token signature algorithms: asymmetric only (an HMAC "signed" with the client secret is refused). */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -54,10 +54,8 @@ interface Endpoints {
   issParameter: boolean;
 }
 
-const sha256Hex = (v: string) => createHash('sha256').update(v).digest('hex');
-
 /** `email_verified` as OpenID Connect defines it: the JSON boolean true. */
-export const strictEmailVerified = (claims: Record<string, unknown>) => claims.email_verified === true;
+const strictEmailVerified = (claims: Record<string, unknown>) => claims.email_verified === true;
 
 export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions, clock: Clock, quirks: OidcQuirks = {}): Provider {
   const name = config.displayName;
@@ -204,7 +202,6 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
     nativeInput: 'id_token',
 
     async authorizationUrl(request: AuthorizationRequest): Promise<URL> {
-      const url = new URL((await endpoints()).authorization);
       const params: Record<string, string> = {
         client_id: config.clientIds[0],
         response_type: 'code',
@@ -216,8 +213,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
         code_challenge_method: 'S256',
       };
       if (quirks.responseMode === 'form_post') params.response_mode = 'form_post';
-      for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-      return url;
+      return withQuery((await endpoints()).authorization, params);
     },
 
     async exchangeCode(exchange: CodeExchange): Promise<ProviderProfile> {
