@@ -14,6 +14,7 @@ import pg from 'pg';
 import { OwnRedis } from '../test/helpers/redis-server.js';
 import type { Cleanup } from './cleanup.js';
 import { runOnFreshServer } from './fresh-server.js';
+import { postJson } from './http.js';
 import { describeMachine, describeRevision } from './machine.js';
 import { freePort } from './server.js';
 import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
@@ -33,11 +34,7 @@ function startWorker(env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   return spawn(process.execPath, ['dist/worker.js'], { cwd: REPO_ROOT, env, stdio: ['ignore', out, out] });
 }
 
-async function post(base: string, url: string, body: object): Promise<number> {
-  const res = await fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  await res.arrayBuffer();
-  return res.status;
-}
+const post = async (base: string, url: string, body: object) => (await postJson(`${base}${url}`, body)).status;
 
 export async function runEmailBench(cleanup: Cleanup, opts: { messages: number }): Promise<void> {
   const machine = describeMachine();

@@ -1,8 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { BenchOptions } from './args.js';
 import type { Cleanup } from './cleanup.js';
 import { createBenchDatabase } from './database.js';
+import type { Machine } from './machine.js';
 import { sampleRss, type RssSampler } from './rss-sampler.js';
 import { buildServer, freePort, startServer, type RunningServer } from './server.js';
 
@@ -14,6 +16,16 @@ export interface FreshServer {
   rss: RssSampler;
   databaseUrl: string;
   dataDir: string;
+}
+
+/** What a measuring mode (bench/run.ts, bench/soak.ts) gets once its fresh server is ready. */
+export interface BenchRun {
+  opts: BenchOptions;
+  machine: Machine;
+  command: string;
+  base: string;
+  pid: number;
+  rss: RssSampler;
 }
 
 export interface FreshServerSettings {

@@ -9,18 +9,17 @@
 // dropped at the end, on error and on Ctrl-C.
 import { loadavg } from 'node:os';
 import path from 'node:path';
-import { parseBenchArgs, type BenchOptions } from './args.js';
+import { parseBenchArgs } from './args.js';
 import { measureBcryptLimit } from './bcrypt-limit.js';
 import { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
-import { runOnFreshServer } from './fresh-server.js';
+import { runOnFreshServer, type BenchRun } from './fresh-server.js';
 import { runLoginPhase } from './login-phase.js';
 import { runMixedPhase } from './mixed-phase.js';
-import { describeMachine, describeRevision, type Machine } from './machine.js';
+import { describeMachine, describeRevision } from './machine.js';
 import { runRefreshPhase } from './refresh-phase.js';
 import { renderMarkdown, writeJson, type Report } from './report.js';
 import { resultRows } from './results-table.js';
-import type { RssSampler } from './rss-sampler.js';
 import { openSessions, registerUsers } from './seed.js';
 import { runUsersMePhase } from './users-me-phase.js';
 
@@ -52,16 +51,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   );
 }
 
-interface Run {
-  opts: BenchOptions;
-  machine: Machine;
-  command: string;
-  base: string;
-  pid: number;
-  rss: RssSampler;
-}
-
-async function measure({ opts, machine, command, base, pid, rss }: Run): Promise<void> {
+async function measure({ opts, machine, command, base, pid, rss }: BenchRun): Promise<void> {
   log(`server ${pid} ready on ${base} (${opts.workers} workers, bcrypt cost ${opts.rounds})`);
 
   const acct = cpuAccounting(pid);

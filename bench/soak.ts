@@ -13,11 +13,11 @@ import path from 'node:path';
 import type { BenchOptions } from './args.js';
 import type { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
-import { runOnFreshServer } from './fresh-server.js';
+import { runOnFreshServer, type BenchRun } from './fresh-server.js';
 import { describeMachine, describeRevision, type Machine } from './machine.js';
 import { KINDS, KIND_LABEL, errorRate, runMixedPhase, type KindSummary, type MixedResult, type MixedWindow } from './mixed-phase.js';
 import { fmt, writeJson } from './report.js';
-import { currentRss, type PeakRss, type RssSampler } from './rss-sampler.js';
+import { currentRss, type PeakRss } from './rss-sampler.js';
 import { openSessions, registerUsers } from './seed.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
@@ -81,16 +81,7 @@ export async function runSoak(cleanup: Cleanup, opts: BenchOptions): Promise<voi
   );
 }
 
-interface Run {
-  opts: BenchOptions;
-  machine: Machine;
-  command: string;
-  base: string;
-  pid: number;
-  rss: RssSampler;
-}
-
-async function soak({ opts, machine, command, base, pid, rss }: Run): Promise<void> {
+async function soak({ opts, machine, command, base, pid, rss }: BenchRun): Promise<void> {
   const c = opts.connections;
   const seconds = opts.soakMinutes * 60;
   log(`server ${pid} ready on ${base} (${opts.workers} workers, bcrypt cost ${opts.rounds})`);

@@ -20,6 +20,7 @@ import {
   type SignedIn,
 } from '../../packages/client/src/index.js';
 import { freePort } from '../helpers/free-port.js';
+import { rejectionOf } from '../helpers/rejection.js';
 import { PASSWORD, createTestApp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // The SDK against a live Tessera on a loopback port. The SDK's clock is the server's manual clock
@@ -268,9 +269,8 @@ describe('client.fetch and refresh', () => {
 
     // A client pointed at a closed port, over the same storage: connection refused, nothing cleared.
     const closed = client({ baseUrl: `http://127.0.0.1:${await freePort()}`, storage });
-    const err: unknown = await closed.refreshSession().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TesseraNetworkError);
-    expect((err as TesseraNetworkError).cause).toBeDefined();
+    const err = await rejectionOf(closed.refreshSession(), TesseraNetworkError);
+    expect(err.cause).toBeDefined();
     expect(await storage.get('tessera.session')).toBe(stored);
 
     net.state.down = false;
@@ -283,10 +283,9 @@ describe('errors and the other calls', () => {
   it('surfaces both error shapes as TesseraError with code, status, description and details', async () => {
     const { email } = await newUser();
     const c = client();
-    const dup = await c.register({ email, password: PASSWORD }).catch((e: unknown) => e);
-    expect(dup).toBeInstanceOf(TesseraError);
+    const dup = await rejectionOf(c.register({ email, password: PASSWORD }), TesseraError);
     expect(dup).toMatchObject({ code: 'email_already_registered', status: 409 });
-    expect((dup as TesseraError).description).not.toBe('');
+    expect(dup.description).not.toBe('');
 
     await expect(c.register({ email: uniqueEmail(), password: 'password123' })).rejects.toMatchObject({
       code: 'password_too_common',

@@ -9,6 +9,9 @@ const run = promisify(execFile);
 
 const PG_ROOT = '/usr/lib/postgresql';
 
+/** A clean environment: no PG* variable of the caller may point pg_ctl or psql at another server. */
+const cleanEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' });
+
 /** Debian's server binaries: $PG_BIN_DIR, or the newest /usr/lib/postgresql/<version>/bin. */
 function binDir(): string {
   if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
@@ -91,10 +94,8 @@ export class OwnPostgres {
   private async exec(program: string, args: string[], timeoutMs = 30_000): Promise<string> {
     const file = path.join(this.bin, program);
     const [cmd, argv] = this.user ? ['runuser', ['-u', this.user.name, '--', file, ...args]] : [file, args];
-    // A clean environment: no PG* variable of the caller may point pg_ctl at another server.
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' };
     try {
-      const { stdout } = await run(cmd, argv, { cwd: this.dir, env, timeout: timeoutMs, encoding: 'utf8' });
+      const { stdout } = await run(cmd, argv, { cwd: this.dir, env: cleanEnv(), timeout: timeoutMs, encoding: 'utf8' });
       return stdout;
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
@@ -108,9 +109,8 @@ export class OwnPostgres {
    * until the next turn of the event loop). Returns psql's unaligned output.
    */
   psqlSync(database: string, statement: string): string {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' };
     const args = ['-X', '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atc', statement];
-    return execFileSync(path.join(this.bin, 'psql'), args, { env, encoding: 'utf8', timeout: 10_000 }).trim();
+    return execFileSync(path.join(this.bin, 'psql'), args, { env: cleanEnv(), encoding: 'utf8', timeout: 10_000 }).trim();
   }
 
   /** The tail of the server log (for failure messages). */

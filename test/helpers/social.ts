@@ -4,7 +4,7 @@
  * "browser" for driving a real OpenID provider over HTTP, and the Tessera side
  * of the web flow through app.inject (the binding cookie included).
  */
-import { createHash, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -71,8 +71,8 @@ export async function startJwksServer(keys: ProviderKey[]) {
   return { ...srv, jwksUrl: `${srv.base}/jwks.json` };
 }
 
-export const sha256Hex = (v: string) => createHash('sha256').update(v).digest('hex');
-export const s256 = (v: string) => createHash('sha256').update(v).digest('base64url');
+export { sha256Hex } from '../../src/infra/opaque-token.js';
+export { s256 } from './fake-http.js';
 
 /** Follows redirects by hand and keeps cookies, like a browser would (one jar per "browser"). */
 export class Browser {

@@ -60,7 +60,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const db = opts.db ?? (await createTestDatabase());
   const clock = opts.clock ?? new ManualClock(new Date('2026-01-15T12:00:00Z'));
   const ring = opts.keys ?? (await testKeys(algorithm)).ring;
-  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), ...(opts.logStream ? { logStream: opts.logStream } : {}), ...(opts.hasher ? { hasher: opts.hasher } : {}) });
+  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), logStream: opts.logStream, hasher: opts.hasher });
   await app.ready();
   return {
     app,

@@ -86,11 +86,12 @@ async function confirmedUser(prefix: string): Promise<string> {
 
 /** Asks for a reset link and returns it as mailed (it must point at this server). */
 async function resetLink(email: string): Promise<string> {
-  const before = smtp!.messagesTo(email).filter((m) => /^Reset your/.test(m.subject)).length;
+  const resetMails = () => smtp!.messagesTo(email).filter((m) => /^Reset your/.test(m.subject));
+  const before = resetMails().length;
   const forgot = await post('/auth/password/forgot', { email });
   expect(forgot.status).toBe(202);
-  await smtp!.until(() => smtp!.messagesTo(email).filter((m) => /^Reset your/.test(m.subject)).length > before, STEP_MS, `a reset mail to ${email}`);
-  const mail = smtp!.messagesTo(email).filter((m) => /^Reset your/.test(m.subject)).at(-1)!;
+  await smtp!.until(() => resetMails().length > before, STEP_MS, `a reset mail to ${email}`);
+  const mail = resetMails().at(-1)!;
   const link = linkIn(mail);
   expect(link.startsWith(`${base}/auth/password/reset?token=`), link).toBe(true);
   return link;
@@ -146,6 +147,15 @@ async function open(tab: Tab, url: string): Promise<Response> {
   const res = await tab.page.goto(url, { waitUntil: 'load' });
   if (!res) throw new Error(`no response for ${url}`);
   return res;
+}
+
+/** A confirmed user's reset form (from the mailed link), open in a new tab. */
+async function openResetForm(prefix: string): Promise<{ email: string; tab: Tab; page: Page }> {
+  const email = await confirmedUser(prefix);
+  const link = await resetLink(email);
+  const tab = await newTab();
+  expect((await open(tab, link)).status()).toBe(200);
+  return { email, tab, page: tab.page };
 }
 
 /** Submits the reset form and returns the answer to its POST (after the result page loaded). */
@@ -247,11 +257,7 @@ describe('emailed links in Chromium', () => {
   });
 
   it('a password the policy refuses re-renders the form with an accessible error; a good one then works', async () => {
-    const email = await confirmedUser('policy');
-    const link = await resetLink(email);
-    const tab = await newTab();
-    const { page } = tab;
-    expect((await open(tab, link)).status()).toBe(200);
+    const { email, tab, page } = await openResetForm('policy');
 
     // Too short: the browser itself keeps the form (minlength), nothing is posted.
     const posts: string[] = [];
@@ -307,11 +313,7 @@ describe('emailed links in Chromium', () => {
   });
 
   it('the reset form page has the accessibility basics', async () => {
-    const email = await confirmedUser('a11y');
-    const link = await resetLink(email);
-    const tab = await newTab();
-    const { page } = tab;
-    expect((await open(tab, link)).status()).toBe(200);
+    const { email, tab, page } = await openResetForm('a11y');
 
     expect(await page.locator('html').getAttribute('lang')).toMatch(/^[a-z]{2}/);
     expect(await page.title()).toMatch(/\S/);

@@ -95,6 +95,14 @@ async function expectRejected(token: string) {
   expect(res.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
 }
 
+/** No bearer token at all: 401 unauthorized, and a challenge without an error code (RFC 6750 §3.1). */
+async function expectUnauthorized(authorization: string) {
+  const res = await meWith(authorization);
+  expect(res.statusCode).toBe(401);
+  expect(json(res).error).toBe('unauthorized');
+  expect(res.headers['www-authenticate']).toBe('Bearer');
+}
+
 async function expectAccepted(token: string, userId: string, scheme = 'Bearer') {
   const res = await meWith(`${scheme} ${token}`);
   expect(res.statusCode, res.body).toBe(200);
@@ -419,22 +427,12 @@ describe('GET /users/me rejects: malformed tokens', () => {
 
 describe('the Authorization header (RFC 6750 §2.1, §3.1)', () => {
   it('Bearer with no token: 401 unauthorized, WWW-Authenticate: Bearer without an error code', async () => {
-    for (const header of ['Bearer', 'Bearer ', 'Bearer    ']) {
-      const res = await meWith(header);
-      expect(res.statusCode).toBe(401);
-      expect(json(res).error).toBe('unauthorized');
-      expect(res.headers['www-authenticate']).toBe('Bearer');
-    }
+    for (const header of ['Bearer', 'Bearer ', 'Bearer    ']) await expectUnauthorized(header);
   });
 
   it('another scheme (Basic, Token, a bare token): 401 unauthorized', async () => {
     const u = await user();
-    for (const header of [`Basic ${b64url('a:b')}`, `Token ${u.access}`, u.access, `JWT ${u.access}`]) {
-      const res = await meWith(header);
-      expect(res.statusCode).toBe(401);
-      expect(json(res).error).toBe('unauthorized');
-      expect(res.headers['www-authenticate']).toBe('Bearer');
-    }
+    for (const header of [`Basic ${b64url('a:b')}`, `Token ${u.access}`, u.access, `JWT ${u.access}`]) await expectUnauthorized(header);
   });
 
   it('the scheme is case-insensitive: lower-case bearer and BEARER are accepted', async () => {

@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testKeys } from '../helpers/keys.js';
-import { createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+import { bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // Bootstrapping the first admin without SQL: `tessera users create --admin` (password on
 // stdin), `users set-role`, `roles list`, as real processes on PostgreSQL; the admin then
@@ -53,7 +53,7 @@ it('users create --admin → the admin signs in and administers; set-role and ro
   expect(login.statusCode, login.body).toBe(200);
   const access = json(login).access_token as string;
   expect(decodeJwt(access)).toMatchObject({ roles: ['admin', 'user'], permissions: ['*'], email_verified: true });
-  expect((await t.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${access}` } })).statusCode).toBe(200);
+  expect((await t.app.inject({ method: 'GET', url: '/admin/users', headers: bearer(access) })).statusCode).toBe(200);
 
   const weak = await cli(['users', 'create', '--email', uniqueEmail('weak')], 'password\n');
   expect(weak.code).toBe(1);

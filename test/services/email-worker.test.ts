@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox, type OutboxStatus } from '../../src/features/outbox/tables.js';
 import { EMAIL_QUEUE } from '../../src/infra/queue.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testKeys } from '../helpers/keys.js';
@@ -82,6 +82,9 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Waits until the outbox row of the one message to `to` has `status`. */
+const untilStatus = (to: string, status: OutboxStatus, what: string = status) => until(async () => (await rowsTo(to))[0]?.status === status, what);
 
 async function register(email = uniqueEmail('worker')) {
   const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } });
@@ -162,7 +165,7 @@ describe('with the worker running', () => {
     expect(smtp.messagesTo(email)).toHaveLength(0);
     await redis.up();
     await smtp.waitFor(email, /Confirm/, 30_000);
-    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    await untilStatus(email, 'sent');
     expect(smtp.messagesTo(email)).toHaveLength(1);
   });
 
@@ -205,7 +208,7 @@ describe('with the worker running', () => {
     await smtp.waitFor(email, /Confirm/).catch(async (err: unknown) => {
       throw new Error(`${String(err)}\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`);
     });
-    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    await untilStatus(email, 'sent');
     expect((await rowsTo(email))[0]?.attempts).toBe(3);
     await new Promise((r) => setTimeout(r, 500));
     expect(smtp.messagesTo(email)).toHaveLength(1);
@@ -214,7 +217,7 @@ describe('with the worker running', () => {
   it('a permanently failing message ends failed; `tessera outbox retry` delivers it once SMTP recovers', async () => {
     smtp.plan.push({ code: 554, message: 'relay access denied' });
     const email = await register();
-    await until(async () => (await rowsTo(email))[0]?.status === 'failed', 'failed');
+    await untilStatus(email, 'failed');
     const [row] = await rowsTo(email);
     expect(row?.lastError).toContain('554');
     const status = await cli('outbox', 'status');
@@ -225,7 +228,7 @@ describe('with the worker running', () => {
     expect(retry.code, retry.output).toBe(0);
     expect(retry.output).toContain('1 failed message re-queued');
     await smtp.waitFor(email, /Confirm/);
-    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent after the retry');
+    await untilStatus(email, 'sent', 'sent after the retry');
     expect(smtp.messagesTo(email)).toHaveLength(1);
   });
 
@@ -238,7 +241,10 @@ describe('with the worker running', () => {
     try {
       // The same outbox row under other job ids, twice at once.
       await queue.addBulk([1, 2].map((n) => ({ name: 'send', data: { outboxId: row?.id }, opts: { jobId: `dup-${n}-${row?.id}` } })));
-      await until(async () => (await queue.getJobCounts('waiting', 'active', 'delayed')).waiting + (await queue.getJobCounts('active')).active === 0, 'the duplicate jobs to run');
+      await until(async () => {
+        const { waiting, active } = await queue.getJobCounts('waiting', 'active');
+        return waiting + active === 0;
+      }, 'the duplicate jobs to run');
     } finally {
       await queue.close();
       connection.disconnect();
@@ -263,7 +269,7 @@ it('a worker SIGKILLed during a send: the message is still delivered, once', asy
   try {
     // BullMQ hands the stalled job to the new worker; the row's claim of the dead one runs out first.
     await smtp.waitFor(email, /Confirm/, 30_000);
-    await until(async () => (await rowsTo(email))[0]?.status === 'sent', 'sent');
+    await untilStatus(email, 'sent');
     expect((await rowsTo(email))[0]?.attempts).toBe(2);
     await new Promise((r) => setTimeout(r, 500));
     expect(smtp.messagesTo(email)).toHaveLength(1);

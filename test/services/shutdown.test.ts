@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort } from '../helpers/free-port.js';
+import { connectError, freePort } from '../helpers/free-port.js';
 import { testKeys } from '../helpers/keys.js';
 import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 
@@ -67,16 +66,7 @@ async function startServer(env: Record<string, string>) {
   return { child, base, port, exited, output: () => output };
 }
 
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
+const refused = async (port: number) => (await connectError(port)) === 'ECONNREFUSED';
 
 const login = (base: string, email: string) =>
   fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) }).then(
@@ -91,15 +81,21 @@ async function registered(base: string): Promise<string> {
   return email;
 }
 
+/** A server with `n` sign-ins in flight (300 ms after they were sent) that has just been sent SIGTERM. */
+async function sigtermWithSignInsInFlight(env: Record<string, string>, n: number) {
+  const server = await startServer(env);
+  const email = await registered(server.base);
+  const inFlight = Array.from({ length: n }, () => login(server.base, email));
+  await new Promise((r) => setTimeout(r, 300));
+  const signalled = Date.now();
+  server.child.kill('SIGTERM');
+  return { server, inFlight, signalled };
+}
+
 describe('SIGTERM', () => {
   it('50 requests in flight all complete, new connections are refused, exit 0', async () => {
     // bcrypt cost 11: 50 sign-ins keep two hashing threads busy for well over a second.
-    const server = await startServer({ BCRYPT_ROUNDS: '11', SHUTDOWN_TIMEOUT: '30' });
-    const email = await registered(server.base);
-    const inFlight = Array.from({ length: 50 }, () => login(server.base, email));
-    await new Promise((r) => setTimeout(r, 300));
-    const signalled = Date.now();
-    server.child.kill('SIGTERM');
+    const { server, inFlight, signalled } = await sigtermWithSignInsInFlight({ BCRYPT_ROUNDS: '11', SHUTDOWN_TIMEOUT: '30' }, 50);
 
     // The listening socket closes at once.
     let closedAfter = -1;
@@ -122,12 +118,7 @@ describe('SIGTERM', () => {
   });
 
   it('a shutdown that outlives SHUTDOWN_TIMEOUT cuts the connections and exits 1', async () => {
-    const server = await startServer({ BCRYPT_ROUNDS: '13', SHUTDOWN_TIMEOUT: '1' });
-    const email = await registered(server.base);
-    const inFlight = Array.from({ length: 20 }, () => login(server.base, email));
-    await new Promise((r) => setTimeout(r, 300));
-    const signalled = Date.now();
-    server.child.kill('SIGTERM');
+    const { server, inFlight, signalled } = await sigtermWithSignInsInFlight({ BCRYPT_ROUNDS: '13', SHUTDOWN_TIMEOUT: '1' }, 20);
     const { code, at } = await server.exited;
     expect(code).toBe(1);
     expect(at - signalled).toBeLessThan(3000);

@@ -104,68 +104,66 @@ describe('createPoller', () => {
     pollers.push(p);
     return p;
   }
+  /** A poller whose tick only counts its runs. */
+  function counting(intervalMs: number): { p: Poller; readonly ticks: number } {
+    let ticks = 0;
+    const p = poller(async () => {
+      ticks++;
+      return false;
+    }, intervalMs);
+    return {
+      p,
+      get ticks() {
+        return ticks;
+      },
+    };
+  }
   afterAll(async () => {
     await Promise.all(pollers.map((p) => p.stop()));
   });
 
   it('does nothing before start()', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 5);
-    p.wake();
+    const c = counting(5);
+    c.p.wake();
     await sleep(40);
-    expect(ticks).toBe(0);
-    await p.stop();
+    expect(c.ticks).toBe(0);
+    await c.p.stop();
   });
 
   it('start() runs a tick at once, then waits for the interval', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 10_000);
+    const c = counting(10_000);
     const started = Date.now();
-    p.start();
-    p.start(); // a second start() changes nothing
-    await waitFor(() => ticks === 1, 500, 'the first tick');
+    c.p.start();
+    c.p.start(); // a second start() changes nothing
+    await waitFor(() => c.ticks === 1, 500, 'the first tick');
     expect(Date.now() - started).toBeLessThan(200);
     await sleep(60);
-    expect(ticks).toBe(1);
-    await p.stop();
+    expect(c.ticks).toBe(1);
+    await c.p.stop();
   });
 
   it('ticks again every interval', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 25);
-    p.start();
+    const c = counting(25);
+    c.p.start();
     await sleep(200);
-    await p.stop();
+    await c.p.stop();
     // About 8; generous bounds for a busy machine, but more than one and not a busy loop.
-    expect(ticks).toBeGreaterThanOrEqual(3);
-    expect(ticks).toBeLessThanOrEqual(10);
+    expect(c.ticks).toBeGreaterThanOrEqual(3);
+    expect(c.ticks).toBeLessThanOrEqual(10);
   });
 
   it('wake() runs another tick soon, without waiting for the interval', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 10_000);
-    p.start();
-    await waitFor(() => ticks === 1, 500, 'the first tick');
+    const c = counting(10_000);
+    c.p.start();
+    await waitFor(() => c.ticks === 1, 500, 'the first tick');
     await sleep(10);
     const woken = Date.now();
-    p.wake();
-    await waitFor(() => ticks === 2, 500, 'the woken tick');
+    c.p.wake();
+    await waitFor(() => c.ticks === 2, 500, 'the woken tick');
     expect(Date.now() - woken).toBeLessThan(200);
     await sleep(40);
-    expect(ticks).toBe(2);
-    await p.stop();
+    expect(c.ticks).toBe(2);
+    await c.p.stop();
   });
 
   it('wake() during a tick runs exactly one more tick after it', async () => {
@@ -270,29 +268,21 @@ describe('createPoller', () => {
   });
 
   it('stop() before any tick prevents the first one', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 5);
-    p.start();
-    await p.stop();
+    const c = counting(5);
+    c.p.start();
+    await c.p.stop();
     await sleep(40);
-    expect(ticks).toBe(0);
+    expect(c.ticks).toBe(0);
   });
 
   it('can start again after stop()', async () => {
-    let ticks = 0;
-    const p = poller(async () => {
-      ticks++;
-      return false;
-    }, 10_000);
-    p.start();
-    await waitFor(() => ticks === 1, 500, 'the first tick');
-    await p.stop();
-    p.start();
-    await waitFor(() => ticks === 2, 500, 'the tick after the restart');
-    await p.stop();
+    const c = counting(10_000);
+    c.p.start();
+    await waitFor(() => c.ticks === 1, 500, 'the first tick');
+    await c.p.stop();
+    c.p.start();
+    await waitFor(() => c.ticks === 2, 500, 'the tick after the restart');
+    await c.p.stop();
   });
 });
 

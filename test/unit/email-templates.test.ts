@@ -6,30 +6,22 @@ import { ComposeError, createComposer } from '../../src/features/email/compose.j
 import { EMAIL_KINDS, TemplateError, defaultTemplatesDir, loadTemplates, type EmailKind } from '../../src/features/email/templates.js';
 import type { OutboxRow } from '../../src/features/outbox/tables.js';
 import { createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
-import { createSecretBox } from '../../src/infra/secret-box.js';
+import { createSecretBox, type SecretBox } from '../../src/infra/secret-box.js';
 import { testKeys } from '../helpers/keys.js';
 
-/** The TemplateError thrown by `fn`; fails the test when it returns or throws something else. */
-function templateError(fn: () => unknown): TemplateError {
+/** The error `fn` throws, checked to be a `type`; fails the test when it returns or throws something else. */
+function thrownBy<T extends Error>(fn: () => unknown, type: abstract new (...args: never[]) => T): T {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(TemplateError);
-    return err as TemplateError;
+    expect(err).toBeInstanceOf(type);
+    return err as T;
   }
   throw new Error('did not throw');
 }
 
-/** The ComposeError thrown by `fn`; fails the test when it returns or throws something else. */
-function composeError(fn: () => unknown): ComposeError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ComposeError);
-    return err as ComposeError;
-  }
-  throw new Error('did not throw');
-}
+const templateError = (fn: () => unknown) => thrownBy(fn, TemplateError);
+const composeError = (fn: () => unknown) => thrownBy(fn, ComposeError);
 
 // An `&` in the link: the HTML part must carry it as `&amp;`.
 const LINK = 'https://auth.example.com/auth/confirm-email?token=abc-123&next=%2Fhome';
@@ -227,6 +219,11 @@ describe('createComposer', () => {
   const publicUrl = 'https://auth.example.com';
   const from = 'Tessera <no-reply@auth.example.com>';
   const templates = loadTemplates(null);
+  let box: SecretBox;
+  beforeAll(async () => {
+    box = createSecretBox((await testKeys('EdDSA')).ring);
+  });
+  const composer = (appName = 'Tessera', url = publicUrl) => createComposer({ templates, box, publicUrl: url, appName, from });
 
   function row(over: Partial<OutboxRow>): OutboxRow {
     const now = new Date('2030-01-01T00:00:00Z');
@@ -255,10 +252,8 @@ describe('createComposer', () => {
     ['password_reset', '/auth/password/reset'],
   ];
 
-  it.each(expectedPath)('%s: the link is PUBLIC_URL + %s + the unsealed token', async (kind, linkPath) => {
-    const { ring } = await testKeys('EdDSA');
-    const box = createSecretBox(ring);
-    const compose = createComposer({ templates, box, publicUrl, appName: 'Acme', from });
+  it.each(expectedPath)('%s: the link is PUBLIC_URL + %s + the unsealed token', (kind, linkPath) => {
+    const compose = composer('Acme');
     const token = 'tok+/=&?x';
     const mail = compose(row({ kind, sealedSecret: box.seal(token) }));
     const link = `${publicUrl}${linkPath}?token=${encodeURIComponent(token)}`;
@@ -274,10 +269,8 @@ describe('createComposer', () => {
     expect(mail.text).not.toContain(token);
   });
 
-  it('the Message-ID is <row id@PUBLIC_URL host>, the same on every attempt', async () => {
-    const { ring } = await testKeys('EdDSA');
-    const box = createSecretBox(ring);
-    const compose = createComposer({ templates, box, publicUrl: 'https://auth.example.com:8443', appName: 'Tessera', from });
+  it('the Message-ID is <row id@PUBLIC_URL host>, the same on every attempt', () => {
+    const compose = composer('Tessera', 'https://auth.example.com:8443');
     const r = row({ kind: 'password_changed' });
     const first = compose(r);
     const again = compose({ ...r, attempts: 2 });
@@ -288,35 +281,30 @@ describe('createComposer', () => {
     );
   });
 
-  it('the recipient is {{email}} and APP_NAME is {{app_name}}, whatever the payload says', async () => {
-    const { ring } = await testKeys('EdDSA');
-    const compose = createComposer({ templates, box: createSecretBox(ring), publicUrl, appName: 'Acme', from });
+  it('the recipient is {{email}} and APP_NAME is {{app_name}}, whatever the payload says', () => {
+    const compose = composer('Acme');
     const mail = compose(row({ kind: 'password_changed', payload: { name: 'Ada', email: 'other@example.com', app_name: 'Evil' } }));
     expect(mail.text).toContain('(ada@example.com)');
     expect(mail.text).not.toContain('other@example.com');
     expect(mail.subject).toBe('Your Acme password was changed');
   });
 
-  it('kinds without a link need no secret', async () => {
-    const { ring } = await testKeys('EdDSA');
-    const compose = createComposer({ templates, box: createSecretBox(ring), publicUrl, appName: 'Tessera', from });
+  it('kinds without a link need no secret', () => {
+    const compose = composer();
     const mail = compose(row({ kind: 'email_change_notice', payload: { name: 'Ada', new_email: 'new@example.com' } }));
     expect(mail.text).toContain('new@example.com');
     expect(mail.text).not.toContain('http');
   });
 
-  it('an unknown kind is a ComposeError', async () => {
-    const { ring } = await testKeys('EdDSA');
-    const compose = createComposer({ templates, box: createSecretBox(ring), publicUrl, appName: 'Tessera', from });
+  it('an unknown kind is a ComposeError', () => {
+    const compose = composer();
     const err = composeError(() => compose(row({ kind: 'newsletter' })));
     expect(err.message).toContain('newsletter');
     composeError(() => compose(row({ kind: 'toString' })));
   });
 
   it('a missing, damaged or foreign sealed secret is a ComposeError', async () => {
-    const { ring } = await testKeys('EdDSA');
-    const box = createSecretBox(ring);
-    const compose = createComposer({ templates, box, publicUrl, appName: 'Tessera', from });
+    const compose = composer();
     const otherKey = await toSigningKey(generateKeyPairPem('EdDSA').privateKey, 'EdDSA', 'other');
     const foreign = createSecretBox(createKeyRing([otherKey])).seal('tok');
     const sealed = box.seal('tok');
