@@ -252,7 +252,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(mfaRoutes, { mfa, sessions });
   await app.register(auditRoutes, { audit, sessions });
   const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
-  await app.register(adminRoutes, { admin, sessions });
+  await app.register(adminRoutes, { admin, sessions, grantsOf: (userId) => rbac.grantsOf(userId) });
   // For the CLI (tessera users …): the same services, no HTTP.
   app.decorate('services', { admin });
   await app.register(emailRoutes, {

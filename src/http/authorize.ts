@@ -1,24 +1,41 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { AppError } from '../errors.js';
-import { permits } from '../features/rbac/service.js';
+import { permits, type Grants } from '../features/rbac/grant-rules.js';
 import { caller } from './authenticate.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's grants as stored now, read once per request by the first guard. */
+    grants?: Grants;
+  }
+}
+
+/** A user's roles and permissions as stored now (rbac service `grantsOf`). */
+export type CurrentGrants = (userId: string) => Promise<Grants>;
+
 /**
- * preHandlers after `authenticate`, deciding from the access token alone (as
- * other services do): a role change shows at the user's next refresh, or at once
- * after POST /admin/users/:id/sessions/revoke. 403 `forbidden` otherwise.
+ * Tessera's own routes decide on the caller's roles as stored now, not on the
+ * roles its access token claims: a demoted administrator's still-valid token is
+ * refused at once, and a new role applies at once. One indexed query per guarded
+ * request (other services keep deciding from the token alone).
  */
-export function requireRole(...roles: string[]): preHandlerAsyncHookHandler {
+async function grantsOf(request: FastifyRequest, current: CurrentGrants): Promise<Grants> {
+  request.grants ??= await current(caller(request).token.sub);
+  return request.grants;
+}
+
+/** preHandler after `authenticate`: any one of `roles` is held now. 403 `forbidden` otherwise. */
+export function requireRole(current: CurrentGrants, ...roles: string[]): preHandlerAsyncHookHandler {
   return async function requireRoleHook(request: FastifyRequest) {
-    const held = caller(request).token.roles;
+    const held = (await grantsOf(request, current)).roles;
     if (!roles.some((r) => held.includes(r))) throw new AppError('forbidden', `This needs the role ${roles.join(' or ')}.`);
   };
 }
 
-/** Every listed permission must be granted (`*` and `resource:*` grant more). */
-export function requirePermission(...permissions: string[]): preHandlerAsyncHookHandler {
+/** preHandler after `authenticate`: every listed permission is granted now (`*` and `resource:*` grant more). */
+export function requirePermission(current: CurrentGrants, ...permissions: string[]): preHandlerAsyncHookHandler {
   return async function requirePermissionHook(request: FastifyRequest) {
-    const granted = caller(request).token.permissions;
+    const granted = (await grantsOf(request, current)).permissions;
     const missing = permissions.filter((p) => !permits(granted, p));
     if (missing.length) throw new AppError('forbidden', `This needs the permission ${missing.join(', ')}.`);
   };

@@ -64,8 +64,8 @@ describe('guards', () => {
     // A support role that may read users, nothing else.
     expect((await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'support', description: 'Reads users', permissions: ['users:read'] })).statusCode).toBe(201);
     expect((await call(t.app, 'POST', `/admin/users/${u.userId}/roles`, admin.access, { role: 'support' })).statusCode).toBe(204);
-    // The old token still has the old roles; the next refresh has the new ones.
-    expect((await call(t.app, 'GET', '/admin/users', u.access)).statusCode).toBe(403);
+    // Tessera's own routes decide on the roles as stored now: the old token works at once; the next refresh carries them.
+    expect((await call(t.app, 'GET', '/admin/users', u.access)).statusCode).toBe(200);
     const refreshed = json(await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: u.refresh } }));
     const access = refreshed.access_token as string;
     expect(decodeJwt(access)).toMatchObject({ roles: ['support', 'user'], permissions: ['users:read'] });
@@ -112,9 +112,11 @@ describe('admin API', () => {
     const secondAccess = (await signIn(second.email)).access_token;
     // With two admins, one may demote the other…
     expect((await call(t.app, 'DELETE', `/admin/users/${admin.userId}/roles/admin`, secondAccess)).statusCode).toBe(204);
-    // …after which `second` is the last one: no removal (the CLI path), no delete.
+    // …after which `second` is the last one: no removal (the CLI path, or stepping down), no delete —
+    // and the demoted one may no longer touch an administrator at all.
     await expect(t.app.services.admin.removeRole(null, second.userId, 'admin')).rejects.toMatchObject({ code: 'last_admin' });
-    await expect(t.app.services.admin.deleteUser({ id: admin.userId, ip: null, userAgent: null }, second.userId)).rejects.toMatchObject({ code: 'last_admin' });
+    expect(json(await call(t.app, 'DELETE', `/admin/users/${second.userId}/roles/admin`, secondAccess)).error).toBe('last_admin');
+    await expect(t.app.services.admin.deleteUser({ id: admin.userId, ip: null, userAgent: null }, second.userId)).rejects.toMatchObject({ code: 'forbidden' });
     // Two admins again: the other one can be disabled and deleted; the remaining one is protected.
     expect((await call(t.app, 'POST', `/admin/users/${admin.userId}/roles`, secondAccess, { role: 'admin' })).statusCode).toBe(204);
     admin.access = (await signIn(admin.email)).access_token;

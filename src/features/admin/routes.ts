@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { authenticate, caller } from '../../http/authenticate.js';
-import { requirePermission } from '../../http/authorize.js';
+import { requirePermission, type CurrentGrants } from '../../http/authorize.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import { Password, UserBody, toUserBody } from '../accounts/schemas.js';
@@ -14,6 +14,8 @@ import { IdentityBody, toIdentityBody } from '../social/schemas.js';
 export interface AdminRoutesOptions {
   admin: AdminService;
   sessions: SessionService;
+  /** The caller's roles and permissions as stored now: the guards decide on these, not on the token's claims. */
+  grantsOf: CurrentGrants;
 }
 
 const Id = Type.Object({ id: Type.String({ format: 'uuid' }) });
@@ -35,11 +37,12 @@ function actor(request: FastifyRequest): Actor {
 
 /**
  * /admin/*: permission-guarded (users:read, users:write, roles:read, roles:write;
- * the built-in admin role holds `*`). Every change is audited.
+ * the built-in admin role holds `*`) on the caller's roles as stored now. An actor
+ * only gives, edits or takes away what it holds itself. Every change is audited.
  */
-export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { admin, sessions }) => {
+export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { admin, sessions, grantsOf }) => {
   const auth = authenticate(sessions);
-  const can = (...p: string[]) => [auth, requirePermission(...p)];
+  const can = (...p: string[]) => [auth, requirePermission(grantsOf, ...p)];
   const tags = ['admin'];
 
   app.get('/admin/users', {
@@ -158,7 +161,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     preHandler: can('users:write'),
     schema: {
       tags,
-      summary: 'Give a user a role (in their tokens from their next refresh)',
+      summary: 'Give a user a role you may hand out (on Tessera at once; in their tokens from their next refresh)',
       security: secured,
       params: Id,
       body: Type.Object({ role: RoleName }, { additionalProperties: false }),

@@ -49,7 +49,10 @@ function decodeCursor(cursor: string | undefined): Cursor | undefined {
 
 export type AdminService = ReturnType<typeof createAdminService>;
 
-/** User and role administration. Every change is audited with the acting administrator. */
+/**
+ * User and role administration. Every change is audited with the acting administrator,
+ * and an actor only gives, edits or takes away what it holds itself (rbac/grant-rules.ts).
+ */
 export function createAdminService(deps: AdminDeps) {
   const { db, accounts, rbac, sessions, mfa, audit, mail } = deps;
 
@@ -60,6 +63,13 @@ export function createAdminService(deps: AdminDeps) {
   function notSelf(actor: Actor, userId: string) {
     if (actor.id === userId) throw new AppError('cannot_modify_self');
   }
+
+  /**
+   * Opens an admin change in `tx` on the actor's grants as stored now (not its
+   * token's: a demotion applies at once), requiring the route's `permission` again
+   * under the RBAC lock. The CLI (no actor) is unrestricted.
+   */
+  const acting = (tx: Database, actor: Actor | null, permission: string) => rbac.actingAs(tx, actor?.id ?? null, permission);
 
   return {
     async listUsers(q: { emailPrefix?: string | undefined; role?: string | undefined; status?: 'active' | 'disabled' | 'unverified' | undefined; limit: number; cursor?: string | undefined }) {
@@ -75,19 +85,21 @@ export function createAdminService(deps: AdminDeps) {
       return { user, roles: grants.roles, permissions: grants.permissions, sessions: live, mfa: mfaStatus, identities };
     },
 
+    /** Roles named in `input.roles` must be ones the actor may hand out; without them the user gets DEFAULT_ROLE, as at sign-up. */
     async createUser(
       actor: Actor | null,
       input: { email: string; password: string | null; firstName?: string | null | undefined; lastName?: string | null | undefined; emailVerified: boolean; roles?: string[] | undefined; sendInvite: boolean },
     ): Promise<UserRow> {
-      const roles = input.roles ?? [deps.defaultRole];
       const user = await db.transaction(async (tx) => {
+        const by = await acting(tx, actor, 'users:write');
         const created = await accounts.createByAdmin(tx, input);
-        await rbac.assign(tx, created.id, roles);
+        if (input.roles) await rbac.assign(tx, by, created.id, input.roles);
+        else await rbac.assignDefault(tx, created.id);
         if (input.sendInvite) {
           if (input.password === null) await mail.invite(tx, created);
           else if (!input.emailVerified) await mail.confirmation(tx, created);
         }
-        await record(tx, actor, 'admin_user_created', created.id, { roles: roles.join(',') });
+        await record(tx, actor, 'admin_user_created', created.id, { roles: (input.roles ?? [deps.defaultRole]).join(',') });
         return created;
       });
       mail.committed();
@@ -97,6 +109,7 @@ export function createAdminService(deps: AdminDeps) {
     async setDisabled(actor: Actor, id: string, disabled: boolean): Promise<UserRow> {
       notSelf(actor, id);
       return db.transaction(async (tx) => {
+        await rbac.mayChangeUser(tx, await acting(tx, actor, 'users:write'), id);
         if (disabled) await rbac.keepAnAdmin(tx, id);
         const user = await accounts.setDisabled(tx, id, disabled);
         await record(tx, actor, disabled ? 'admin_user_disabled' : 'admin_user_enabled', id);
@@ -107,24 +120,32 @@ export function createAdminService(deps: AdminDeps) {
     async deleteUser(actor: Actor, id: string): Promise<void> {
       notSelf(actor, id);
       await db.transaction(async (tx) => {
+        await rbac.mayChangeUser(tx, await acting(tx, actor, 'users:write'), id);
         await rbac.keepAnAdmin(tx, id);
         await accounts.removeByAdmin(tx, id);
         await record(tx, actor, 'admin_user_deleted', id);
       });
     },
 
+    /** Never to oneself; only a role the actor may hand out, to a user it may change. */
     async addRole(actor: Actor | null, userId: string, role: string): Promise<void> {
+      if (actor) notSelf(actor, userId);
       await accounts.getProfile(userId);
       await db.transaction(async (tx) => {
-        await rbac.assign(tx, userId, [role]);
+        const by = await acting(tx, actor, 'users:write');
+        await rbac.mayChangeUser(tx, by, userId);
+        await rbac.assign(tx, by, userId, [role]);
         await record(tx, actor, 'admin_role_assigned', userId, { role });
       });
     },
 
+    /** Only a role the actor could have given; stepping down oneself is allowed (but not as the last admin). */
     async removeRole(actor: Actor | null, userId: string, role: string): Promise<void> {
       await db.transaction(async (tx) => {
+        const by = await acting(tx, actor, 'users:write');
+        await rbac.mayChangeUser(tx, by, userId);
         if (role === 'admin') await rbac.keepAnAdmin(tx, userId);
-        await rbac.unassign(tx, userId, role);
+        await rbac.unassign(tx, by, userId, role);
         await record(tx, actor, 'admin_role_removed', userId, { role });
       });
     },
@@ -132,6 +153,7 @@ export function createAdminService(deps: AdminDeps) {
     async revokeSessions(actor: Actor, userId: string): Promise<number> {
       await accounts.getProfile(userId);
       return db.transaction(async (tx) => {
+        await rbac.mayChangeUser(tx, await acting(tx, actor, 'users:write'), userId);
         const n = await sessions.revokeAll(userId, 'revoked_by_admin', tx);
         await record(tx, actor, 'admin_sessions_revoked', userId, { sessions: n });
         return n;
@@ -142,7 +164,7 @@ export function createAdminService(deps: AdminDeps) {
 
     async createRole(actor: Actor, r: { name: string; description?: string | undefined; permissions: string[] }) {
       return db.transaction(async (tx) => {
-        const role = await rbac.create(r, tx);
+        const role = await rbac.create(tx, await acting(tx, actor, 'roles:write'), r);
         await record(tx, actor, 'admin_role_created', null, { role: role.name, permissions: role.permissions.join(',') });
         return role;
       });
@@ -150,7 +172,7 @@ export function createAdminService(deps: AdminDeps) {
 
     async updateRole(actor: Actor, name: string, changes: { description?: string | undefined; permissions?: string[] | undefined }) {
       return db.transaction(async (tx) => {
-        const role = await rbac.update(name, changes, tx);
+        const role = await rbac.update(tx, await acting(tx, actor, 'roles:write'), name, changes);
         await record(tx, actor, 'admin_role_updated', null, { role: role.name, permissions: role.permissions.join(',') });
         return role;
       });
@@ -158,7 +180,7 @@ export function createAdminService(deps: AdminDeps) {
 
     async deleteRole(actor: Actor, name: string): Promise<void> {
       await db.transaction(async (tx) => {
-        await rbac.remove(name, tx);
+        await rbac.remove(tx, await acting(tx, actor, 'roles:write'), name);
         await record(tx, actor, 'admin_role_deleted', null, { role: name });
       });
     },

@@ -13,6 +13,17 @@ export async function rolesOfUser(db: Database, userId: string): Promise<Array<{
     .orderBy(asc(roles.name));
 }
 
+/** Like `rolesOfUser`, but none for a disabled or deleted user: an actor's grants inside a change. */
+export async function rolesOfEnabledUser(db: Database, userId: string): Promise<Array<{ name: string; permissions: string[] }>> {
+  return db
+    .select({ name: roles.name, permissions: roles.permissions })
+    .from(userRoles)
+    .innerJoin(roles, eq(roles.name, userRoles.role))
+    .innerJoin(users, eq(users.id, userRoles.userId))
+    .where(and(eq(userRoles.userId, userId), isNull(users.disabledAt)))
+    .orderBy(asc(roles.name));
+}
+
 export async function listRoles(db: Database): Promise<Array<RoleRow & { users: number }>> {
   const rows = await db
     .select({ role: roles, users: sql<number>`(select count(*)::int from ${userRoles} where ${userRoles.role} = ${roles.name})` })
@@ -58,10 +69,9 @@ export async function removeUserRole(db: Database, userId: string, name: string)
   return rows.length > 0;
 }
 
-export async function existingRoles(db: Database, names: string[]): Promise<string[]> {
+export async function findRoles(db: Database, names: string[]): Promise<RoleRow[]> {
   if (!names.length) return [];
-  const rows = await db.select({ name: roles.name }).from(roles).where(inArray(roles.name, names));
-  return rows.map((r) => r.name);
+  return db.select().from(roles).where(inArray(roles.name, names));
 }
 
 /** Enabled users other than `userId` holding `role` (the last-admin guard). */

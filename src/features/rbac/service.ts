@@ -2,23 +2,22 @@ import { sql } from 'drizzle-orm';
 import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
+import { ADMIN_ROLE, mayHandOut, mayManage, notHeld, permits, type Grants } from './grant-rules.js';
 import * as repo from './repo.js';
 import type { RoleRow } from './tables.js';
+
+export type { Grants } from './grant-rules.js';
 
 /** Role names: lower-case, digits, `_ - :`, starting with a letter. */
 const ROLE_NAME = /^[a-z][a-z0-9_:-]{0,63}$/;
 /** Permission strings: `resource:action` style, `*` alone, or `resource:*`. */
 const PERMISSION = /^(\*|[a-z][a-z0-9_.-]{0,63}(:([a-z0-9_.-]{1,64}|\*))*)$/;
 
-export interface Grants {
-  roles: string[];
-  permissions: string[];
-}
-
-/** Whether `granted` covers `wanted`: exact, `*`, or a `resource:*` prefix. */
-export function permits(granted: readonly string[], wanted: string): boolean {
-  return granted.some((g) => g === '*' || g === wanted || (g.endsWith(':*') && wanted.startsWith(g.slice(0, -1))));
-}
+/**
+ * The grants a change is made with: an actor's, as stored when the change took
+ * the RBAC lock, or null for the CLI (an operator with the database: unrestricted).
+ */
+export type ActingGrants = Grants | null;
 
 function checkPermissions(list: string[]): string[] {
   const bad = list.filter((p) => !PERMISSION.test(p));
@@ -26,16 +25,68 @@ function checkPermissions(list: string[]): string[] {
   return [...new Set(list)].sort();
 }
 
+const flatten = (rows: Array<{ name: string; permissions: string[] }>): Grants => ({
+  roles: rows.map((r) => r.name),
+  permissions: [...new Set(rows.flatMap((r) => r.permissions))].sort(),
+});
+
+/** 403 unless `by` may give, edit or take away `role`. */
+function mustHandOut(by: ActingGrants, role: RoleRow): void {
+  if (!by || mayHandOut(by, role)) return;
+  if (role.name === ADMIN_ROLE && !by.roles.includes(ADMIN_ROLE)) throw new AppError('forbidden', 'Only an administrator can give, change or take away the admin role.');
+  throw new AppError('forbidden', `The role ${role.name} has permissions you do not hold: ${notHeld(by, role.permissions).join(', ')}.`);
+}
+
+/** 403 unless `by` holds every permission it wants to put into a role. */
+function mustHoldAll(by: ActingGrants, permissions: string[]): void {
+  const missing = by ? notHeld(by, permissions) : [];
+  if (missing.length) throw new AppError('forbidden', `You can only put permissions you hold into a role; you do not hold ${missing.join(', ')}.`);
+}
+
 export type RbacService = ReturnType<typeof createRbacService>;
 
 export function createRbacService(deps: { db: Database; clock: Clock; defaultRole: string }) {
   const { db, clock } = deps;
 
+  /** Serialises every role, grant and admin-account change (they are rare), so each decides on settled grants. */
+  const lock = (tx: Database) => tx.execute(sql`select pg_advisory_xact_lock(hashtextextended('tessera:rbac', 0))`);
+
+  async function findRole(tx: Database, name: string): Promise<RoleRow> {
+    const role = await repo.findRole(tx, name);
+    if (!role) throw new AppError('role_not_found');
+    return role;
+  }
+
   return {
-    /** Roles and flattened permissions for an access token (read at sign-in and at every refresh). */
+    /**
+     * A user's roles and flattened permissions as stored now: for an access token (at
+     * sign-in and every refresh) and for the guards of Tessera's own routes. One
+     * query on the `user_roles` primary key (user_id, role) joined to `roles` by name.
+     */
     async grantsOf(userId: string, tx: Database = db): Promise<Grants> {
-      const rows = await repo.rolesOfUser(tx, userId);
-      return { roles: rows.map((r) => r.name), permissions: [...new Set(rows.flatMap((r) => r.permissions))].sort() };
+      return flatten(await repo.rolesOfUser(tx, userId));
+    },
+
+    /**
+     * Starts an RBAC change inside `tx`: takes the RBAC lock, then reads the actor's
+     * grants as stored now (none once disabled or deleted) and requires `permission`.
+     * A concurrent demotion is thus either seen here or waits for this change.
+     * `actorId` null is the CLI: unrestricted (returns null).
+     */
+    async actingAs(tx: Database, actorId: string | null, permission: string): Promise<ActingGrants> {
+      await lock(tx);
+      if (actorId === null) return null;
+      const grants = flatten(await repo.rolesOfEnabledUser(tx, actorId));
+      if (!permits(grants.permissions, permission)) throw new AppError('forbidden', `This needs the permission ${permission}.`);
+      return grants;
+    },
+
+    /** 403 unless `by` could have given `userId` everything it holds (an admin only by an admin). */
+    async mayChangeUser(tx: Database, by: ActingGrants, userId: string): Promise<void> {
+      if (!by) return;
+      if (!mayManage(by, flatten(await repo.rolesOfUser(tx, userId)))) {
+        throw new AppError('forbidden', 'This user holds roles or permissions you do not; only someone holding them all can change the account.');
+      }
     },
 
     /** Gives a new user DEFAULT_ROLE (created if it does not exist yet). */
@@ -46,49 +97,62 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
 
     list: () => repo.listRoles(db),
 
-    async create(r: { name: string; description?: string | undefined; permissions: string[] }, tx: Database = db): Promise<RoleRow> {
+    async create(tx: Database, by: ActingGrants, r: { name: string; description?: string | undefined; permissions: string[] }): Promise<RoleRow> {
       if (!ROLE_NAME.test(r.name)) throw new AppError('validation_failed', 'A role name is lower-case letters, digits, _ - or :, starting with a letter.', [{ field: 'name', message: 'invalid' }]);
-      const created = await repo.insertRole(tx, { name: r.name, description: r.description ?? '', permissions: checkPermissions(r.permissions), now: clock.now() });
+      const permissions = checkPermissions(r.permissions);
+      mustHoldAll(by, permissions);
+      const created = await repo.insertRole(tx, { name: r.name, description: r.description ?? '', permissions, now: clock.now() });
       if (!created) throw new AppError('role_exists');
       return created;
     },
 
-    async update(name: string, changes: { description?: string | undefined; permissions?: string[] | undefined }, tx: Database = db): Promise<RoleRow> {
+    /** Only a role `by` could hand out, and only with permissions `by` holds (the built-in `user` included). */
+    async update(tx: Database, by: ActingGrants, name: string, changes: { description?: string | undefined; permissions?: string[] | undefined }): Promise<RoleRow> {
+      mustHandOut(by, await findRole(tx, name));
       const set: { description?: string; permissions?: string[] } = {};
       if (changes.description !== undefined) set.description = changes.description;
-      if (changes.permissions !== undefined) set.permissions = checkPermissions(changes.permissions);
+      if (changes.permissions !== undefined) {
+        set.permissions = checkPermissions(changes.permissions);
+        mustHoldAll(by, set.permissions);
+      }
       const role = await repo.updateRole(tx, name, set, clock.now());
       if (!role) throw new AppError('role_not_found');
       return role;
     },
 
-    async remove(name: string, tx: Database = db): Promise<void> {
-      if (await repo.deleteRole(tx, name)) return;
-      throw new AppError((await repo.findRole(tx, name)) ? 'role_builtin' : 'role_not_found');
+    async remove(tx: Database, by: ActingGrants, name: string): Promise<void> {
+      const role = await findRole(tx, name);
+      if (role.builtin) throw new AppError('role_builtin');
+      mustHandOut(by, role);
+      if (!(await repo.deleteRole(tx, name))) throw new AppError('role_not_found');
     },
 
-    /** Adds roles to a user; every role must exist. */
-    async assign(tx: Database, userId: string, names: string[]): Promise<void> {
+    /** Adds roles to a user; every role must exist and be one `by` may hand out. */
+    async assign(tx: Database, by: ActingGrants, userId: string, names: string[]): Promise<void> {
       const unique = [...new Set(names)];
-      const found = await repo.existingRoles(tx, unique);
-      const missing = unique.filter((n) => !found.includes(n));
+      const found = await repo.findRoles(tx, unique);
+      const missing = unique.filter((n) => !found.some((r) => r.name === n));
       if (missing.length) throw new AppError('role_not_found', `No such role: ${missing.join(', ')}`);
+      for (const role of found) mustHandOut(by, role);
       await repo.addUserRoles(tx, userId, unique);
+    },
+
+    /** Takes a role from a user: only one `by` could have given. */
+    async unassign(tx: Database, by: ActingGrants, userId: string, name: string): Promise<void> {
+      const role = await repo.findRole(tx, name);
+      if (role) mustHandOut(by, role);
+      if (!role || !(await repo.removeUserRole(tx, userId, name))) throw new AppError('role_not_found', `The user does not have the role ${name}.`);
     },
 
     /**
      * Refuses (409 `last_admin`) to take away the last enabled administrator: by
      * removing the role, disabling or deleting. Call it in the change's transaction;
-     * concurrent changes are serialised so two admins cannot demote each other at once.
+     * the RBAC lock serialises concurrent changes so two admins cannot demote each other at once.
      */
     async keepAnAdmin(tx: Database, userId: string): Promise<void> {
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended('tessera:admins', 0))`);
-      if (!(await repo.holdsRole(tx, userId, 'admin'))) return;
-      if ((await repo.countOtherEnabledHolders(tx, 'admin', userId)) === 0) throw new AppError('last_admin');
-    },
-
-    async unassign(tx: Database, userId: string, name: string): Promise<void> {
-      if (!(await repo.removeUserRole(tx, userId, name))) throw new AppError('role_not_found', `The user does not have the role ${name}.`);
+      await lock(tx);
+      if (!(await repo.holdsRole(tx, userId, ADMIN_ROLE))) return;
+      if ((await repo.countOtherEnabledHolders(tx, ADMIN_ROLE, userId)) === 0) throw new AppError('last_admin');
     },
   };
 }
