@@ -163,7 +163,7 @@ async function usersSetRole(args: string[]): Promise<void> {
     if (values.remove) await admin.removeRole(null, found.id, role);
     else await admin.addRole(null, found.id, role);
   });
-  console.log(`tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; it shows in their tokens from their next refresh`);
+  console.log(`tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; Tessera's own routes apply it at once, their tokens from their next refresh`);
 }
 
 async function rolesList(): Promise<void> {

@@ -46,7 +46,7 @@ export const errorCatalogue = {
   role_not_found: { status: 404, message: 'No such role.' },
   role_exists: { status: 409, message: 'A role with this name already exists.' },
   role_builtin: { status: 409, message: 'Built-in roles (admin, user) cannot be deleted.' },
-  cannot_modify_self: { status: 409, message: 'Administrators cannot disable or delete their own account here.' },
+  cannot_modify_self: { status: 409, message: 'Administrators cannot disable or delete their own account, or give themselves a role, here.' },
   last_admin: { status: 409, message: 'This is the last enabled administrator; make someone else admin first.' },
 
   // multi-factor authentication

@@ -40,7 +40,7 @@ export interface SessionServiceDeps {
   refreshTokenDays: number;
   refreshReuseGraceSeconds: number;
   metrics: Pick<ServiceMetrics, 'refreshReuse'>;
-  /** Roles and permissions for the access token, read at every issue: a role change shows at the next refresh. */
+  /** Roles and permissions for the access token, read at every issue: a role change shows in tokens at the next refresh. */
   grantsOf: (userId: string, tx?: Database) => Promise<{ roles: string[]; permissions: string[] }>;
   audit: Pick<AuditService, 'record'>;
 }
