@@ -64,7 +64,7 @@ describe('re-authentication on signed-in endpoints', () => {
     const answers: string[] = [];
     for (let i = 1; i <= 10; i++) {
       const res = await change(`guess number ${i}`);
-      answers.push(`${res.statusCode} ${json(res).error}`);
+      answers.push(`${res.statusCode} ${String(json(res).error)}`);
     }
     expect(answers).toEqual([...Array(5).fill('403 invalid_password'), ...Array(5).fill('429 sign_in_throttled')]);
     const wait = expectThrottled(await change(PASSWORD));
