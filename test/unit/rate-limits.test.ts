@@ -67,6 +67,25 @@ describe('memory counters', () => {
     expect(await store.hit('s', 1000, { slide: true })).toEqual({ count: 2, ttlMs: 1000 });
   });
 
+  it('take counts only below the maximum; reserve refuses while the block lives, else counts and starts the delay it earns; release gives one back', async () => {
+    const clock = new ManualClock(0);
+    const store = createMemoryCounterStore(clock);
+    expect(await store.take('ip', 1000, 2)).toEqual({ taken: true, count: 1, ttlMs: 1000 });
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: true, count: 2 });
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: false, count: 2 });
+    await store.release('ip');
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: true, count: 2 });
+
+    const schedule = { free: 2, baseMs: 1000, maxMs: 3000 };
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toEqual({ taken: true, count: 1, ttlMs: 60_000, delayMs: 0 });
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 2, delayMs: 1000 });
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toEqual({ taken: false, count: 2, ttlMs: 1000, delayMs: 0 });
+    clock.advance(1000);
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 3, delayMs: 2000 });
+    clock.advance(2000);
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 4, delayMs: 3000 });
+  });
+
   it('stay bounded: past maxKeys the soonest to expire go first', async () => {
     const clock = new ManualClock(0);
     const store = createMemoryCounterStore(clock, 100);
