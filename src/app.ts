@@ -138,10 +138,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     const store = counters;
     app.addHook('onClose', () => store.close());
   }
-  if (counters && limits.enabled) await registerRateLimits(app, { store: counters, limits: limits.limits, rateLimited: metrics.rateLimited });
   const signInGuard = counters && limits.bruteForce.enabled
     ? createSignInGuard({ store: counters, settings: limits.bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) })
     : undefined;
+  if (counters && limits.enabled) {
+    await registerRateLimits(app, { store: counters, limits: limits.limits, rateLimited: metrics.rateLimited, ...(signInGuard ? { isKnownClient: signInGuard.isKnownClient } : {}) });
+  }
 
   const signer = createTokenSigner(deps.keys, clock, {
     issuer: config.jwt.issuer,

@@ -43,13 +43,33 @@ export const RATE_LIMIT_RULES: Record<string, (body: Body) => RateLimitName[]> =
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
 };
 
+/**
+ * The body field that names the account of a route's per-account limits: the
+ * one the route actually authenticates (or acts) with, `email` unless listed.
+ * Never another field the client adds: a decoy `email` on a form grant must
+ * not move the count of its `username` elsewhere.
+ */
+export const ACCOUNT_FIELDS: Record<string, string> = {
+  'POST /auth/token': 'username',
+};
+
+/** The normalised address a request's per-account limits count. */
+const accountOf = (request: FastifyRequest): string =>
+  normaliseEmail(field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email'));
+
 /** The counter key of one limit for one request; emails only as a digest. */
 function keyOf(name: RateLimitName, request: FastifyRequest): string {
   if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
-  const body = request.body as Body;
-  const email = normaliseEmail(field(body, 'email') || field(body, 'username'));
-  return `${name}:${keyDigest(email)}`;
+  return `${name}:${keyDigest(accountOf(request))}`;
 }
+
+/**
+ * Limits a known client of the address skips (sign-in-guard.ts): its own
+ * brute-force counter, reserved before each password is hashed, already slows
+ * its guesses, so a stranger flooding the address cannot refuse the owner at
+ * a known client.
+ */
+const KNOWN_CLIENT_SKIPS = new Set<RateLimitName>(['sign_in_account']);
 
 /** @fastify/rate-limit's store interface over our counters (shared through Redis, per process as the fallback). */
 function storeClass(counters: CounterStore) {
@@ -77,6 +97,8 @@ export interface RateLimitOptions {
   limits: Record<RateLimitName, Rate | null>;
   /** `tessera_rate_limited_total{limit}`. */
   rateLimited: Pick<Counter<'limit'>, 'inc'>;
+  /** Whether `ip` is a known client of the address (brute-force protection on); none: every client counts. */
+  isKnownClient?: (email: string, ip: string | null) => Promise<boolean>;
 }
 
 /**
@@ -107,6 +129,7 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
       for (const name of rule(request.body as Body)) {
         const check = checks.get(name);
         if (!check) continue;
+        if (KNOWN_CLIENT_SKIPS.has(name) && opts.isKnownClient && (await opts.isKnownClient(accountOf(request), request.ip))) continue;
         const r = await check(request);
         if (r.isAllowed) continue;
         if (r.isExceeded) {

@@ -198,6 +198,27 @@ describe('sign-in with a second step', () => {
     expect(mails.map((m) => m.kind)).toContain('mfa_enabled');
   });
 
+  it('24 wrong codes in parallel on one mfa_token: only MFA_MAX_FAILURES (3) are checked, the others get 429 before any check', async () => {
+    const u = await enrolled();
+    const mfaToken = json(await post(t.app, '/auth/login', { email: u.email, password: PASSWORD })).mfa_token as string;
+    // A real listening server: the requests really run side by side.
+    const base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const answers = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        fetch(`${base}/auth/mfa/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mfa_token: mfaToken, code: String(100000 + i) }) }),
+      ),
+    );
+    const results = await Promise.all(answers.map(async (r) => `${r.status} ${((await r.json()) as { error: string }).error}`));
+    // Each check that happened is an mfa_failed event: exactly the limit.
+    const checked = (await t.db.handle.db.select().from(auditEvents).where(eq(auditEvents.userId, u.userId))).filter((e) => e.type === 'mfa_failed');
+    expect(checked).toHaveLength(3);
+    expect(results.filter((r) => r === '400 invalid_mfa_code')).toHaveLength(2);
+    expect(results.filter((r) => r === '429 too_many_attempts')).toHaveLength(22);
+    // And the right code now is refused too, until the window ends.
+    expect((await post(t.app, '/auth/mfa/verify', { mfa_token: mfaToken, code: await codeFor(u.secret) })).statusCode).toBe(429);
+    t.clock.advance(15 * 60_000 + 1000);
+  });
+
   it('a password reset through the emailed link does not bypass MFA', async () => {
     const u = await enrolled();
     expect((await post(t.app, '/auth/password/forgot', { email: u.email })).statusCode).toBe(202);

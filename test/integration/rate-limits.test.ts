@@ -1,5 +1,8 @@
+import { and, eq } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { users } from '../../src/features/accounts/tables.js';
+import { auditEvents } from '../../src/features/audit/tables.js';
 import { PASSWORD, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // Request limits per endpoint (per IP, per email) and brute-force protection of
@@ -241,6 +244,33 @@ describe('known clients: strangers cannot keep the owner out', () => {
     ]);
   });
 
+  it('a stranger flooding the address past RATE_LIMIT_SIGN_IN_ACCOUNT does not refuse the owner at a known client; guessing there is still slowed', async () => {
+    const owner = await account();
+    const home = freshIp();
+    expect((await login(owner, PASSWORD, home)).statusCode).toBe(200);
+    freshWindow();
+
+    // 12/5m per address: the stranger's 13th request (and every other unknown client's) is refused by the request limit.
+    const stranger = freshIp();
+    for (let i = 1; i <= 12; i++) expect([400, 429]).toContain((await login(owner, `flood ${i}`, stranger)).statusCode);
+    expect429(await login(owner, `flood 13`, stranger), 'rate_limited');
+    expect429(await login(owner, PASSWORD, freshIp()), 'rate_limited');
+
+    // The owner at home with the right password: in.
+    const ok = await login(owner, PASSWORD, home);
+    expect(ok.statusCode, ok.body).toBe(200);
+    // Guessing from home is judged by home's own counter: 5 free, then delays, whatever the request limit says.
+    for (let i = 1; i <= 5; i++) expect((await login(owner, `home guess ${i}`, home)).statusCode).toBe(400);
+    expect429(await login(owner, 'home guess 6', home), 'sign_in_throttled');
+    expect429(await login(owner, PASSWORD, home), 'sign_in_throttled');
+    // A form grant from home is the same client of the same address.
+    expect429(await tokenGrant({ grant_type: 'password', username: owner, password: PASSWORD }, home), 'sign_in_throttled');
+    t.clock.advance(1000);
+    expect((await tokenGrant({ grant_type: 'password', username: owner, password: PASSWORD }, home)).statusCode).toBe(200);
+    // Strangers stay limited.
+    expect429(await login(owner, PASSWORD, stranger), 'rate_limited');
+  });
+
   it('a client stays known BRUTE_FORCE_KNOWN_CLIENT_TTL (30 days) after its last success, then is a stranger again', async () => {
     const owner = await account();
     const home = freshIp();
@@ -264,6 +294,36 @@ describe('known clients: strangers cannot keep the owner out', () => {
     t.clock.advance(86400_000 + 1000);
     await strangersDelay();
     expect429(await login(owner, PASSWORD, home), 'sign_in_throttled');
+  });
+});
+
+describe('parallel attempts: each is counted before its password is checked', () => {
+  // Request limits off: only brute-force protection stands between the attempts and the hash. A real listening server.
+  let guardOnly: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    guardOnly = await createTestApp({ db: t.db, env: { RATE_LIMIT_ENABLED: 'false', BRUTE_FORCE_ENABLED: 'true' } });
+    base = await guardOnly.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await guardOnly?.close();
+  });
+  const login = (email: string, password: string) => fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+
+  it('25 parallel passwords, the right one last: only the 5 free attempts are hashed, the rest get 429 before any hashing', async () => {
+    const email = await account();
+    const [user] = await t.db.handle.db.select().from(users).where(eq(users.email, email));
+    const passwords = [...Array.from({ length: 24 }, (_, i) => `parallel guess ${i}`), PASSWORD];
+    const answers = await Promise.all(passwords.map((password) => login(email, password)));
+    const results = await Promise.all(answers.map(async (r) => `${r.status} ${(await r.json() as { error?: string }).error ?? ''}`));
+    // The hashes actually spent: one sign_in_failed event per wrong password that was checked.
+    const checked = await t.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
+    expect(checked).toHaveLength(5);
+    expect(results.filter((r) => r === '400 invalid_grant')).toHaveLength(5);
+    expect(results.filter((r) => r === '429 sign_in_throttled')).toHaveLength(20);
+    // The right password was among the refused: only the first five are free, however fast they come.
+    expect(results.at(-1)).toBe('429 sign_in_throttled');
+    expect((await login(email, PASSWORD)).status).toBe(429);
   });
 });
 
@@ -376,6 +436,15 @@ describe('every credential endpoint has a limit', () => {
     expect(json(limited)).toEqual({ error: 'rate_limited', error_description: expect.any(String) });
     // The address's limit is the address's: the email is normalised before counting.
     expect429(await login(`  ${email.toUpperCase()} `, PASSWORD, freshIp()), 'rate_limited');
+  });
+
+  it('sign-in (password grant): the per-address limit counts the username, never a decoy email field the client adds', async () => {
+    const email = await account();
+    const grant = (i: number) => tokenGrant({ grant_type: 'password', username: email, password: PASSWORD, email: uniqueEmail(`decoy${i}`) }, freshIp());
+    for (let i = 0; i < 12; i++) expect((await grant(i)).statusCode).toBe(200);
+    expect429(await grant(12), 'rate_limited');
+    // And the JSON sign-in counts the same address: it is one limit.
+    expect429(await login(email, PASSWORD, freshIp()), 'rate_limited');
   });
 
   it('sign-in: per IP, whatever the addresses (TRUST_PROXY app: 3 per IP)', async () => {

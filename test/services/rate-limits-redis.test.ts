@@ -1,5 +1,9 @@
+import { and, eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { users } from '../../src/features/accounts/tables.js';
+import { auditEvents } from '../../src/features/audit/tables.js';
+import { keyDigest } from '../../src/infra/counter-store.js';
 import { OwnRedis } from '../helpers/redis-server.js';
 import { PASSWORD, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
@@ -87,6 +91,18 @@ describe('two instances, one Redis', () => {
     expect(keys.join(' ')).not.toContain(email);
   });
 
+  it('count parallel attempts on both instances before hashing: 25 at once, only the 5 free ones are checked', async () => {
+    const email = await account();
+    const passwords = [...Array.from({ length: 24 }, (_, i) => `parallel ${i}`), PASSWORD];
+    const answers = await Promise.all(passwords.map((password, i) => login(i % 2 ? b : a, email, password, freshIp())));
+    const [user] = await a.db.handle.db.select().from(users).where(eq(users.email, email));
+    const checked = await a.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
+    expect(checked).toHaveLength(5);
+    expect(answers.filter((r) => r.statusCode === 400)).toHaveLength(5);
+    // The rest: the delay (or, past 10, the request limit per address), never a hash.
+    expect(answers.filter((r) => r.statusCode === 429)).toHaveLength(20);
+  });
+
   it('share known clients: the owner known on one instance signs in on the other during the delay strangers built', async () => {
     const email = await account();
     const home = freshIp();
@@ -160,5 +176,37 @@ describe('Redis down', () => {
     const answers = [];
     for (const app of [b, a, b, a, b]) answers.push((await forgot(app, ip)).statusCode);
     expect(answers).toEqual([202, 202, 202, 202, 429]);
+  });
+});
+
+describe('Redis down while a delay is pending', () => {
+  // An instance of its own, with a delay long enough to outlast the test in real time (Redis keeps real time).
+  let c: TestApp;
+  beforeAll(async () => {
+    await redis.up();
+    await untilShared();
+    c = await createTestApp({ db: a.db, env: { ...env(redis.url), BRUTE_FORCE_BASE_DELAY: '60s' } });
+  });
+  afterAll(async () => {
+    await redis.up();
+    await c?.close();
+  });
+
+  it('keeps the delay: the right password still gets 429 until it ends, then signs in', async () => {
+    const email = await account();
+    const ip = freshIp();
+    for (let i = 1; i <= 5; i++) expect((await login(c, email, `wrong ${i}`, ip)).statusCode).toBe(400);
+    // The delay is in Redis.
+    expect(await probe.pttl(`tessera:rl:bf:wait:${keyDigest(email)}`)).toBeGreaterThan(50_000);
+    await redis.down();
+
+    const refused = await login(c, email, PASSWORD, ip);
+    expect(refused.statusCode, refused.body).toBe(429);
+    expect(json(refused).error).toBe('sign_in_throttled');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
+    expect((await login(c, email, PASSWORD, freshIp())).statusCode).toBe(429);
+    // The delay ends (by this instance's clock): the right password is let in, Redis or not.
+    c.clock.advance(60_000);
+    expect((await login(c, email, PASSWORD, ip)).statusCode).toBe(200);
   });
 });

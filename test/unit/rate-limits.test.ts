@@ -67,6 +67,25 @@ describe('memory counters', () => {
     expect(await store.hit('s', 1000, { slide: true })).toEqual({ count: 2, ttlMs: 1000 });
   });
 
+  it('take counts only below the maximum; reserve refuses while the block lives, else counts and starts the delay it earns; release gives one back', async () => {
+    const clock = new ManualClock(0);
+    const store = createMemoryCounterStore(clock);
+    expect(await store.take('ip', 1000, 2)).toEqual({ taken: true, count: 1, ttlMs: 1000 });
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: true, count: 2 });
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: false, count: 2 });
+    await store.release('ip');
+    expect(await store.take('ip', 1000, 2)).toMatchObject({ taken: true, count: 2 });
+
+    const schedule = { free: 2, baseMs: 1000, maxMs: 3000 };
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toEqual({ taken: true, count: 1, ttlMs: 60_000, delayMs: 0 });
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 2, delayMs: 1000 });
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toEqual({ taken: false, count: 2, ttlMs: 1000, delayMs: 0 });
+    clock.advance(1000);
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 3, delayMs: 2000 });
+    clock.advance(2000);
+    expect(await store.reserve('n', 'b', 60_000, schedule)).toMatchObject({ taken: true, count: 4, delayMs: 3000 });
+  });
+
   it('stay bounded: past maxKeys the soonest to expire go first', async () => {
     const clock = new ManualClock(0);
     const store = createMemoryCounterStore(clock, 100);
@@ -86,18 +105,18 @@ describe('sign-in guard', () => {
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings });
     const delays = [];
     for (let i = 0; i < 6; i++) {
-      delays.push((await guard.failed('a@example.com', '192.0.2.1')).delaySeconds);
+      delays.push((await guard.reserve('a@example.com', '192.0.2.1')).delaySeconds);
       clock.advance(10_000);
     }
     expect(delays).toEqual([0, 0, 2, 4, 8, 10]);
     clock.advance(3600_000);
-    expect((await guard.failed('a@example.com', '192.0.2.1')).delaySeconds).toBe(0);
+    expect((await guard.reserve('a@example.com', '192.0.2.1')).delaySeconds).toBe(0);
   });
 
   it('refuses during a delay with 429 sign_in_throttled and the seconds left', async () => {
     const clock = new ManualClock(0);
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings });
-    for (let i = 0; i < 3; i++) await guard.failed('b@example.com', null);
+    for (let i = 0; i < 3; i++) await guard.reserve('b@example.com', null);
     clock.advance(500);
     await expect(guard.check('b@example.com', null)).rejects.toMatchObject({ code: 'sign_in_throttled', status: 429, retryAfterSeconds: 2 });
     await expect(guard.check('c@example.com', null)).resolves.toBeUndefined();
@@ -116,19 +135,19 @@ describe('sign-in guard', () => {
     await guard.succeeded('d@example.com', home);
     // A stranger's failures go to the address's counter, and delay every other unknown client too.
     const outcomes = [];
-    for (let i = 0; i < 3; i++) outcomes.push(await guard.failed('d@example.com', stranger));
+    for (let i = 0; i < 3; i++) outcomes.push(await guard.reserve('d@example.com', stranger));
     expect(outcomes.map((o) => [o.scope, o.delaySeconds])).toEqual([['account', 0], ['account', 0], ['account', 2]]);
     await expect(guard.check('d@example.com', stranger)).rejects.toMatchObject({ code: 'sign_in_throttled' });
     await expect(guard.check('d@example.com', other)).rejects.toMatchObject({ code: 'sign_in_throttled' });
     await expect(guard.check('d@example.com', home)).resolves.toBeUndefined();
     // The owner's typos go to the client's own counter, with the same free attempts and growth.
     const own = [];
-    for (let i = 0; i < 3; i++) own.push(await guard.failed('d@example.com', home));
+    for (let i = 0; i < 3; i++) own.push(await guard.reserve('d@example.com', home));
     expect(own.map((o) => [o.scope, o.failures, o.delaySeconds])).toEqual([['client', 1, 0], ['client', 2, 0], ['client', 3, 2]]);
     await expect(guard.check('d@example.com', home)).rejects.toMatchObject({ code: 'sign_in_throttled', retryAfterSeconds: 2 });
     // The same /64 is the same client.
     await guard.succeeded('e@example.com', '2001:db8:1:2::1');
-    for (let i = 0; i < 3; i++) await guard.failed('e@example.com', '2001:db8:9:9::1');
+    for (let i = 0; i < 3; i++) await guard.reserve('e@example.com', '2001:db8:9:9::1');
     await expect(guard.check('e@example.com', '2001:db8:1:2:ffff::77')).resolves.toBeUndefined();
     await expect(guard.check('e@example.com', '2001:db8:1:3::1')).rejects.toMatchObject({ code: 'sign_in_throttled' });
   });
@@ -138,30 +157,30 @@ describe('sign-in guard', () => {
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings });
     const [home, stranger] = ['192.0.2.20', '198.51.100.8'];
     await guard.succeeded('f@example.com', home);
-    for (let i = 0; i < 2; i++) await guard.failed('f@example.com', home);
-    for (let i = 0; i < 2; i++) await guard.failed('f@example.com', stranger);
+    for (let i = 0; i < 2; i++) await guard.reserve('f@example.com', home);
+    for (let i = 0; i < 2; i++) await guard.reserve('f@example.com', stranger);
     await guard.succeeded('f@example.com', home);
     // The address's count (2) survived the owner's success: the 3rd stranger failure starts the delay.
-    expect((await guard.failed('f@example.com', stranger)).delaySeconds).toBe(2);
+    expect((await guard.reserve('f@example.com', stranger)).delaySeconds).toBe(2);
     // The owner's count was cleared: their next failure is the 1st again.
-    expect((await guard.failed('f@example.com', home)).failures).toBe(1);
+    expect((await guard.reserve('f@example.com', home)).failures).toBe(1);
     // A day later without a success from home, home is a stranger again (and the address's count is forgotten too).
     clock.advance(86400_000);
-    expect(await guard.failed('f@example.com', home)).toMatchObject({ scope: 'account', failures: 1 });
+    expect(await guard.reserve('f@example.com', home)).toMatchObject({ scope: 'account', failures: 1 });
     // A success from a stranger clears the address's counter and makes that client known.
-    await guard.failed('f@example.com', stranger);
+    await guard.reserve('f@example.com', stranger);
     await guard.succeeded('f@example.com', stranger);
-    expect(await guard.failed('f@example.com', stranger)).toMatchObject({ scope: 'client', failures: 1 });
-    expect(await guard.failed('f@example.com', '203.0.113.99')).toMatchObject({ scope: 'account', failures: 1 });
+    expect(await guard.reserve('f@example.com', stranger)).toMatchObject({ scope: 'client', failures: 1 });
+    expect(await guard.reserve('f@example.com', '203.0.113.99')).toMatchObject({ scope: 'account', failures: 1 });
   });
 
   it('with knownClientSeconds 0, or no client IP, everyone shares the address\'s counter', async () => {
     const clock = new ManualClock(0);
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings: { ...settings, knownClientSeconds: 0 } });
     await guard.succeeded('g@example.com', '192.0.2.30');
-    expect(await guard.failed('g@example.com', '192.0.2.30')).toMatchObject({ scope: 'account', failures: 1 });
+    expect(await guard.reserve('g@example.com', '192.0.2.30')).toMatchObject({ scope: 'account', failures: 1 });
     const withIp = createSignInGuard({ store: createMemoryCounterStore(clock), settings });
     await withIp.succeeded('h@example.com', null);
-    expect(await withIp.failed('h@example.com', null)).toMatchObject({ scope: 'account', failures: 1 });
+    expect(await withIp.reserve('h@example.com', null)).toMatchObject({ scope: 'account', failures: 1 });
   });
 });

@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { authenticate, caller } from '../../http/authenticate.js';
+import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { EmailFlows } from './email-flows.js';
@@ -177,10 +178,10 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       description: 'Sends a confirmation link to the new address and a notice to the current one. The address changes only when the link is opened.',
       security: secured,
       body: Type.Object({ new_email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
-      response: { 202: Accepted, ...errorResponses(401, 403, 409, 422) },
+      response: { 202: Accepted, ...errorResponses(401, 403, 409, 422, 429) },
     },
   }, async (request, reply) => {
-    await accounts.requestEmailChange(caller(request).token.sub, request.body.new_email, request.body.password);
+    await accounts.requestEmailChange(caller(request).token.sub, request.body.new_email, request.body.password, clientMeta(request));
     return reply.status(202).send({ message: 'Open the link we sent to the new address to finish the change.' });
   });
 };

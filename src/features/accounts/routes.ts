@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authenticate, caller } from '../../http/authenticate.js';
+import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import { ChangePasswordBody, DeleteAccountBody, RegisterBody, UpdateProfileBody, UserBody, toUserBody } from './schemas.js';
@@ -52,10 +53,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRoutesOptions> = as
       summary: 'Delete your account (needs your password)',
       security: secured,
       body: DeleteAccountBody,
-      response: { 204: NoContent, ...errorResponses(401, 403, 422) },
+      response: { 204: NoContent, ...errorResponses(401, 403, 422, 429) },
     },
   }, async (request, reply) => {
-    await accounts.deleteAccount(caller(request).token.sub, request.body.password);
+    await accounts.deleteAccount(caller(request).token.sub, request.body.password, clientMeta(request));
     return reply.status(204).send(null);
   });
 
@@ -66,11 +67,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRoutesOptions> = as
       summary: 'Change your password; signs out your other sessions',
       security: secured,
       body: ChangePasswordBody,
-      response: { 204: NoContent, ...errorResponses(401, 403, 422) },
+      response: { 204: NoContent, ...errorResponses(401, 403, 422, 429) },
     },
   }, async (request, reply) => {
     const { token } = caller(request);
-    await accounts.changePassword(token.sub, token.sid, request.body.current_password, request.body.new_password);
+    await accounts.changePassword(token.sub, token.sid, request.body.current_password, request.body.new_password, clientMeta(request));
     return reply.status(204).send(null);
   });
 };

@@ -3,11 +3,11 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
 import { AppError, OAuthError } from '../../errors.js';
-import type { SessionService } from '../sessions/service.js';
+import type { ClientMeta, SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
 import type { AccountMail } from './account-mail.js';
-import type { SignInGuard } from './sign-in-guard.js';
+import type { FailureOutcome, SignInGuard } from './sign-in-guard.js';
 import { normaliseEmail, validEmailFrom } from './email.js';
 import { MAX_PASSWORD_BYTES, checkPassword } from './password-policy.js';
 import * as repo from './repo.js';
@@ -35,7 +35,14 @@ export interface AccountServiceDeps {
   /** REGISTRATION_ENUMERATION_PROTECTION: a taken email gets the answer of a new account, and its owner an email. */
   registrationEnumerationProtection?: boolean;
   /** Brute-force protection of password sign-ins (growing delays per address or known client, failures per IP); none when absent. */
-  guard?: Pick<SignInGuard, 'check' | 'failed' | 'succeeded'>;
+  guard?: Pick<SignInGuard, 'reserve' | 'succeeded'>;
+}
+
+/** Who re-authenticates with their password on a signed-in endpoint, and for what (`action`, in the audit trail). */
+export interface Reauth {
+  action: 'password_change' | 'email_change' | 'account_delete' | 'mfa_enrol' | 'mfa_disable' | 'mfa_recovery_codes';
+  ip: string | null;
+  userAgent: string | null;
 }
 
 export interface Registration {
@@ -76,9 +83,30 @@ export function createAccountService(deps: AccountServiceDeps) {
     return user;
   }
 
-  async function requirePassword(user: UserRow, password: string, field: string): Promise<void> {
+  /** Audits the delay (or IP throttle) that a failed password `counted` started; the address masked when no account has it. */
+  async function recordThrottle(counted: FailureOutcome, who: { userId: string | null; ip: string | null; userAgent: string | null }, email: string): Promise<void> {
+    if (counted.delaySeconds > 0) {
+      // scope: 'account' (the address's counter, strangers) or 'client' (a known client's own).
+      const details = { scope: counted.scope, failures: counted.failures, delay_seconds: counted.delaySeconds };
+      await deps.audit.record(db, { ...who, type: 'sign_in_throttled', details: who.userId ? details : { ...details, email: maskEmail(email) } });
+    }
+    if (counted.ipThrottled) await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
+  }
+
+  /**
+   * The current password on a signed-in endpoint: counted like a sign-in
+   * (reserved before hashing, the same delays per address or known client and
+   * per IP, 429 `sign_in_throttled` during a delay even for the right one), and
+   * every wrong one is a `reauth_failed` audit event. Throws `invalid_password` (403).
+   */
+  async function requirePassword(user: UserRow, password: string, field: string, reauth: Reauth): Promise<void> {
+    const reserved = await deps.guard?.reserve(user.email, reauth.ip);
     const ok = user.passwordHash !== null && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES && (await hasher.verify(password, user.passwordHash));
-    if (!ok) throw new AppError('invalid_password', undefined, [{ field, message: 'incorrect' }]);
+    if (ok) return void (await deps.guard?.succeeded(user.email, reauth.ip, reserved));
+    const who = { userId: user.id, ip: reauth.ip, userAgent: reauth.userAgent };
+    await deps.audit.record(db, { ...who, type: 'reauth_failed', details: { action: reauth.action } });
+    if (reserved) await recordThrottle(reserved, who, user.email);
+    throw new AppError('invalid_password', undefined, [{ field, message: 'incorrect' }]);
   }
 
   return {
@@ -119,8 +147,9 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async signInWithPassword(emailInput: string, password: string, meta: { userAgent: string | null; ip: string | null }) {
       const email = normaliseEmail(emailInput);
-      // Before any lookup or hashing: during a delay even the right password gets only a 429.
-      await deps.guard?.check(email, meta.ip);
+      // Before any lookup or hashing: during a delay even the right password gets only a 429. Otherwise this
+      // attempt counts as a failure until the password proves right, so parallel attempts cannot outrun the count.
+      const reserved = await deps.guard?.reserve(email, meta.ip);
       const user = await repo.findUserByEmail(db, email);
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
@@ -134,16 +163,8 @@ export function createAccountService(deps: AccountServiceDeps) {
           userAgent: meta.userAgent,
           details: user ? { reason } : { reason, email: maskEmail(email) },
         });
-        if (deps.guard && (reason === 'wrong_password' || reason === 'unknown_email')) {
-          const counted = await deps.guard.failed(email, meta.ip);
-          const who = { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent };
-          if (counted.delaySeconds > 0) {
-            // scope: 'account' (the address's counter, strangers) or 'client' (a known client's own).
-            const details = { scope: counted.scope, failures: counted.failures, delay_seconds: counted.delaySeconds };
-            await deps.audit.record(db, { ...who, type: 'sign_in_throttled', details: user ? details : { ...details, email: maskEmail(email) } });
-          }
-          if (counted.ipThrottled) await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
-        }
+        // The reservation is the failure: nothing more to count.
+        if (reserved && (reason === 'wrong_password' || reason === 'unknown_email')) await recordThrottle(reserved, { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent }, email);
         return err;
       };
       if (!user || user.passwordHash === null || tooLong) {
@@ -151,8 +172,8 @@ export function createAccountService(deps: AccountServiceDeps) {
         throw await fail(user ? 'wrong_password' : 'unknown_email');
       }
       if (!(await hasher.verify(password, user.passwordHash))) throw await fail('wrong_password');
-      // The right password: clears this client's failures (or, from a stranger, the address's) and makes the client known.
-      await deps.guard?.succeeded(email, meta.ip);
+      // The right password: gives back the reservation, clears this client's failures (or, from a stranger, the address's) and makes the client known.
+      await deps.guard?.succeeded(email, meta.ip, reserved);
       if (user.disabledAt) throw await fail('disabled', new OAuthError('invalid_grant', 'This account is disabled.'));
       // Only after the password proved right: a wrong one never learns whether the address is confirmed.
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {
@@ -182,7 +203,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     /** The account with this address (normalised here), or null. */
     findByEmail: (email: string) => repo.findUserByEmail(db, normaliseEmail(email)),
 
-    /** Throws `invalid_password` (403) unless `password` is the user's. */
+    /** Throws `invalid_password` (403) unless `password` is the user's; counted and audited like a sign-in (requirePassword). */
     confirmPassword: requirePassword,
 
     async updateProfile(id: string, changes: { firstName?: string | null | undefined; lastName?: string | null | undefined }): Promise<UserRow> {
@@ -195,9 +216,9 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     /** Changes the password and signs out every other session of the user. */
-    async changePassword(id: string, currentSessionId: string, currentPassword: string, newPassword: string): Promise<void> {
+    async changePassword(id: string, currentSessionId: string, currentPassword: string, newPassword: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
-      await requirePassword(user, currentPassword, 'current_password');
+      await requirePassword(user, currentPassword, 'current_password', { action: 'password_change', ...meta });
       assertAcceptablePassword(newPassword, 'new_password');
       if (currentPassword === newPassword) throw new AppError('password_unchanged', undefined, [{ field: 'new_password', message: 'unchanged' }]);
       const hash = await hasher.hash(newPassword);
@@ -214,10 +235,10 @@ export function createAccountService(deps: AccountServiceDeps) {
      * Starts an email change: a link to the new address and a notice to the
      * current one. The address changes only when the link is opened.
      */
-    async requestEmailChange(id: string, newEmailInput: string, password: string): Promise<void> {
+    async requestEmailChange(id: string, newEmailInput: string, password: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
       const newEmail = validEmailFrom(newEmailInput, 'new_email');
-      await requirePassword(user, password, 'password');
+      await requirePassword(user, password, 'password', { action: 'email_change', ...meta });
       if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
       if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
       await db.transaction(async (tx) => {
@@ -263,9 +284,9 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!(await repo.deleteUser(tx, id))) throw new AppError('user_not_found');
     },
 
-    async deleteAccount(id: string, password: string): Promise<void> {
+    async deleteAccount(id: string, password: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
-      await requirePassword(user, password, 'password');
+      await requirePassword(user, password, 'password', { action: 'account_delete', ...meta });
       await repo.deleteUser(db, id);
     },
   };

@@ -1,11 +1,15 @@
 import { AppError } from '../../errors.js';
 import type { RateLimitConfig } from '../../config.js';
-import { NO_COUNT, keyDigest, type CounterStore } from '../../infra/counter-store.js';
+import { NO_COUNT, delayMsAfter, keyDigest, type CounterStore } from '../../infra/counter-store.js';
 import { ipKey } from '../../infra/ip-key.js';
 
 export type BruteForceSettings = RateLimitConfig['bruteForce'];
 
-/** What one counted failure started: a delay for the address (or the known client), and/or the throttle of the IP. */
+/**
+ * A reserved attempt: counted as a failure before the password is checked.
+ * If the password is wrong, this is what the failure started: a delay for the
+ * address (or the known client), and/or the throttle of the IP.
+ */
 export interface FailureOutcome {
   /** Whose counter this failure went to: the address's (strangers) or a known client's own. */
   scope: 'account' | 'client';
@@ -15,6 +19,8 @@ export interface FailureOutcome {
   /** This failure is the one that throttles the IP. */
   ipThrottled: boolean;
   ipFailures: number;
+  /** The IP's failure counter holds this attempt (given back by `succeeded`). */
+  ipReserved: boolean;
 }
 
 export type SignInGuard = ReturnType<typeof createSignInGuard>;
@@ -24,16 +30,24 @@ export type SignInGuard = ReturnType<typeof createSignInGuard>;
  * base, 2×base, 4×base … up to the maximum.
  */
 export function delayAfter(failures: number, settings: Pick<BruteForceSettings, 'freeAttempts' | 'baseDelaySeconds' | 'maxDelaySeconds'>): number {
-  const over = failures - settings.freeAttempts;
-  return over >= 0 ? Math.min(settings.maxDelaySeconds, settings.baseDelaySeconds * 2 ** Math.min(over, 30)) : 0;
+  return delayMsAfter(failures, scheduleOf(settings)) / 1000;
 }
+
+const scheduleOf = (settings: Pick<BruteForceSettings, 'freeAttempts' | 'baseDelaySeconds' | 'maxDelaySeconds'>) => ({
+  free: settings.freeAttempts,
+  baseMs: settings.baseDelaySeconds * 1000,
+  maxMs: settings.maxDelaySeconds * 1000,
+});
 
 /**
  * Brute-force protection of password sign-ins (ASVS 6.3.1), in the style of
  * Keycloak's: failed passwords per normalised address (known or not, so it
  * reveals nothing) buy growing delays after the free attempts — base, 2×base,
  * 4×base … up to the maximum — during which every attempt, the right password
- * included, is refused before any hashing. Counters are forgotten a window
+ * included, is refused before any hashing. Every attempt is reserved — counted
+ * as a failure, in one atomic step with the delay check — before its password
+ * is hashed, and given back when the password is right: parallel attempts
+ * cannot all pass the check before any of them counts. Counters are forgotten a window
  * after the last failure and cleared by a successful sign-in or a password
  * reset. Failed sign-ins per IP, over all addresses, throttle that IP
  * (password spraying).
@@ -71,8 +85,9 @@ export function createSignInGuard(deps: { store: CounterStore; settings: Omit<Br
 
   return {
     /**
-     * Throws 429 `sign_in_throttled` (Retry-After) while the IP is throttled, or
-     * while the address is delayed (a stranger) or the known client is delayed.
+     * A probe that counts nothing: throws 429 `sign_in_throttled` (Retry-After)
+     * while the IP is throttled, or while the address is delayed (a stranger)
+     * or the known client is delayed.
      */
     async check(email: string, ip: string | null): Promise<void> {
       const ipRate = settings.ipFailures;
@@ -88,23 +103,38 @@ export function createSignInGuard(deps: { store: CounterStore; settings: Omit<Br
       if (ipRate && fromIp && fromIp.count >= ipRate.max && fromIp.ttlMs > 0) refuse('sign_in_failures_ip', fromIp.ttlMs);
     },
 
-    /** Counts a wrong password (or unknown address) for the address (or the known client's own counter) and for the IP. */
-    async failed(email: string, ip: string | null): Promise<FailureOutcome> {
+    /** Whether this IP is a known client of the address (it is judged by its own counter). */
+    isKnownClient: async (email: string, ip: string | null): Promise<boolean> => (await knownClient(email, ip)) !== null,
+
+    /**
+     * Reserves one attempt before its password is checked: throws 429
+     * `sign_in_throttled` (Retry-After) while the IP is throttled or the
+     * address (a stranger) or known client is delayed; otherwise counts it as
+     * a failure of the address (or the known client's own counter) and of the
+     * IP, starting the delay it earns. Hand the outcome to `succeeded` when
+     * the password proves right; when it is wrong, nothing more is counted.
+     */
+    async reserve(email: string, ip: string | null): Promise<FailureOutcome> {
       const ipRate = settings.ipFailures;
       const c = await knownClient(email, ip);
       const [fails, wait] = c ? [clientFailKey(c), clientWaitKey(c)] : [failKey(email), waitKey(email)];
-      const [counted, fromIp] = await Promise.all([
-        store.hit(fails, settings.windowSeconds * 1000, { slide: true }),
-        ipRate ? store.hit(ipFailKey(ip), ipRate.windowSeconds * 1000) : null,
-      ]);
-      const delaySeconds = delayAfter(counted.count, settings);
-      if (delaySeconds > 0) await store.set(wait, 1, delaySeconds * 1000);
+      // Cheap early answer during a delay (reserve below is what decides): the IP's count is not touched.
+      const delayed = await store.peek(wait);
+      if (delayed.ttlMs > 0) refuse('sign_in_delay', delayed.ttlMs);
+      const fromIp = ipRate ? await store.take(ipFailKey(ip), ipRate.windowSeconds * 1000, ipRate.max) : null;
+      if (fromIp && !fromIp.taken) refuse('sign_in_failures_ip', fromIp.ttlMs);
+      const counted = await store.reserve(fails, wait, settings.windowSeconds * 1000, scheduleOf(settings));
+      if (!counted.taken) {
+        if (fromIp) await store.release(ipFailKey(ip));
+        refuse('sign_in_delay', counted.ttlMs);
+      }
       return {
         scope: c ? 'client' : 'account',
         failures: counted.count,
-        delaySeconds,
+        delaySeconds: counted.delayMs / 1000,
         ipThrottled: Boolean(ipRate && fromIp?.count === ipRate.max),
         ipFailures: fromIp?.count ?? 0,
+        ipReserved: fromIp !== null,
       };
     },
 
@@ -112,9 +142,11 @@ export function createSignInGuard(deps: { store: CounterStore; settings: Omit<Br
      * The right password from this client: a known client forgets its own
      * failures and delay (the address's, which strangers built, stay); a
      * stranger clears the address's. Either way the client is (again) known
-     * for `knownClientSeconds`. The IP's count stays.
+     * for `knownClientSeconds`. The IP's count stays, less this attempt's
+     * reservation (`reserved`).
      */
-    async succeeded(email: string, ip: string | null): Promise<void> {
+    async succeeded(email: string, ip: string | null, reserved?: FailureOutcome): Promise<void> {
+      if (reserved?.ipReserved) await store.release(ipFailKey(ip));
       const c = client(email, ip);
       if (!c) return void (await store.delete(failKey(email), waitKey(email)));
       const known = (await store.peek(knownKey(c))).ttlMs > 0;

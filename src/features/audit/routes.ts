@@ -8,7 +8,7 @@ import type { AuditService } from './service.js';
 
 const Event = Type.Object({
   id: Type.String(),
-  type: Type.String({ description: 'sign_in, sign_in_failed, logout, logout_all, session_revoked, refresh_token_reuse, password_changed, password_reset, email_change_requested, email_changed, mfa_*, admin_*' }),
+  type: Type.String({ description: 'sign_in, sign_in_failed, sign_in_throttled, reauth_failed, logout, logout_all, session_revoked, refresh_token_reuse, password_changed, password_reset, email_change_requested, email_changed, mfa_*, admin_*' }),
   created_at: Type.String({ format: 'date-time' }),
   ip: Type.Union([Type.String(), Type.Null()]),
   user_agent: Type.Union([Type.String(), Type.Null()]),

@@ -40,18 +40,28 @@ export async function acceptTimeStep(db: Database, userId: string, timeStep: num
   return rows.length > 0;
 }
 
-/** Counts a wrong code in the current window (a new window starts when the last one is over). */
-export async function recordFailure(db: Database, userId: string, now: Date, windowStartsAfter: Date): Promise<{ failedAttempts: number; failureWindowStart: Date | null } | null> {
-  const fresh = sql`${userTotp.failureWindowStart} is null or ${userTotp.failureWindowStart} <= ${windowStartsAfter}`;
+/**
+ * Reserves one code check: counts it as a failure in the current window (a new
+ * window starts when the last one is over) unless `max` are already counted
+ * there; then null. One UPDATE, so parallel checks queue on the row and at
+ * most `max` get through. A right code gives it back (acceptTimeStep, enableTotp, releaseAttempts).
+ */
+export async function reserveAttempt(db: Database, userId: string, now: Date, windowStartsAfter: Date, max: number): Promise<number | null> {
+  const fresh = sql`(${userTotp.failureWindowStart} is null or ${userTotp.failureWindowStart} <= ${windowStartsAfter})`;
   const rows = await db
     .update(userTotp)
     .set({
       failedAttempts: sql`case when ${fresh} then 1 else ${userTotp.failedAttempts} + 1 end`,
       failureWindowStart: sql`case when ${fresh} then ${now}::timestamptz else ${userTotp.failureWindowStart} end`,
     })
-    .where(eq(userTotp.userId, userId))
-    .returning({ failedAttempts: userTotp.failedAttempts, failureWindowStart: userTotp.failureWindowStart });
-  return rows[0] ?? null;
+    .where(and(eq(userTotp.userId, userId), or(fresh, lt(userTotp.failedAttempts, max))))
+    .returning({ failedAttempts: userTotp.failedAttempts });
+  return rows[0]?.failedAttempts ?? null;
+}
+
+/** A right code (a recovery code): the failures of the window are forgotten, as a right TOTP code does in acceptTimeStep. */
+export async function releaseAttempts(db: Database, userId: string): Promise<void> {
+  await db.update(userTotp).set({ failedAttempts: 0, failureWindowStart: null }).where(eq(userTotp.userId, userId));
 }
 
 export async function deleteTotp(db: Database, userId: string): Promise<void> {

@@ -43,13 +43,13 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<MfaRoutesOptions> = async (app
           otpauth_uri: Type.String(),
           qr_code: Type.String({ description: 'data:image/png;base64,… of the otpauth URI' }),
         }),
-        ...errorResponses(401, 403, 409),
+        ...errorResponses(401, 403, 409, 429),
       },
     },
   }, async (request, reply) => {
     const { token, session } = caller(request);
     reply.header('cache-control', 'no-store');
-    return mfa.startEnrolment(token.sub, session.createdAt, request.body?.password);
+    return mfa.startEnrolment(token.sub, session.createdAt, request.body?.password, clientMeta(request));
   });
 
   app.post('/users/me/mfa/totp/verify', {
@@ -87,7 +87,7 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<MfaRoutesOptions> = async (app
       summary: 'New recovery codes (the old ones stop working)',
       security: secured,
       body: Type.Object({ password: Password }, { additionalProperties: false }),
-      response: { 200: RecoveryCodes, ...errorResponses(401, 403, 409) },
+      response: { 200: RecoveryCodes, ...errorResponses(401, 403, 409, 429) },
     },
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store');

@@ -5,6 +5,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { SecretBox } from '../../infra/secret-box.js';
 import type { AccountMail } from '../accounts/account-mail.js';
+import type { Reauth } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
 import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
@@ -24,8 +25,8 @@ export interface MfaSettings {
 /** What MFA needs from the accounts feature. */
 export interface MfaAccounts {
   getProfile(id: string): Promise<UserRow>;
-  /** Throws `invalid_password` unless `password` is the user's. */
-  confirmPassword(user: UserRow, password: string, field: string): Promise<void>;
+  /** Throws `invalid_password` unless `password` is the user's (counted and audited like a sign-in; 429 during a delay). */
+  confirmPassword(user: UserRow, password: string, field: string, reauth: Reauth): Promise<void>;
 }
 
 export interface MfaDeps {
@@ -76,37 +77,47 @@ export function createMfaService(deps: MfaDeps) {
     return Math.max(0, row.failureWindowStart.getTime() + settings.failureWindowSeconds * 1000 - clock.now().getTime()) / 1000;
   }
 
-  function assertNotLocked(row: UserTotpRow): void {
-    const wait = lockedFor(row);
-    if (wait > 0) throw new AppError('too_many_attempts', undefined, undefined, wait);
+  /**
+   * Reserves one code check before the code is looked at: it counts as a
+   * failure until the code proves right (a right code clears the count), and
+   * once MFA_MAX_FAILURES are counted in the window every check — the right
+   * code included — is 429 `too_many_attempts`. One atomic UPDATE, so parallel
+   * requests cannot all pass a check before any of them counts. Returns the
+   * count with this check.
+   */
+  async function reserveCheck(userId: string): Promise<number> {
+    const now = clock.now();
+    const counted = await repo.reserveAttempt(db, userId, now, new Date(now.getTime() - settings.failureWindowSeconds * 1000), settings.maxFailures);
+    if (counted !== null) return counted;
+    const row = await repo.findTotp(db, userId);
+    throw new AppError('too_many_attempts', undefined, undefined, Math.max(1, Math.ceil(row ? lockedFor(row) : settings.failureWindowSeconds)));
   }
 
-  /** Counts a wrong code, audits it and tells the user (capped); 429 once the limit is reached. */
-  async function failed(user: UserRow, meta: ClientMeta, context: string): Promise<never> {
-    const now = clock.now();
-    const counted = await db.transaction(async (tx) => {
-      const state = await repo.recordFailure(tx, user.id, now, new Date(now.getTime() - settings.failureWindowSeconds * 1000));
-      await audit.record(tx, { userId: user.id, type: 'mfa_failed', ip: meta.ip, userAgent: meta.userAgent, details: { context, attempts: state?.failedAttempts ?? 0 } });
+  /** A wrong code (already counted by reserveCheck): audits it and tells the user (capped); 429 once the limit is reached. */
+  async function failed(user: UserRow, meta: ClientMeta, context: string, attempts: number): Promise<never> {
+    await db.transaction(async (tx) => {
+      await audit.record(tx, { userId: user.id, type: 'mfa_failed', ip: meta.ip, userAgent: meta.userAgent, details: { context, attempts } });
       // A typo while setting the app up is not news; a wrong code after a right password is (capped like resends).
       if (context !== 'enrolment' && (await mail.allowed(tx, user.email, 'mfa_failed'))) await mail.notice(tx, user, 'mfa_failed');
-      return state;
     });
     mail.committed();
-    if (counted && counted.failedAttempts >= settings.maxFailures) throw new AppError('too_many_attempts', undefined, undefined, settings.failureWindowSeconds);
+    if (attempts >= settings.maxFailures) throw new AppError('too_many_attempts', undefined, undefined, settings.failureWindowSeconds);
     throw new AppError('invalid_mfa_code', undefined, [{ field: 'code', message: 'invalid' }]);
   }
 
   /**
    * A TOTP code (a step not used before) or an unused recovery code, used up in
-   * `tx`; null when wrong. The caller counts a failure after its transaction, so
-   * the count survives the rollback.
+   * `tx` (which also clears the reserved failures); null when wrong: the
+   * reservation, made before `tx`, stays as the failure.
    */
   async function proveSecondFactor(tx: Database, userId: string, row: UserTotpRow, code: string): Promise<'totp' | 'recovery_code' | null> {
     if (isTotpCode(code)) {
       const step = await checkTotp(row, code);
       return step !== null && (await repo.acceptTimeStep(tx, userId, step)) ? 'totp' : null;
     }
-    return (await repo.useRecoveryCode(tx, userId, hashRecoveryCode(code), clock.now())) ? 'recovery_code' : null;
+    if (!(await repo.useRecoveryCode(tx, userId, hashRecoveryCode(code), clock.now()))) return null;
+    await repo.releaseAttempts(tx, userId);
+    return 'recovery_code';
   }
 
   async function enabledTotp(userId: string): Promise<UserTotpRow> {
@@ -132,9 +143,9 @@ export function createMfaService(deps: MfaDeps) {
      * active until a first code is verified. Needs the password, or a sign-in
      * within MFA_REAUTH_WINDOW.
      */
-    async startEnrolment(userId: string, signedInAt: Date, password: string | undefined) {
+    async startEnrolment(userId: string, signedInAt: Date, password: string | undefined, meta: ClientMeta) {
       const user = await accounts.getProfile(userId);
-      if (password !== undefined) await accounts.confirmPassword(user, password, 'password');
+      if (password !== undefined) await accounts.confirmPassword(user, password, 'password', { action: 'mfa_enrol', ...meta });
       else if (clock.now().getTime() - signedInAt.getTime() > settings.reauthSeconds * 1000) throw new AppError('reauthentication_required');
       const secret = generateSecret();
       if (!(await repo.savePendingTotp(db, userId, box.seal(secret), clock.now()))) throw new AppError('mfa_already_enabled');
@@ -149,9 +160,9 @@ export function createMfaService(deps: MfaDeps) {
       const row = await repo.findTotp(db, userId);
       if (!row) throw new AppError('mfa_enrolment_not_started');
       if (row.enabledAt) throw new AppError('mfa_already_enabled');
-      assertNotLocked(row);
+      const attempts = await reserveCheck(userId);
       const step = isTotpCode(code) ? await checkTotp(row, code) : null;
-      if (step === null) return failed(user, meta, 'enrolment');
+      if (step === null) return failed(user, meta, 'enrolment', attempts);
       const codes = await db.transaction(async (tx) => {
         if (!(await repo.enableTotp(tx, userId, step, clock.now()))) throw new AppError('mfa_already_enabled');
         const fresh = await newRecoveryCodes(tx, userId);
@@ -167,8 +178,8 @@ export function createMfaService(deps: MfaDeps) {
     async disable(userId: string, password: string, code: string, meta: ClientMeta): Promise<void> {
       const user = await accounts.getProfile(userId);
       const row = await enabledTotp(userId);
-      await accounts.confirmPassword(user, password, 'password');
-      assertNotLocked(row);
+      await accounts.confirmPassword(user, password, 'password', { action: 'mfa_disable', ...meta });
+      const attempts = await reserveCheck(userId);
       const done = await db.transaction(async (tx) => {
         if (!(await proveSecondFactor(tx, userId, row, code))) return false;
         await repo.deleteTotp(tx, userId);
@@ -176,7 +187,7 @@ export function createMfaService(deps: MfaDeps) {
         await mail.notice(tx, user, 'mfa_disabled');
         return true;
       });
-      if (!done) return failed(user, meta, 'disable');
+      if (!done) return failed(user, meta, 'disable', attempts);
       mail.committed();
     },
 
@@ -184,7 +195,7 @@ export function createMfaService(deps: MfaDeps) {
     async regenerateRecoveryCodes(userId: string, password: string, meta: ClientMeta): Promise<string[]> {
       const user = await accounts.getProfile(userId);
       await enabledTotp(userId);
-      await accounts.confirmPassword(user, password, 'password');
+      await accounts.confirmPassword(user, password, 'password', { action: 'mfa_recovery_codes', ...meta });
       const codes = await db.transaction(async (tx) => {
         const fresh = await newRecoveryCodes(tx, userId);
         await audit.record(tx, { userId, type: 'mfa_recovery_codes_regenerated', ip: meta.ip, userAgent: meta.userAgent });
@@ -218,7 +229,7 @@ export function createMfaService(deps: MfaDeps) {
       const user = await accounts.getProfile(challenge.userId);
       const row = await repo.findTotp(db, user.id);
       if (!row?.enabledAt || user.disabledAt) throw new AppError('mfa_token_invalid');
-      assertNotLocked(row);
+      const attempts = await reserveCheck(user.id);
       const tokens = await db.transaction(async (tx) => {
         const method = await proveSecondFactor(tx, user.id, row, code);
         if (!method) return null;
@@ -226,7 +237,7 @@ export function createMfaService(deps: MfaDeps) {
         await audit.record(tx, { userId: user.id, type: 'mfa_sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method } });
         return sessions.start(user, [...challenge.amr, 'otp'], meta, tx);
       });
-      return tokens ?? failed(user, meta, 'sign_in');
+      return tokens ?? failed(user, meta, 'sign_in', attempts);
     },
   };
 }
