@@ -328,7 +328,7 @@ describe('errors and the other calls', () => {
   it('social sign-in helpers use the designed paths and PKCE S256 of their own (no provider is configured on this server)', async () => {
     const sent: Array<{ path: string; body: string }> = [];
     const f: FetchLike = async (input, init) => {
-      sent.push({ path: new URL(String(input)).pathname, body: String(init?.body ?? '') });
+      sent.push({ path: new URL(input instanceof Request ? input.url : input).pathname, body: typeof init?.body === 'string' ? init.body : '' });
       return fetch(input, init);
     };
     const c = client({ baseUrl: `${baseUrl}/`, fetch: f });
