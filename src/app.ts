@@ -146,6 +146,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   }
 
   const signer = createTokenSigner(deps.keys, clock, {
+    algorithm: config.jwt.algorithm,
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
     accessTokenSeconds: config.jwt.accessTokenMinutes * 60,

@@ -43,36 +43,43 @@ export async function keysRotate(args: string[], config: Config, now = new Date(
   const dir = keysDir(config);
   let existing: KeyStatus[] = [];
   try {
-    existing = keyStatuses(await readKeyDir(dir), now, lifetimes(config));
+    existing = keyStatuses(await readKeyDir(dir), now, lifetimes(config), config.jwt.algorithm);
   } catch (err) {
     // A directory that does not exist yet gets its first key; broken files must be fixed first.
     if (!(err instanceof KeyError && err.message.includes('does not exist'))) throw err;
   }
   const pending = existing.find((k) => k.state === 'pending');
   if (pending) throw new SetupError(`key ${pending.key.kid} is already waiting to sign (from ${iso(pending.activatesAt)}); wait for it, or cancel it with \`tessera keys retire ${pending.key.kid}\``);
-  const first = !existing.some((k) => !k.publicOnly);
+  const only = !existing.some((k) => !k.publicOnly);
+  // The first key of its algorithm: nothing of that algorithm signs yet, so there is nothing to wait for.
+  const first = !existing.some((k) => !k.publicOnly && k.key.alg === alg);
   const delay = first ? 0 : values['activate-in'] !== undefined ? parseDuration(values['activate-in'], '--activate-in') : config.jwt.keysActivationDelaySeconds;
   const activatesAt = new Date(Math.ceil((now.getTime() + delay * 1000) / 1000) * 1000);
   const created = await createKeyFile(dir, alg, activatesAt);
   console.log(`tessera: created ${alg} key ${created.kid} in ${created.path}`);
-  if (first) {
+  if (only) {
     console.log('It is the only key: it signs at once.');
     return;
   }
   const signing = existing.find((k) => k.state === 'signing');
   console.log(`It is published now (running servers re-read ${dir} every ${config.jwt.keysReloadIntervalSeconds || '-'} s, or at once on SIGHUP)`);
+  if (alg !== config.jwt.algorithm) {
+    // Tessera signs with JWT_ALGORITHM only: this key waits, published, for the switch.
+    console.log(`It signs only once the servers run with JWT_ALGORITHM=${alg} (now ${config.jwt.algorithm}); switch when every verifier accepts ${alg}.`);
+    console.log(`The ${config.jwt.algorithm} keys stay published: tokens they signed keep verifying until they expire.`);
+    return;
+  }
   console.log(`and starts signing at ${iso(activatesAt)} (in ${inWords(delay)}), replacing ${signing?.key.kid ?? 'the current key'}.`);
-  if (signing && signing.key.alg !== alg) console.log(`Verifiers that pin the algorithm must accept ${alg} as well as ${signing.key.alg} before then.`);
   if (delay < 300) console.log('Warning: verifiers may cache the JWKS for 5 minutes; a shorter delay may reject new tokens at verifiers that do not refetch on an unknown kid.');
 }
 
 /** `keys list`: every key of the directory with its state. */
 export async function keysList(config: Config, now = new Date()): Promise<void> {
   const dir = keysDir(config);
-  const keys = keyStatuses(await readKeyDir(dir), now, lifetimes(config));
+  const keys = keyStatuses(await readKeyDir(dir), now, lifetimes(config), config.jwt.algorithm);
   console.log(['kid', 'alg', 'created', 'signs-from', 'state', 'safe-to-retire-at', 'refresh-tokens-until', 'files'].join('\t'));
   for (const k of keys) {
-    const state = k.publicOnly ? `${k.state} (public only)` : k.state;
+    const state = k.publicOnly ? `${k.state} (public only)` : k.key.alg !== config.jwt.algorithm ? `${k.state} (not JWT_ALGORITHM)` : k.state;
     const safe = k.safeToRetireAt ? (k.safeToRetireAt <= now ? 'now' : iso(k.safeToRetireAt)) : k.state === 'pending' ? 'now' : '-';
     console.log([k.key.kid, k.key.alg, iso(k.createdAt), iso(k.activatesAt), state, safe, iso(k.refreshTokensUntil), k.files.join(',')].join('\t'));
   }
@@ -86,7 +93,7 @@ export async function keysRetire(args: string[], config: Config, now = new Date(
   const [kid] = positionals;
   if (!kid || positionals.length > 1) throw new SetupError('keys retire takes one key id (see `tessera keys list`)');
   const dir = keysDir(config);
-  const keys = keyStatuses(await readKeyDir(dir), now, lifetimes(config));
+  const keys = keyStatuses(await readKeyDir(dir), now, lifetimes(config), config.jwt.algorithm);
   const key = keys.find((k) => k.key.kid === kid);
   if (!key) throw new SetupError(`no key ${kid} in ${dir}; keys: ${keys.map((k) => k.key.kid).join(', ') || 'none'}`);
   if (key.state === 'signing') throw new SetupError(`${kid} is the signing key; rotate first (\`tessera keys rotate\`) and retire it once the new key signs and its tokens have expired`);

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config.js';
-import { createInterface } from 'node:readline';
 import { buildApp } from './app.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
+import { readPassword } from './cli-password.js';
 import { SetupError, reportFatal } from './fatal.js';
 import * as outboxRepo from './features/outbox/repo.js';
 import type { Database } from './infra/db/client.js';
@@ -24,7 +24,8 @@ Commands:
   keys retire KID [--force]     Remove a key that no longer signs once its access tokens have expired
   worker                        Run the email worker (BullMQ queue "email"; needs REDIS_URL and PostgreSQL)
   users create --email EMAIL [--admin] [--role ROLE ...] [--first-name N] [--last-name N]
-                                Create a confirmed user; the password is asked for (hidden), or read from stdin
+                                Create a confirmed user; the password is asked for twice (hidden), or read from
+                                stdin: one line, or two equal lines (printf 'pw\\npw\\n' | tessera users create …)
   users set-role --email EMAIL --role ROLE [--remove]
                                 Give (or with --remove, take) a role
   roles list                    Roles with their permissions and number of users
@@ -107,33 +108,6 @@ async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp
     }
   } finally {
     await database.close();
-  }
-}
-
-/** The password: asked for without echo on a terminal, else the first line of stdin. */
-async function readPassword(): Promise<string> {
-  if (!process.stdin.isTTY) {
-    let data = '';
-    for await (const chunk of process.stdin) data += String(chunk);
-    return data.replace(/\r?\n$/, '');
-  }
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
-  const ask = (q: string) =>
-    new Promise<string>((resolve) => {
-      process.stdout.write(q);
-      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
-      rl.question('', (answer) => {
-        process.stdout.write('\n');
-        resolve(answer);
-      });
-    });
-  try {
-    const first = await ask('Password: ');
-    const again = await ask('Repeat it: ');
-    if (first !== again) throw new SetupError('the two passwords differ');
-    return first;
-  } finally {
-    rl.close();
   }
 }
 

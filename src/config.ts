@@ -685,6 +685,9 @@ export function loadConfig(env: Env = process.env): Config {
     r.problems.push('PREVIOUS_PUBLIC_KEYS: only used with PRIVATE_KEY; with KEYS_DIR (or DATA_DIR/keys) earlier keys stay in the directory');
   }
   if (config.env === 'production') {
+    if (!r.raw('PUBLIC_URL')) {
+      r.problems.push('PUBLIC_URL: required when NODE_ENV=production (the public address of Tessera, e.g. https://auth.example.com); it is the token issuer and the base of every emailed link, which would otherwise point at http://localhost');
+    }
     if (!config.jwt.privateKeyPem && !config.jwt.keysDir) {
       r.problems.push('PRIVATE_KEY (or PRIVATE_KEY_FILE, or a KEYS_DIR of keys): required when NODE_ENV=production; generate one with `npx tessera keys generate`, or `KEYS_DIR=… npx tessera keys rotate`');
     }

@@ -61,6 +61,7 @@ export const errorCatalogue = {
   // third-party sign-in (README "Third-party sign-in")
   provider_not_found: { status: 404, message: 'No such sign-in provider (or it is not enabled).' },
   redirect_uri_not_allowed: { status: 400, message: 'redirect_uri is not one of the allowed redirect URLs (OAUTH_REDIRECT_ALLOWLIST).' },
+  pkce_required: { status: 400, message: 'PKCE is required: send code_challenge (the S256 hash of your code_verifier) with code_challenge_method=S256, and the code_verifier with the code.' },
   oauth_state_invalid: { status: 400, message: 'This sign-in attempt is unknown, expired, or was started in another browser. Start the sign-in again from the app.' },
   provider_unavailable: { status: 503, message: 'The sign-in provider cannot be reached; retry shortly.' },
   provider_token_invalid: { status: 400, message: 'The provider token is not valid.' },

@@ -24,8 +24,9 @@ import {
  * file per key. A name starting with a UTC time in ISO 8601 basic format
  * (`20260115T120000Z-<kid>.pem`, what `tessera keys rotate` writes) says when
  * the key starts signing; a file without one (the development `private.pem`)
- * signs from its modification time. The newest key whose time has come signs;
- * every key in the directory is published. A public-key PEM is published too
+ * signs from its modification time. The newest key of JWT_ALGORITHM whose time
+ * has come signs (never a key of another algorithm); every key in the directory
+ * is published. A public-key PEM is published too
  * (it verifies access tokens only); the public half of a private key in the
  * same directory (`public.pem`) is skipped. Other files, names starting with
  * `.` (Kubernetes' `..data`) and temporary files are ignored.
@@ -140,8 +141,8 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
   return [...byKid.values()].sort((a, b) => b.activatesAt.getTime() - a.activatesAt.getTime());
 }
 
-export function ringOf(files: KeyFile[], clock: { now(): Date }): KeyRing {
-  return createScheduledRing(files.map((f): ScheduledKey => ({ key: f.key, activatesAt: f.activatesAt })), clock);
+export function ringOf(files: KeyFile[], clock: { now(): Date }, algorithm: JwtAlgorithm): KeyRing {
+  return createScheduledRing(files.map((f): ScheduledKey => ({ key: f.key, activatesAt: f.activatesAt })), clock, algorithm);
 }
 
 export type KeyState = 'pending' | 'signing' | 'previous';
@@ -163,12 +164,12 @@ export interface Lifetimes {
 
 const SKEW_MS = 60_000;
 
-/** The state of each key at `now`, newest first. */
-export function keyStatuses(files: KeyFile[], now: Date, lifetimes: Lifetimes): KeyStatus[] {
-  const signing = files.some((f) => !f.publicOnly) ? ringOf(files, { now: () => now }).current.kid : null;
+/** The state of each key at `now`, newest first: a key of another algorithm than `algorithm` (JWT_ALGORITHM) is never signing or pending. */
+export function keyStatuses(files: KeyFile[], now: Date, lifetimes: Lifetimes, algorithm: JwtAlgorithm): KeyStatus[] {
+  const signing = files.some((f) => !f.publicOnly && f.key.alg === algorithm) ? ringOf(files, { now: () => now }, algorithm).current.kid : null;
   const privates = files.filter((f) => !f.publicOnly);
   return files.map((f) => {
-    const state: KeyState = f.key.kid === signing ? 'signing' : !f.publicOnly && f.activatesAt > now ? 'pending' : 'previous';
+    const state: KeyState = f.key.kid === signing ? 'signing' : !f.publicOnly && f.key.alg === algorithm && f.activatesAt > now ? 'pending' : 'previous';
     let stoppedSigningAt: Date | null = null;
     if (state === 'previous') {
       // The key that took over: the oldest private key activated after this one (and by now).
@@ -261,17 +262,28 @@ function fingerprint(listed: PemFile[]): string {
   return h.digest('base64url');
 }
 
-/** The ring of the keys listed in `dir`; throws (a KeyError) when they cannot be read or none is private. */
-async function ringOfListing(dir: string, listed: PemFile[], clock: { now(): Date }, noPrivateKey: string): Promise<KeyRing> {
+/**
+ * The ring of the keys listed in `dir`; throws (a KeyError) when they cannot be read, none
+ * is private, or none is of `algorithm`: Tessera never signs with another algorithm than JWT_ALGORITHM.
+ */
+async function ringOfListing(dir: string, listed: PemFile[], clock: { now(): Date }, algorithm: JwtAlgorithm, noPrivateKey: string): Promise<KeyRing> {
   const files = await readKeyFiles(dir, listed);
-  if (!files.some((f) => !f.publicOnly)) throw new KeyError(noPrivateKey);
-  return ringOf(files, clock);
+  const privates = files.filter((f) => !f.publicOnly);
+  if (!privates.length) throw new KeyError(noPrivateKey);
+  if (!privates.some((f) => f.key.alg === algorithm)) {
+    const found = [...new Set(privates.map((f) => f.key.alg))].join(', ');
+    throw new KeyError(
+      `${dir} holds no ${algorithm} key, and JWT_ALGORITHM=${algorithm} (its keys are ${found}). ` +
+        `Add one with \`JWT_ALGORITHM=${algorithm} tessera keys rotate\` (the ${found} keys stay published, so their tokens keep verifying), or set JWT_ALGORITHM=${privates[0]?.key.alg ?? found}.`,
+    );
+  }
+  return ringOf(files, clock, algorithm);
 }
 
-async function fromDirectory(dir: string, clock: { now(): Date }): Promise<LoadedKeys> {
+async function fromDirectory(dir: string, clock: { now(): Date }, algorithm: JwtAlgorithm): Promise<LoadedKeys> {
   const first = pemFiles(dir);
   let listing = fingerprint(first);
-  const ring = createSwappableRing(await ringOfListing(dir, first, clock, `${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`));
+  const ring = createSwappableRing(await ringOfListing(dir, first, clock, algorithm, `${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`));
   return {
     ring,
     dir,
@@ -279,7 +291,7 @@ async function fromDirectory(dir: string, clock: { now(): Date }): Promise<Loade
       const listed = pemFiles(dir);
       const seen = fingerprint(listed);
       if (seen === listing) return { changed: false, ring };
-      ring.swap(await ringOfListing(dir, listed, clock, `${dir} holds no private key any more.`));
+      ring.swap(await ringOfListing(dir, listed, clock, algorithm, `${dir} holds no private key any more.`));
       listing = seen;
       return { changed: true, ring };
     },
@@ -289,7 +301,9 @@ async function fromDirectory(dir: string, clock: { now(): Date }): Promise<Loade
 /**
  * Loads the configured keys: PRIVATE_KEY (+ PREVIOUS_PUBLIC_KEYS), or the
  * directory KEYS_DIR, or in development DATA_DIR/keys, where a key pair is
- * generated once when it holds no private key.
+ * generated once when it holds no private key, and a key for JWT_ALGORITHM
+ * when it holds none of that algorithm (the older keys stay published). A
+ * PRIVATE_KEY or KEYS_DIR without a key of JWT_ALGORITHM is a KeyError.
  */
 export async function loadKeyRing(src: KeySource): Promise<LoadedKeys> {
   const clock = src.clock ?? { now: () => new Date() };
@@ -298,23 +312,57 @@ export async function loadKeyRing(src: KeySource): Promise<LoadedKeys> {
     // Outside production an empty (or missing) KEYS_DIR gets a first key, as DATA_DIR/keys does.
     if (src.devKeysDir && !hasPrivateKey(src.keysDir)) {
       const created = await createKeyFile(src.keysDir, src.algorithm, clock.now());
-      return { ...(await fromDirectory(src.keysDir, clock)), generatedAt: created.path };
+      return { ...(await fromDirectory(src.keysDir, clock, src.algorithm)), generatedAt: created.path };
     }
-    return fromDirectory(src.keysDir, clock);
+    return fromDirectory(src.keysDir, clock, src.algorithm);
   }
   if (!src.devKeysDir) throw new KeyError('PRIVATE_KEY (or KEYS_DIR) is not set.');
-  let generatedAt: string | undefined;
-  if (!hasPrivateKey(src.devKeysDir)) {
+  const generatedAt = generateDevelopmentKey(src.devKeysDir, src.algorithm);
+  const loaded = await fromDirectory(src.devKeysDir, clock, src.algorithm);
+  return generatedAt ? { ...loaded, generatedAt } : loaded;
+}
+
+/**
+ * DATA_DIR/keys: the first key pair (private.pem, public.pem), or after a change of
+ * JWT_ALGORITHM a key of the new algorithm (private-<ALG>.pem, signing from now: it is
+ * the newest). Returns the path of the key written, if one was.
+ */
+function generateDevelopmentKey(dir: string, algorithm: JwtAlgorithm): string | undefined {
+  const present = privateKeyAlgorithms(dir);
+  if (present.has(algorithm)) return undefined;
+  const pair = generateKeyPairPem(algorithm);
+  try {
+    if (!present.size) return writeKeyPair(dir, pair).privatePath;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `private-${algorithm}.pem`);
+    writeFileSync(file, pair.privateKey, { mode: 0o600, flag: 'wx' });
+    return file;
+  } catch (err) {
+    // another process generated it first: use theirs
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return undefined;
+  }
+}
+
+/** The algorithms of the private keys in `dir` (empty when it does not exist); unreadable files are left to the loader to report. */
+function privateKeyAlgorithms(dir: string): Set<JwtAlgorithm> {
+  const algs = new Set<JwtAlgorithm>();
+  let files: PemFile[];
+  try {
+    files = pemFiles(dir);
+  } catch {
+    return algs;
+  }
+  for (const f of files) {
     try {
-      const { privatePath } = writeKeyPair(src.devKeysDir, generateKeyPairPem(src.algorithm));
-      generatedAt = privatePath;
-    } catch (err) {
-      // another process generated it first: use theirs
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pem = readFileSync(f.full, 'utf8');
+      const alg = isPrivateKeyPem(pem) ? algorithmOf(createPrivateKey(pem)) : null;
+      if (alg) algs.add(alg);
+    } catch {
+      // reported by readKeyFiles
     }
   }
-  const loaded = await fromDirectory(src.devKeysDir, clock);
-  return generatedAt ? { ...loaded, generatedAt } : loaded;
+  return algs;
 }
 
 function hasPrivateKey(dir: string): boolean {

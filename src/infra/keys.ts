@@ -134,23 +134,26 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
   return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, refreshSecret, refreshKey, sealSecret };
 }
 
-/** A ring whose first key signs and every key is published (PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS, tests). */
+/** A ring whose first key signs (with its own algorithm) and every key is published (PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS, tests). */
 export function createKeyRing(keys: VerificationKey[]): KeyRing {
-  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), { now: () => new Date() });
+  const first = keys.find(isSigningKey);
+  if (!first) throw new KeyError('No signing key: every key is public only.');
+  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), { now: () => new Date() }, first.alg);
 }
 
 /**
  * A ring of keys with activation times (KEYS_DIR). Newest activation first; the
- * signing key is the newest private key whose activation time has come, so a
- * published pending key starts signing by itself, on the clock. Every key is
- * published until it is removed.
+ * signing key is the newest private key of `algorithm` (JWT_ALGORITHM) whose
+ * activation time has come, so a published pending key starts signing by
+ * itself, on the clock. Keys of another algorithm never sign; every key is
+ * published until it is removed (tokens it signed keep verifying).
  */
-export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Date }): KeyRing {
+export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Date }, algorithm: JwtAlgorithm): KeyRing {
   const at = (e: ScheduledKey) => e.activatesAt?.getTime() ?? Number.NEGATIVE_INFINITY;
   // Stable sort: keys without activation times keep their given order.
   const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => at(b.e) - at(a.e) || a.i - b.i).map(({ e }) => e);
-  const signers = sorted.filter((e) => isSigningKey(e.key));
-  if (!signers.length) throw new KeyError('No signing key: every key is public only.');
+  const signers = sorted.filter((e) => isSigningKey(e.key) && e.key.alg === algorithm);
+  if (!signers.length) throw new KeyError(`No signing key for JWT_ALGORITHM=${algorithm}: every key is public only or of another algorithm.`);
   const seen = new Set<string>();
   for (const { key } of sorted) {
     if (seen.has(key.kid)) throw new KeyError(`The key ${key.kid} is given twice.`);

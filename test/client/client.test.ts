@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import {
   type SignInResult,
   type SignedIn,
 } from '../../packages/client/src/index.js';
+import { FakeGithub } from '../helpers/fake-github.js';
 import { freePort } from '../helpers/free-port.js';
 import { rejectionOf } from '../helpers/rejection.js';
 import { PASSWORD, createTestApp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
@@ -323,19 +325,71 @@ describe('errors and the other calls', () => {
     await expect(c.signIn({ email, password: PASSWORD })).rejects.toMatchObject({ code: 'invalid_grant' });
   });
 
-  it('social sign-in helpers use the designed paths (no provider is configured on this server)', async () => {
-    const net = instrumentedFetch();
-    const c = client({ baseUrl: `${baseUrl}/`, fetch: net.fetch });
-    expect(c.socialAuthorizeUrl('google', 'https://app.example.com/cb?x=1')).toBe(
-      `${baseUrl}/auth/oauth/google/authorize?redirect_uri=${encodeURIComponent('https://app.example.com/cb?x=1')}`,
-    );
-    expect(c.socialAuthorizeUrl('google', 'https://app.example.com/cb', { state: 's 1', codeChallenge: 'abc' })).toBe(
-      `${baseUrl}/auth/oauth/google/authorize?redirect_uri=${encodeURIComponent('https://app.example.com/cb')}&state=s+1&code_challenge=abc&code_challenge_method=S256`,
-    );
-    await expect(c.exchangeSocialCode('abc', { redirectUri: 'https://app.example.com/cb' })).rejects.toMatchObject({ code: 'invalid_grant', status: 400 });
+  it('social sign-in helpers use the designed paths and PKCE S256 of their own (no provider is configured on this server)', async () => {
+    const sent: Array<{ path: string; body: string }> = [];
+    const f: FetchLike = async (input, init) => {
+      sent.push({ path: new URL(input instanceof Request ? input.url : input).pathname, body: typeof init?.body === 'string' ? init.body : '' });
+      return fetch(input, init);
+    };
+    const c = client({ baseUrl: `${baseUrl}/`, fetch: f });
+    const start = await c.socialAuthorizeUrl('google', 'https://app.example.com/cb?x=1', { state: 's 1' });
+    const url = new URL(start.url);
+    expect(`${url.origin}${url.pathname}`).toBe(`${baseUrl}/auth/oauth/google/authorize`);
+    expect(start.codeVerifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      redirect_uri: 'https://app.example.com/cb?x=1',
+      state: 's 1',
+      code_challenge: createHash('sha256').update(start.codeVerifier).digest('base64url'),
+      code_challenge_method: 'S256',
+    });
+    // A fresh verifier each time.
+    expect((await c.socialAuthorizeUrl('google', 'https://app.example.com/cb')).codeVerifier).not.toBe(start.codeVerifier);
+
+    // The exchange sends the stored verifier and redirect_uri (of the last start), once.
+    await expect(c.exchangeSocialCode('abc')).rejects.toMatchObject({ code: 'invalid_grant', status: 400 });
+    expect(Object.fromEntries(new URLSearchParams(sent.at(-1)!.body))).toMatchObject({ grant_type: 'authorization_code', code: 'abc', redirect_uri: 'https://app.example.com/cb', code_verifier: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    const before = sent.length;
+    await expect(c.exchangeSocialCode('abc')).rejects.toMatchObject({ code: 'pkce_verifier_missing', status: 0 });
+    expect(sent.length).toBe(before);
+    // Or the app's own (another storage on the finishing page).
+    await expect(c.exchangeSocialCode('abc', { redirectUri: 'https://app.example.com/cb', codeVerifier: start.codeVerifier })).rejects.toMatchObject({ code: 'invalid_grant' });
+    expect(new URLSearchParams(sent.at(-1)!.body).get('code_verifier')).toBe(start.codeVerifier);
+
     await expect(c.signInWithProviderToken('apple', { idToken: 'x.y.z', nonce: 'n' })).rejects.toMatchObject({ code: 'provider_not_found', status: 404 });
-    expect(net.count('POST /auth/token')).toBe(1);
-    expect(net.count('POST /auth/oauth/apple/token')).toBe(1);
+    expect(sent.filter((r) => r.path === '/auth/token')).toHaveLength(2);
+    expect(sent.filter((r) => r.path === '/auth/oauth/apple/token')).toHaveLength(1);
+  });
+
+  it('web social sign-in end to end (a GitHub stand-in): the SDK creates and sends PKCE by itself', async () => {
+    const gh = await FakeGithub.start();
+    const APP = 'https://app.example.com/auth/done';
+    const s = await createTestApp({ env: { ...gh.env(), OAUTH_REDIRECT_ALLOWLIST: APP } });
+    try {
+      const port = await freePort();
+      await s.app.listen({ host: '127.0.0.1', port });
+      const base = `http://127.0.0.1:${port}`;
+      const email = uniqueEmail('gh');
+      gh.loginAs = gh.addUser({ name: 'Ada Lovelace', emails: [{ email, primary: true, verified: true }] }).id;
+
+      const c = createClient({ baseUrl: base, now: () => s.clock.now().getTime() });
+      const { url } = await c.socialAuthorizeUrl('github', APP, { state: 'st' });
+      // The browser: Tessera → GitHub → Tessera's callback (PUBLIC_URL is http://tessera.test: same path here), with the binding cookie.
+      const toProvider = await fetch(url, { redirect: 'manual' });
+      expect(toProvider.status, await toProvider.clone().text()).toBe(302);
+      const cookie = (toProvider.headers.getSetCookie()[0] ?? '').split(';')[0]!;
+      const back = new URL((await fetch(toProvider.headers.get('location')!, { redirect: 'manual' })).headers.get('location')!);
+      const landed = await fetch(`${base}${back.pathname}${back.search}`, { redirect: 'manual', headers: { cookie } });
+      const land = new URL(landed.headers.get('location')!);
+      expect(`${land.origin}${land.pathname}`).toBe(APP);
+      expect(land.searchParams.get('state')).toBe('st');
+
+      const result = await c.exchangeSocialCode(land.searchParams.get('code')!);
+      expect(result.status).toBe('signed_in');
+      expect(await c.getUser()).toMatchObject({ email, firstName: 'Ada', lastName: 'Lovelace' });
+    } finally {
+      await s.close();
+      await gh.close();
+    }
   });
 
   it('storage adapters and JWT decoding', async () => {

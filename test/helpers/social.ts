@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { SignJWT, exportJWK, type JWK } from 'jose';
+import { s256 } from './fake-http.js';
 
 export type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void | Promise<void>;
 
@@ -72,7 +73,11 @@ export async function startJwksServer(keys: ProviderKey[]) {
 }
 
 export { sha256Hex } from '../../src/infra/opaque-token.js';
-export { s256 } from './fake-http.js';
+export { s256 };
+
+/** The app's PKCE verifier of these tests (43–128 unreserved characters), and its S256 challenge. */
+export const APP_VERIFIER = 'the-app-pkce-verifier-of-the-tests-0123456789';
+export const APP_PKCE = { code_challenge: s256(APP_VERIFIER), code_challenge_method: 'S256' };
 
 /** Follows redirects by hand and keeps cookies, like a browser would (one jar per "browser"). */
 export class Browser {
@@ -139,11 +144,15 @@ export function bindingCookie(res: LightMyRequestResponse): string {
   return line.split(';')[0] as string;
 }
 
-/** GET /auth/oauth/:provider/authorize through app.inject: the provider URL and the binding cookie. */
+/**
+ * GET /auth/oauth/:provider/authorize through app.inject: the provider URL and the binding cookie.
+ * PKCE is required: the app's challenge (APP_PKCE) is sent unless the query has a challenge of its own.
+ */
 export async function authorize(app: FastifyInstance, provider: string, query: Record<string, string>, cookie?: string) {
+  const withPkce = 'code_challenge' in query || 'code_challenge_method' in query ? query : { ...APP_PKCE, ...query };
   const res = await app.inject({
     method: 'GET',
-    url: `/auth/oauth/${provider}/authorize?${new URLSearchParams(query).toString()}`,
+    url: `/auth/oauth/${provider}/authorize?${new URLSearchParams(withPkce).toString()}`,
     headers: cookie ? { cookie } : {},
   });
   if (res.statusCode !== 302) throw new Error(`authorize: ${res.statusCode} ${res.body}`);
@@ -162,11 +171,17 @@ export function landing(res: LightMyRequestResponse): URL {
   return new URL(res.headers.location as string);
 }
 
-export async function exchangeCode(app: FastifyInstance, form: Record<string, string>) {
+/**
+ * POST /auth/token grant_type=authorization_code. The verifier of APP_PKCE is sent unless the form
+ * names `code_verifier` itself (`code_verifier: undefined` sends none).
+ */
+export async function exchangeCode(app: FastifyInstance, form: Record<string, string | undefined>) {
+  const fields = { grant_type: 'authorization_code', ...('code_verifier' in form ? {} : { code_verifier: APP_VERIFIER }), ...form };
+  const sent = Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined);
   return app.inject({
     method: 'POST',
     url: '/auth/token',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ grant_type: 'authorization_code', ...form }).toString(),
+    payload: new URLSearchParams(sent).toString(),
   });
 }

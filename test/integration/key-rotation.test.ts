@@ -6,10 +6,12 @@ import path from 'node:path';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createVerifier, type Verifier } from '../../packages/verify/src/index.js';
+import { loadConfig } from '../../src/config.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { loadKeyRing, type LoadedKeys } from '../../src/infra/key-store.js';
 import { generateKeyPairPem } from '../../src/infra/keys.js';
 import { createSecretBox } from '../../src/infra/secret-box.js';
+import { loadConfiguredKeys } from '../../src/runtime.js';
 import { TEST_ISSUER, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 // Issue 5 "rotation": `tessera keys rotate` / `keys retire` (real CLI processes) against a
@@ -194,5 +196,38 @@ it('PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS: old access tokens verify; old refresh to
   } finally {
     await oldApp.close();
     await newApp.close();
+  }
+});
+
+it('JWT_ALGORITHM changed over a development key (DATA_DIR/keys): a key of the new algorithm signs, the old one stays published', async () => {
+  const devData = mkdtempSync(path.join(tmpdir(), 'tessera-alg-switch-'));
+  const keysFor = (JWT_ALGORITHM: string) => loadConfiguredKeys(loadConfig({ NODE_ENV: 'development', DATA_DIR: devData, JWT_ALGORITHM }));
+  const rsa = await keysFor('RS256');
+  const before = await createTestApp({ algorithm: 'RS256', keys: rsa.ring, db: t.db });
+  const es = await keysFor('ES256');
+  const after = await createTestApp({ algorithm: 'ES256', keys: es.ring, db: t.db });
+  try {
+    const u = await signUp(before.app);
+    expect(decodeProtectedHeader(u.access).alg).toBe('RS256');
+
+    // The restart with JWT_ALGORITHM=ES256 signs ES256, never RS256.
+    expect(es.generatedAt).toBe(path.join(devData, 'keys', 'private-ES256.pem'));
+    const login = await after.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } });
+    expect(login.statusCode, login.body).toBe(200);
+    const header = decodeProtectedHeader(json(login).access_token as string);
+    expect(header).toMatchObject({ alg: 'ES256', kid: es.ring.current.kid });
+    const refreshed = await after.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: u.refresh } });
+    expect(refreshed.statusCode, refreshed.body).toBe(200);
+    expect(decodeProtectedHeader(json(refreshed).access_token as string).alg).toBe('ES256');
+
+    // Both keys are published; the token signed before the switch still verifies.
+    const jwks = json(await after.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).keys as JWK[];
+    expect(jwks.map((k) => [k.kid, k.alg])).toEqual(expect.arrayContaining([[rsa.ring.current.kid, 'RS256'], [es.ring.current.kid, 'ES256']]));
+    expect(jwks).toHaveLength(2);
+    expect((await after.app.inject({ method: 'GET', url: '/users/me', headers: bearer(u.access) })).statusCode).toBe(200);
+  } finally {
+    await before.close();
+    await after.close();
+    rmSync(devData, { recursive: true, force: true });
   }
 });

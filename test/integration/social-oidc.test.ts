@@ -4,9 +4,10 @@ import { decodeJwt } from 'jose';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditEvents } from '../../src/features/audit/tables.js';
-import { oauthStates } from '../../src/features/social/tables.js';
+import { oauthCodes, oauthStates } from '../../src/features/social/tables.js';
+import { newOpaqueToken } from '../../src/infra/opaque-token.js';
 import { freePort } from '../helpers/free-port.js';
-import { Browser, authorize, callbackGet, exchangeCode, landing, s256, sha256Hex } from '../helpers/social.js';
+import { APP_PKCE, APP_VERIFIER, Browser, authorize, callbackGet, exchangeCode, landing, s256, sha256Hex } from '../helpers/social.js';
 import { TEST_ISSUER, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // The web flow against a real OpenID provider (oidc-provider, started here on a
@@ -158,7 +159,7 @@ describe('providers and the authorization redirect', () => {
     expect([missing.statusCode, json(missing).error]).toEqual([422, 'validation_failed']);
     // Host names are case-insensitive (URL parsing lower-cases them); a custom scheme for an app works.
     for (const ok of ['https://APP.example/cb', 'https://app.example:443/cb', NATIVE, 'https://app.example:8443/other']) {
-      const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: ok }).toString()}` });
+      const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: ok, ...APP_PKCE }).toString()}` });
       expect(res.statusCode, ok).toBe(302);
     }
   });
@@ -175,7 +176,7 @@ describe('providers and the authorization redirect', () => {
   });
 
   it('a provider that cannot be reached: back to the app with temporarily_unavailable (web), 503 provider_unavailable (native)', async () => {
-    const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/down/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st' }).toString()}` });
+    const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/down/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...APP_PKCE }).toString()}` });
     expect(res.statusCode).toBe(302);
     expect(Object.fromEntries(landing(res).searchParams)).toMatchObject({ error: 'temporarily_unavailable', state: 'st' });
     const native = await t.app.inject({ method: 'POST', url: '/auth/oauth/down/token', payload: { id_token: 'a.b.c' } });
@@ -183,11 +184,68 @@ describe('providers and the authorization redirect', () => {
     expect(native.headers['retry-after']).toBe('5');
   });
 
-  it('refuses a malformed PKCE challenge from the app', async () => {
-    const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: APP, code_challenge: 'short', code_challenge_method: 'S256' }).toString()}` });
-    expect([res.statusCode, json(res).error]).toEqual([422, 'validation_failed']);
-    const plain = await t.app.inject({ method: 'GET', url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: APP, code_challenge: s256('x'.repeat(43)), code_challenge_method: 'plain' }).toString()}` });
+});
+
+describe('PKCE is required (every client of the web flow is public)', () => {
+  const authorizeUrl = (query: Record<string, string>) => `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...query }).toString()}`;
+  const stateRows = async () => (await t.db.handle.db.select({ id: oauthStates.id }).from(oauthStates)).length;
+
+  it('no code_challenge: 400 pkce_required as JSON, before anything is stored or the provider is asked', async () => {
+    const rows = await stateRows();
+    const res = await t.app.inject({ method: 'GET', url: authorizeUrl({}) });
+    expect([res.statusCode, json(res).error]).toEqual([400, 'pkce_required']);
+    expect(res.headers.location).toBeUndefined();
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(await stateRows()).toBe(rows);
+  });
+
+  it('refuses `plain` and a malformed challenge (422, nothing stored)', async () => {
+    const rows = await stateRows();
+    const plain = await t.app.inject({ method: 'GET', url: authorizeUrl({ code_challenge: s256('x'.repeat(43)), code_challenge_method: 'plain' }) });
     expect([plain.statusCode, json(plain).error]).toEqual([422, 'validation_failed']);
+    // RFC 7636: no method means plain.
+    const noMethod = await t.app.inject({ method: 'GET', url: authorizeUrl({ code_challenge: s256('x'.repeat(43)) }) });
+    expect([noMethod.statusCode, json(noMethod).error]).toEqual([422, 'validation_failed']);
+    const short = await t.app.inject({ method: 'GET', url: authorizeUrl({ code_challenge: 'short', code_challenge_method: 'S256' }) });
+    expect([short.statusCode, json(short).error]).toEqual([422, 'validation_failed']);
+    for (const res of [plain, noMethod, short]) expect(res.headers.location).toBeUndefined();
+    expect(await stateRows()).toBe(rows);
+  });
+
+  it('the code needs the right code_verifier: none or a wrong one is invalid_grant (and burns the code)', async () => {
+    const u = providerUser();
+    const first = await webSignIn('google', u.sub);
+    const code = first.land.searchParams.get('code') ?? '';
+    const missing = await exchangeCode(t.app, { code, redirect_uri: APP, code_verifier: undefined });
+    expect([missing.statusCode, json(missing).error]).toEqual([400, 'invalid_grant']);
+    expect(json(missing).error_description).toContain('code_verifier');
+    // Burnt: the right verifier after a wrong attempt does not redeem it.
+    expect(json(await exchangeCode(t.app, { code, redirect_uri: APP })).error).toBe('invalid_grant');
+
+    const second = await webSignIn('google', u.sub);
+    const wrong = await exchangeCode(t.app, { code: second.land.searchParams.get('code') ?? '', redirect_uri: APP, code_verifier: 'w'.repeat(50) });
+    expect([wrong.statusCode, json(wrong).error]).toEqual([400, 'invalid_grant']);
+
+    const verifier = 'v'.repeat(20) + 'E'.repeat(30);
+    const third = await webSignIn('google', u.sub, { code_challenge: s256(verifier), code_challenge_method: 'S256' });
+    const other = await exchangeCode(t.app, { code: third.land.searchParams.get('code') ?? '', redirect_uri: APP }); // APP_VERIFIER: another app's
+    expect([other.statusCode, json(other).error]).toEqual([400, 'invalid_grant']);
+    const fourth = await webSignIn('google', u.sub, { code_challenge: s256(verifier), code_challenge_method: 'S256' });
+    const ok = await exchangeCode(t.app, { code: fourth.land.searchParams.get('code') ?? '', redirect_uri: APP, code_verifier: verifier });
+    expect(ok.statusCode, ok.body).toBe(200);
+  });
+
+  it('a code without a challenge (issued before PKCE was required) is redeemable by nobody', async () => {
+    const u = providerUser();
+    const { land } = await webSignIn('google', u.sub);
+    const [issued] = await t.db.handle.db.select().from(oauthCodes).where(eq(oauthCodes.codeHash, sha256Hex(land.searchParams.get('code') ?? '')));
+    const code = newOpaqueToken();
+    const now = t.clock.now();
+    await t.db.handle.db.insert(oauthCodes).values({ ...issued!, id: undefined, codeHash: sha256Hex(code), codeChallenge: null, createdAt: now, expiresAt: new Date(now.getTime() + 60_000) });
+    for (const code_verifier of [undefined, APP_VERIFIER]) {
+      const res = await exchangeCode(t.app, { code, redirect_uri: APP, code_verifier });
+      expect([res.statusCode, json(res).error]).toEqual([400, 'invalid_grant']);
+    }
   });
 });
 
@@ -238,26 +296,6 @@ describe('the full web flow', () => {
     expect((ids.identities as Array<{ provider: string }>).map((i) => i.provider)).toEqual(['corp']);
   });
 
-  it('with the app\'s own PKCE: the right code_verifier is required at the exchange', async () => {
-    const u = providerUser();
-    const verifier = 'v'.repeat(20) + 'E'.repeat(30);
-    const first = await webSignIn('google', u.sub, { code_challenge: s256(verifier), code_challenge_method: 'S256' });
-    const missing = await exchangeCode(t.app, { code: first.land.searchParams.get('code') ?? '', redirect_uri: APP });
-    expect([missing.statusCode, json(missing).error]).toEqual([400, 'invalid_grant']);
-
-    const second = await webSignIn('google', u.sub, { code_challenge: s256(verifier), code_challenge_method: 'S256' });
-    const wrong = await exchangeCode(t.app, { code: second.land.searchParams.get('code') ?? '', redirect_uri: APP, code_verifier: 'w'.repeat(50) });
-    expect([wrong.statusCode, json(wrong).error]).toEqual([400, 'invalid_grant']);
-
-    const third = await webSignIn('google', u.sub, { code_challenge: s256(verifier), code_challenge_method: 'S256' });
-    const ok = await exchangeCode(t.app, { code: third.land.searchParams.get('code') ?? '', redirect_uri: APP, code_verifier: verifier });
-    expect(ok.statusCode, ok.body).toBe(200);
-
-    // A verifier for a code whose authorization request had no challenge is refused too.
-    const fourth = await webSignIn('google', u.sub);
-    const extra = await exchangeCode(t.app, { code: fourth.land.searchParams.get('code') ?? '', redirect_uri: APP, code_verifier: verifier });
-    expect([extra.statusCode, json(extra).error]).toEqual([400, 'invalid_grant']);
-  });
 });
 
 describe('the one-time code', () => {

@@ -9,6 +9,7 @@ import { MAX_IAT_SKEW_SECONDS } from '../../src/features/tokens/token-verifier.j
 import { newOpaqueToken, sha256Hex } from '../../src/infra/opaque-token.js';
 import { testKeys } from '../helpers/keys.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
+import { APP_VERIFIER, s256 } from '../helpers/social.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**
@@ -352,13 +353,13 @@ describe('GET /users/me rejects: other tokens used as access tokens', () => {
       provider: 'github',
       amr: ['ext'],
       redirectUri,
-      codeChallenge: null,
+      codeChallenge: s256(APP_VERIFIER),
       createdAt: now,
       expiresAt: new Date(now.getTime() + 60_000),
     });
     await expectRejected(code);
     // the attempt did not spend it: the code is real and still exchanges once
-    const exchange = await t.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'authorization_code', code, redirect_uri: redirectUri } });
+    const exchange = await t.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: APP_VERIFIER } });
     expect(exchange.statusCode, exchange.body).toBe(200);
     expect(decodeJwt(json(exchange).access_token as string).sub).toBe(u.userId);
   });

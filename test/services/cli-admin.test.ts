@@ -2,8 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inArray } from 'drizzle-orm';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { users } from '../../src/features/accounts/tables.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testKeys } from '../helpers/keys.js';
 import { bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
@@ -76,4 +78,43 @@ it('users create --admin → the admin signs in and administers; set-role and ro
   expect(roles.code).toBe(0);
   expect(roles.out).toMatch(/^admin\t1 user\t\*\t\(built-in\)/m);
   expect(roles.out).toMatch(/^user\t\d+ users?\t-\t\(built-in\)/m);
+});
+
+it('users create reads the password as one line, or two equal lines, from a pipe; never all of stdin', async () => {
+  const signIn = (email: string, password: string) => t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } });
+  const pw = 'a piped passphrase 42';
+
+  // Both prompts answered through a pipe: the password is the line, not "line\nline".
+  const twice = uniqueEmail('piped-twice');
+  const created = await cli(['users', 'create', '--email', twice], `${pw}\n${pw}\n`);
+  expect(created.code, created.out).toBe(0);
+  expect((await signIn(twice, pw)).statusCode).toBe(200);
+  expect((await signIn(twice, `${pw}\n${pw}`)).statusCode).toBe(400);
+
+  // CRLF line ends (a file written on Windows) end lines too; no final line break is fine.
+  const crlf = uniqueEmail('piped-crlf');
+  expect((await cli(['users', 'create', '--email', crlf], `${pw}\r\n${pw}`)).code).toBe(0);
+  expect((await signIn(crlf, pw)).statusCode).toBe(200);
+
+  // Refused before anything is written: a mismatch, a third line, a carriage return inside, nothing at all.
+  const refusals: Array<[string, string]> = [
+    [`${pw}\nsomething else\n`, 'the two passwords differ'],
+    [`${pw}\n${pw}\n${pw}\n`, 'more than two lines'],
+    [`${pw}\rX\n`, 'carriage return'],
+    ['', 'no password on stdin'],
+    ['\n', 'empty'],
+  ];
+  const refused = await Promise.all(
+    refusals.map(async ([stdin]) => {
+      const email = uniqueEmail('piped-bad');
+      return { email, res: await cli(['users', 'create', '--email', email], stdin) };
+    }),
+  );
+  for (const [i, { email, res }] of refused.entries()) {
+    expect(res.code, res.out).toBe(1);
+    expect(res.out).toContain(refusals[i]![1]);
+    expect((await signIn(email, pw)).statusCode).toBe(400);
+  }
+  const rows = await t.db.handle.db.select({ email: users.email }).from(users).where(inArray(users.email, refused.map((r) => r.email)));
+  expect(rows).toEqual([]);
 });

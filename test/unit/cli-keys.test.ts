@@ -90,7 +90,7 @@ describe('keys rotate / list / retire', () => {
     expect(await refused(() => keysRetire([], config, at(1)))).toContain('takes one key id');
   });
 
-  it('a pending key can be cancelled; --activate-in 0 signs at once with a warning; --alg changes the algorithm', async () => {
+  it('a pending key can be cancelled; --activate-in 0 signs at once with a warning; --alg adds a key that waits for JWT_ALGORITHM', async () => {
     const config = configFor('cancel');
     const k1 = kidIn(await run(() => keysRotate([], config, T0)));
     const k2 = kidIn(await run(() => keysRotate([], config, at(1))));
@@ -98,14 +98,21 @@ describe('keys rotate / list / retire', () => {
     expect(cancelled).toContain(`cancelled the pending key ${k2}`);
     expect(cancelled).not.toContain('Refresh tokens');
 
-    const now = await run(() => keysRotate(['--activate-in', '0', '--alg', 'EdDSA'], config, at(3)));
-    expect(now).toContain('created EdDSA key');
+    const now = await run(() => keysRotate(['--activate-in', '0'], config, at(3)));
+    expect(now).toContain('created ES256 key');
     expect(now).toContain('(in 0 s)');
-    expect(now).toContain('Verifiers that pin the algorithm must accept EdDSA as well as ES256');
     expect(now).toContain('Warning: verifiers may cache the JWKS for 5 minutes');
-    const listed = await run(() => keysList(config, at(3)));
-    expect(listed).toMatch(/\tEdDSA\t\S+\t\S+\tsigning\t/);
+    const k3 = kidIn(now);
+    // Another algorithm than JWT_ALGORITHM (ES256 here): published now, signing only once the servers switch.
+    const ed = await run(() => keysRotate(['--alg', 'EdDSA'], config, at(4)));
+    expect(ed).toContain('created EdDSA key');
+    expect(ed).toContain('It signs only once the servers run with JWT_ALGORITHM=EdDSA (now ES256)');
+    const listed = await run(() => keysList(config, at(5)));
+    expect(listed).toMatch(/\tEdDSA\t\S+\t\S+\tprevious \(not JWT_ALGORITHM\)\t/);
+    expect(listed).toMatch(new RegExp(`^${k3}\\tES256\\t\\S+\\t\\S+\\tsigning\\t`, 'm'));
     expect(listed).toMatch(new RegExp(`^${k1}\\tES256\\t\\S+\\t\\S+\\tprevious\\t`, 'm'));
+    const switched = await run(() => keysList({ ...config, jwt: { ...config.jwt, algorithm: 'EdDSA' } }, at(5)));
+    expect(switched).toMatch(/\tEdDSA\t\S+\t\S+\tsigning\t/);
   });
 
   it('bad arguments and configurations are clear refusals', async () => {
@@ -115,7 +122,7 @@ describe('keys rotate / list / retire', () => {
     expect(await refused(() => keysRotate(['--activate-in', 'soon'], config, at(1)))).toContain('--activate-in takes a duration');
     expect(await refused(() => keysRetire([], config, T0))).toContain('takes one key id');
     expect(await refused(() => keysRetire(['nope'], config, T0))).toContain('no key nope in');
-    const production = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x@localhost/db', MFA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), SMTP_SERVER: 'smtp.example.com', KEYS_DIR: path.join(root, 'prod') });
+    const production = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', DATABASE_URL: 'postgres://x@localhost/db', MFA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), SMTP_SERVER: 'smtp.example.com', KEYS_DIR: path.join(root, 'prod') });
     expect(production.jwt.keysDir).toBe(path.join(root, 'prod')); // KEYS_DIR counts as configured keys in production
   });
 

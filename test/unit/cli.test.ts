@@ -374,10 +374,11 @@ describe('the embedded database lock', () => {
 });
 
 describe('the server in production', () => {
-  it('with nothing configured, exits 1 naming PRIVATE_KEY and DATABASE_URL', async () => {
+  it('with nothing configured, exits 1 naming PUBLIC_URL, PRIVATE_KEY and DATABASE_URL', async () => {
     const dataDir = freshDir('prod');
     const res = await run(main, [], { NODE_ENV: 'production', DATA_DIR: dataDir });
     expect(res.code).toBe(1);
+    expect(res.stderr).toContain('PUBLIC_URL: required when NODE_ENV=production');
     expect(res.stderr).toContain('PRIVATE_KEY');
     expect(res.stderr).toContain('DATABASE_URL');
     // It failed before generating a key or opening an embedded database.

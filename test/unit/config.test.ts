@@ -129,17 +129,32 @@ describe('validation', () => {
     expect(configError({ SERVER_PORT: '80.5' }).problems[0]).toMatch(/^SERVER_PORT:/);
   });
 
-  it('in production, requires PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER, naming each', () => {
+  it('in production, requires PUBLIC_URL, PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER, naming each', () => {
     const err = configError({ NODE_ENV: 'production' });
-    expect(err.problems).toHaveLength(4);
+    expect(err.problems).toHaveLength(5);
+    expect(err.problems.some((p) => p.startsWith('PUBLIC_URL'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('MFA_ENCRYPTION_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('SMTP_SERVER'))).toBe(true);
   });
 
+  it('in production without PUBLIC_URL, PUBLIC_URL is the one problem (no localhost issuer, no localhost links in emails)', () => {
+    const ready = { NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com' };
+    const err = configError(ready);
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^PUBLIC_URL: required when NODE_ENV=production/);
+    expect(err.message).toContain('PUBLIC_URL');
+    // Blank is not set.
+    expect(configError({ ...ready, PUBLIC_URL: '  ' }).problems).toEqual([err.problems[0]]);
+    const c = loadConfig({ ...ready, PUBLIC_URL: 'https://auth.example.com/' });
+    expect([c.publicUrl, c.jwt.issuer]).toEqual(['https://auth.example.com', 'https://auth.example.com']);
+    // Outside production the localhost default stays (zero-setup development).
+    expect(loadConfig({}).publicUrl).toBe('http://localhost:8000');
+  });
+
   it('in production without SMTP_SERVER, SMTP_SERVER is the one problem', () => {
-    const err = configError({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY });
+    const err = configError({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^SMTP_SERVER\b/);
     expect(err.problems[0]).toContain('NODE_ENV=production');
@@ -156,11 +171,11 @@ describe('validation', () => {
   });
 
   it('in production, runs once PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER are set', () => {
-    const c = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
+    const c = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(c.env).toBe('production');
     expect(c.jwt.privateKeyPem).toBe(pem.trim());
     expect(c.email.smtp?.host).toBe('smtp.example.com');
-    const viaDbVars = loadConfig({ NODE_ENV: 'production', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
+    const viaDbVars = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
     expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
   });
 

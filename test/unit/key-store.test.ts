@@ -18,6 +18,8 @@ import { rejectionOf } from '../helpers/rejection.js';
 const ALGS: JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
 const pairs = Object.fromEntries(ALGS.map((alg) => [alg, generateKeyPairPem(alg)])) as Record<JwtAlgorithm, { privateKey: string; publicKey: string }>;
 const kidOf = async (pem: string, alg: JwtAlgorithm) => (await toSigningKey(pem, alg, 'x')).kid;
+/** More ES256 keys (the algorithm the rings of this file are loaded with): a, b, c. */
+const es = [pairs.ES256, generateKeyPairPem('ES256'), generateKeyPairPem('ES256')] as const;
 
 let root: string;
 let n = 0;
@@ -45,18 +47,16 @@ const load = (dir: string, clock: { now(): Date }, dev = false) =>
 describe('reading a keys directory', () => {
   it('orders keys by the time in their names, newest first; the newest whose time has come signs; all are published', async () => {
     const dir = freshDir();
-    put(dir, `${fileStamp(at(0))}-a.pem`, pairs.ES256.privateKey);
-    put(dir, `${fileStamp(at(10))}-b.pem`, pairs.EdDSA.privateKey);
-    put(dir, `${fileStamp(at(20))}-c.pem`, pairs.RS256.privateKey);
-    const [a, b, c] = [await kidOf(pairs.ES256.privateKey, 'ES256'), await kidOf(pairs.EdDSA.privateKey, 'EdDSA'), await kidOf(pairs.RS256.privateKey, 'RS256')];
+    put(dir, `${fileStamp(at(0))}-a.pem`, es[0].privateKey);
+    put(dir, `${fileStamp(at(10))}-b.pem`, es[1].privateKey);
+    put(dir, `${fileStamp(at(20))}-c.pem`, es[2].privateKey);
+    const [a, b, c] = await Promise.all(es.map((p) => kidOf(p.privateKey, 'ES256')));
     const clock = new ManualClock(at(5));
     const { ring } = await load(dir, clock);
 
     expect(ring.all.map((k) => k.kid)).toEqual([c, b, a]);
     expect(ring.jwks().keys.map((k) => k.kid)).toEqual([c, b, a]);
-    expect(ring.algorithms().sort()).toEqual(['ES256', 'EdDSA', 'RS256']);
-    // Each key signs with the algorithm of its type.
-    expect(ring.byKid(c)?.alg).toBe('RS256');
+    expect(ring.algorithms()).toEqual(['ES256']);
 
     expect(ring.current.kid).toBe(a); // b and c are pending: published, not signing
     clock.set(at(10));
@@ -66,14 +66,45 @@ describe('reading a keys directory', () => {
     expect(ring.privateByKid(a)?.kid).toBe(a); // older keys keep their private part (refresh tokens, sealed links)
   });
 
-  it('the states and when each key is safe to retire', async () => {
+  it('keys of another algorithm than JWT_ALGORITHM are published (their tokens verify) but never sign, however new', async () => {
     const dir = freshDir();
-    put(dir, `${fileStamp(at(0))}-a.pem`, pairs.ES256.privateKey);
-    put(dir, `${fileStamp(at(10))}-b.pem`, pairs.EdDSA.privateKey);
-    put(dir, `${fileStamp(at(20))}-c.pem`, pairs.RS256.privateKey);
+    put(dir, `${fileStamp(at(0))}-a.pem`, es[0].privateKey);
+    put(dir, `${fileStamp(at(10))}-rsa.pem`, pairs.RS256.privateKey);
+    put(dir, `${fileStamp(at(20))}-ed.pem`, pairs.EdDSA.privateKey);
+    const a = await kidOf(es[0].privateKey, 'ES256');
+    const clock = new ManualClock(at(30));
+    const { ring } = await load(dir, clock);
+    expect(ring.all.map((k) => k.alg)).toEqual(['EdDSA', 'RS256', 'ES256']);
+    expect(ring.algorithms().sort()).toEqual(['ES256', 'EdDSA', 'RS256']);
+    expect([ring.current.kid, ring.current.alg]).toEqual([a, 'ES256']);
+    const rsa = await kidOf(pairs.RS256.privateKey, 'RS256');
+    expect(ring.privateByKid(rsa)?.alg).toBe('RS256'); // its refresh tokens and sealed links still open
     const files = await readKeyDir(dir);
     const life = { accessTokenSeconds: 15 * 60, refreshTokenSeconds: 30 * 86400 };
-    const s = keyStatuses(files, at(12), life);
+    expect(keyStatuses(files, at(30), life, 'ES256').map((k) => [k.key.alg, k.state])).toEqual([['EdDSA', 'previous'], ['RS256', 'previous'], ['ES256', 'signing']]);
+    // The same directory under JWT_ALGORITHM=EdDSA: the Ed25519 key signs.
+    expect((await loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, keysDir: dir, devKeysDir: null, clock })).ring.current.alg).toBe('EdDSA');
+  });
+
+  it('a KEYS_DIR without a key of JWT_ALGORITHM stops with a clear message (never signs with another algorithm)', async () => {
+    const dir = freshDir();
+    put(dir, `${fileStamp(at(0))}-rsa.pem`, pairs.RS256.privateKey);
+    const err = await keyError(() => load(dir, new ManualClock(at(1))));
+    expect(err.message).toContain(`${dir} holds no ES256 key, and JWT_ALGORITHM=ES256 (its keys are RS256)`);
+    expect(err.message).toContain('JWT_ALGORITHM=ES256 tessera keys rotate');
+    // Outside production too: only an empty KEYS_DIR gets a generated key.
+    await keyError(() => load(dir, new ManualClock(at(1)), true));
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
+
+  it('the states and when each key is safe to retire', async () => {
+    const dir = freshDir();
+    put(dir, `${fileStamp(at(0))}-a.pem`, es[0].privateKey);
+    put(dir, `${fileStamp(at(10))}-b.pem`, es[1].privateKey);
+    put(dir, `${fileStamp(at(20))}-c.pem`, es[2].privateKey);
+    const files = await readKeyDir(dir);
+    const life = { accessTokenSeconds: 15 * 60, refreshTokenSeconds: 30 * 86400 };
+    const s = keyStatuses(files, at(12), life, 'ES256');
     expect(s.map((k) => k.state)).toEqual(['pending', 'signing', 'previous']);
     const previous = s[2]!;
     expect(previous.stoppedSigningAt).toEqual(at(10));
@@ -83,29 +114,29 @@ describe('reading a keys directory', () => {
     expect(s[0]!.safeToRetireAt).toBeNull();
     expect(s[1]!.safeToRetireAt).toBeNull();
     // Later: b stopped at c's activation.
-    const later = keyStatuses(files, at(30), life);
+    const later = keyStatuses(files, at(30), life, 'ES256');
     expect(later.map((k) => k.state)).toEqual(['signing', 'previous', 'previous']);
     expect(later[1]!.stoppedSigningAt).toEqual(at(20));
   });
 
   it('only pending keys: the one activating first signs', async () => {
     const dir = freshDir();
-    put(dir, `${fileStamp(at(60))}-later.pem`, pairs.ES256.privateKey);
-    put(dir, `${fileStamp(at(30))}-sooner.pem`, pairs.EdDSA.privateKey);
+    put(dir, `${fileStamp(at(60))}-later.pem`, es[0].privateKey);
+    put(dir, `${fileStamp(at(30))}-sooner.pem`, es[1].privateKey);
     const { ring } = await load(dir, new ManualClock(at(0)));
-    expect(ring.current.alg).toBe('EdDSA');
+    expect(ring.current.kid).toBe(await kidOf(es[1].privateKey, 'ES256'));
   });
 
   it('a file without a time in its name signs from its modification time', async () => {
     const dir = freshDir();
-    put(dir, 'private.pem', pairs.ES256.privateKey);
+    put(dir, 'private.pem', es[0].privateKey);
     utimesSync(path.join(dir, 'private.pem'), at(0), at(0));
-    put(dir, `${fileStamp(at(10))}-next.pem`, pairs.EdDSA.privateKey);
+    put(dir, `${fileStamp(at(10))}-next.pem`, es[1].privateKey);
     const clock = new ManualClock(at(5));
     const { ring } = await load(dir, clock);
-    expect(ring.current.alg).toBe('ES256');
+    expect(ring.current.kid).toBe(await kidOf(es[0].privateKey, 'ES256'));
     clock.set(at(11));
-    expect(ring.current.alg).toBe('EdDSA');
+    expect(ring.current.kid).toBe(await kidOf(es[1].privateKey, 'ES256'));
   });
 
   it('the public half of a key in the directory is skipped; a public key of its own is published, never signs', async () => {
@@ -191,7 +222,7 @@ describe('reloading', () => {
     const sealed = createSecretBox(ring).seal('link-token');
     expect((await loaded.reload!()).changed).toBe(false); // nothing changed: not even re-read
 
-    const next = await createKeyFile(dir, 'EdDSA', at(10));
+    const next = await createKeyFile(dir, 'ES256', at(10));
     expect((await loaded.reload!()).changed).toBe(true);
     expect(ring.all.map((k) => k.kid)).toEqual([next.kid, first]); // the same object, new keys
     expect(ring.current.kid).toBe(first);

@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtAlgorithm } from '../../src/config.js';
 import { loadKeyRing } from '../../src/infra/key-store.js';
 import { KeyError, createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
+import type { AccessClaims } from '../../src/features/tokens/claims.js';
+import { createTokenSigner } from '../../src/features/tokens/token-signer.js';
+import { ManualClock } from '../../src/infra/clock.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
 const pkcs8 = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -159,21 +162,36 @@ describe('loadKeyRing', () => {
     expect(readFileSync(privatePath, 'utf8')).toBe(privatePem);
   });
 
-  it('a generated key of another algorithm keeps signing with its own algorithm, not silently replaced', async () => {
-    // Keys in a directory sign with the algorithm of their type (a rotation may change it);
-    // JWT_ALGORITHM picks the type of keys generated from now on (docs/key-rotation.md).
+  it('after a change of JWT_ALGORITHM, a key of the new algorithm is generated and signs; the old key stays published', async () => {
+    // Never sign with another algorithm than JWT_ALGORITHM (docs/key-rotation.md).
     const keysDir = path.join(dir, 'switch', 'keys');
     const first = await loadKeyRing({ algorithm: 'ES256', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
     const privatePem = readFileSync(path.join(keysDir, 'private.pem'), 'utf8');
     const again = await loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
-    expect(again.generatedAt).toBeUndefined();
-    expect(again.ring.current.kid).toBe(first.ring.current.kid);
-    expect(again.ring.current.alg).toBe('ES256');
+    expect(again.generatedAt).toBe(path.join(keysDir, 'private-EdDSA.pem'));
+    expect(statSync(again.generatedAt!).mode & 0o777).toBe(0o600);
+    expect(again.ring.current.alg).toBe('EdDSA');
+    expect(again.ring.all.map((k) => k.kid).sort()).toEqual([again.ring.current.kid, first.ring.current.kid].sort());
+    expect(again.ring.privateByKid(first.ring.current.kid)?.alg).toBe('ES256');
     expect(readFileSync(path.join(keysDir, 'private.pem'), 'utf8')).toBe(privatePem);
+    // Back to ES256: its key signs again, nothing new is generated.
+    const back = await loadKeyRing({ algorithm: 'ES256', privateKeyPem: null, publicKeyPem: null, devKeysDir: keysDir });
+    expect(back.generatedAt).toBeUndefined();
+    expect(back.ring.current.kid).toBe(first.ring.current.kid);
+    expect(back.ring.all).toHaveLength(2);
   });
 
   it('without a key and without a development directory is a KeyError', async () => {
     const err = await keyError(() => loadKeyRing({ algorithm: 'RS256', privateKeyPem: null, publicKeyPem: null, devKeysDir: null }));
     expect(err.message).toContain('PRIVATE_KEY');
   });
+});
+
+it('the token signer refuses to sign with a key of another algorithm than JWT_ALGORITHM', async () => {
+  const ring = createKeyRing([await toSigningKey(pairs.RS256.privateKey, 'RS256', 'PRIVATE_KEY')]);
+  const claims: AccessClaims = { sub: 'u', sid: 's', email: 'a@example.com', email_verified: true, roles: [], permissions: [], amr: ['pwd'] };
+  const opts = { issuer: 'http://tessera.test', audience: 'tessera', accessTokenSeconds: 900 };
+  await expect(createTokenSigner(ring, new ManualClock(new Date()), { ...opts, algorithm: 'ES256' }).signAccess(claims)).rejects.toThrow('refusing to sign with RS256');
+  const { token } = await createTokenSigner(ring, new ManualClock(new Date()), { ...opts, algorithm: 'RS256' }).signAccess(claims);
+  expect(token.split('.')).toHaveLength(3);
 });

@@ -1,5 +1,6 @@
 import { TesseraError, TesseraNetworkError, errorFromBody } from './errors.js';
 import { decodeJwtPayload } from './jwt.js';
+import { createPkce } from './pkce.js';
 import { memoryStorage, type TokenStorage } from './storage.js';
 import type {
   AuthEvent,
@@ -12,6 +13,7 @@ import type {
   SessionInfo,
   SignInResult,
   SignedIn,
+  SocialAuthorization,
   TotpEnrolment,
   User,
 } from './types.js';
@@ -63,6 +65,22 @@ function toSessionInfo(s: Json): SessionInfo {
   };
 }
 
+/** A web social sign-in between its two steps, as stored. */
+interface PendingSocialSignIn {
+  codeVerifier: string;
+  redirectUri: string;
+}
+
+function parsePending(raw: string | null): PendingSocialSignIn | null {
+  if (!raw) return null;
+  try {
+    const p = JSON.parse(raw) as Partial<PendingSocialSignIn>;
+    return typeof p.codeVerifier === 'string' && typeof p.redirectUri === 'string' ? { codeVerifier: p.codeVerifier, redirectUri: p.redirectUri } : null;
+  } catch {
+    return null;
+  }
+}
+
 function parseStored(raw: string | null): Session | null {
   if (!raw) return null;
   try {
@@ -102,6 +120,8 @@ export class TesseraClient {
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly key: string;
+  /** Where a web social sign-in keeps its PKCE verifier between its two steps. */
+  private readonly pkceKey: string;
   private session: Session | null = null;
   private loading: Promise<void> | null = null;
   private refreshing: Promise<Session> | null = null;
@@ -116,6 +136,7 @@ export class TesseraClient {
     this.marginMs = (opts.refreshMarginSeconds ?? 30) * 1000;
     this.now = opts.now ?? (() => Date.now());
     this.key = opts.storageKey ?? 'tessera.session';
+    this.pkceKey = `${this.key}.pkce`;
     this.mfa = {
       status: async () => {
         const b = await this.authed<Json>('GET', '/users/me/mfa');
@@ -178,29 +199,37 @@ export class TesseraClient {
   }
 
   /**
-   * Web social sign-in, step 1: the URL to send the browser to. Tessera comes back to
-   * `redirectUri` (one of OAUTH_REDIRECT_ALLOWLIST) with `?code=…&state=…` or `?error=…`;
-   * pass the code to `exchangeSocialCode`. `state`: the app's own value, returned as is;
-   * `codeChallenge`: the app's PKCE S256 challenge (then `codeVerifier` is required at the exchange).
+   * Web social sign-in, step 1: the URL to send the browser to. Creates the PKCE verifier
+   * (Tessera requires PKCE S256), keeps it in this client's storage until `exchangeSocialCode`
+   * and returns it too (keep it yourself if the page that finishes uses another storage).
+   * Tessera comes back to `redirectUri` (one of OAUTH_REDIRECT_ALLOWLIST) with `?code=…&state=…`
+   * or `?error=…`. `state`: the app's own value, returned as is.
    */
-  socialAuthorizeUrl(provider: string, redirectUri: string, opts: { state?: string; codeChallenge?: string } = {}): string {
+  async socialAuthorizeUrl(provider: string, redirectUri: string, opts: { state?: string } = {}): Promise<SocialAuthorization> {
+    const { verifier, challenge } = await createPkce();
+    const pending: PendingSocialSignIn = { codeVerifier: verifier, redirectUri };
+    await this.storage.set(this.pkceKey, JSON.stringify(pending));
     const q = new URLSearchParams({ redirect_uri: redirectUri });
     if (opts.state !== undefined) q.set('state', opts.state);
-    if (opts.codeChallenge !== undefined) {
-      q.set('code_challenge', opts.codeChallenge);
-      q.set('code_challenge_method', 'S256');
-    }
-    return `${this.baseUrl}/auth/oauth/${encodeURIComponent(provider)}/authorize?${q.toString()}`;
+    q.set('code_challenge', challenge);
+    q.set('code_challenge_method', 'S256');
+    return { url: `${this.baseUrl}/auth/oauth/${encodeURIComponent(provider)}/authorize?${q.toString()}`, codeVerifier: verifier };
   }
 
   /**
-   * Web social sign-in, step 2: `POST /auth/token` with `grant_type=authorization_code`. The server
-   * requires `redirectUri` (the one given to `socialAuthorizeUrl`), and `codeVerifier` when a challenge was sent.
+   * Web social sign-in, step 2: `POST /auth/token` with `grant_type=authorization_code`, the
+   * code, and the `redirectUri` and PKCE `codeVerifier` of step 1 (from this client's storage
+   * unless given). The stored verifier is used once, whatever the answer.
    */
-  exchangeSocialCode(code: string, opts: { redirectUri?: string; codeVerifier?: string } = {}): Promise<SignInResult> {
-    const form: Record<string, string> = { grant_type: 'authorization_code', code };
-    if (opts.redirectUri !== undefined) form.redirect_uri = opts.redirectUri;
-    if (opts.codeVerifier !== undefined) form.code_verifier = opts.codeVerifier;
+  async exchangeSocialCode(code: string, opts: { redirectUri?: string; codeVerifier?: string } = {}): Promise<SignInResult> {
+    const pending = parsePending(await this.storage.get(this.pkceKey));
+    await this.storage.remove(this.pkceKey);
+    const codeVerifier = opts.codeVerifier ?? pending?.codeVerifier;
+    const redirectUri = opts.redirectUri ?? pending?.redirectUri;
+    if (codeVerifier === undefined || redirectUri === undefined) {
+      throw new TesseraError('pkce_verifier_missing', 0, 'No PKCE verifier for this code: start the sign-in with socialAuthorizeUrl (with the same storage), or pass codeVerifier and redirectUri.');
+    }
+    const form: Record<string, string> = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier };
     return this.signInWith(() => this.call<TokenResponse>('POST', '/auth/token', { form }));
   }
 

@@ -7,9 +7,11 @@ export interface ErrorDetail {
 /**
  * An error answered by Tessera. `code` is the server's stable `error` code
  * (`invalid_grant`, `invalid_mfa_code`, `session_revoked`, …; see docs/errors.md):
- * match on it, never on the message. The SDK adds two codes of its own:
- * `not_signed_in` (a call that needs a session, without one; status 0) and
- * `unexpected_response` (a body that is not Tessera's JSON).
+ * match on it, never on the message. The SDK adds codes of its own:
+ * `not_signed_in` (a call that needs a session, without one; status 0),
+ * `pkce_verifier_missing` (`exchangeSocialCode` without the verifier of
+ * `socialAuthorizeUrl`; status 0) and `unexpected_response` (a body that is
+ * not Tessera's JSON).
  */
 export class TesseraError extends Error {
   override readonly name = 'TesseraError';

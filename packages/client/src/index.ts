@@ -14,6 +14,7 @@ export type {
   SessionInfo,
   SignInResult,
   SignedIn,
+  SocialAuthorization,
   TotpEnrolment,
   User,
 } from './types.js';

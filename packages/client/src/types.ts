@@ -47,6 +47,13 @@ export interface MfaRequired {
   expiresIn: number;
 }
 
+/** Step 1 of a web social sign-in: where to send the browser, and the PKCE verifier `exchangeSocialCode` will send. */
+export interface SocialAuthorization {
+  url: string;
+  /** Also kept in the client's storage until `exchangeSocialCode`; pass it there yourself when the finishing page has another storage. */
+  codeVerifier: string;
+}
+
 /** What a sign-in gives: tokens, or the second step. Narrow on `status`. */
 export type SignInResult = SignedIn | MfaRequired;
 

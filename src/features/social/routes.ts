@@ -67,6 +67,7 @@ export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = asyn
       tags: ['auth'],
       summary: 'Web sign-in with a provider: redirects (302) to it',
       description:
+        "Requires the app's PKCE challenge (`code_challenge`, `code_challenge_method=S256`; 400 `pkce_required` without). " +
         'Sets an HttpOnly cookie binding the attempt to this browser, then redirects to the provider with state, PKCE S256 and nonce. ' +
         "The provider comes back to /auth/oauth/:provider/callback, which redirects to `redirect_uri` with `?code=…` (and the app's `state`), or `?error=…`.",
       params: ProviderParams,

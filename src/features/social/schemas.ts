@@ -17,8 +17,9 @@ export const ProvidersBody = Type.Object({
 export const AuthorizeQuery = Type.Object({
   redirect_uri: Type.String({ maxLength: 2048, description: 'Where the one-time code goes: exactly one of OAUTH_REDIRECT_ALLOWLIST' }),
   state: Type.Optional(Type.String({ maxLength: 512, description: "The app's own state, returned unchanged with the code" })),
-  code_challenge: Type.Optional(Type.String({ maxLength: 128, description: "The app's PKCE S256 challenge; then code_verifier is required at POST /auth/token" })),
-  code_challenge_method: Type.Optional(Type.String({ maxLength: 10, description: '`S256` (the only method accepted)' })),
+  // Required (400 pkce_required without them), but checked by the flow, not the schema: a confidential client may be exempted one day.
+  code_challenge: Type.Optional(Type.String({ maxLength: 128, description: "Required: the app's PKCE challenge, BASE64URL(SHA-256(code_verifier)); the code_verifier goes to POST /auth/token" })),
+  code_challenge_method: Type.Optional(Type.String({ maxLength: 10, description: 'Required: `S256` (the only method accepted; `plain` is refused)' })),
 });
 
 /** What a provider sends back (query string, or Apple's form_post body); unknown members are ignored. */

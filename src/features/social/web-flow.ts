@@ -1,8 +1,8 @@
 /**
  * The web (redirect) flow of third-party sign-in, without HTTP:
  *
- * 1. `authorize`: checks the app's redirect_uri against OAUTH_REDIRECT_ALLOWLIST,
- *    keeps a server-side state row (PKCE verifier, nonce, redirect_uri, the
+ * 1. `authorize`: checks the app's redirect_uri against OAUTH_REDIRECT_ALLOWLIST
+ *    and requires the app's PKCE challenge (S256), keeps a server-side state row (PKCE verifier, nonce, redirect_uri, the
  *    app's own state and PKCE challenge, the hash of a browser-binding cookie;
  *    10 minutes, single-use) and returns the provider's authorization URL.
  * 2. `callback`: the state must exist, belong to this provider and this browser
@@ -11,8 +11,7 @@
  *    code (256 bits, stored as SHA-256, 60 s, single-use) goes to the app's
  *    redirect_uri. Tokens never appear in a URL.
  * 3. `exchange` (`POST /auth/token`, `grant_type=authorization_code`): the code,
- *    the same redirect_uri and, when the app sent a challenge, its verifier →
- *    tokens. A replayed code revokes the session it opened (RFC 6749 §4.1.2).
+ *    the same redirect_uri and the verifier of the app's challenge → tokens. A replayed code revokes the session it opened (RFC 6749 §4.1.2).
  */
 import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
@@ -40,6 +39,19 @@ const OPAQUE = /^[A-Za-z0-9_-]{43}$/;
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
 
 const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
+
+/** Who asks for a code: today every client of the web flow is a public one (a browser or an app, no secret). */
+interface WebClient {
+  confidential: boolean;
+}
+const PUBLIC_CLIENT: WebClient = { confidential: false };
+
+/**
+ * PKCE (S256) is what binds the one-time code to the app that asked for it: a public client has
+ * no secret, so without it an intercepted code is redeemable by anyone. The one exemption to
+ * come is a confidential client that authenticates at the token endpoint (the client registry).
+ */
+const pkceRequired = (client: WebClient) => !client.confidential;
 
 export interface WebFlowDeps {
   db: Database;
@@ -90,6 +102,7 @@ export function createWebFlow(deps: WebFlowDeps) {
       const p = social.provider(providerId);
       const redirectUri = allowedRedirectUri(input.redirectUri, deps.redirectAllowlist);
       if (!redirectUri) throw new AppError('redirect_uri_not_allowed');
+      if (pkceRequired(PUBLIC_CLIENT) && input.codeChallenge === undefined && input.codeChallengeMethod === undefined) throw new AppError('pkce_required');
       if (input.codeChallenge !== undefined || input.codeChallengeMethod !== undefined) {
         if (input.codeChallengeMethod !== 'S256' || !input.codeChallenge || !OPAQUE.test(input.codeChallenge)) {
           throw new AppError('validation_failed', 'PKCE: send code_challenge (43 base64url characters) with code_challenge_method=S256.', [{ field: 'code_challenge', message: 'invalid' }]);
@@ -182,7 +195,7 @@ export function createWebFlow(deps: WebFlowDeps) {
       return back(live.redirectUri, { code, state: live.appState });
     },
 
-    /** `grant_type=authorization_code`: the one-time code → tokens, or the OAuth error of the password grant. */
+    /** `grant_type=authorization_code`: the one-time code and its PKCE verifier → tokens, or the OAuth error of the password grant. */
     async exchange(input: { code: string; redirectUri: string; codeVerifier?: string | undefined }, meta: ClientMeta): Promise<TokenResponse> {
       const invalid = () => new OAuthError('invalid_grant', 'The code is invalid, expired or was already used.');
       if (input.code.length > 200) throw invalid();
@@ -199,7 +212,11 @@ export function createWebFlow(deps: WebFlowDeps) {
       }
       if (allowedRedirectUri(input.redirectUri, [row.redirectUri]) === null) throw new OAuthError('invalid_grant', 'redirect_uri differs from the one of the authorization request.');
       if (row.codeChallenge) {
-        if (!input.codeVerifier || !VERIFIER.test(input.codeVerifier) || s256(input.codeVerifier) !== row.codeChallenge) throw new OAuthError('invalid_grant', 'The code_verifier does not match the code_challenge.');
+        if (!input.codeVerifier) throw new OAuthError('invalid_grant', 'Missing code_verifier: the authorization request had a code_challenge (PKCE).');
+        if (!VERIFIER.test(input.codeVerifier) || s256(input.codeVerifier) !== row.codeChallenge) throw new OAuthError('invalid_grant', 'The code_verifier does not match the code_challenge.');
+      } else if (pkceRequired(PUBLIC_CLIENT)) {
+        // A code issued before PKCE was required (or a row written by hand): no verifier can redeem it.
+        throw new OAuthError('invalid_grant', 'This code was issued without a code_challenge; PKCE (S256) is required. Start the sign-in again.');
       } else if (input.codeVerifier !== undefined) {
         throw new OAuthError('invalid_grant', 'A code_verifier was sent but the authorization request had no code_challenge.');
       }

@@ -23,7 +23,7 @@ const TokenRequest = Type.Object({
   refresh_token: Type.Optional(Type.String({ maxLength: 4096 })),
   code: Type.Optional(Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code)' })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
-  code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'PKCE verifier, when the authorization request had a code_challenge' })),
+  code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'The PKCE verifier of the code_challenge sent to /auth/oauth/:provider/authorize (required with grant_type=authorization_code)' })),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
   client_id: Type.Optional(Type.String({ maxLength: 256 })),
 });

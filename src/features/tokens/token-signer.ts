@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
+import type { JwtAlgorithm } from '../../config.js';
 import type { Clock } from '../../infra/clock.js';
 import type { KeyRing } from '../../infra/keys.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type AccessClaims, type RefreshClaims } from './claims.js';
 
 export interface TokenSignerOptions {
+  /** JWT_ALGORITHM: the only algorithm access tokens are signed with. */
+  algorithm: JwtAlgorithm;
   issuer: string;
   audience: string;
   accessTokenSeconds: number;
@@ -20,6 +23,8 @@ export function createTokenSigner(keys: KeyRing, clock: Clock, opts: TokenSigner
   return {
     async signAccess(claims) {
       const key = keys.current;
+      // The key ring picks keys of JWT_ALGORITHM only; this is the last line of defence, not a code path.
+      if (key.alg !== opts.algorithm) throw new Error(`refusing to sign with ${key.alg} (key ${key.kid}): JWT_ALGORITHM=${opts.algorithm}`);
       const iat = Math.floor(clock.now().getTime() / 1000);
       const token = await new SignJWT({ ...claims })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
