@@ -125,7 +125,9 @@ export function createAccountService(deps: AccountServiceDeps) {
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
       const fail = async (reason: string, err: OAuthError = badCredentials()) => {
-        deps.metrics.signIns.inc({ result: 'failure', reason });
+        const credentials = reason === 'wrong_password' || reason === 'unknown_email';
+        // Public metrics get one reason for both: only the (private) audit trail tells them apart.
+        deps.metrics.signIns.inc({ result: 'failure', reason: credentials ? 'invalid_credentials' : reason });
         // An unknown address is kept masked: the trail must not become a list of guessed emails.
         await deps.audit.record(db, {
           userId: user?.id ?? null,
@@ -134,7 +136,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           userAgent: meta.userAgent,
           details: user ? { reason } : { reason, email: maskEmail(email) },
         });
-        if (deps.guard && (reason === 'wrong_password' || reason === 'unknown_email')) {
+        if (deps.guard && credentials) {
           const counted = await deps.guard.failed(email, meta.ip);
           const who = { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent };
           if (counted.delaySeconds > 0) {
