@@ -220,8 +220,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   registerMetrics(app, {
     metrics,
     hashQueueDepth: () => hasher.queueDepth,
-    outbox: () => outbox.stats(),
-    queueJobs: sender.redis?.jobCounts ?? null,
+    outbox: () => outbox.backlog(),
     pool: deps.database.kind === 'postgres' ? () => deps.database.poolStats() ?? { total: 0, idle: 0, waiting: 0 } : null,
     now: () => clock.now(),
     token: config.metricsToken,

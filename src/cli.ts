@@ -5,9 +5,12 @@ import { buildApp } from './app.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
 import { readPassword } from './cli-password.js';
 import { SetupError, reportFatal } from './fatal.js';
+import { normaliseEmail } from './features/accounts/email.js';
+import { describeStoredEmails, reviewStoredEmails } from './features/accounts/stored-emails.js';
 import * as outboxRepo from './features/outbox/repo.js';
 import type { Database } from './infra/db/client.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
+import { migrateDatabase } from './migrate.js';
 import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 const HELP = `Usage: tessera <command> [options]
@@ -28,6 +31,8 @@ Commands:
                                 stdin: one line, or two equal lines (printf 'pw\\npw\\n' | tessera users create …)
   users set-role --email EMAIL --role ROLE [--remove]
                                 Give (or with --remove, take) a role
+  users check-emails            List stored email addresses that are not canonical, or that reach one mailbox from
+                                several accounts (never merged); exits 1 if there are any
   roles list                    Roles with their permissions and number of users
   outbox status                 Count outbox messages by status and list the failed ones with their last error
   outbox retry [--id ID ...]    Re-queue failed messages (all, or the given ids) with a fresh attempt budget
@@ -38,7 +43,7 @@ async function migrate(): Promise<void> {
   const config = loadConfig();
   const database = await openConfiguredDatabase(config);
   try {
-    await database.migrate();
+    await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     console.log(`tessera: migrations applied (${database.kind === 'pglite' ? `embedded database in ${path.join(config.dataDir, 'db')}` : 'PostgreSQL'})`);
   } finally {
     await database.close();
@@ -99,7 +104,7 @@ async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp
   const { ring } = await loadConfiguredKeys(config);
   const database = await openConfiguredDatabase(config);
   try {
-    await database.migrate();
+    await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
     try {
       return await fn(app.services, config);
@@ -129,7 +134,7 @@ async function usersCreate(args: string[]): Promise<void> {
 async function usersSetRole(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { email: { type: 'string' }, role: { type: 'string' }, remove: { type: 'boolean' } } });
   if (!values.email || !values.role) throw new SetupError('users set-role needs --email and --role');
-  const email = values.email.trim().toLowerCase();
+  const email = normaliseEmail(values.email);
   const role = values.role;
   await withServices(async ({ admin }) => {
     const found = (await admin.listUsers({ emailPrefix: email, limit: 20 })).users.find((u) => u.email === email);
@@ -138,6 +143,14 @@ async function usersSetRole(args: string[]): Promise<void> {
     else await admin.addRole(null, found.id, role);
   });
   console.log(`tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; Tessera's own routes apply it at once, their tokens from their next refresh`);
+}
+
+async function usersCheckEmails(): Promise<number> {
+  const report = await withDatabase((db) => reviewStoredEmails(db, { fix: false }));
+  const lines = describeStoredEmails(report, false);
+  for (const line of lines) console.log(line);
+  if (lines.length === 0) console.log('tessera: every stored email address is canonical, and no two accounts reach one mailbox');
+  return lines.length === 0 ? 0 : 1;
 }
 
 async function rolesList(): Promise<void> {
@@ -158,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
     await runWorker(loadConfig());
   } else if (command === 'users' && sub === 'create') await usersCreate(rest);
   else if (command === 'users' && sub === 'set-role') await usersSetRole(rest);
+  else if (command === 'users' && sub === 'check-emails') return usersCheckEmails();
   else if (command === 'roles' && sub === 'list') await rolesList();
   else if (command === 'outbox' && sub === 'status') await outboxStatus();
   else if (command === 'outbox' && sub === 'retry') await outboxRetry(rest);

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { Config } from './config.js';
+import { migrateDatabase } from './migrate.js';
 import { configuredKeysDir, loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
@@ -28,7 +29,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   loadMfaKey(config);
   if (config.migrateOnStart) {
     const database = await openConfiguredDatabase(config);
-    await database.migrate();
+    await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     await database.close();
   }
   let stopping = false;

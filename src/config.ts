@@ -29,6 +29,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
   metricsToken: string | null;
+  /** METRICS_PUBLIC: production may serve /metrics without METRICS_TOKEN (a private network only). */
+  metricsPublic: boolean;
   database: {
     /** null = embedded PGlite in `${dataDir}/db`. */
     url: string | null;
@@ -620,6 +622,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: parseCorsOrigins(r),
     shutdownTimeoutMs: r.duration('SHUTDOWN_TIMEOUT', 10, 1, 3600) * 1000,
     metricsToken: r.raw('METRICS_TOKEN') ?? null,
+    metricsPublic: r.bool('METRICS_PUBLIC', false),
     database: {
       url: databaseUrl(r),
       poolMax: r.int('DB_POOL_MAX', 10, 1, 1000),
@@ -697,6 +700,9 @@ export function loadConfig(env: Env = process.env): Config {
     if (!config.mfa.encryptionKey) r.problems.push('MFA_ENCRYPTION_KEY: required when NODE_ENV=production (32 bytes, base64 or hex: `openssl rand -base64 32`); it encrypts the TOTP secrets');
     if (!config.email.smtp) r.problems.push('SMTP_SERVER (with SMTP_PORT, SMTP_FROM, SMTP_USERNAME, SMTP_PASSWORD): required when NODE_ENV=production; without it mail is only written to files');
     if (config.bodyLimit > 1024 * 1024) r.problems.push('BODY_LIMIT_BYTES: keep it at most 1 MiB in production');
+    if (!config.metricsToken && !config.metricsPublic) {
+      r.problems.push('METRICS_TOKEN: required when NODE_ENV=production (`openssl rand -base64 32`; scrape with Authorization: Bearer <token>), or set METRICS_PUBLIC=true if only a private network reaches /metrics');
+    }
   }
   if (r.problems.length) throw new ConfigError(r.problems);
   return config;

@@ -1,5 +1,6 @@
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
+import { migrateDatabase } from './migrate.js';
 import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase, watchKeys } from './runtime.js';
 
 /**
@@ -13,7 +14,7 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const keys = await loadConfiguredKeys(config);
   const { ring, generatedAt } = keys;
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
-  if (migrate) await database.migrate();
+  if (migrate) await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
   const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY or KEYS_DIR in production');
   // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.

@@ -66,8 +66,6 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     async ping(): Promise<void> {
       await connection.ping();
     },
-    /** Jobs by state (metrics). */
-    counts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'),
     async add(ids: string[]): Promise<void> {
       if (connection.status !== 'ready') throw new Error(`Redis is not ready (${connection.status})`);
       await queue.addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));

@@ -4,6 +4,8 @@ import { freePort } from './free-port.js';
 
 export interface ReceivedMail {
   to: string;
+  /** The SMTP envelope's recipients (RCPT TO): where the message was actually delivered. */
+  rcptTo: string[];
   from: string;
   subject: string;
   text: string;
@@ -70,6 +72,7 @@ export class SmtpCatcher {
       const to = Array.isArray(parsed.to) ? parsed.to[0] : parsed.to;
       this.received.push({
         to: to?.value[0]?.address ?? '',
+        rcptTo: session.envelope.rcptTo.map((r) => r.address),
         from: parsed.from?.text ?? '',
         subject: parsed.subject ?? '',
         text: parsed.text ?? '',

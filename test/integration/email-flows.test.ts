@@ -175,6 +175,26 @@ describe('registration and confirmation', () => {
     expect((await post(t.app, '/auth/confirm-email', { token: tokenIn(first) })).statusCode).toBe(200);
   });
 
+  it('mail goes to the stored form: a fullwidth, Unicode-domain spelling is stored and delivered as one punycode address', async () => {
+    const local = `deliver.${process.pid}.${Date.now()}`;
+    const stored = `${local}@xn--bcher-kva.example`;
+    const res = await post(t.app, '/auth/register', { email: `${local.toUpperCase()}@\uff22\u00dccher\uff0eexample`, password: PASSWORD });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(json(res).email).toBe(stored);
+    // mailparser and smtp-server show the domain in Unicode; the raw header carries what nodemailer was given.
+    const delivered = () => smtp.received.filter((m) => m.rcptTo.some((r) => r.startsWith(`${local}@`)));
+    await smtp.until(() => delivered().length === 1, 10_000, 'the confirmation');
+    expect(delivered()[0]?.rcptTo).toEqual([`${local}@bücher.example`]);
+    expect(delivered()[0]?.raw).toContain(`\r\nTo: ${stored}\r\n`);
+    expect((await rowsTo(t, stored)).map((r) => r.recipient)).toEqual([stored]);
+    // Another spelling of the same mailbox asks for a new link: it goes to the same, stored address.
+    expect((await post(t.app, '/auth/confirm-email/resend', { email: `${local}@bücher.example` })).statusCode).toBe(202);
+    t.clock.advance(61_000);
+    expect((await post(t.app, '/auth/confirm-email/resend', { email: `${local}@bücher.example` })).statusCode).toBe(202);
+    await smtp.until(() => delivered().length === 2, 10_000, 'the resent confirmation');
+    expect(delivered().map((m) => /\r\nTo: (.*)\r\n/.exec(m.raw)?.[1])).toEqual([stored, stored]);
+  });
+
   it('a malformed address is a 422, not a 202', async () => {
     const res = await post(t.app, '/auth/confirm-email/resend', { email: 'not an address' });
     expect(res.statusCode).toBe(422);

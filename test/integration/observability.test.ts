@@ -1,5 +1,8 @@
 import { Writable } from 'node:stream';
+import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outbox } from '../../src/features/outbox/tables.js';
+import { SmtpCatcher } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // What an operator sees: Prometheus series that move with the events, one redacted
@@ -51,7 +54,8 @@ describe('GET /metrics', () => {
       'tessera_password_hash_seconds',
       'tessera_sign_ins_total',
       'tessera_refresh_token_reuse_total',
-      'tessera_outbox_messages',
+      'tessera_outbox_backlog_messages',
+      'tessera_outbox_failed_messages',
       'tessera_outbox_oldest_unsent_age_seconds',
     ]) {
       expect(body, name).toContain(`# TYPE ${name.replace(/_bucket$/, '')} `);
@@ -73,16 +77,115 @@ describe('GET /metrics', () => {
 
     const delta = (name: string, labels = '') => value(after, name, labels) - value(before, name, labels);
     expect(delta('tessera_sign_ins_total', 'result="success",reason="ok"')).toBe(1);
-    expect(delta('tessera_sign_ins_total', 'result="failure",reason="wrong_password"')).toBe(1);
-    expect(delta('tessera_sign_ins_total', 'result="failure",reason="unknown_email"')).toBe(1);
+    // A wrong password and an unknown address are one reason: the metrics do not name registered addresses.
+    expect(delta('tessera_sign_ins_total', 'result="failure",reason="invalid_credentials"')).toBe(2);
+    expect(after).not.toMatch(/unknown_email|wrong_password/);
     expect(delta('tessera_refresh_token_reuse_total')).toBe(1);
     expect(delta('tessera_password_hash_seconds_count', 'op="hash"')).toBe(1);
-    expect(delta('tessera_password_hash_seconds_count', 'op="verify"')).toBe(2);
-    expect(delta('tessera_password_hash_seconds_count', 'op="dummy"')).toBe(1);
+    // The unknown address's dummy verify counts as a verify.
+    expect(delta('tessera_password_hash_seconds_count', 'op="verify"')).toBe(3);
+    expect(after).not.toContain('op="dummy"');
     expect(delta('http_requests_total', 'route="/auth/login",status="200"')).toBe(1);
     expect(delta('http_requests_total', 'route="/auth/refresh",status="400"')).toBe(1);
-    // The registration's confirmation email went through the outbox (written to a file here).
-    expect(value(after, 'tessera_outbox_messages', 'status="sent"') + value(after, 'tessera_outbox_messages', 'status="pending"')).toBeGreaterThanOrEqual(1);
+    // The registration's confirmation email is on its way or sent (written to a file here): not a backlog.
+    expect(value(after, 'tessera_outbox_backlog_messages', 'status="pending"')).toBe(0);
+    expect(value(after, 'tessera_outbox_oldest_unsent_age_seconds')).toBe(0);
+  });
+});
+
+describe('metrics do not tell a registered address from an unknown one', () => {
+  let smtp: SmtpCatcher;
+  let m: TestApp;
+  beforeAll(async () => {
+    smtp = await SmtpCatcher.start();
+    m = await createTestApp({
+      env: { METRICS_TOKEN: 'scrape-secret-123', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '20', EMAIL_RETRY_DELAY_MS: '1000' },
+    });
+  });
+  afterAll(async () => {
+    await m?.close();
+    await smtp?.close();
+  });
+
+  const scrapeM = async () => {
+    const res = await m.app.inject({ method: 'GET', url: '/metrics', headers: bearer('scrape-secret-123') });
+    expect(res.statusCode).toBe(200);
+    return res.body;
+  };
+  /** Every sample of a scrape but those measuring the process rather than events (CPU, memory, GC, latency, pool use). */
+  const samples = async () =>
+    new Map(
+      (await scrapeM())
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#') && !/^(process_|nodejs_|http_request_duration_seconds|tessera_db_pool_connections)/.test(l))
+        .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))] as const),
+    );
+  /** The samples that changed from `a` to `b`, with their change. */
+  const moved = (a: Map<string, number>, b: Map<string, number>) =>
+    Object.fromEntries([...new Set([...a.keys(), ...b.keys()])].map((k) => [k, (b.get(k) ?? 0) - (a.get(k) ?? 0)] as const).filter(([, d]) => d !== 0));
+  const forgot = async (email: string) => expect((await m.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
+  const rowTo = async (to: string, kind: string) => (await m.db.handle.db.select().from(outbox).where(and(eq(outbox.recipient, to), eq(outbox.kind, kind))))[0];
+  async function until(check: () => Promise<boolean>, what: string) {
+    const deadline = Date.now() + 10_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const pause = () => new Promise((r) => setTimeout(r, 200));
+
+  it('forgot-password to a known and to an unknown address moves the same series, before the send and after it', async () => {
+    const known = uniqueEmail('known');
+    expect((await m.app.inject({ method: 'POST', url: '/auth/register', payload: { email: known, password: PASSWORD } })).statusCode).toBe(201);
+    await until(async () => (await rowTo(known, 'confirm_email'))?.status === 'sent', 'the confirmation to be sent');
+
+    const k0 = await samples();
+    // The SMTP server refuses the first attempt: the reset mail waits in the outbox, unsent.
+    smtp.plan.push({ code: 451, message: 'try again later' });
+    await forgot(known);
+    await until(async () => (await rowTo(known, 'password_reset'))?.status === 'pending' && (await rowTo(known, 'password_reset'))?.attempts === 1, 'a refused first attempt');
+    const k1 = await samples();
+    m.clock.advance(1000); // the retry is due
+    await smtp.waitFor(known, /Reset/);
+    await until(async () => (await rowTo(known, 'password_reset'))?.status === 'sent', 'the reset mail to be sent');
+    const k2 = await samples();
+
+    const unknown = uniqueEmail('unknown');
+    const u0 = await samples();
+    await forgot(unknown);
+    await pause();
+    const u1 = await samples();
+    m.clock.advance(1000);
+    await pause();
+    const u2 = await samples();
+
+    expect(moved(k0, k1)).toEqual(moved(u0, u1));
+    expect(moved(k1, k2)).toEqual(moved(u1, u2));
+    // The comparison is not empty: the request itself is counted.
+    expect(moved(u0, u1)).toMatchObject({ 'http_requests_total{method="POST",route="/auth/password/forgot",status="202"}': 1 });
+  });
+
+  it('mail still unsent a minute after it was written is backlog (by status, with its age), and names no address', async () => {
+    const email = uniqueEmail('stuck');
+    smtp.plan.push({ code: 451, message: 'try again later' }, { code: 451, message: 'still not' });
+    expect((await m.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode).toBe(201);
+    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 1 && (await rowTo(email, 'confirm_email'))?.status === 'pending', 'a refused first attempt');
+    const young = await scrapeM();
+    expect(value(young, 'tessera_outbox_backlog_messages', 'status="pending"')).toBe(0);
+
+    m.clock.advance(61_000);
+    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 2, 'a second attempt');
+    const stuck = await scrapeM();
+    const backlog = ['pending', 'queued', 'sending'].reduce((n, status) => n + value(stuck, 'tessera_outbox_backlog_messages', `status="${status}"`), 0);
+    expect(backlog).toBe(1);
+    expect(value(stuck, 'tessera_outbox_oldest_unsent_age_seconds')).toBeGreaterThanOrEqual(61);
+    expect(value(stuck, 'tessera_outbox_failed_messages')).toBe(0);
+    expect(stuck).not.toContain(email);
+
+    m.clock.advance(10_000);
+    await smtp.waitFor(email, /Confirm/);
+    await until(async () => (await rowTo(email, 'confirm_email'))?.status === 'sent', 'the message to be sent');
+    expect(value(await scrapeM(), 'tessera_outbox_oldest_unsent_age_seconds')).toBe(0);
   });
 });
 

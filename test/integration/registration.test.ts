@@ -107,6 +107,84 @@ describe('email canonical form', () => {
   });
 });
 
+describe('one mailbox, one account (plain local@domain, UTS-46 domains)', () => {
+  const detailsOf = (res: LightMyRequestResponse) => json(res).details as Array<{ field: string; message: string }>;
+
+  it('the five spellings of the report: each is refused or folded into the one account', async () => {
+    const local = `x.${suffix()}`;
+    const plain = `${local}@example.test`;
+    const created = await registered(t.app, plain);
+    expect(created.email).toBe(plain);
+    const refused = [`"${local}"@example.test`, `${local}@example.test.`, `y<${local}@example.test>`, `${local}@example.test,`];
+    for (const spelling of refused) {
+      const res = await register(t.app, { email: spelling, password: PASSWORD });
+      expectError(res, 422, 'invalid_email');
+      expect(detailsOf(res), spelling).toEqual([{ field: 'email', message: 'invalid' }]);
+    }
+    // Fullwidth letters fold (UTS-46): the same address, so the second registration is the duplicate.
+    const fullwidth = `${local}@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.test`;
+    expectError(await register(t.app, { email: fullwidth, password: PASSWORD }), 409, 'email_already_registered');
+    const rows = await t.db.handle.db.select().from(users);
+    expect(rows.filter((r) => r.email.includes(local))).toEqual([expect.objectContaining({ id: created.id, email: plain })]);
+    // Signing in with the folded spelling finds the account.
+    const res = await login(t.app, fullwidth, PASSWORD);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(decodeJwt((json(res) as { access_token: string }).access_token).sub).toBe(created.id);
+  });
+
+  it('a fullwidth registration is stored as the plain address, so the plain one is the duplicate', async () => {
+    const local = `fw.${suffix()}`;
+    const created = await registered(t.app, `${local}@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\uff0etest`);
+    expect(created.email).toBe(`${local}@example.test`);
+    expectError(await register(t.app, { email: `${local}@example.test`, password: PASSWORD }), 409, 'email_already_registered');
+  });
+
+  it('an internationalised domain in Unicode and in punycode is one account, stored as punycode', async () => {
+    const local = `idn.${suffix()}`;
+    const created = await registered(t.app, `${local}@Bücher.example`);
+    expect(created.email).toBe(`${local}@xn--bcher-kva.example`);
+    expect((await rowById(t, created.id)).email).toBe(`${local}@xn--bcher-kva.example`);
+    expectError(await register(t.app, { email: `${local}@xn--bcher-kva.example`, password: PASSWORD }), 409, 'email_already_registered');
+    expectError(await register(t.app, { email: `${local}@bu\u0308cher.example`, password: PASSWORD }), 409, 'email_already_registered');
+    for (const spelling of [`${local}@bücher.example`, `${local}@XN--BCHER-KVA.example`]) {
+      const res = await login(t.app, spelling, PASSWORD);
+      expect(res.statusCode, `${spelling}: ${res.body}`).toBe(200);
+      expect(decodeJwt((json(res) as { access_token: string }).access_token)).toMatchObject({ sub: created.id, email: created.email });
+    }
+  });
+
+  it('a domain label mixing scripts (a lookalike) is refused, in Unicode and in punycode', async () => {
+    for (const email of [`cf.${suffix()}@\u0430pple.com`, `cf.${suffix()}@xn--pple-43d.com`, `p\u0430ypal.${suffix()}@example.com`]) {
+      const res = await register(t.app, { email, password: PASSWORD });
+      expectError(res, 422, 'invalid_email');
+    }
+  });
+
+  it('every other entry point takes the same form: forgot, resend, email change, admin create', async () => {
+    const local = `entry.${suffix()}`;
+    const user = await registered(t.app, `${local}@example.test`);
+    const tokens = json(await login(t.app, `${local}@example.test`, PASSWORD)) as { access_token: string };
+    const bad = `y<${local}@example.test>`;
+    for (const url of ['/auth/password/forgot', '/auth/confirm-email/resend']) {
+      expectError(await t.app.inject({ method: 'POST', url, payload: { email: bad } }), 422, 'invalid_email');
+    }
+    const change = await t.app.inject({ method: 'POST', url: '/users/me/email', headers: bearer(tokens.access_token), payload: { new_email: `"${local}.new"@example.test`, password: PASSWORD } });
+    expectError(change, 422, 'invalid_email');
+    expect(detailsOf(change)).toEqual([{ field: 'new_email', message: 'invalid' }]);
+
+    const adminEmail = `admin.${suffix()}@example.test`;
+    await t.app.services.admin.createUser(null, { email: adminEmail, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    const admin = json(await login(t.app, adminEmail, PASSWORD)) as { access_token: string };
+    const create = (email: string) => t.app.inject({ method: 'POST', url: '/admin/users', headers: bearer(admin.access_token), payload: { email, send_invite: false } });
+    expectError(await create(`${local}@example.test,`), 422, 'invalid_email');
+    expectError(await create(`${local}@\uff45xample.test`), 409, 'email_already_registered');
+    const idn = await create(`new.${local}@Bücher.example`);
+    expect(idn.statusCode, idn.body).toBe(201);
+    expect(json(idn).email).toBe(`new.${local}@xn--bcher-kva.example`);
+    expect((await rowById(t, user.id)).email).toBe(`${local}@example.test`);
+  });
+});
+
 describe('input validation', () => {
   it.each([
     'plainaddress',

@@ -237,6 +237,31 @@ describe('tessera migrate', () => {
     expect(migrations).toBe(journal.entries.length);
   });
 
+  it('rewrites stored emails that alone reach their mailbox, reports colliding accounts; `users check-emails` lists them and exits 1', async () => {
+    const dataDir = freshDir('emails');
+    expect((await tessera(['migrate'], { DATA_DIR: dataDir }, 60_000)).code).toBe(0);
+    const clean = await tessera(['users', 'check-emails'], { DATA_DIR: dataDir }, 60_000);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain('every stored email address is canonical');
+
+    const db = await PGlite.create(path.join(dataDir, 'db'));
+    await db.query("insert into users (email) values ('x@example.test'), ('\"x\"@example.test'), ('y <x@example.test>'), ('z@bücher.example')");
+    await db.close();
+    const before = await tessera(['users', 'check-emails'], { DATA_DIR: dataDir }, 60_000);
+    expect(before.code).toBe(1);
+    expect(before.stdout).toContain('not canonical: "z@bücher.example" → "z@xn--bcher-kva.example"');
+    expect(before.stdout).toContain('COLLISION: 3 accounts reach the mailbox x@example.test');
+
+    const migrated = await tessera(['migrate'], { DATA_DIR: dataDir }, 60_000);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stderr).toContain('rewritten: "z@bücher.example" → "z@xn--bcher-kva.example"');
+    expect(migrated.stderr).toContain('COLLISION: 3 accounts reach the mailbox x@example.test');
+    const after = await tessera(['users', 'check-emails'], { DATA_DIR: dataDir }, 60_000);
+    expect(after.code).toBe(1);
+    expect(after.stdout).not.toContain('bücher');
+    expect(after.stdout).toContain('COLLISION: 3 accounts reach the mailbox x@example.test');
+  });
+
   it('a bad configuration exits 1 and names the variable', async () => {
     const res = await tessera(['migrate'], { DATA_DIR: freshDir('data'), DATABASE_URL: 'mysql://u:hunter2@db/x' });
     expect(res.code).toBe(1);

@@ -129,10 +129,11 @@ describe('validation', () => {
     expect(configError({ SERVER_PORT: '80.5' }).problems[0]).toMatch(/^SERVER_PORT:/);
   });
 
-  it('in production, requires PUBLIC_URL, PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER, naming each', () => {
+  it('in production, requires PUBLIC_URL, PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY, SMTP_SERVER and METRICS_TOKEN, naming each', () => {
     const err = configError({ NODE_ENV: 'production' });
-    expect(err.problems).toHaveLength(5);
+    expect(err.problems).toHaveLength(6);
     expect(err.problems.some((p) => p.startsWith('PUBLIC_URL'))).toBe(true);
+    expect(err.problems.some((p) => p.startsWith('METRICS_TOKEN'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('MFA_ENCRYPTION_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
@@ -140,7 +141,7 @@ describe('validation', () => {
   });
 
   it('in production without PUBLIC_URL, PUBLIC_URL is the one problem (no localhost issuer, no localhost links in emails)', () => {
-    const ready = { NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com' };
+    const ready = { NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com', METRICS_TOKEN: 'a-scrape-token' };
     const err = configError(ready);
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^PUBLIC_URL: required when NODE_ENV=production/);
@@ -154,7 +155,7 @@ describe('validation', () => {
   });
 
   it('in production without SMTP_SERVER, SMTP_SERVER is the one problem', () => {
-    const err = configError({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY });
+    const err = configError({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^SMTP_SERVER\b/);
     expect(err.problems[0]).toContain('NODE_ENV=production');
@@ -170,12 +171,30 @@ describe('validation', () => {
     }
   });
 
-  it('in production, runs once PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY and SMTP_SERVER are set', () => {
-    const c = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
+  it('in production without METRICS_TOKEN, METRICS_TOKEN is the one problem; METRICS_PUBLIC=true serves /metrics openly on purpose', () => {
+    const prod = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY };
+    for (const env of [prod, { ...prod, METRICS_PUBLIC: 'false' }]) {
+      const err = configError(env);
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^METRICS_TOKEN\b/);
+      expect(err.problems[0]).toContain('NODE_ENV=production');
+      expect(err.problems[0]).toContain('METRICS_PUBLIC=true');
+    }
+    const open = loadConfig({ ...prod, METRICS_PUBLIC: 'true' });
+    expect(open.metricsToken).toBeNull();
+    expect(open.metricsPublic).toBe(true);
+    expect(loadConfig({ ...prod, METRICS_TOKEN: 'a-scrape-token' }).metricsToken).toBe('a-scrape-token');
+    expect(configError({ ...prod, METRICS_PUBLIC: 'maybe' }).problems.some((p) => p.startsWith('METRICS_PUBLIC:'))).toBe(true);
+    // Outside production /metrics stays open by default.
+    expect(loadConfig({}).metricsToken).toBeNull();
+  });
+
+  it('in production, runs once PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY, SMTP_SERVER and METRICS_TOKEN are set', () => {
+    const c = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
     expect(c.env).toBe('production');
     expect(c.jwt.privateKeyPem).toBe(pem.trim());
     expect(c.email.smtp?.host).toBe('smtp.example.com');
-    const viaDbVars = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY });
+    const viaDbVars = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
     expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
   });
 

@@ -296,6 +296,14 @@ describe('createComposer', () => {
     expect(mail.text).not.toContain('http');
   });
 
+  it('a recipient that is not a canonical address is a ComposeError: nodemailer never re-reads a stored string', () => {
+    const compose = composer();
+    for (const recipient of ['y<ada@example.com>', '"ada"@example.com', 'ada@example.com,', 'ada@example.com.', 'Ada@Example.com', 'ada@bücher.example']) {
+      expect(composeError(() => compose(row({ kind: 'password_changed', recipient }))).message, recipient).toContain('not a canonical address');
+    }
+    expect(compose(row({ kind: 'password_changed', recipient: 'ada@xn--bcher-kva.example' })).to).toBe('ada@xn--bcher-kva.example');
+  });
+
   it('an unknown kind is a ComposeError', () => {
     const compose = composer();
     const err = composeError(() => compose(row({ kind: 'newsletter' })));

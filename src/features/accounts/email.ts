@@ -1,21 +1,21 @@
 import { AppError } from '../../errors.js';
+import { canonicalEmail } from './email-address.js';
 
-/** The one canonical form of an email: trimmed, NFC-normalised, lower-cased. */
+export { canonicalEmail } from './email-address.js';
+
+/**
+ * The key an address is looked up (and rate-limited) by: its canonical form, so
+ * every spelling of one mailbox finds one account; an address that is not plain
+ * (stored before the canonical form existed: `tessera users check-emails`) falls
+ * back to the old trimmed, NFC, lower-cased form.
+ */
 export function normaliseEmail(raw: string): string {
-  return raw.trim().normalize('NFC').toLowerCase();
-}
-
-// Deliberately simple: one @, a non-empty local part, a dotted domain, no spaces or
-// control characters. Deliverability is proven by the confirmation email, not a regex.
-const EMAIL_RE = /^[^\s@\p{C}]+@[^\s@\p{C}]+\.[^\s@\p{C}]+$/u;
-
-export function isValidEmail(email: string): boolean {
-  return email.length <= 254 && EMAIL_RE.test(email) && !email.includes('..') && (email.split('@')[0]?.length ?? 0) <= 64;
+  return canonicalEmail(raw) ?? raw.trim().normalize('NFC').toLowerCase();
 }
 
 /** The canonical form of a submitted address, or 422 `invalid_email` naming `field`. */
 export function validEmailFrom(raw: string, field = 'email'): string {
-  const email = normaliseEmail(raw);
-  if (!isValidEmail(email)) throw new AppError('invalid_email', undefined, [{ field, message: 'invalid' }]);
+  const email = canonicalEmail(raw);
+  if (email === null) throw new AppError('invalid_email', undefined, [{ field, message: 'invalid' }]);
   return email;
 }

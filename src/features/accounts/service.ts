@@ -154,7 +154,9 @@ export function createAccountService(deps: AccountServiceDeps) {
       // bcrypt ignores bytes past 72: a longer password must never match a truncated one.
       const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
       const fail = async (reason: string, err: OAuthError = badCredentials()) => {
-        deps.metrics.signIns.inc({ result: 'failure', reason });
+        const credentials = reason === 'wrong_password' || reason === 'unknown_email';
+        // Public metrics get one reason for both: only the (private) audit trail tells them apart.
+        deps.metrics.signIns.inc({ result: 'failure', reason: credentials ? 'invalid_credentials' : reason });
         // An unknown address is kept masked: the trail must not become a list of guessed emails.
         await deps.audit.record(db, {
           userId: user?.id ?? null,
@@ -164,7 +166,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           details: user ? { reason } : { reason, email: maskEmail(email) },
         });
         // The reservation is the failure: nothing more to count.
-        if (reserved && (reason === 'wrong_password' || reason === 'unknown_email')) await recordThrottle(reserved, { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent }, email);
+        if (reserved && credentials) await recordThrottle(reserved, { userId: user?.id ?? null, ip: meta.ip, userAgent: meta.userAgent }, email);
         return err;
       };
       if (!user || user.passwordHash === null || tooLong) {

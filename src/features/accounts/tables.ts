@@ -5,7 +5,7 @@ export const users = pgTable(
   'users',
   {
     id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
-    /** Trimmed, NFC-normalised, lower-cased once at the edge (see email.ts). */
+    /** Canonical (email-address.ts): a plain local@domain, local part NFKC and lower-cased, domain as UTS-46 ASCII; one per mailbox. */
     email: text('email').notNull(),
     /** Null for accounts that only sign in through a third party. */
     passwordHash: text('password_hash'),

@@ -1,5 +1,6 @@
 import type { OutgoingMail } from '../../infra/mailer.js';
 import type { SecretBox } from '../../infra/secret-box.js';
+import { canonicalEmail } from '../accounts/email-address.js';
 import type { OutboxRow } from '../outbox/tables.js';
 import { EMAIL_KINDS, type EmailKind, type Templates } from './templates.js';
 
@@ -28,6 +29,9 @@ export function createComposer(opts: ComposerOptions) {
   const domain = new URL(opts.publicUrl).hostname || 'tessera.local';
   return (row: OutboxRow): OutgoingMail => {
     if (!(EMAIL_KINDS as readonly string[]).includes(row.kind)) throw new ComposeError(`unknown email kind "${row.kind}"`);
+    // nodemailer reads display names, quotes and lists out of a string: it only ever gets a
+    // canonical address, for which what it reads is the stored string itself.
+    if (canonicalEmail(row.recipient) !== row.recipient) throw new ComposeError('the recipient is not a canonical address (`tessera users check-emails`)');
     const kind = row.kind as EmailKind;
     const vars: Record<string, string> = { ...row.payload, app_name: opts.appName, email: row.recipient };
     const path = linkPaths[kind];

@@ -11,8 +11,8 @@ import { loadTemplates } from './templates.js';
 
 export interface EmailSender {
   mode: 'queue' | 'in-process';
-  /** In queue mode: checks Redis answers (readiness), and counts the queue's jobs (metrics). */
-  redis: { ping: () => Promise<void>; jobCounts: () => Promise<Record<string, number>> } | null;
+  /** In queue mode: checks Redis answers (readiness). */
+  redis: { ping: () => Promise<void> } | null;
   start(): void;
   stop(): Promise<void>;
 }
@@ -37,7 +37,7 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
     const relayed = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock, logger: log });
     poller = relayed.relay;
     close = relayed.close;
-    redis = { ping: () => relayed.queue.ping(), jobCounts: () => relayed.queue.counts() };
+    redis = { ping: () => relayed.queue.ping() };
     mode = 'queue';
   } else {
     if (config.redisUrl) log.info('REDIS_URL is not used on the embedded database: the server sends email itself (a worker cannot open PGlite)');

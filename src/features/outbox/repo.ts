@@ -140,6 +140,31 @@ export async function countByStatus(db: Database): Promise<Record<OutboxStatus, 
   return { ...counts, oldestUnsentAt: at ? new Date(at) : null };
 }
 
+/**
+ * For /metrics: unsent messages written before `writtenBefore` (by status), failed
+ * messages, and the creation time of the oldest of those unsent ones.
+ */
+export async function backlog(db: Database, writtenBefore: Date): Promise<{ unsent: Record<'pending' | 'queued' | 'sending', number>; failed: number; oldestUnsentAt: Date | null }> {
+  const rows = await db
+    .select({ status: outbox.status, n: count(), oldest: sql<Date | string | null>`min(${outbox.createdAt})` })
+    .from(outbox)
+    .where(or(eq(outbox.status, 'failed'), and(inArray(outbox.status, ['pending', 'queued', 'sending']), lte(outbox.createdAt, writtenBefore))))
+    .groupBy(outbox.status);
+  const unsent = { pending: 0, queued: 0, sending: 0 };
+  let failed = 0;
+  let oldest: Date | null = null;
+  for (const r of rows) {
+    if (r.status === 'failed') {
+      failed = Number(r.n);
+      continue;
+    }
+    unsent[r.status as keyof typeof unsent] = Number(r.n);
+    const at = r.oldest ? new Date(r.oldest) : null;
+    if (at && (!oldest || at < oldest)) oldest = at;
+  }
+  return { unsent, failed, oldestUnsentAt: oldest };
+}
+
 export async function listFailed(db: Database, limit: number): Promise<OutboxRow[]> {
   return db.select().from(outbox).where(eq(outbox.status, 'failed')).orderBy(asc(outbox.createdAt)).limit(limit);
 }

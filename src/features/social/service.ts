@@ -18,7 +18,7 @@ import { AppError, OAuthError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { AccountMail } from '../accounts/account-mail.js';
-import { isValidEmail, normaliseEmail } from '../accounts/email.js';
+import { canonicalEmail } from '../accounts/email.js';
 import type { AccountService, SecondFactor } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
@@ -78,8 +78,8 @@ export function createSocialService(deps: SocialServiceDeps) {
   async function plan(p: Provider, profile: ProviderProfile): Promise<Plan> {
     const identity = await repo.findIdentity(db, p.id, profile.subject);
     if (identity) return { kind: 'known', user: await accounts.getProfile(identity.userId), identity, email: null };
-    const email = profile.email ? normaliseEmail(profile.email) : null;
-    if (!email || !isValidEmail(email)) {
+    const email = profile.email ? canonicalEmail(profile.email) : null;
+    if (!email) {
       throw new AppError('provider_email_missing', `${p.displayName} did not share a usable email address; allow access to your email at ${p.displayName}, or sign up with a password.`);
     }
     const existing = await accounts.findByEmail(email);
