@@ -149,6 +149,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
   });
   const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const tokens = createEmailTokenService({ db, clock });
   const sessions = createSessionService({
     db,
     clock,
@@ -159,9 +160,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
     audit,
+    emailTokens: tokens,
   });
   const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
-  const tokens = createEmailTokenService({ db, clock });
   const mail = createAccountMail({
     tokens,
     outbox,
@@ -183,6 +184,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     hasher,
     sessions,
     mail,
+    tokens,
     metrics,
     secondFactor,
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),

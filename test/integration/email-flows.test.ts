@@ -326,6 +326,55 @@ describe('email change', () => {
   });
 });
 
+describe('emailed links end with the password', () => {
+  /** Someone with the password (a thief) asks to move the account to their own address; returns their link's token. */
+  async function thiefAsksForEmailChange(user: { email: string }) {
+    const thief = json(await login(t.app, user.email, PASSWORD)).access_token as string;
+    const theirs = uniqueEmail('thief');
+    expect((await post(t.app, '/users/me/email', { new_email: theirs, password: PASSWORD }, bearer(thief))).statusCode).toBe(202);
+    return { theirs, token: tokenIn(await smtp.waitFor(theirs, /Confirm your new/)) };
+  }
+
+  it("the owner's password reset voids a pending email change asked for with the stolen password", async () => {
+    const user = await confirmedUser();
+    const { token } = await thiefAsksForEmailChange(user);
+    await smtp.waitFor(user.email, /about to change/);
+    // The owner follows the notice: "reset your password now".
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    expect((await post(t.app, '/auth/password/reset', { token: reset, password: NEW_PASSWORD })).statusCode).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token }), 'email_token_used');
+    const owner = json(await login(t.app, user.email, NEW_PASSWORD)).access_token as string;
+    expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(owner) })).email).toBe(user.email);
+  });
+
+  it('a password change voids a reset link and an email-change link mailed before it', async () => {
+    const user = await confirmedUser();
+    const { token: change } = await thiefAsksForEmailChange(user);
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    const changed = await post(t.app, '/users/me/password', { current_password: PASSWORD, new_password: NEW_PASSWORD }, bearer(user.access));
+    expect(changed.statusCode, changed.body).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/password/reset', { token: reset, password: 'the thief chose this one 1' }), 'email_token_used');
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token: change }), 'email_token_used');
+    expect((await login(t.app, user.email, NEW_PASSWORD)).statusCode).toBe(200);
+  });
+
+  it('"sign out everywhere" voids every emailed link of the account', async () => {
+    const user = await confirmedUser();
+    const { token: change } = await thiefAsksForEmailChange(user);
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    expect((await post(t.app, '/auth/logout/all', {}, bearer(user.access))).statusCode).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token: change }), 'email_token_used');
+    expectLinkError(await post(t.app, '/auth/password/reset', { token: reset, password: NEW_PASSWORD }), 'email_token_used');
+    expect((await login(t.app, user.email, PASSWORD)).statusCode).toBe(200);
+  });
+});
+
 describe('delivery', () => {
   // Each test plans the SMTP answers of its own message: nothing else may be in flight.
   beforeEach(async () => {

@@ -101,7 +101,8 @@ export function createEmailFlows(deps: EmailFlowDeps) {
         const row = await tokens.consume(tx, token, ['password_reset']);
         const user = await repo.resetPassword(tx, row.userId, hash, clock.now());
         if (!user || user.email !== row.email) throw new AppError('email_token_invalid');
-        await tokens.revokeAll(tx, user.id, 'password_reset');
+        // Every other emailed link dies with the old password: a pending email change asked for with it above all.
+        await tokens.revokeAllOfUser(tx, user.id);
         const ended = await sessions.revokeAll(user.id, 'password_reset', tx);
         await audit.record(tx, { userId: user.id, type: 'password_reset', details: { sessions_ended: ended } });
         await mail.passwordChanged(tx, user);

@@ -6,6 +6,7 @@ import { AppError, OAuthError } from '../../errors.js';
 import type { SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
+import type { EmailTokenService } from '../email-tokens/service.js';
 import type { AccountMail } from './account-mail.js';
 import type { SignInGuard } from './sign-in-guard.js';
 import { normaliseEmail, validEmailFrom } from './email.js';
@@ -25,6 +26,8 @@ export interface AccountServiceDeps {
   hasher: PasswordHasher;
   sessions: SessionService;
   mail: AccountMail;
+  /** Voids the account's emailed links when its password changes. */
+  tokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
   metrics: Pick<ServiceMetrics, 'signIns'>;
   audit: Pick<AuditService, 'record'>;
   /** Gives a new account its default role, in the registration's transaction. */
@@ -194,7 +197,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return user;
     },
 
-    /** Changes the password and signs out every other session of the user. */
+    /** Changes the password, signs out every other session of the user and voids every emailed link. */
     async changePassword(id: string, currentSessionId: string, currentPassword: string, newPassword: string): Promise<void> {
       const user = await requireUser(id);
       await requirePassword(user, currentPassword, 'current_password');
@@ -204,6 +207,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       await db.transaction(async (tx) => {
         await repo.setPasswordHash(tx, id, hash, clock.now());
         await sessions.revokeOthers(id, currentSessionId, 'password_changed', tx);
+        // A reset or email-change link mailed before the change (perhaps to someone who had the old password) is void.
+        await deps.tokens.revokeAllOfUser(tx, id);
         await deps.audit.record(tx, { userId: id, type: 'password_changed', details: { session: currentSessionId } });
         await mail.passwordChanged(tx, user);
       });
