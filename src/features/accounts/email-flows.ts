@@ -72,6 +72,12 @@ export function createEmailFlows(deps: EmailFlowDeps) {
       }
     },
 
+    /** What a live confirmation or email-change link is for (the page shows it before the POST); the token stays unused. */
+    async checkConfirmToken(token: string): Promise<{ email: string; change: boolean }> {
+      const row = await tokens.peek(token, ['confirm_email', 'change_email']);
+      return { email: row.email, change: row.purpose === 'change_email' };
+    },
+
     /** Always succeeds; mails only an existing, unconfirmed, enabled account, within the caps. */
     async resendConfirmation(input: string): Promise<void> {
       const email = validEmailFrom(input);
