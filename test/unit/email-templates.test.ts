@@ -40,6 +40,7 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   mfa_failed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   invite: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
   account_exists: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  email_change_taken: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -67,6 +68,7 @@ describe('default templates', () => {
       'confirm_email',
       'email_change_confirm',
       'email_change_notice',
+      'email_change_taken',
       'invite',
       'mfa_disabled',
       'mfa_enabled',

@@ -80,6 +80,20 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: newEmail } });
     },
 
+    /**
+     * An email change to an address that has an account (REGISTRATION_ENUMERATION_PROTECTION):
+     * what the requester sees is the same as for a free address (older change links are
+     * replaced, the current address gets its notice), but no link goes out: the owner of the
+     * address is told instead, capped like `accountExists`.
+     */
+    async emailChangeTaken(tx: Database, user: Recipient, owner: Recipient): Promise<void> {
+      await tokens.revokeAll(tx, user.id, 'change_email');
+      await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: owner.email } });
+      if (await outbox.allowed(tx, owner.email, 'email_change_taken', settings.caps)) {
+        await outbox.add(tx, { kind: 'email_change_taken', to: owner.email, vars: { name: name(owner) } });
+      }
+    },
+
     /** Whether one more resend/forgot (or failed-code) message of this kind may go to the address now (silently capped). */
     allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset' | 'mfa_failed') => outbox.allowed(tx, to, kind, settings.caps),
 

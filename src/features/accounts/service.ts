@@ -217,16 +217,20 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     /**
      * Starts an email change: a link to the new address and a notice to the
-     * current one. The address changes only when the link is opened.
+     * current one. The address changes only when the link is opened. A taken
+     * address is a 409, or with `registrationEnumerationProtection` the same 202
+     * (no link; the address's owner is told instead).
      */
     async requestEmailChange(id: string, newEmailInput: string, password: string): Promise<void> {
       const user = await requireUser(id);
       const newEmail = validEmailFrom(newEmailInput, 'new_email');
       await requirePassword(user, password, 'password');
       if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
-      if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
+      const owner = await repo.findUserByEmail(db, newEmail);
+      if (owner && deps.registrationEnumerationProtection !== true) throw new AppError('email_already_registered');
       await db.transaction(async (tx) => {
-        await mail.emailChange(tx, user, newEmail);
+        if (owner) await mail.emailChangeTaken(tx, user, owner);
+        else await mail.emailChange(tx, user, newEmail);
         await deps.audit.record(tx, { userId: id, type: 'email_change_requested', details: { new_email: maskEmail(newEmail) } });
       });
       mail.committed();

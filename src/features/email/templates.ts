@@ -18,6 +18,7 @@ export const EMAIL_KINDS = [
   'mfa_failed',
   'invite',
   'account_exists',
+  'email_change_taken',
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -35,6 +36,7 @@ const variables: Record<EmailKind, readonly string[]> = {
   mfa_failed: common,
   invite: [...common, 'link', 'expires_in'],
   account_exists: common,
+  email_change_taken: common,
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */
