@@ -186,6 +186,11 @@ export function createSessionService(deps: SessionServiceDeps) {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
     },
 
+    /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */
+    async revokeByMethod(userId: string, method: string, reason: string, tx: Database = db): Promise<number> {
+      return repo.revokeUserSessionsWithAmr(tx, userId, method, clock.now(), reason);
+    },
+
     async list(userId: string): Promise<SessionRow[]> {
       return repo.listLiveSessions(db, userId, clock.now());
     },
