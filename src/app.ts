@@ -43,7 +43,7 @@ import { mfaRoutes } from './features/mfa/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
 import { createProviderRegistry } from './features/social/registry.js';
 import { socialRoutes } from './features/social/routes.js';
-import { createSocialService } from './features/social/service.js';
+import { createSocialService, type SocialService } from './features/social/service.js';
 import { createWebFlow } from './features/social/web-flow.js';
 import { createAdminService, type AdminService } from './features/admin/service.js';
 import { createRbacService } from './features/rbac/service.js';
@@ -152,6 +152,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
   });
   const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const tokens = createEmailTokenService({ db, clock });
   const sessions = createSessionService({
     db,
     clock,
@@ -162,10 +163,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
     audit,
+    emailTokens: tokens,
   });
   const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
-  const tokens = createEmailTokenService({ db, clock });
+  // Social sign-in is built after accounts (it needs them); the account notices list its providers.
+  const late: { social?: SocialService } = {};
   const mail = createAccountMail({
+    connectedProviders: (tx, userId) => late.social?.connectedProviders(tx, userId) ?? Promise.resolve([]),
     tokens,
     outbox,
     settings: {
@@ -186,6 +190,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     hasher,
     sessions,
     mail,
+    tokens,
     metrics,
     secondFactor,
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
@@ -210,7 +215,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       challengeSeconds: config.mfa.challengeSeconds,
     },
   });
-  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit, ...(signInGuard ? { signInGuard } : {}) });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
   const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log });
@@ -241,6 +245,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     requireEmailVerification: config.requireEmailVerification,
     reauthSeconds: config.mfa.reauthSeconds,
   });
+  late.social = social;
+  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit, identities: social, ...(signInGuard ? { signInGuard } : {}) });
   const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
   await app.register(tokenRoutes, { accounts, sessions, socialCodes: webFlow });
   await app.register(socialRoutes, { social, webFlow, sessions, publicUrl: config.publicUrl });

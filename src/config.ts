@@ -190,6 +190,7 @@ export const RATE_LIMITS = {
   resend_confirmation_account: ['RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT', '5/1h'],
   mfa_verify_ip: ['RATE_LIMIT_MFA_VERIFY_IP', '30/5m'],
   social_authorize_ip: ['RATE_LIMIT_SOCIAL_AUTHORIZE_IP', '60/5m'],
+  email_change_account: ['RATE_LIMIT_EMAIL_CHANGE_ACCOUNT', '5/1h'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RateLimitName = keyof typeof RATE_LIMITS;

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { Counter } from 'prom-client';
 import type { Rate, RateLimitName } from '../config.js';
 import { AppError } from '../errors.js';
+import { caller } from './authenticate.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';
 import { normaliseEmail } from '../features/accounts/email.js';
 import { keyDigest, type CounterStore } from '../infra/counter-store.js';
@@ -57,8 +58,19 @@ export const ACCOUNT_FIELDS: Record<string, string> = {
 const accountOf = (request: FastifyRequest): string =>
   normaliseEmail(field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email'));
 
+/**
+ * Limits of signed-in requests, counted per account (the verified access token's user),
+ * so they run after the route's own guards (`authenticate`) instead of before them.
+ */
+export const SIGNED_IN_RATE_LIMIT_RULES: Record<string, RateLimitName[]> = {
+  // Each request mails the current address, and the new one (or its owner): bounded per account.
+  'POST /users/me/email': ['email_change_account'],
+};
+const SIGNED_IN_LIMITS = new Set(Object.values(SIGNED_IN_RATE_LIMIT_RULES).flat());
+
 /** The counter key of one limit for one request; emails only as a digest. */
 function keyOf(name: RateLimitName, request: FastifyRequest): string {
+  if (SIGNED_IN_LIMITS.has(name)) return `${name}:${caller(request).token.sub}`;
   if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
   return `${name}:${keyDigest(accountOf(request))}`;
 }
@@ -146,10 +158,12 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const rule = methods.map((m) => RATE_LIMIT_RULES[`${m} ${route.url}`]).find(Boolean);
-    if (!rule) return;
+    const signedIn = methods.map((m) => SIGNED_IN_RATE_LIMIT_RULES[`${m} ${route.url}`]).find(Boolean);
+    if (!rule && !signedIn) return;
     const existing = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : [];
-    // First: a limited request is refused before authentication or any other work.
-    route.preHandler = [limit(rule), ...existing] as RouteOptions['preHandler'];
+    // First: a limited request is refused before authentication or any other work;
+    // a per-account limit of a signed-in route right after its guards (it needs the verified user).
+    route.preHandler = [...(rule ? [limit(rule)] : []), ...existing, ...(signedIn ? [limit(() => signedIn)] : [])] as RouteOptions['preHandler'];
     // The OpenAPI document shows the 429 (in the body shape of the route's other errors).
     if (route.schema?.response && typeof route.schema.response === 'object') {
       const oauth = route.config?.oauthErrors === true;

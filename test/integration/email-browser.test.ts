@@ -186,7 +186,7 @@ async function expectLinkError(tab: Tab, res: Response, code: string, title: str
 // ---------------------------------------------------------------------------------------------
 
 describe('emailed links in Chromium', () => {
-  it('the confirmation link confirms the address once; sign-in works only after it', async () => {
+  it('the confirmation link opens a page whose button confirms the address once; sign-in works only after it', async () => {
     const email = uniqueEmail('confirm');
     const mail = await register(email);
     const link = linkIn(mail);
@@ -196,11 +196,30 @@ describe('emailed links in Chromium', () => {
     expect(early.status).toBe(403);
     expect(early.body.error).toBe('email_not_verified');
 
+    // What a link scanner or a chat preview does: fetch the link (HEAD, GET), without clicking anything.
+    for (const method of ['HEAD', 'GET', 'HEAD', 'GET']) {
+      const scanned = await fetch(link, { method, signal: AbortSignal.timeout(STEP_MS) });
+      expect(scanned.status).toBe(200);
+      await scanned.arrayBuffer();
+    }
+    expect((await login(email, PASSWORD)).body.error).toBe('email_not_verified');
+
     const tab = await newTab();
     const res = await open(tab, link);
     expect(res.status()).toBe(200);
     expect(res.headers()['content-type']).toMatch(/^text\/html/);
     expect(res.headers()['content-security-policy']).toContain("script-src 'self'");
+    expect(await h1(tab.page)).toBe('Confirm your email address');
+    expect(await tab.page.locator('main').innerText()).toContain(email);
+    // Opening the page in a real browser confirms nothing either.
+    expect((await login(email, PASSWORD)).body.error).toBe('email_not_verified');
+
+    const answer = tab.page.waitForResponse((r) => new URL(r.url()).pathname === '/auth/confirm-email' && r.request().method() === 'POST');
+    await tab.page.getByRole('button', { name: /confirm email address/i }).click();
+    const posted = await answer;
+    await tab.page.waitForLoadState('load');
+    expect(posted.status()).toBe(200);
+    expect(posted.request().headers()['content-type']).toMatch(/^application\/x-www-form-urlencoded/);
     expect(await h1(tab.page)).toBe('Email address confirmed');
     expect(await tab.page.locator('main').innerText()).toContain(email);
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { users } from '../../src/features/accounts/tables.js';
 import { emailTokens } from '../../src/features/email-tokens/tables.js';
 import * as outboxRepo from '../../src/features/outbox/repo.js';
 import { outbox } from '../../src/features/outbox/tables.js';
@@ -45,6 +46,9 @@ afterAll(async () => {
 
 const post = (app: FastifyInstance, url: string, payload: object, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url, payload, headers });
 const login = (app: FastifyInstance, email: string, password: string) => post(app, '/auth/login', { email, password });
+/** What the button of a page posts: a form-encoded body. */
+const formPost = (app: FastifyInstance, url: string, form: Record<string, string>) =>
+  app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });
 
 async function register(app: FastifyInstance, email = uniqueEmail('mail'), firstName = 'Ada') {
   const res = await post(app, '/auth/register', { email, password: PASSWORD, first_name: firstName });
@@ -118,17 +122,37 @@ describe('registration and confirmation', () => {
     expect(everything).not.toContain(token);
   });
 
-  it('GET /auth/confirm-email shows a page; used, garbage and missing tokens show an error page', async () => {
+  it('GET and HEAD of the link change nothing (link scanners, previews): the page\'s button (a form POST) confirms', async () => {
     const { email } = await register(t.app);
     const link = linkIn(await smtp.waitFor(email, /Confirm/));
     const url = link.slice(TEST_ISSUER.length);
-    const page = await t.app.inject({ method: 'GET', url });
-    expect(page.statusCode).toBe(200);
-    expect(page.headers['content-type']).toMatch(/^text\/html/);
-    expect(page.headers['cache-control']).toBe('no-store');
-    expect(page.headers['referrer-policy']).toBe('no-referrer');
-    expect(page.body).toContain('Email address confirmed');
+    const token = new URL(link).searchParams.get('token') ?? '';
+    for (let i = 0; i < 5; i++) {
+      const head = await t.app.inject({ method: 'HEAD', url });
+      expect(head.statusCode).toBe(200);
+      const page = await t.app.inject({ method: 'GET', url });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toMatch(/^text\/html/);
+      expect(page.headers['cache-control']).toBe('no-store');
+      expect(page.headers['referrer-policy']).toBe('no-referrer');
+      expect(page.body).toContain('Confirm your email address');
+      expect(page.body).toContain('<form method="post" action="confirm-email">');
+      expect(page.body).toContain(`<input type="hidden" name="token" value="${token}">`);
+      expect(page.body).not.toContain('<script');
+    }
+    const [row] = await t.db.handle.db.select().from(users).where(eq(users.email, email));
+    expect(row?.emailVerifiedAt).toBeNull();
+    expect(json(await login(t.app, email, PASSWORD)).error).toBe('email_not_verified');
+
+    const done = await formPost(t.app, '/auth/confirm-email', { token });
+    expect(done.statusCode, done.body).toBe(200);
+    expect(done.headers['content-type']).toMatch(/^text\/html/);
+    expect(done.headers['cache-control']).toBe('no-store');
+    expect(done.body).toContain('Email address confirmed');
+    expect((await login(t.app, email, PASSWORD)).statusCode).toBe(200);
+
     expectLinkError(await t.app.inject({ method: 'GET', url }), 'email_token_used');
+    expectLinkError(await formPost(t.app, '/auth/confirm-email', { token }), 'email_token_used');
     expectLinkError(await t.app.inject({ method: 'GET', url: '/auth/confirm-email?token=garbage' }), 'email_token_invalid');
     expectLinkError(await t.app.inject({ method: 'GET', url: '/auth/confirm-email' }), 'email_token_invalid');
     expectLinkError(await t.app.inject({ method: 'GET', url: '/auth/confirm-email?token=a&token=b' }), 'email_token_invalid');
@@ -319,8 +343,14 @@ describe('email change', () => {
 
     // Nothing changes until the new address is confirmed.
     expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: auth })).email).toBe(user.email);
+    // Opening the link shows what it is for; only its button (the form POST) switches the address.
     const page = await t.app.inject({ method: 'GET', url: linkIn(confirm).slice(TEST_ISSUER.length) });
     expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Confirm your new email address');
+    expect(page.body).toContain(newEmail);
+    expect((await t.app.inject({ method: 'HEAD', url: linkIn(confirm).slice(TEST_ISSUER.length) })).statusCode).toBe(200);
+    expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: auth })).email).toBe(user.email);
+    expect((await formPost(t.app, '/auth/confirm-email', { token: tokenIn(confirm) })).statusCode).toBe(200);
     expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: auth }))).toMatchObject({ email: newEmail, email_verified: true });
     expect((await login(t.app, newEmail, PASSWORD)).statusCode).toBe(200);
     expect((await login(t.app, user.email, PASSWORD)).statusCode).toBe(400);
@@ -343,6 +373,55 @@ describe('email change', () => {
     expect(clash.statusCode).toBe(409);
     expect(json(clash).error).toBe('email_already_registered');
     expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: auth })).email).toBe(user.email);
+  });
+});
+
+describe('emailed links end with the password', () => {
+  /** Someone with the password (a thief) asks to move the account to their own address; returns their link's token. */
+  async function thiefAsksForEmailChange(user: { email: string }) {
+    const thief = json(await login(t.app, user.email, PASSWORD)).access_token as string;
+    const theirs = uniqueEmail('thief');
+    expect((await post(t.app, '/users/me/email', { new_email: theirs, password: PASSWORD }, bearer(thief))).statusCode).toBe(202);
+    return { theirs, token: tokenIn(await smtp.waitFor(theirs, /Confirm your new/)) };
+  }
+
+  it("the owner's password reset voids a pending email change asked for with the stolen password", async () => {
+    const user = await confirmedUser();
+    const { token } = await thiefAsksForEmailChange(user);
+    await smtp.waitFor(user.email, /about to change/);
+    // The owner follows the notice: "reset your password now".
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    expect((await post(t.app, '/auth/password/reset', { token: reset, password: NEW_PASSWORD })).statusCode).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token }), 'email_token_used');
+    const owner = json(await login(t.app, user.email, NEW_PASSWORD)).access_token as string;
+    expect(json(await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(owner) })).email).toBe(user.email);
+  });
+
+  it('a password change voids a reset link and an email-change link mailed before it', async () => {
+    const user = await confirmedUser();
+    const { token: change } = await thiefAsksForEmailChange(user);
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    const changed = await post(t.app, '/users/me/password', { current_password: PASSWORD, new_password: NEW_PASSWORD }, bearer(user.access));
+    expect(changed.statusCode, changed.body).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/password/reset', { token: reset, password: 'the thief chose this one 1' }), 'email_token_used');
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token: change }), 'email_token_used');
+    expect((await login(t.app, user.email, NEW_PASSWORD)).statusCode).toBe(200);
+  });
+
+  it('"sign out everywhere" voids every emailed link of the account', async () => {
+    const user = await confirmedUser();
+    const { token: change } = await thiefAsksForEmailChange(user);
+    await post(t.app, '/auth/password/forgot', { email: user.email });
+    const reset = tokenIn(await smtp.waitFor(user.email, /Reset/));
+    expect((await post(t.app, '/auth/logout/all', {}, bearer(user.access))).statusCode).toBe(204);
+
+    expectLinkError(await post(t.app, '/auth/confirm-email', { token: change }), 'email_token_used');
+    expectLinkError(await post(t.app, '/auth/password/reset', { token: reset, password: NEW_PASSWORD }), 'email_token_used');
+    expect((await login(t.app, user.email, PASSWORD)).statusCode).toBe(200);
   });
 });
 
@@ -421,12 +500,19 @@ describe('configuration of mail', () => {
     try {
       const { email } = await register(app2.app);
       const token = tokenIn(await smtp.waitFor(email, /Confirm/));
-      const ok = await app2.app.inject({ method: 'GET', url: `/auth/confirm-email?token=${token}` });
+      // Opening the link still shows the page with its button: the redirect follows the confirmation (the form POST).
+      const page = await app2.app.inject({ method: 'GET', url: `/auth/confirm-email?token=${token}` });
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain('<form method="post"');
+      const ok = await formPost(app2.app, '/auth/confirm-email', { token });
       expect(ok.statusCode).toBe(303);
       expect(ok.headers.location).toBe('https://app.example/welcome?email_confirmed=true');
-      const used = await app2.app.inject({ method: 'GET', url: `/auth/confirm-email?token=${token}` });
+      const used = await formPost(app2.app, '/auth/confirm-email', { token });
       expect(used.statusCode).toBe(303);
       expect(used.headers.location).toBe('https://app.example/welcome?error=email_token_used');
+      const usedLink = await app2.app.inject({ method: 'GET', url: `/auth/confirm-email?token=${token}` });
+      expect(usedLink.statusCode).toBe(303);
+      expect(usedLink.headers.location).toBe('https://app.example/welcome?error=email_token_used');
       const reset = await app2.app.inject({ method: 'GET', url: '/auth/password/reset?token=abc' });
       expect(reset.statusCode).toBe(302);
       expect(reset.headers.location).toBe('https://app.example/reset?from=mail&token=abc');

@@ -2,9 +2,10 @@ import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
+import { emailTokens } from '../../src/features/email-tokens/tables.js';
 import { outbox } from '../../src/features/outbox/tables.js';
 import { SmtpCatcher } from '../helpers/smtp.js';
-import { PASSWORD, createTestApp, json, type TestApp } from '../helpers/test-app.js';
+import { PASSWORD, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 // REGISTRATION_ENUMERATION_PROTECTION (OWASP ASVS 5.0 V6.3 / V16 account enumeration): with it
 // on, signing up with a registered email answers exactly like a new sign-up (201, same body
@@ -15,6 +16,8 @@ const OTHER_PASSWORD = 'an attacker passphrase 99';
 let smtp: SmtpCatcher;
 let on: TestApp;
 let off: TestApp;
+/** Protection on, request limits on (RATE_LIMIT_EMAIL_CHANGE_ACCOUNT=2/1h), over the same database. */
+let limited: TestApp;
 let n = 0;
 
 beforeAll(async () => {
@@ -22,9 +25,11 @@ beforeAll(async () => {
   const mail = { SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50', EMAIL_HOURLY_LIMIT: '3' };
   on = await createTestApp({ env: { ...mail, REGISTRATION_ENUMERATION_PROTECTION: 'true' } });
   off = await createTestApp({ env: mail, db: on.db });
+  limited = await createTestApp({ env: { ...mail, REGISTRATION_ENUMERATION_PROTECTION: 'true', RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_EMAIL_CHANGE_ACCOUNT: '2/1h' }, db: on.db });
 });
 
 afterAll(async () => {
+  await limited?.close();
   await off?.close();
   await on?.close();
   await smtp?.close();
@@ -142,5 +147,76 @@ describe('REGISTRATION_ENUMERATION_PROTECTION on', () => {
     expect(json(await register(on.app, existing, 'short')).error).toBe('password_too_short');
     expect(json(await register(on.app, existing, 'p'.repeat(73))).error).toBe('password_too_long');
     expect(json(await register(on.app, 'not-an-email', PASSWORD)).error).toBe('invalid_email');
+  });
+});
+
+describe('POST /users/me/email and registered addresses', () => {
+  const changeEmail = (app: FastifyInstance, access: string, newEmail: string, remoteAddress = '127.0.0.1') =>
+    app.inject({ method: 'POST', url: '/users/me/email', payload: { new_email: newEmail, password: PASSWORD }, headers: bearer(access), remoteAddress });
+  const linksTo = (t: TestApp, email: string) => t.db.handle.db.select().from(emailTokens).where(and(eq(emailTokens.email, email), eq(emailTokens.purpose, 'change_email')));
+
+  it('protection off: a taken address is 409 email_already_registered', async () => {
+    const { existing } = addresses();
+    await signUp(off.app, existing);
+    const mover = await signUp(off.app, addresses().existing);
+    const res = await changeEmail(off.app, mover.access, existing);
+    expect([res.statusCode, json(res).error]).toEqual([409, 'email_already_registered']);
+  });
+
+  it('protection on: a taken address answers like a free one; no link is mailed, the owner is told instead', async () => {
+    const { existing, fresh } = addresses();
+    const owner = await signUp(on.app, existing);
+    const mover = await signUp(on.app, addresses().existing);
+    const taken = await changeEmail(on.app, mover.access, existing);
+    const free = await changeEmail(on.app, mover.access, fresh);
+    expect(taken.statusCode, taken.body).toBe(202);
+    expect(free.statusCode, free.body).toBe(202);
+    expect(taken.body).toBe(free.body);
+    expect(stableHeaders(taken)).toEqual(stableHeaders(free));
+
+    // The free address gets its link; the taken one none, and its owner a notice without a link.
+    expect(await outboxRows(on, fresh, 'email_change_confirm')).toHaveLength(1);
+    expect(await outboxRows(on, existing, 'email_change_confirm')).toEqual([]);
+    expect(await linksTo(on, existing)).toEqual([]);
+    expect(await outboxRows(on, existing, 'email_change_taken')).toHaveLength(1);
+    const notice = await smtp.waitFor(existing, /tried to move another/);
+    expect(notice.text).toContain('Hello there,');
+    expect(notice.text).toContain('nothing changed');
+    expect(notice.text).not.toMatch(/https?:\/\//);
+    expect(notice.text).not.toContain(mover.email);
+    // The mover's own mailbox sees the same as for a free address: the usual notice, each time.
+    expect(await outboxRows(on, mover.email, 'email_change_notice')).toHaveLength(2);
+    // Nothing moved.
+    const me = json(await on.app.inject({ method: 'GET', url: '/users/me', headers: bearer(owner.access) }));
+    expect(me.email).toBe(existing);
+    expect((await usersWithEmail(on, existing))[0]?.id).toBe(owner.userId);
+  });
+
+  it("protection on: the owner's notice is capped per address like the other notices; every answer stays 202", async () => {
+    const { existing } = addresses();
+    await signUp(on.app, existing);
+    const mover = await signUp(on.app, addresses().existing);
+    for (let i = 0; i < 4; i++) expect((await changeEmail(on.app, mover.access, existing)).statusCode).toBe(202);
+    expect(await outboxRows(on, existing, 'email_change_taken')).toHaveLength(1);
+  });
+
+  it('RATE_LIMIT_EMAIL_CHANGE_ACCOUNT counts per account, whatever the IP or the address asked for', async () => {
+    const a = await signUp(limited.app, addresses().existing);
+    const b = await signUp(limited.app, addresses().existing);
+    const first = await changeEmail(limited.app, a.access, addresses().fresh, '10.9.0.1');
+    expect(first.statusCode, first.body).toBe(202);
+    expect((await changeEmail(limited.app, a.access, addresses().existing, '10.9.0.2')).statusCode).toBe(202);
+    const third = await changeEmail(limited.app, a.access, addresses().fresh, '10.9.0.3');
+    expect([third.statusCode, json(third).error]).toEqual([429, 'rate_limited']);
+    expect(Number(third.headers['retry-after'])).toBeGreaterThan(0);
+    // Another account is not affected, even from the same address.
+    expect((await changeEmail(limited.app, b.access, addresses().fresh, '10.9.0.3')).statusCode).toBe(202);
+    // Without a valid session the request is a 401 and counts against nobody.
+    const anonymous = await limited.app.inject({ method: 'POST', url: '/users/me/email', payload: { new_email: addresses().fresh, password: PASSWORD } });
+    expect(anonymous.statusCode).toBe(401);
+    // An hour later (signed in again: access tokens live 15 minutes), the account may ask again.
+    limited.clock.advance(3600_000 + 1000);
+    const again = json(await limited.app.inject({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: PASSWORD } })).access_token as string;
+    expect((await changeEmail(limited.app, again, addresses().fresh)).statusCode).toBe(202);
   });
 });

@@ -363,6 +363,17 @@ describe('callback rejections', () => {
     expect(right.searchParams.get('code')).toBeTruthy();
   });
 
+  it('a HEAD of the callback URL (a link scanner) neither answers as the callback nor uses up the attempt', async () => {
+    const u = providerUser();
+    const start = await authorize(t.app, 'google', { redirect_uri: APP });
+    const callbackUrl = new URL(await new Browser().untilRedirectTo(start.location.href, TEST_ISSUER, u.sub));
+    const head = await t.app.inject({ method: 'HEAD', url: `${callbackUrl.pathname}${callbackUrl.search}`, headers: { cookie: start.cookie } });
+    expect(head.statusCode).toBe(404);
+    expect(head.headers.location).toBeUndefined();
+    const right = landing(await callbackGet(t.app, callbackUrl.href, start.cookie));
+    expect(right.searchParams.get('code')).toBeTruthy();
+  });
+
   it('a replayed callback goes back to the app with an error, not a second code', async () => {
     const u = providerUser();
     const { start, callbackUrl } = await webSignIn('google', u.sub);

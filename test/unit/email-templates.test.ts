@@ -31,7 +31,7 @@ const ESCAPED_LINK = 'https://auth.example.com/auth/confirm-email?token=abc-123&
 const varsFor: Record<EmailKind, Record<string, string>> = {
   confirm_email: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
   password_reset: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '30 minutes' },
-  password_changed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  password_changed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', sign_in_methods: 'password, Google' },
   email_change_confirm: { name: 'Ada', email: 'ada.new@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
   email_change_notice: { name: 'Ada', email: 'ada@example.com', new_email: 'ada.new@example.com', app_name: 'Tessera' },
   mfa_enabled: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
@@ -40,6 +40,8 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   mfa_failed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   invite: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', link: LINK, expires_in: '24 hours' },
   account_exists: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  email_change_taken: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
+  email_confirmed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', sign_in_methods: 'password, Google' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -67,6 +69,8 @@ describe('default templates', () => {
       'confirm_email',
       'email_change_confirm',
       'email_change_notice',
+      'email_change_taken',
+      'email_confirmed',
       'invite',
       'mfa_disabled',
       'mfa_enabled',
@@ -181,7 +185,7 @@ describe('EMAIL_TEMPLATES_DIR overrides', () => {
 
   it('a value shaped like a placeholder is rendered as text, never expanded', () => {
     const templates = loadTemplates(null);
-    expect(templates.render('password_changed', { app_name: 'A', email: 'e@x.io', name: '{{email}}' }).text).toContain('Hello {{email}},');
+    expect(templates.render('password_changed', { app_name: 'A', email: 'e@x.io', name: '{{email}}', sign_in_methods: 'password' }).text).toContain('Hello {{email}},');
   });
 
   it('an override that is not a readable file stops loading with a TemplateError', () => {
@@ -287,6 +291,12 @@ describe('createComposer', () => {
     expect(mail.text).toContain('(ada@example.com)');
     expect(mail.text).not.toContain('other@example.com');
     expect(mail.subject).toBe('Your Acme password was changed');
+  });
+
+  it('a password_changed row queued before it listed the sign-in methods still renders; a new one lists them', () => {
+    const compose = composer();
+    expect(compose(row({ kind: 'password_changed', payload: { name: 'Ada' } })).text).toContain('Ways to sign in to your account now: password.');
+    expect(compose(row({ kind: 'password_changed', payload: { name: 'Ada', sign_in_methods: 'password, GitHub' } })).text).toContain('Ways to sign in to your account now: password, GitHub.');
   });
 
   it('kinds without a link need no secret', () => {

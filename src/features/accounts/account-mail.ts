@@ -14,6 +14,12 @@ interface Recipient {
   firstName: string | null;
 }
 
+/** "password, Google, GitHub": the ways to sign in to an account, as a notice lists them. */
+export function signInMethodsText(password: boolean, providers: readonly string[]): string {
+  const all = [...(password ? ['password'] : []), ...providers];
+  return all.length ? all.join(', ') : 'none yet (choose a password with "Forgot password")';
+}
+
 /** "24 hours", "30 minutes", "1 day": how long a link lives, for the message text. */
 export function humanDuration(seconds: number): string {
   const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -29,9 +35,16 @@ export type AccountMail = ReturnType<typeof createAccountMail>;
  * The emails about an account. Each writes its link token and its outbox row in
  * the caller's transaction, so a message exists exactly when its change does.
  */
-export function createAccountMail(deps: { tokens: EmailTokenService; outbox: OutboxService; settings: AccountMailSettings }) {
+export function createAccountMail(deps: {
+  tokens: EmailTokenService;
+  outbox: OutboxService;
+  settings: AccountMailSettings;
+  /** The third-party providers connected to an account (display names), read in `tx`; none when absent. */
+  connectedProviders?: (tx: Database, userId: string) => Promise<string[]>;
+}) {
   const { tokens, outbox, settings } = deps;
   const name = (u: Recipient) => u.firstName ?? 'there';
+  const methods = async (tx: Database, u: Recipient, password: boolean) => signInMethodsText(password, (await deps.connectedProviders?.(tx, u.id)) ?? []);
 
   return {
     async confirmation(tx: Database, user: Recipient): Promise<void> {
@@ -47,8 +60,14 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       await outbox.add(tx, { kind: 'password_reset', to: user.email, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
     },
 
+    /** After a reset or a change: the account has a password now; the notice lists every way to sign in. */
     async passwordChanged(tx: Database, user: Recipient): Promise<void> {
-      await outbox.add(tx, { kind: 'password_changed', to: user.email, vars: { name: name(user) } });
+      await outbox.add(tx, { kind: 'password_changed', to: user.email, vars: { name: name(user), sign_in_methods: await methods(tx, user, true) } });
+    },
+
+    /** The address was confirmed: the ways to sign in now, after sign-ins that were not proven were removed. */
+    async emailConfirmed(tx: Database, user: Recipient & { passwordHash: string | null }): Promise<void> {
+      await outbox.add(tx, { kind: 'email_confirmed', to: user.email, vars: { name: name(user), sign_in_methods: await methods(tx, user, user.passwordHash !== null) } });
     },
 
     /** An account created by an administrator: a link to choose a password (valid EMAIL_CONFIRM_TTL). */
@@ -78,6 +97,20 @@ export function createAccountMail(deps: { tokens: EmailTokenService; outbox: Out
       const token = await tokens.issue(tx, { userId: user.id, purpose: 'change_email', email: newEmail, ttlSeconds: ttl, replace: true });
       await outbox.add(tx, { kind: 'email_change_confirm', to: newEmail, vars: { name: name(user), expires_in: humanDuration(ttl) }, secret: token });
       await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: newEmail } });
+    },
+
+    /**
+     * An email change to an address that has an account (REGISTRATION_ENUMERATION_PROTECTION):
+     * what the requester sees is the same as for a free address (older change links are
+     * replaced, the current address gets its notice), but no link goes out: the owner of the
+     * address is told instead, capped like `accountExists`.
+     */
+    async emailChangeTaken(tx: Database, user: Recipient, owner: Recipient): Promise<void> {
+      await tokens.revokeAll(tx, user.id, 'change_email');
+      await outbox.add(tx, { kind: 'email_change_notice', to: user.email, vars: { name: name(user), new_email: owner.email } });
+      if (await outbox.allowed(tx, owner.email, 'email_change_taken', settings.caps)) {
+        await outbox.add(tx, { kind: 'email_change_taken', to: owner.email, vars: { name: name(owner) } });
+      }
     },
 
     /** Whether one more resend/forgot (or failed-code) message of this kind may go to the address now (silently capped). */

@@ -20,6 +20,11 @@ export interface EmailFlowDeps {
   tokens: EmailTokenService;
   mail: AccountMail;
   audit: Pick<AuditService, 'record'>;
+  /**
+   * Third-party identities (the social service): proving the address by an emailed link
+   * removes those whose claim on the account was not proven, and the sessions they opened.
+   */
+  identities?: { addressProven(tx: Database, userId: string): Promise<string[]>; connectedProviders(tx: Database, userId: string): Promise<string[]> };
   /** A password reset also ends the address's brute-force delay (sign-in-guard.ts). */
   signInGuard?: { reset(email: string): Promise<void> };
 }
@@ -47,10 +52,14 @@ export function createEmailFlows(deps: EmailFlowDeps) {
   }
 
   return {
-    /** Confirms a registration address, or completes an email change. */
+    /**
+     * Confirms a registration address, or completes an email change. The address is
+     * proven now: sign-ins that were not are removed, and when the account has (or had)
+     * a third-party sign-in the owner gets the list of the ways to sign in.
+     */
     async confirmEmail(token: string): Promise<UserRow> {
       try {
-        return await db.transaction(async (tx) => {
+        const { user, mailed } = await db.transaction(async (tx) => {
           const row = await tokens.consume(tx, token, ['confirm_email', 'change_email']);
           const now = clock.now();
           // A confirmation link is for the address it was sent to; once the account moved on, it is void.
@@ -63,13 +72,25 @@ export function createEmailFlows(deps: EmailFlowDeps) {
             await tokens.revokeAll(tx, user.id, 'confirm_email');
             await audit.record(tx, { userId: user.id, type: 'email_changed' });
           }
-          return user;
+          const removed = (await deps.identities?.addressProven(tx, user.id)) ?? [];
+          const connected = removed.length ? [] : ((await deps.identities?.connectedProviders(tx, user.id)) ?? []);
+          if (!removed.length && !connected.length) return { user, mailed: false };
+          await mail.emailConfirmed(tx, user);
+          return { user, mailed: true };
         });
+        if (mailed) mail.committed();
+        return user;
       } catch (err) {
         // The new address was registered by someone else meanwhile; the link stays unused.
         if (isUniqueViolation(err)) throw new AppError('email_already_registered');
         throw err;
       }
+    },
+
+    /** What a live confirmation or email-change link is for (the page shows it before the POST); the token stays unused. */
+    async checkConfirmToken(token: string): Promise<{ email: string; change: boolean }> {
+      const row = await tokens.peek(token, ['confirm_email', 'change_email']);
+      return { email: row.email, change: row.purpose === 'change_email' };
     },
 
     /** Always succeeds; mails only an existing, unconfirmed, enabled account, within the caps. */
@@ -101,8 +122,11 @@ export function createEmailFlows(deps: EmailFlowDeps) {
         const row = await tokens.consume(tx, token, ['password_reset']);
         const user = await repo.resetPassword(tx, row.userId, hash, clock.now());
         if (!user || user.email !== row.email) throw new AppError('email_token_invalid');
-        await tokens.revokeAll(tx, user.id, 'password_reset');
+        // Every other emailed link dies with the old password: a pending email change asked for with it above all.
+        await tokens.revokeAllOfUser(tx, user.id);
         const ended = await sessions.revokeAll(user.id, 'password_reset', tx);
+        // The reset proves the address: an identity that never did is no way into the account any more.
+        await deps.identities?.addressProven(tx, user.id);
         await audit.record(tx, { userId: user.id, type: 'password_reset', details: { sessions_ended: ended } });
         await mail.passwordChanged(tx, user);
         return user.email;

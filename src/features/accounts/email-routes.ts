@@ -7,7 +7,7 @@ import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { EmailFlows } from './email-flows.js';
-import { errorPage, messagePage, resetFormPage } from './pages.js';
+import { confirmFormPage, errorPage, messagePage, resetFormPage } from './pages.js';
 import { Password, UserBody, toUserBody } from './schemas.js';
 import type { AccountService } from './service.js';
 
@@ -16,7 +16,7 @@ export interface EmailRoutesOptions {
   flows: EmailFlows;
   sessions: SessionService;
   appName: string;
-  /** Where GET /auth/confirm-email sends the browser instead of showing a page. */
+  /** Where the confirmation page's form post sends the browser instead of showing a result page. */
   emailConfirmedRedirectUrl: string | null;
   /** Where GET /auth/password/reset sends the browser (with the token) instead of showing the form. */
   passwordResetUrl: string | null;
@@ -61,25 +61,30 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     return html(reply, err.status, errorPage(appName, linkTitles[err.code] ?? 'Error', err.message, err.code));
   }
 
+  // The emailed link opens a page whose button POSTs the token: link scanners and previews
+  // (Outlook Safe Links, chat unfurls) fetch links with GET and HEAD, and must not confirm anything.
   app.get('/auth/confirm-email', {
     // A malformed query (a repeated token) gets the error page below, not a JSON 422.
     attachValidation: true,
     schema: {
       tags: ['email'],
-      summary: 'Open an emailed confirmation link (HTML page, or a redirect to EMAIL_CONFIRMED_REDIRECT_URL)',
+      summary: 'Open an emailed confirmation (or email-change) link: a page whose button confirms; changes nothing itself',
+      description:
+        'A live token gets a page with a "Confirm email address" button (a form POST to /auth/confirm-email). ' +
+        'A bad token gets an error page (or, with EMAIL_CONFIRMED_REDIRECT_URL, a redirect there with `?error=<code>`). GET and HEAD never confirm.',
       querystring: Type.Object({ token: Type.Optional(Type.String()) }),
       produces: ['text/html'],
-      response: { 200: HtmlPage, 303: Type.Null({ description: 'Redirect to EMAIL_CONFIRMED_REDIRECT_URL' }), 400: HtmlPage },
+      response: { 200: HtmlPage, 303: Type.Null({ description: 'Redirect to EMAIL_CONFIRMED_REDIRECT_URL?error=<code>' }), 400: HtmlPage },
     },
   }, async (request, reply) => {
-    const redirect = opts.emailConfirmedRedirectUrl;
+    const token = queryToken(request.query);
     // The URL carries a token: the answer (page or redirect) is never cached (Referrer-Policy: no-referrer comes from helmet).
     reply.header('cache-control', 'no-store');
     try {
-      const user = await flows.confirmEmail(queryToken(request.query));
-      if (redirect) return reply.redirect(withParams(redirect, { email_confirmed: 'true' }), 303);
-      return html(reply, 200, messagePage(appName, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
+      const { email, change } = await flows.checkConfirmToken(token);
+      return html(reply, 200, confirmFormPage(appName, { token, email, change }));
     } catch (err) {
+      const redirect = opts.emailConfirmedRedirectUrl;
       if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
       return linkError(reply, err);
     }
@@ -88,12 +93,28 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
   app.post('/auth/confirm-email', {
     schema: {
       tags: ['email'],
-      summary: 'Confirm an email address with the emailed token (for apps)',
-      description: 'Confirms the address of a new account, or completes an email change. Returns the user.',
+      summary: 'Confirm an email address with the emailed token',
+      description:
+        'Confirms the address of a new account, or completes an email change. JSON (for apps): returns the user. ' +
+        'The form of GET /auth/confirm-email posts here form-encoded and gets a page back (or, with EMAIL_CONFIRMED_REDIRECT_URL, a 303 there with `?email_confirmed=true` or `?error=<code>`).',
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: Type.Object({ token: Token }, { additionalProperties: false }),
-      response: { 200: UserBody, ...errorResponses(400, 409, 422) },
+      response: { 200: UserBody, 303: Type.Null({ description: 'Form post: redirect to EMAIL_CONFIRMED_REDIRECT_URL' }), ...errorResponses(400, 409, 422) },
     },
-  }, async (request) => toUserBody(await flows.confirmEmail(request.body.token)));
+  }, async (request, reply) => {
+    const fromForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    if (!fromForm) return toUserBody(await flows.confirmEmail(request.body.token));
+    const redirect = opts.emailConfirmedRedirectUrl;
+    reply.header('cache-control', 'no-store');
+    try {
+      const user = await flows.confirmEmail(request.body.token);
+      if (redirect) return reply.redirect(withParams(redirect, { email_confirmed: 'true' }), 303);
+      return html(reply, 200, messagePage(appName, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
+    } catch (err) {
+      if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
+      return linkError(reply, err);
+    }
+  });
 
   app.post('/auth/confirm-email/resend', {
     schema: {

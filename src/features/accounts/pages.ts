@@ -43,6 +43,25 @@ export function errorPage(appName: string, title: string, message: string, code:
   return page(appName, title, `<p class="error" role="alert">${escapeHtml(message)}</p>\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`);
 }
 
+/**
+ * The page an emailed confirmation link opens: one button that POSTs the token.
+ * Opening the link (GET, or the HEAD of a link scanner or preview) changes nothing.
+ */
+export function confirmFormPage(appName: string, opts: { token: string; email: string; change: boolean }): string {
+  const what = opts.change
+    ? `Confirm that <strong>${escapeHtml(opts.email)}</strong> should become the email address of your ${escapeHtml(appName)} account.`
+    : `Confirm that <strong>${escapeHtml(opts.email)}</strong> is your email address for ${escapeHtml(appName)}.`;
+  return page(
+    appName,
+    opts.change ? 'Confirm your new email address' : 'Confirm your email address',
+    `<p>${what}</p>
+<form method="post" action="confirm-email">
+<input type="hidden" name="token" value="${escapeHtml(opts.token)}">
+<button type="submit">Confirm email address</button>
+</form>`,
+  );
+}
+
 export function resetFormPage(appName: string, opts: { token: string; email: string; error?: string }): string {
   const error = opts.error ? `<p id="password-error" class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
   const describedBy = opts.error ? 'password-hint password-error' : 'password-hint';

@@ -6,6 +6,7 @@ import { AppError, OAuthError } from '../../errors.js';
 import type { ClientMeta, SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
+import type { EmailTokenService } from '../email-tokens/service.js';
 import type { AccountMail } from './account-mail.js';
 import type { FailureOutcome, SignInGuard } from './sign-in-guard.js';
 import { normaliseEmail, validEmailFrom } from './email.js';
@@ -25,6 +26,8 @@ export interface AccountServiceDeps {
   hasher: PasswordHasher;
   sessions: SessionService;
   mail: AccountMail;
+  /** Voids the account's emailed links when its password changes. */
+  tokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
   metrics: Pick<ServiceMetrics, 'signIns'>;
   audit: Pick<AuditService, 'record'>;
   /** Gives a new account its default role, in the registration's transaction. */
@@ -217,7 +220,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return user;
     },
 
-    /** Changes the password and signs out every other session of the user. */
+    /** Changes the password, signs out every other session of the user and voids every emailed link. */
     async changePassword(id: string, currentSessionId: string, currentPassword: string, newPassword: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
       await requirePassword(user, currentPassword, 'current_password', { action: 'password_change', ...meta });
@@ -227,6 +230,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       await db.transaction(async (tx) => {
         await repo.setPasswordHash(tx, id, hash, clock.now());
         await sessions.revokeOthers(id, currentSessionId, 'password_changed', tx);
+        // A reset or email-change link mailed before the change (perhaps to someone who had the old password) is void.
+        await deps.tokens.revokeAllOfUser(tx, id);
         await deps.audit.record(tx, { userId: id, type: 'password_changed', details: { session: currentSessionId } });
         await mail.passwordChanged(tx, user);
       });
@@ -235,16 +240,20 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     /**
      * Starts an email change: a link to the new address and a notice to the
-     * current one. The address changes only when the link is opened.
+     * current one. The address changes only when the link is opened. A taken
+     * address is a 409, or with `registrationEnumerationProtection` the same 202
+     * (no link; the address's owner is told instead).
      */
     async requestEmailChange(id: string, newEmailInput: string, password: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
       const newEmail = validEmailFrom(newEmailInput, 'new_email');
       await requirePassword(user, password, 'password', { action: 'email_change', ...meta });
       if (newEmail === user.email) throw new AppError('email_unchanged', undefined, [{ field: 'new_email', message: 'unchanged' }]);
-      if (await repo.findUserByEmail(db, newEmail)) throw new AppError('email_already_registered');
+      const owner = await repo.findUserByEmail(db, newEmail);
+      if (owner && deps.registrationEnumerationProtection !== true) throw new AppError('email_already_registered');
       await db.transaction(async (tx) => {
-        await mail.emailChange(tx, user, newEmail);
+        if (owner) await mail.emailChangeTaken(tx, user, owner);
+        else await mail.emailChange(tx, user, newEmail);
         await deps.audit.record(tx, { userId: id, type: 'email_change_requested', details: { new_email: maskEmail(newEmail) } });
       });
       mail.committed();

@@ -17,6 +17,16 @@ export async function consumeAllOfPurpose(db: Database, userId: string, purpose:
     .where(and(eq(emailTokens.userId, userId), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt)));
 }
 
+/** Marks every live token of the user as consumed, whatever its purpose. */
+export async function consumeAllOfUser(db: Database, userId: string, now: Date): Promise<number> {
+  const rows = await db
+    .update(emailTokens)
+    .set({ consumedAt: now })
+    .where(and(eq(emailTokens.userId, userId), isNull(emailTokens.consumedAt)))
+    .returning({ id: emailTokens.id });
+  return rows.length;
+}
+
 export async function findByHash(db: Database, tokenHash: string): Promise<EmailTokenRow | null> {
   const rows = await db.select().from(emailTokens).where(eq(emailTokens.tokenHash, tokenHash)).limit(1);
   return rows[0] ?? null;

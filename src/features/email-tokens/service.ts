@@ -48,5 +48,12 @@ export function createEmailTokenService(deps: { db: Database; clock: Clock }) {
 
     /** Consumes every live token of a purpose (e.g. pending reset links once the password changed). */
     revokeAll: (tx: Database, userId: string, purpose: EmailTokenPurpose) => repo.consumeAllOfPurpose(tx, userId, purpose, clock.now()),
+
+    /**
+     * Consumes every live token of the user, whatever its purpose (reset, confirmation,
+     * email change): after a reset, a password change or "sign out everywhere", a link
+     * mailed before it (perhaps asked for by whoever had the old password) is void.
+     */
+    revokeAllOfUser: (tx: Database, userId: string) => repo.consumeAllOfUser(tx, userId, clock.now()),
   };
 }

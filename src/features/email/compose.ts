@@ -12,6 +12,12 @@ const linkPaths: Partial<Record<EmailKind, string>> = {
   invite: '/auth/password/reset',
 };
 
+/** Variables added to a kind after release: a row queued before still renders, with this value. */
+const addedLater: Partial<Record<EmailKind, Record<string, string>>> = {
+  // Every password_changed notice before the list existed followed a password being set.
+  password_changed: { sign_in_methods: 'password' },
+};
+
 export class ComposeError extends Error {
   override name = 'ComposeError';
 }
@@ -33,7 +39,7 @@ export function createComposer(opts: ComposerOptions) {
     // canonical address, for which what it reads is the stored string itself.
     if (canonicalEmail(row.recipient) !== row.recipient) throw new ComposeError('the recipient is not a canonical address (`tessera users check-emails`)');
     const kind = row.kind as EmailKind;
-    const vars: Record<string, string> = { ...row.payload, app_name: opts.appName, email: row.recipient };
+    const vars: Record<string, string> = { ...addedLater[kind], ...row.payload, app_name: opts.appName, email: row.recipient };
     const path = linkPaths[kind];
     if (path) {
       const token = row.sealedSecret ? opts.box.open(row.sealedSecret) : null;

@@ -18,6 +18,8 @@ export const EMAIL_KINDS = [
   'mfa_failed',
   'invite',
   'account_exists',
+  'email_change_taken',
+  'email_confirmed',
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -26,7 +28,7 @@ const common = ['app_name', 'email', 'name'];
 const variables: Record<EmailKind, readonly string[]> = {
   confirm_email: [...common, 'link', 'expires_in'],
   password_reset: [...common, 'link', 'expires_in'],
-  password_changed: common,
+  password_changed: [...common, 'sign_in_methods'],
   email_change_confirm: [...common, 'link', 'expires_in'],
   email_change_notice: [...common, 'new_email'],
   mfa_enabled: common,
@@ -35,6 +37,8 @@ const variables: Record<EmailKind, readonly string[]> = {
   mfa_failed: common,
   invite: [...common, 'link', 'expires_in'],
   account_exists: common,
+  email_change_taken: common,
+  email_confirmed: [...common, 'sign_in_methods'],
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */

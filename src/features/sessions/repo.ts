@@ -142,6 +142,16 @@ export async function revokeUserSessions(db: Database, userId: string, now: Date
   return rows.length;
 }
 
+/** Revokes every live session of the user opened with `method` among its `amr` (e.g. every third-party sign-in: "fed"). */
+export async function revokeUserSessionsWithAmr(db: Database, userId: string, method: string, now: Date, reason: string): Promise<number> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), sql`${method} = any(${sessions.amr})`))
+    .returning({ id: sessions.id });
+  return rows.length;
+}
+
 export async function listLiveSessions(db: Database, userId: string, now: Date): Promise<SessionRow[]> {
   return db
     .select()

@@ -1,6 +1,7 @@
 import type { Clock } from '../../infra/clock.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
+import type { EmailTokenService } from '../email-tokens/service.js';
 import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
 import type { TokenSigner } from '../tokens/token-signer.js';
@@ -43,6 +44,8 @@ export interface SessionServiceDeps {
   /** Roles and permissions for the access token, read at every issue: a role change shows in tokens at the next refresh. */
   grantsOf: (userId: string, tx?: Database) => Promise<{ roles: string[]; permissions: string[] }>;
   audit: Pick<AuditService, 'record'>;
+  /** "Sign out everywhere" also voids every emailed link of the account (reset, confirmation, email change). */
+  emailTokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -169,6 +172,7 @@ export function createSessionService(deps: SessionServiceDeps) {
     async logoutAll(userId: string, meta?: ClientMeta): Promise<number> {
       return db.transaction(async (tx) => {
         const n = await repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
+        await deps.emailTokens.revokeAllOfUser(tx, userId);
         await deps.audit.record(tx, { userId, type: 'logout_all', ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { sessions: n } });
         return n;
       });
@@ -180,6 +184,11 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
+    },
+
+    /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */
+    async revokeByMethod(userId: string, method: string, reason: string, tx: Database = db): Promise<number> {
+      return repo.revokeUserSessionsWithAmr(tx, userId, method, clock.now(), reason);
     },
 
     async list(userId: string): Promise<SessionRow[]> {

@@ -27,11 +27,11 @@ export async function countIdentities(db: Database, userId: string): Promise<num
 /** Inserts an identity; null when (provider, subject) or (user, provider) is taken (the unique indexes decide). */
 export async function insertIdentity(
   db: Database,
-  i: { userId: string; provider: string; subject: string; email: string | null; emailVerified: boolean; now: Date },
+  i: { userId: string; provider: string; subject: string; email: string | null; emailVerified: boolean; proven: boolean; now: Date },
 ): Promise<IdentityRow | null> {
   const rows = await db
     .insert(identities)
-    .values({ userId: i.userId, provider: i.provider, subject: i.subject, email: i.email, emailVerified: i.emailVerified, createdAt: i.now, lastSignInAt: i.now })
+    .values({ userId: i.userId, provider: i.provider, subject: i.subject, email: i.email, emailVerified: i.emailVerified, proven: i.proven, createdAt: i.now, lastSignInAt: i.now })
     .onConflictDoNothing()
     .returning();
   return rows[0] ?? null;
@@ -44,6 +44,11 @@ export async function touchIdentity(db: Database, id: string, email: string | nu
 
 export async function deleteIdentity(db: Database, userId: string, provider: string): Promise<void> {
   await db.delete(identities).where(and(eq(identities.userId, userId), eq(identities.provider, provider)));
+}
+
+/** Deletes the identities of the user whose claim on the account is not proven; returns them. */
+export async function deleteUnproven(db: Database, userId: string): Promise<IdentityRow[]> {
+  return db.delete(identities).where(and(eq(identities.userId, userId), eq(identities.proven, false))).returning();
 }
 
 /** The user row, locked until the transaction ends (serialises unlinking against itself). */

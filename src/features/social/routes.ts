@@ -100,6 +100,8 @@ export const socialRoutes: FastifyPluginAsyncTypebox<SocialRoutesOptions> = asyn
   }
 
   app.get('/auth/oauth/:provider/callback', {
+    // The provider's redirect is a GET that uses up the attempt (inherent to OAuth); a HEAD must not.
+    exposeHeadRoute: false,
     schema: { ...callbackCommon, summary: 'Where the provider sends the browser back (query)', querystring: CallbackParams },
   }, async (request, reply) => callback(request.params.provider, request, reply, request.query, 302));
   // 303: the browser follows a form_post answer with a GET.

@@ -10,7 +10,13 @@
  *   pre-account takeover). Otherwise, when that address is taken, the sign-in
  *   is refused (409 `identity_not_linked`): never a link, never a duplicate.
  * - Else a new account: the provider's email (verified only if it says so), no
- *   password, its names, the default role.
+ *   password, its names, the default role. With REQUIRE_EMAIL_VERIFICATION an
+ *   address the provider does not vouch for is refused before anything is
+ *   written (403 `email_not_verified`): it must never hold an account that the
+ *   address's owner could later claim by reset or confirmation.
+ * - An identity records whether its claim on the account is `proven`; proving
+ *   the address (reset, confirmation: `addressProven`) deletes those that are
+ *   not and ends the sessions of third-party sign-ins.
  * Sign-in methods are recorded as amr `["fed"]` (a federated sign-in; the
  * provider is in the audit trail), `["fed", "otp"]` after MFA.
  */
@@ -29,14 +35,15 @@ import * as repo from './repo.js';
 import type { IdentityRow } from './tables.js';
 
 /** The amr of a sign-in through a third-party provider (MFA appends "otp"). */
-export const FEDERATED_AMR = ['fed'];
+const FEDERATED = 'fed';
+export const FEDERATED_AMR = [FEDERATED];
 
 export interface SocialServiceDeps {
   db: Database;
   clock: Clock;
   registry: ProviderRegistry;
   accounts: Pick<AccountService, 'getProfile' | 'findByEmail' | 'createByAdmin'>;
-  sessions: Pick<SessionService, 'start'>;
+  sessions: Pick<SessionService, 'start' | 'revokeByMethod'>;
   mail: Pick<AccountMail, 'confirmation' | 'committed'>;
   audit: Pick<AuditService, 'record'>;
   assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
@@ -68,6 +75,9 @@ export type SocialService = ReturnType<typeof createSocialService>;
 export function createSocialService(deps: SocialServiceDeps) {
   const { db, clock, registry, accounts, audit } = deps;
 
+  /** A provider's name for people (a provider removed from the configuration keeps its id). */
+  const displayName = (id: string) => registry.get(id)?.displayName ?? id;
+
   function provider(id: string): Provider {
     const p = registry.get(id);
     if (!p) throw new AppError('provider_not_found');
@@ -83,7 +93,14 @@ export function createSocialService(deps: SocialServiceDeps) {
       throw new AppError('provider_email_missing', `${p.displayName} did not share a usable email address; allow access to your email at ${p.displayName}, or sign up with a password.`);
     }
     const existing = await accounts.findByEmail(email);
-    if (!existing) return { kind: 'created', user: null, identity: null, email };
+    if (!existing) {
+      // Before any write: an account (and identity) made from an address nobody proved would be claimed later by
+      // whoever does prove it (a reset, the confirmation link), with this identity still able to sign in.
+      if (deps.requireEmailVerification && !profile.emailVerified) {
+        throw new OAuthError('email_not_verified', `${p.displayName} does not confirm that ${email} is verified. Verify the address at ${p.displayName} and try again, or sign up with a password.`);
+      }
+      return { kind: 'created', user: null, identity: null, email };
+    }
     const why = !profile.emailVerified
       ? `${p.displayName} does not confirm that this address is verified`
       : !p.emailLinking
@@ -133,7 +150,16 @@ export function createSocialService(deps: SocialServiceDeps) {
         mailed = true;
       }
     }
-    const row = await repo.insertIdentity(tx, { userId: (user as UserRow).id, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, now });
+    // Linking needs a verified address, so `proven` is false only for an account created from an unverified one.
+    const row = await repo.insertIdentity(tx, {
+      userId: (user as UserRow).id,
+      provider: p.id,
+      subject: profile.subject,
+      email: profile.email,
+      emailVerified: profile.emailVerified,
+      proven: profile.emailVerified,
+      now,
+    });
     if (!row) throw new Retry();
     await linked(user as UserRow, planned.kind === 'created' ? 'new_account' : 'email');
     return { user: user as UserRow, mailed };
@@ -247,6 +273,25 @@ export function createSocialService(deps: SocialServiceDeps) {
       return repo.listIdentities(db, userId);
     },
 
+    /** The providers connected to the account (display names), read in `tx`. */
+    async connectedProviders(tx: Database, userId: string): Promise<string[]> {
+      return (await repo.listIdentities(tx, userId)).map((i) => displayName(i.provider));
+    },
+
+    /**
+     * The account's address was just proven by an emailed link (a password reset, a
+     * confirmation), in `tx`: every identity whose claim on the account was not proven is
+     * deleted, and when one was, every session of a third-party sign-in ends with it
+     * (sessions record the method, `amr` "fed", not the identity). Returns the providers removed.
+     */
+    async addressProven(tx: Database, userId: string): Promise<string[]> {
+      const removed = await repo.deleteUnproven(tx, userId);
+      if (!removed.length) return [];
+      await deps.sessions.revokeByMethod(userId, FEDERATED, 'address_proven', tx);
+      for (const i of removed) await audit.record(tx, { userId, type: 'identity_unlinked', details: { method: i.provider, via: 'address_proven' } });
+      return removed.map((i) => displayName(i.provider));
+    },
+
     /**
      * Connects a provider to the signed-in account explicitly (a native token of
      * that provider). Needs a sign-in within MFA_REAUTH_WINDOW: a stolen access
@@ -261,8 +306,11 @@ export function createSocialService(deps: SocialServiceDeps) {
       if (owner && owner.userId === userId) return { identity: owner, created: false };
       if (owner) throw new AppError('identity_already_linked');
       if (await repo.findIdentityOfUser(db, userId, p.id)) throw new AppError('provider_already_linked');
+      // Connected by the account's owner only once the account's address is confirmed; before that, the session asking
+      // may belong to whoever registered someone else's address, and the connection goes when the owner proves it.
+      const proven = (await accounts.getProfile(userId)).emailVerifiedAt !== null;
       const identity = await db.transaction(async (tx) => {
-        const row = await repo.insertIdentity(tx, { userId, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, now: clock.now() });
+        const row = await repo.insertIdentity(tx, { userId, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, proven, now: clock.now() });
         if (!row) {
           const again = await repo.findIdentity(tx, p.id, profile.subject);
           throw new AppError(again && again.userId !== userId ? 'identity_already_linked' : 'provider_already_linked');

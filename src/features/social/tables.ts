@@ -19,6 +19,13 @@ export const identities = pgTable(
     /** As the provider gave it at the last sign-in (not normalised); null when it gave none. */
     email: text('email'),
     emailVerified: boolean('email_verified').notNull().default(false),
+    /**
+     * Whether this identity's claim on the account is proven: it created the account
+     * with an address its provider verified, linked by such an address, or was connected
+     * by the signed-in owner of an account whose address was confirmed. Proving the
+     * address (a reset, a confirmation) deletes the identities that are not.
+     */
+    proven: boolean('proven').notNull().default(false),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     lastSignInAt: timestamp('last_sign_in_at', { withTimezone: true }),
   },

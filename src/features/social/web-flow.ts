@@ -79,7 +79,14 @@ export interface AuthorizeResult {
 }
 
 /** The errors a callback reports to the app's redirect_uri (`?error=…&error_description=…`). */
-export type CallbackError = 'access_denied' | 'temporarily_unavailable' | 'invalid_request' | 'server_error' | 'identity_not_linked' | 'provider_email_missing';
+export type CallbackError =
+  | 'access_denied'
+  | 'temporarily_unavailable'
+  | 'invalid_request'
+  | 'server_error'
+  | 'identity_not_linked'
+  | 'provider_email_missing'
+  | 'email_not_verified';
 
 export type WebFlow = ReturnType<typeof createWebFlow>;
 
@@ -190,6 +197,7 @@ export function createWebFlow(deps: WebFlowDeps) {
       } catch (err) {
         if (err instanceof AppError && (err.code === 'identity_not_linked' || err.code === 'provider_email_missing')) return fail(row, err.code, err.message);
         if (err instanceof OAuthError && err.code === 'invalid_grant') return fail(row, 'access_denied', err.description);
+        if (err instanceof OAuthError && err.code === 'email_not_verified') return fail(row, 'email_not_verified', err.description);
         throw err;
       }
       return back(live.redirectUri, { code, state: live.appState });

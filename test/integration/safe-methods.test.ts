@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/test-app.js';
+
+// GET and HEAD are safe methods (RFC 9110 §9.2.1): link scanners, previews and prefetchers send
+// them on their own. Every GET/HEAD route the app registers is listed here after a review that
+// it changes nothing; a new one fails this test until it is reviewed and added.
+
+/** Reviewed: these only read (or render a page whose button POSTs). */
+const READ_ONLY = [
+  '/.well-known/jwks.json',
+  '/.well-known/openid-configuration',
+  '/admin/roles',
+  '/admin/users',
+  '/admin/users/:id',
+  '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
+  '/auth/password/reset', // the reset form; the token is only looked at
+  '/auth/providers',
+  '/docs',
+  '/docs/',
+  '/docs/*',
+  '/docs/json',
+  '/docs/static/index.html',
+  '/docs/static/swagger-initializer.js',
+  '/docs/yaml',
+  '/health/live',
+  '/health/ready',
+  '/metrics',
+  '/users/me',
+  '/users/me/audit',
+  '/users/me/identities',
+  '/users/me/mfa',
+  '/users/me/sessions',
+];
+
+/**
+ * Inherent to OAuth, and GET only (no HEAD): the start of a web sign-in stores its state row, and
+ * the provider's redirect back uses that one-time state up. Neither touches an account until the
+ * provider has answered for the user.
+ */
+const OAUTH_GET_ONLY = ['/auth/oauth/:provider/authorize', '/auth/oauth/:provider/callback'];
+
+/** Every route of `printRoutes({ commonPrefix: false })`, as a full path with its methods. */
+function routesOf(tree: string): Map<string, string[]> {
+  const routes = new Map<string, string[]>();
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const m = /^((?:[│ ] {3})*)[├└]── (.*?)(?: \(([^)]+)\))?$/.exec(line);
+    if (!m) continue;
+    const depth = (m[1] ?? '').length / 4;
+    stack.length = depth;
+    stack.push(m[2] ?? '');
+    if (m[3]) routes.set(stack.join(''), m[3].split(', '));
+  }
+  return routes;
+}
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe('safe methods change nothing', () => {
+  it('every GET/HEAD route is a reviewed read-only route, or one of the two OAuth redirects (GET only)', () => {
+    const routes = routesOf(t.app.printRoutes({ commonPrefix: false }));
+    const safe = [...routes].filter(([, methods]) => methods.includes('GET') || methods.includes('HEAD'));
+    expect(safe.length).toBeGreaterThan(20);
+    expect(safe.map(([path]) => path).sort()).toEqual([...READ_ONLY, ...OAUTH_GET_ONLY].sort());
+    for (const path of OAUTH_GET_ONLY) expect(routes.get(path)?.includes('HEAD'), path).toBe(false);
+  });
+});
