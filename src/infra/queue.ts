@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { reconnectWithin } from './redis-reconnect.js';
 
 /** The BullMQ queue every email job goes through. */
 export const EMAIL_QUEUE = 'email';
@@ -22,6 +23,8 @@ export interface EmailQueueOptions {
   /** BullMQ attempts; the outbox row decides when a message fails for good. */
   attempts: number;
   retryDelayMs: number;
+  /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two reconnection attempts. */
+  reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn'>;
 }
 
@@ -31,7 +34,7 @@ export interface EmailQueueOptions {
  * wait in the outbox; a command that hangs is cut off by `commandTimeout`.
  */
 export function createEmailQueue(opts: EmailQueueOptions) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000 });
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   let connectedBefore = false;
   const reconnected = new Set<() => void>();
@@ -86,12 +89,14 @@ export interface EmailWorkerOptions {
   concurrency: number;
   /** How long a job stays locked without renewal before another worker may take it over. */
   lockDurationMs: number;
+  /** REDIS_RECONNECT_MAX_DELAY_MS (BullMQ's blocking connection is a duplicate of this one and keeps it). */
+  reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'error' | 'info'>;
 }
 
 /** The consumer side: runs `process` for each job with BullMQ's retry, backoff and stalled-job recovery. */
 export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: string) => Promise<JobResult>) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   connection.on('error', (err: Error) => {
     if (!warned) opts.logger.warn({ err: err.message }, 'Redis unreachable; the worker waits and reconnects');
