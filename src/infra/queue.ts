@@ -47,19 +47,45 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     if (connectedBefore) for (const listener of reconnected) listener();
     connectedBefore = true;
   });
-  const queue = new Queue<EmailJobData>(EMAIL_QUEUE, {
-    connection,
-    skipWaitingForReady: true,
-    defaultJobOptions: {
-      attempts: opts.attempts,
-      backoff: { type: 'exponential', delay: opts.retryDelayMs },
-      removeOnComplete: true,
-      removeOnFail: true,
-    },
-  });
-  queue.on('error', () => {
-    // reported once by the connection's handler above
-  });
+  const newQueue = () => {
+    const q = new Queue<EmailJobData>(EMAIL_QUEUE, {
+      connection,
+      skipWaitingForReady: true,
+      defaultJobOptions: {
+        attempts: opts.attempts,
+        backoff: { type: 'exponential', delay: opts.retryDelayMs },
+        removeOnComplete: true,
+        removeOnFail: true,
+      },
+    });
+    q.on('error', () => {
+      // reported once by the connection's handler above
+    });
+    return q;
+  };
+  let queue = newQueue();
+  /**
+   * The queue, once it can be used. BullMQ keeps the outcome of a queue's first exchange
+   * with Redis (its version check) for good: when that check was cut off (Redis down at
+   * start, or its command dropped by `maxRetriesPerRequest` during an outage), every later
+   * call fails with that same error, even with Redis back. Such a queue is replaced.
+   */
+  const usable = async (): Promise<Queue<EmailJobData>> => {
+    const current = queue;
+    try {
+      await current.waitUntilReady();
+      return current;
+    } catch (err) {
+      if (queue === current) {
+        opts.logger.warn({ err: (err as Error).message }, 'job queue: the connection to Redis failed before it was ready; starting over');
+        queue = newQueue();
+        void current.close().catch(() => undefined);
+      }
+      if (connection.status !== 'ready') throw err;
+      await queue.waitUntilReady();
+      return queue;
+    }
+  };
   return {
     /** Called each time the connection comes back (Redis may have restarted and lost its jobs). */
     onReconnect(listener: () => void): void {
@@ -70,10 +96,10 @@ export function createEmailQueue(opts: EmailQueueOptions) {
       await connection.ping();
     },
     /** Jobs by state (metrics). */
-    counts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'),
+    counts: async () => (await usable()).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'),
     async add(ids: string[]): Promise<void> {
       if (connection.status !== 'ready') throw new Error(`Redis is not ready (${connection.status})`);
-      await queue.addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));
+      await (await usable()).addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));
     },
     async close(): Promise<void> {
       await queue.close();
