@@ -18,7 +18,7 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { the
  */
 export function registerRequestDeadline(app: FastifyInstance, deadlineMs: number): void {
   const answer = (request: FastifyRequest, reply: FastifyReply) => {
-    if (reply.sent || request.raw.destroyed) return;
+    if (reply.sent || request.socket?.destroyed) return;
     request.log.warn({ deadlineMs }, 'request deadline passed; answering 503');
     reply.send(new AppError('service_unavailable', 'The request could not be completed in time; retry shortly.', undefined, 5));
   };
