@@ -74,8 +74,9 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     console.error(`tessera: primary stopping (${reason}); waiting for ${workers.length} worker${workers.length === 1 ? '' : 's'}`);
     let left = workers.length;
     cluster.on('exit', (_w, exitCode, signal) => {
-      // A worker cut off by SHUTDOWN_TIMEOUT exits 1: the primary reports it the same way.
-      if (exitCode !== 0 || signal) failedWorkers += 1;
+      // A worker cut off by SHUTDOWN_TIMEOUT exits 1: the primary reports it the same way. One
+      // still starting when SIGTERM came (no handler yet: ended by the signal) served nothing.
+      if ((exitCode !== null && exitCode !== 0) || (signal !== null && signal !== 'SIGTERM')) failedWorkers += 1;
       left -= 1;
       if (left <= 0) {
         if (failedWorkers) console.error(`tessera: ${failedWorkers} worker${failedWorkers === 1 ? '' : 's'} did not stop cleanly; exiting 1`);
