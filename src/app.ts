@@ -26,6 +26,7 @@ import { createIntrospectionService } from './features/introspection/service.js'
 import { registerErrorHandling } from './http/error-handler.js';
 import { clientErrorHandler } from './http/client-errors.js';
 import { registerMetrics } from './http/metrics.js';
+import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerRateLimits } from './http/rate-limits.js';
@@ -64,6 +65,8 @@ export interface AppDeps {
   mfaKey: Buffer;
   /** Where the JSON log goes (tests read it); stdout otherwise. */
   logStream?: DestinationStream;
+  /** In a cluster worker: the primary's count of crashed workers (metrics). */
+  workerCrashes?: () => number;
 }
 
 /** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
@@ -98,6 +101,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   if (ownHasher) app.addHook('onClose', () => ownHasher.close());
   registerRequestLog(app);
   registerErrorHandling(app);
+  // Before every route: its onRoute hook wraps the handlers registered after it.
+  registerRequestDeadline(app, config.requestDeadlineMs);
   const https = config.publicUrl.startsWith('https:');
   await app.register(helmet, {
     global: true,
@@ -132,7 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   let counters: CounterStore | null = null;
   if (limits.enabled || limits.bruteForce.enabled) {
     const local = createMemoryCounterStore(clock);
-    const shared = config.redisUrl ? createRedisCounterStore({ url: config.redisUrl, logger: app.log }, local) : null;
+    const shared = config.redisUrl ? createRedisCounterStore({ url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: app.log }, local) : null;
     counters = shared ?? local;
     if (shared) app.addHook('onReady', async () => void (await shared.ready(2000)));
     const store = counters;
@@ -226,6 +231,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     hashQueueDepth: () => hasher.queueDepth,
     outbox: () => outbox.backlog(),
     pool: deps.database.kind === 'postgres' ? () => deps.database.poolStats() ?? { total: 0, idle: 0, waiting: 0 } : null,
+    workerCrashes: deps.workerCrashes ?? null,
     now: () => clock.now(),
     token: config.metricsToken,
   });

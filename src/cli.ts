@@ -94,7 +94,18 @@ async function outboxRetry(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { id: { type: 'string', multiple: true } } });
   const ids = values.id;
   if (ids?.some((id) => !/^[0-9a-f-]{36}$/i.test(id))) throw new SetupError('--id takes an outbox message id (a UUID, as `tessera outbox status` prints it)');
-  const n = await withDatabase((db) => outboxRepo.requeueFailed(db, new Date(), ids));
+  const given = ids ? [...new Set(ids.map((id) => id.toLowerCase()))] : undefined;
+  const { n, notFailed } = await withDatabase((db) =>
+    db.transaction(async (tx) => {
+      const statuses = given ? await outboxRepo.statusesOf(tx, given) : new Map<string, string>();
+      // A mistyped or purged id is an error, and nothing is re-queued: a script must not read "0 re-queued" as done.
+      const unknown = given?.filter((id) => !statuses.has(id)) ?? [];
+      if (unknown.length) throw new SetupError(`no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`);
+      const notFailed = [...statuses].filter(([, status]) => status !== 'failed');
+      return { n: await outboxRepo.requeueFailed(tx, new Date(), given), notFailed };
+    }),
+  );
+  for (const [id, status] of notFailed) console.log(`tessera: ${id} is ${status}, not failed; left as it is`);
   console.log(`tessera: ${n} failed message${n === 1 ? '' : 's'} re-queued; the server or the worker sends ${n === 1 ? 'it' : 'them'} shortly`);
 }
 

@@ -27,6 +27,10 @@ export interface Config {
   corsOrigins: string[];
   /** How long SIGTERM/SIGINT waits for in-flight requests (or the worker's jobs) before giving up. */
   shutdownTimeoutMs: number;
+  /** REQUEST_DEADLINE_MS: a request not answered by then gets 503 service_unavailable; its transaction, if not committing yet, is rolled back. */
+  requestDeadlineMs: number;
+  /** WORKER_CRASH_LIMIT: this many worker crashes within the window stop the cluster primary (exit 1); null = never give up. */
+  workerCrashLimit: Rate | null;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
   metricsToken: string | null;
   /** METRICS_PUBLIC: production may serve /metrics without METRICS_TOKEN (a private network only). */
@@ -85,6 +89,8 @@ export interface Config {
   social: SocialConfig;
   /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
   redisUrl: string | null;
+  /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two attempts to reach Redis again (every connection). */
+  redisReconnectMaxDelayMs: number;
   /** Request limits per endpoint and brute-force protection of sign-ins (docs/security.md). */
   rateLimits: RateLimitConfig;
   /** Product name shown in emails and pages. */
@@ -622,6 +628,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxHeaderBytes: r.int('MAX_HEADER_BYTES', 16384, 1024, 1024 * 1024),
     corsOrigins: parseCorsOrigins(r),
     shutdownTimeoutMs: r.duration('SHUTDOWN_TIMEOUT', 10, 1, 3600) * 1000,
+    requestDeadlineMs: r.int('REQUEST_DEADLINE_MS', 10000, 100, 600000),
+    workerCrashLimit: r.rate('WORKER_CRASH_LIMIT', '5/1m'),
     metricsToken: r.raw('METRICS_TOKEN') ?? null,
     metricsPublic: r.bool('METRICS_PUBLIC', false),
     database: {
@@ -664,6 +672,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     social: socialConfig(r),
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
+    redisReconnectMaxDelayMs: r.int('REDIS_RECONNECT_MAX_DELAY_MS', 500, 10, 60000),
     rateLimits: rateLimitConfig(r),
     appName: r.string('APP_NAME', 'Tessera'),
     email: {

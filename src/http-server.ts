@@ -1,4 +1,5 @@
 import { buildApp } from './app.js';
+import { watchWorkerCrashes } from './cluster-stats.js';
 import type { Config } from './config.js';
 import { migrateDatabase } from './migrate.js';
 import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase, watchKeys } from './runtime.js';
@@ -15,7 +16,8 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const { ring, generatedAt } = keys;
   const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
-  const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
+  const workerCrashes = watchWorkerCrashes();
+  const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config), ...(workerCrashes ? { workerCrashes } : {}) });
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY or KEYS_DIR in production');
   // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, app.log);

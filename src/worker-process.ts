@@ -40,7 +40,7 @@ export async function runWorker(config: Config): Promise<void> {
   const mailer = createConfiguredMailer(config, logger);
   const deliver = createConfiguredDelivery(config, { db: database.db, clock: systemClock, keys: ring, mailer, logger });
   const worker = createEmailWorker(
-    { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), logger },
+    { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger },
     async (outboxId) => {
       const outcome = await deliver(outboxId, 'queued');
       logger.debug({ outboxId, outcome: outcome.kind }, 'email job processed');

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, OAuthError, errorCatalogue, type ErrorCode, type FieldError } from '../errors.js';
 import { isDatabaseUnavailable } from '../infra/db/errors.js';
+import { isDeadlineExceeded } from '../infra/deadline.js';
 import { isHasherBusy } from '../infra/password-hasher.js';
 import { noStore } from './no-store.js';
 
@@ -75,6 +76,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       request.log.warn('password hashing queue full');
       reply.header('retry-after', '2');
       return send(reply, 'service_unavailable', 'Too many sign-ins are being processed; retry shortly.');
+    }
+    if (isDeadlineExceeded(error)) {
+      // A second piece of work of a request already at its deadline (REQUEST_DEADLINE_MS).
+      reply.header('retry-after', '5');
+      return send(reply, 'service_unavailable', 'The request could not be completed in time; retry shortly.');
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');

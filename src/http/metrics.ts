@@ -12,6 +12,8 @@ export interface MetricsSources {
   outbox: () => Promise<{ unsent: Record<string, number>; failed: number; oldestUnsentAt: Date | null }>;
   /** The database pool (null on the embedded database). */
   pool: (() => { total: number; idle: number; waiting: number }) | null;
+  /** In a cluster worker: worker processes that crashed since the primary started (null in a single process). */
+  workerCrashes: (() => number) | null;
   now: () => Date;
   /** Bearer token required to read /metrics (METRICS_TOKEN), or null. */
   token: string | null;
@@ -76,6 +78,19 @@ export function registerMetrics(app: FastifyInstance, src: MetricsSources): void
         this.set({ state: 'total' }, p.total);
         this.set({ state: 'idle' }, p.idle);
         this.set({ state: 'waiting' }, p.waiting);
+      },
+    });
+  }
+
+  const workerCrashes = src.workerCrashes;
+  if (workerCrashes) {
+    new Counter({
+      name: 'tessera_cluster_worker_crashes_total',
+      help: 'Worker processes of this cluster (WORKERS=n) that died and were replaced, counted by the primary since it started',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(workerCrashes());
       },
     });
   }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
+import { reconnectWithin } from './redis-reconnect.js';
 
 /** A counter's value and the milliseconds until it expires (0 when absent). */
 export interface Count {
@@ -191,6 +192,8 @@ type Scripted = Redis & {
 
 export interface RedisCounterOptions {
   url: string;
+  /** REDIS_RECONNECT_MAX_DELAY_MS. */
+  reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'info'>;
 }
 
@@ -202,7 +205,7 @@ const PREFIX = 'tessera:rl:';
  * process's own counters (the same limits) whenever Redis does not answer:
  * limits stay on ("fail closed") and no request waits for a dead Redis. Its
  * own connection: no offline queue, one try per command, a short command
- * timeout, reconnecting in the background every ≤1 s; once Redis is back, it
+ * timeout, reconnecting in the background (at most REDIS_RECONNECT_MAX_DELAY_MS apart); once Redis is back, it
  * is used again. After a command fails, Redis is left alone for a second.
  *
  * Reservations (`take`, `reserve`) also write what Redis answered into this
@@ -216,7 +219,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
     // Bounds one command: a Redis that hangs is noticed within this, not after minutes.
     commandTimeout: 250,
     connectTimeout: 1000,
-    retryStrategy: (times) => Math.min(100 * times, 1000),
+    retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs),
     // A rate limiter must not make the app wait for Redis at start either.
     lazyConnect: false,
   }) as Scripted;

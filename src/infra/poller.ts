@@ -1,3 +1,5 @@
+import { AsyncResource } from 'node:async_hooks';
+
 /**
  * Runs `tick` every `intervalMs`, and at once after `wake()`. One tick at a time;
  * a tick that reports more work runs again straight away. Errors go to `onError`
@@ -23,7 +25,9 @@ export function createPoller(tick: () => Promise<boolean>, intervalMs: number, o
     timer.unref();
   };
 
-  function run(): void {
+  // Bound to where the poller was created (start-up): a wake() from a request must not
+  // carry that request's context (its deadline, infra/deadline.ts) into every later tick.
+  const run = AsyncResource.bind(function run(): void {
     timer = null;
     if (stopped) return;
     if (running) {
@@ -46,7 +50,7 @@ export function createPoller(tick: () => Promise<boolean>, intervalMs: number, o
         running = null;
         schedule(again ? 0 : intervalMs);
       });
-  }
+  });
 
   return {
     start() {

@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { reconnectWithin } from './redis-reconnect.js';
 
 /** The BullMQ queue every email job goes through. */
 export const EMAIL_QUEUE = 'email';
@@ -22,6 +23,8 @@ export interface EmailQueueOptions {
   /** BullMQ attempts; the outbox row decides when a message fails for good. */
   attempts: number;
   retryDelayMs: number;
+  /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two reconnection attempts. */
+  reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn'>;
 }
 
@@ -31,7 +34,7 @@ export interface EmailQueueOptions {
  * wait in the outbox; a command that hangs is cut off by `commandTimeout`.
  */
 export function createEmailQueue(opts: EmailQueueOptions) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000 });
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   let connectedBefore = false;
   const reconnected = new Set<() => void>();
@@ -44,19 +47,45 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     if (connectedBefore) for (const listener of reconnected) listener();
     connectedBefore = true;
   });
-  const queue = new Queue<EmailJobData>(EMAIL_QUEUE, {
-    connection,
-    skipWaitingForReady: true,
-    defaultJobOptions: {
-      attempts: opts.attempts,
-      backoff: { type: 'exponential', delay: opts.retryDelayMs },
-      removeOnComplete: true,
-      removeOnFail: true,
-    },
-  });
-  queue.on('error', () => {
-    // reported once by the connection's handler above
-  });
+  const newQueue = () => {
+    const q = new Queue<EmailJobData>(EMAIL_QUEUE, {
+      connection,
+      skipWaitingForReady: true,
+      defaultJobOptions: {
+        attempts: opts.attempts,
+        backoff: { type: 'exponential', delay: opts.retryDelayMs },
+        removeOnComplete: true,
+        removeOnFail: true,
+      },
+    });
+    q.on('error', () => {
+      // reported once by the connection's handler above
+    });
+    return q;
+  };
+  let queue = newQueue();
+  /**
+   * The queue, once it can be used. BullMQ keeps the outcome of a queue's first exchange
+   * with Redis (its version check) for good: when that check was cut off (Redis down at
+   * start, or its command dropped by `maxRetriesPerRequest` during an outage), every later
+   * call fails with that same error, even with Redis back. Such a queue is replaced.
+   */
+  const usable = async (): Promise<Queue<EmailJobData>> => {
+    const current = queue;
+    try {
+      await current.waitUntilReady();
+      return current;
+    } catch (err) {
+      if (queue === current) {
+        opts.logger.warn({ err: (err as Error).message }, 'job queue: the connection to Redis failed before it was ready; starting over');
+        queue = newQueue();
+        void current.close().catch(() => undefined);
+      }
+      if (connection.status !== 'ready') throw err;
+      await queue.waitUntilReady();
+      return queue;
+    }
+  };
   return {
     /** Called each time the connection comes back (Redis may have restarted and lost its jobs). */
     onReconnect(listener: () => void): void {
@@ -68,7 +97,7 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     },
     async add(ids: string[]): Promise<void> {
       if (connection.status !== 'ready') throw new Error(`Redis is not ready (${connection.status})`);
-      await queue.addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));
+      await (await usable()).addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));
     },
     async close(): Promise<void> {
       await queue.close();
@@ -84,12 +113,14 @@ export interface EmailWorkerOptions {
   concurrency: number;
   /** How long a job stays locked without renewal before another worker may take it over. */
   lockDurationMs: number;
+  /** REDIS_RECONNECT_MAX_DELAY_MS (BullMQ's blocking connection is a duplicate of this one and keeps it). */
+  reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'error' | 'info'>;
 }
 
 /** The consumer side: runs `process` for each job with BullMQ's retry, backoff and stalled-job recovery. */
 export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: string) => Promise<JobResult>) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   connection.on('error', (err: Error) => {
     if (!warned) opts.logger.warn({ err: err.message }, 'Redis unreachable; the worker waits and reconnects');

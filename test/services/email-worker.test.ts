@@ -169,6 +169,32 @@ describe('with the worker running', () => {
     expect(smtp.messagesTo(email)).toHaveLength(1);
   });
 
+  it('Redis back after a long outage: the mail leaves within a second (REDIS_RECONNECT_MAX_DELAY_MS), not after ioredis\'s 5 s backoff', async () => {
+    const figures: string[] = [];
+    // Twice: where Redis comes back within a reconnection backoff is chance; 5 s apart it would be missed most times.
+    for (let round = 0; round < 2; round++) {
+      await redis.down();
+      const email = await register();
+      // Long enough for an unbounded backoff to reach its 5 s ceiling (50 ms doubling: 6.3 s in).
+      await new Promise((r) => setTimeout(r, 8000));
+      expect(await rowsTo(email)).toMatchObject([{ status: 'pending' }]);
+      await redis.up();
+      const back = Date.now();
+      let relayedAfter = -1;
+      await until(async () => {
+        const status = (await rowsTo(email))[0]?.status;
+        if (relayedAfter < 0 && status !== 'pending') relayedAfter = Date.now() - back;
+        return smtp.messagesTo(email).length > 0;
+      }, 'the mail after Redis came back', 15_000).catch(async (err: unknown) => {
+        throw new Error(`round ${round + 1}: ${String(err)} (relayed after ${relayedAfter} ms)\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`);
+      });
+      const deliveredAfter = Date.now() - back;
+      figures.push(`relayed ${relayedAfter} ms, delivered ${deliveredAfter} ms`);
+      expect(deliveredAfter, `round ${round + 1}: delivery after Redis was back`).toBeLessThan(1500);
+    }
+    console.log(`mail after Redis came back (down 8 s, REDIS_RECONNECT_MAX_DELAY_MS=500): ${figures.join('; ')}`);
+  });
+
   it('Redis killed during sign-ups: every one gets 201, readiness says degraded, every confirmation arrives once', async () => {
     const emails = Array.from({ length: 40 }, () => uniqueEmail('burst'));
     const statuses: number[] = [];
@@ -279,6 +305,26 @@ it('a worker SIGKILLed during a send: the message is still delivered, once', asy
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   }
+});
+
+it('`tessera outbox retry --id` with an id that is no outbox message exits 1 naming it, and re-queues nothing', async () => {
+  const email = await register();
+  const [row] = await rowsTo(email);
+  await db.handle.db.update(outbox).set({ status: 'failed', lastError: '554 test' }).where(eq(outbox.id, row!.id));
+  const unknown = '00000000-0000-4000-8000-000000000000';
+  const refused = await cli('outbox', 'retry', '--id', row!.id, '--id', unknown);
+  expect(refused.code, refused.output).toBe(1);
+  expect(refused.output).toContain(`no outbox message with the id ${unknown}; nothing was re-queued`);
+  expect(await rowsTo(email)).toMatchObject([{ status: 'failed' }]);
+
+  const retried = await cli('outbox', 'retry', '--id', row!.id);
+  expect(retried.code, retried.output).toBe(0);
+  expect(retried.output).toContain('1 failed message re-queued');
+  // Again: the row exists but is not failed any more; said so, not an error.
+  const again = await cli('outbox', 'retry', '--id', row!.id);
+  expect(again.code, again.output).toBe(0);
+  expect(again.output).toMatch(new RegExp(`${row!.id} is (pending|queued), not failed; left as it is`));
+  expect(again.output).toContain('0 failed messages re-queued');
 });
 
 it('the worker refuses to run without Redis or on the embedded database, saying why', async () => {

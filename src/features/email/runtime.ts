@@ -56,7 +56,7 @@ export function createConfiguredRelay(
   deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> },
 ): { relay: Poller; queue: EmailQueue; close: () => Promise<void> } {
   // BullMQ's attempts leave room for a stalled job; the outbox row decides when a message has failed.
-  const queue = createEmailQueue({ redisUrl: config.redisUrl, attempts: config.email.maxAttempts + 2, retryDelayMs: config.email.retryDelayMs, logger: deps.logger });
+  const queue = createEmailQueue({ redisUrl: config.redisUrl, attempts: config.email.maxAttempts + 2, retryDelayMs: config.email.retryDelayMs, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: deps.logger });
   const relay = createRelay({
     db: deps.db,
     clock: deps.clock,

@@ -128,6 +128,13 @@ export async function requeueFailed(db: Database, now: Date, ids?: string[]): Pr
   return rows.length;
 }
 
+/** The status of each of `ids` that is an outbox row (ids missing from the map are unknown). */
+export async function statusesOf(db: Database, ids: string[]): Promise<Map<string, OutboxStatus>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.select({ id: outbox.id, status: outbox.status }).from(outbox).where(inArray(outbox.id, ids));
+  return new Map(rows.map((r) => [r.id, r.status]));
+}
+
 export async function countByStatus(db: Database): Promise<Record<OutboxStatus, number> & { oldestUnsentAt: Date | null }> {
   const rows = await db.select({ status: outbox.status, n: count() }).from(outbox).groupBy(outbox.status);
   const oldest = await db

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import type { Pool, PoolClient } from 'pg';
+import { currentDeadline, DeadlineExceededError } from '../deadline.js';
 import * as schema from './schema.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 
@@ -39,6 +40,43 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
   return opts.url ? openPostgres(opts.url, opts) : openPglite(opts.pgliteDir ?? null);
 }
 
+/**
+ * REQUEST_DEADLINE_MS (infra/deadline.ts): inside a request whose deadline has
+ * passed, no transaction starts, and one that is still running rolls back
+ * instead of committing; a commit sent before the deadline is counted, so the
+ * HTTP layer waits for it rather than answering 503 for a change that was made.
+ */
+function withDeadlines(db: Database): Database {
+  const transaction = db.transaction.bind(db);
+  db.transaction = (async (fn: (tx: never) => Promise<unknown>, config?: unknown) => {
+    const deadline = currentDeadline();
+    if (!deadline) return transaction(fn as never, config as never);
+    deadline.throwIfExpired();
+    let endCommit = () => undefined as void;
+    try {
+      return await transaction(
+        (async (tx: never) => {
+          const result = await fn(tx);
+          endCommit = deadline.beginCommit();
+          return result;
+        }) as never,
+        config as never,
+      );
+    } finally {
+      endCommit();
+    }
+  });
+  return db;
+}
+
+/** A statement's text, whichever way pg's query() was called. */
+const statementText = (arg: unknown): string => (typeof arg === 'string' ? arg : typeof (arg as { text?: unknown } | null)?.text === 'string' ? (arg as { text: string }).text : '');
+
+/** Refuses a statement of a request whose deadline has passed (a ROLLBACK still goes through). */
+function refusedByDeadline(arg: unknown): boolean {
+  return currentDeadline()?.refusing === true && !/^\s*rollback/i.test(statementText(arg));
+}
+
 function handleFor(
   db: Database,
   kind: DatabaseHandle['kind'],
@@ -46,6 +84,7 @@ function handleFor(
   close: () => Promise<void>,
   poolStats: DatabaseHandle['poolStats'] = () => null,
 ): DatabaseHandle {
+  withDeadlines(db);
   return {
     db,
     kind,
@@ -97,11 +136,27 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
  */
 function transactionSafePool(Base: typeof Pool): typeof Pool {
   return class TransactionSafePool extends Base {
+    // Statements outside a transaction (pool.query) obey the request deadline too.
+    override query(...args: unknown[]): never {
+      if (refusedByDeadline(args[0])) {
+        const callback = args.find((a) => typeof a === 'function') as ((err: Error) => void) | undefined;
+        if (callback) return process.nextTick(callback, new DeadlineExceededError()) as never;
+        return Promise.reject(new DeadlineExceededError()) as never;
+      }
+      return (super.query as (...a: unknown[]) => never)(...args);
+    }
+
     override connect(): Promise<PoolClient>;
     override connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): void;
     override connect(callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<PoolClient> | void {
       if (callback) return super.connect(callback);
+      const deadline = currentDeadline();
       return super.connect().then((client) => {
+        // Waited for a connection past the deadline: give it straight back to the requests still in time.
+        if (deadline?.refusing) {
+          client.release();
+          throw new DeadlineExceededError();
+        }
         const release = client.release.bind(client);
         let released = false;
         client.release = (err?: Error | boolean) => {
@@ -112,6 +167,8 @@ function transactionSafePool(Base: typeof Pool): typeof Pool {
         const query = client.query.bind(client) as (...args: unknown[]) => unknown;
         let first = true;
         client.query = ((...args: unknown[]) => {
+          // The next statement of a transaction whose request is past its deadline fails, so the transaction rolls back now.
+          if (refusedByDeadline(args[0])) return Promise.reject(new DeadlineExceededError());
           const result = query(...args);
           if (first && result instanceof Promise) result.catch((err: unknown) => client.release(err instanceof Error ? err : true));
           first = false;
