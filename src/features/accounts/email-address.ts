@@ -2,7 +2,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 
 /**
  * The one canonical form of an email address, or null when it is not a plain
- * `local@domain` (docs/security.md, "Threat model notes: metrics and email addresses").
+ * `local@domain` (docs/security.md, "Threat model › Metrics and email addresses").
  *
  * - Local part: a dot-atom (RFC 5322 atext, or Unicode letters, marks and digits),
  *   folded with NFKC and lower-cased: no quotes, comments, display names, spaces,
