@@ -74,6 +74,14 @@ describe('npm pack', () => {
   });
 });
 
+describe('npm 11 install scripts', () => {
+  it('every dependency with an install script is approved or denied in allowScripts (a fresh install prints no warning)', () => {
+    const out = npm(['install-scripts', 'ls'], ROOT);
+    expect(out.trim()).toBe('No packages with unreviewed install scripts.');
+    expect(readJson(path.join(ROOT, 'package.json')).allowScripts).toEqual({ bcrypt: true, esbuild: true, 'msgpackr-extract': false });
+  });
+});
+
 describe('installed from the tarballs into an empty project', () => {
   it('imports as ESM in Node: every entry point, and verify checks a token with its jose', () => {
     writeFileSync(
