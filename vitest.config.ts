@@ -18,6 +18,8 @@ export default defineConfig({
       { extends: true, test: { name: 'client', include: ['test/client/**/*.test.ts'] } },
       // @tessera/verify (packages/verify) against a live server's JWKS, in Express and Fastify apps, and PyJWT.
       { extends: true, test: { name: 'verify', include: ['test/verify/**/*.test.ts'] } },
+      // npm pack of packages/client and packages/verify, installed offline into an empty project and imported there.
+      { extends: true, test: { name: 'packages', include: ['test/packages/**/*.test.ts'], testTimeout: 60_000 } },
       // Real PostgreSQL + Redis + SMTP + worker processes: the production shape (needs TEST_DATABASE_URL and redis-server).
       ...(process.env.TEST_DATABASE_URL
         ? [{ extends: true as const, test: { name: 'services', include: ['test/services/**/*.test.ts'], env: { TESSERA_TEST_DB: 'postgres' }, testTimeout: 60_000 } }]

@@ -433,7 +433,7 @@ describe('the package', () => {
       expect(Object.keys(mod).sort()).toEqual(['TesseraClient', 'TesseraError', 'TesseraNetworkError', 'createClient', 'decodeJwtPayload', 'localStorageAdapter', 'memoryStorage']);
 
       const pkg = JSON.parse(readFileSync(path.join(ROOT, 'packages/client/package.json'), 'utf8')) as Record<string, unknown>;
-      expect(pkg).toMatchObject({ name: '@tessera/client', type: 'module', sideEffects: false, files: ['dist'], exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } });
+      expect(pkg).toMatchObject({ name: '@tessera/client', type: 'module', sideEffects: false, files: ['dist', 'CHANGELOG.md'], exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } });
       expect(pkg.dependencies).toBeUndefined();
     } finally {
       rmSync(outDir, { recursive: true, force: true });
