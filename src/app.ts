@@ -199,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     secondFactor,
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    keepAnAdmin: (tx, userId) => rbac.keepAnAdmin(tx, userId),
     audit,
     requireEmailVerification: config.requireEmailVerification,
     ...(signInGuard ? { guard: signInGuard } : {}),
