@@ -35,3 +35,49 @@ describe('the last administrator', () => {
     expect((await t.app.services.admin.getUser(created.id)).roles).toContain('admin');
   });
 });
+
+describe('odd input never answers 500', () => {
+  // PostgreSQL text cannot hold U+0000: a NUL that reached a query failed the statement.
+  it('a NUL in the sign-in address, a name, a role, a search or a path parameter is a 422 validation_failed naming the field', async () => {
+    const email = uniqueEmail('nulroot');
+    await t.app.services.admin.createUser(null, { email, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    const { access_token: admin } = await signIn(email);
+    const N = '\u0000';
+    const cases: Array<{ method: 'GET' | 'POST' | 'PATCH' | 'DELETE'; url: string; payload?: object; field: string; form?: boolean }> = [
+      { method: 'POST', url: '/auth/login', payload: { email: N, password: PASSWORD }, field: 'email' },
+      { method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: `a${N}@example.com`, password: PASSWORD }, field: 'username', form: true },
+      { method: 'POST', url: '/auth/register', payload: { email: uniqueEmail('nul'), password: PASSWORD, first_name: N }, field: 'first_name' },
+      { method: 'PATCH', url: '/users/me', payload: { last_name: `x${N}` }, field: 'last_name' },
+      { method: 'POST', url: '/admin/roles', payload: { name: 'nul-role', description: N, permissions: [] }, field: 'description' },
+      { method: 'PATCH', url: '/admin/roles/user', payload: { description: N }, field: 'description' },
+      { method: 'GET', url: `/admin/users?email_prefix=${encodeURIComponent(N)}`, field: 'email_prefix' },
+      { method: 'GET', url: `/admin/users?role=${encodeURIComponent(N)}`, field: 'role' },
+      { method: 'DELETE', url: `/users/me/identities/${encodeURIComponent(N)}`, field: 'provider' },
+    ];
+    for (const c of cases) {
+      const res = await t.app.inject({
+        method: c.method,
+        url: c.url,
+        headers: { ...bearer(admin), ...(c.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+        ...(c.payload ? { payload: c.form ? new URLSearchParams(c.payload as Record<string, string>).toString() : c.payload } : {}),
+      });
+      expect([c.method, c.url, res.statusCode], res.body).toEqual([c.method, c.url, 422]);
+      expect(json(res)).toMatchObject({ error: 'validation_failed', details: [{ field: c.field }] });
+    }
+    // A password may hold any byte (bcrypt reads them all): still just a wrong password.
+    const wrong = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: `${PASSWORD}${N}` } });
+    expect([wrong.statusCode, json(wrong).error]).toEqual([400, 'invalid_grant']);
+  });
+
+  it('an admin list cursor with an extreme date is a 422, not a 500', async () => {
+    const email = uniqueEmail('cursorroot');
+    await t.app.services.admin.createUser(null, { email, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    const { access_token: admin } = await signIn(email);
+    for (const at of ['+275760-09-13T00:00:00.000Z', '-271821-04-20T00:00:00.000Z']) {
+      const cursor = Buffer.from(JSON.stringify([at, '00000000-0000-0000-0000-000000000000'])).toString('base64url');
+      const res = await call(t.app, 'GET', `/admin/users?cursor=${cursor}`, admin);
+      expect([at, res.statusCode], res.body).toEqual([at, 422]);
+      expect(json(res).error).toBe('validation_failed');
+    }
+  });
+});
