@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
@@ -79,5 +80,37 @@ describe('odd input never answers 500', () => {
       expect([at, res.statusCode], res.body).toEqual([at, 422]);
       expect(json(res).error).toBe('validation_failed');
     }
+  });
+});
+
+describe('roles:write and the roles the actor holds', () => {
+  it('a non-admin cannot add permissions to DEFAULT_ROLE or to a role it holds (a grant to itself that outlives its demotion)', async () => {
+    const rootEmail = uniqueEmail('rbacroot');
+    await t.app.services.admin.createUser(null, { email: rootEmail, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    const { access_token: root } = await signIn(rootEmail);
+    const editorRole = `editor-${Date.now()}`;
+    expect((await call(t.app, 'POST', '/admin/roles', root, { name: editorRole, permissions: ['roles:read', 'roles:write', 'reports:read'] })).statusCode).toBe(201);
+    const editorEmail = uniqueEmail('editor');
+    const editorUser = await t.app.services.admin.createUser(null, { email: editorEmail, password: PASSWORD, emailVerified: true, roles: [editorRole, 'user'], sendInvite: false });
+    const editor = await signIn(editorEmail);
+
+    // Before its demotion, the editor copies what it holds into `user`, which it (and every sign-up) also holds.
+    const planted = await call(t.app, 'PATCH', '/admin/roles/user', editor.access_token, { permissions: ['roles:read', 'roles:write', 'reports:read'] });
+    expect(planted.statusCode, planted.body).toBe(403);
+    expect(json(planted).error).toBe('forbidden');
+    // Its own role too.
+    const own = await call(t.app, 'PATCH', `/admin/roles/${editorRole}`, editor.access_token, { permissions: ['roles:read', 'roles:write', 'reports:read'], description: 'same' });
+    expect(own.statusCode).toBe(200);
+
+    // The administrator demotes the editor: nothing is left of the role's permissions.
+    expect((await call(t.app, 'DELETE', `/admin/users/${editorUser.id}/roles/${editorRole}`, root)).statusCode).toBe(204);
+    const after = await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: editor.refresh_token } });
+    expect(decodeJwt(json(after).access_token as string).permissions).toEqual([]);
+    expect((await call(t.app, 'GET', '/admin/roles', editor.access_token)).statusCode).toBe(403);
+
+    // An administrator still may.
+    const byAdmin = await call(t.app, 'PATCH', '/admin/roles/user', root, { permissions: ['reports:read'] });
+    expect(byAdmin.statusCode, byAdmin.body).toBe(200);
+    expect((await call(t.app, 'PATCH', '/admin/roles/user', root, { permissions: [] })).statusCode).toBe(200);
   });
 });
