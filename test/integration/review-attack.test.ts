@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+import { generate } from 'otplib';
+import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
+import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // Findings of the review of the issue-14 fixes (branch review/attack): each test
 // failed on main at e6a05bb.
@@ -112,5 +114,67 @@ describe('roles:write and the roles the actor holds', () => {
     const byAdmin = await call(t.app, 'PATCH', '/admin/roles/user', root, { permissions: ['reports:read'] });
     expect(byAdmin.statusCode, byAdmin.body).toBe(200);
     expect((await call(t.app, 'PATCH', '/admin/roles/user', root, { permissions: [] })).statusCode).toBe(200);
+  });
+});
+
+describe('REQUIRE_EMAIL_VERIFICATION=false: what a squatter set up before the address was ever proven', () => {
+  let smtp: SmtpCatcher;
+  let lax: TestApp;
+  beforeAll(async () => {
+    smtp = await SmtpCatcher.start();
+    lax = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'false', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
+  });
+  afterAll(async () => {
+    await lax?.close();
+    await smtp?.close();
+  });
+
+  // NOT FIXED (reported): the squatter's authenticator survives the owner's reset, so the owner is locked out
+  // (mfa_required with a factor they never had). Removing the factor at the first proof of the address would let
+  // anyone with the mailbox bypass the MFA of a lax-mode account that was never confirmed (mfa.test.ts "a password
+  // reset through the emailed link does not bypass MFA"); refusing MFA enrolment until the address is confirmed is
+  // the cleaner fix, a behaviour change for the lead to decide. `it.fails` until then.
+  it.fails("an authenticator enrolled on the unconfirmed account goes with the owner's reset: the owner signs in, the squatter's codes open nothing", async () => {
+    // Someone registers the victim's address (never confirmed), signs in and turns on TOTP with their own app.
+    const victim = uniqueEmail('victim');
+    const squatter = await signUp(lax.app, victim);
+    const start = await lax.app.inject({ method: 'POST', url: '/users/me/mfa/totp', payload: {}, headers: bearer(squatter.access) });
+    expect(start.statusCode, start.body).toBe(200);
+    const secret = json(start).secret as string;
+    const code = () => generate({ secret, epoch: Math.floor(lax.clock.now().getTime() / 1000) });
+    const on = await lax.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', payload: { code: await code() }, headers: bearer(squatter.access) });
+    expect(on.statusCode, on.body).toBe(200);
+
+    // The address's owner resets the password (as the notices tell them to): the address is proven now.
+    expect((await lax.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: victim } })).statusCode).toBe(202);
+    const token = tokenIn(await smtp.waitFor(victim, /^Reset/));
+    const NEW = 'the owner takes it back 7';
+    const reset = await lax.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: NEW } });
+    expect(reset.statusCode, reset.body).toBe(204);
+
+    // The owner signs in with the new password alone: the squatter's authenticator is no second factor of theirs.
+    lax.clock.advance(60_000);
+    const owner = await lax.app.inject({ method: 'POST', url: '/auth/login', payload: { email: victim, password: NEW } });
+    expect(owner.statusCode, owner.body).toBe(200);
+    expect(json(owner).access_token).toBeTypeOf('string');
+    const status = await lax.app.inject({ method: 'GET', url: '/users/me/mfa', headers: bearer(json(owner).access_token as string) });
+    expect(json(status)).toEqual({ totp_enabled: false, recovery_codes_remaining: 0 });
+  });
+
+  it('an authenticator of an account whose address was already proven stays after a reset', async () => {
+    const email = uniqueEmail('owner');
+    const user = await signUp(lax.app, email);
+    // The owner confirms the address first.
+    const confirm = tokenIn(await smtp.waitFor(email, /Confirm your email/));
+    expect((await lax.app.inject({ method: 'POST', url: '/auth/confirm-email', payload: { token: confirm } })).statusCode).toBe(200);
+    const start = await lax.app.inject({ method: 'POST', url: '/users/me/mfa/totp', payload: {}, headers: bearer(user.access) });
+    const secret = json(start).secret as string;
+    const code = () => generate({ secret, epoch: Math.floor(lax.clock.now().getTime() / 1000) });
+    expect((await lax.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', payload: { code: await code() }, headers: bearer(user.access) })).statusCode).toBe(200);
+    expect((await lax.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
+    const token = tokenIn(await smtp.waitFor(email, /^Reset/));
+    expect((await lax.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back 7' } })).statusCode).toBe(204);
+    const again = await lax.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'the owner takes it back 7' } });
+    expect([again.statusCode, json(again).error]).toEqual([403, 'mfa_required']);
   });
 });
