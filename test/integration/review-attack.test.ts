@@ -215,3 +215,51 @@ describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before t
     expect(squatter.statusCode === 200 ? decodeJwt(json(squatter).access_token as string).sub : null).not.toBe(ownerId);
   });
 });
+
+describe("an administrator's sign-out-everywhere and disable void the account's emailed links", () => {
+  let smtp: SmtpCatcher;
+  let app: TestApp;
+  let root: string;
+  beforeAll(async () => {
+    smtp = await SmtpCatcher.start();
+    app = await createTestApp({ env: { SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
+    const email = uniqueEmail('incident-root');
+    await app.app.services.admin.createUser(null, { email, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    root = json(await app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })).access_token as string;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await smtp?.close();
+  });
+
+  /** With a stolen password, an attacker asks to move the victim's account to their own address: the link is theirs. */
+  async function pendingTakeover() {
+    const victim = await signUp(app.app);
+    const attackerAddress = uniqueEmail('attacker');
+    const asked = await app.app.inject({ method: 'POST', url: '/users/me/email', payload: { new_email: attackerAddress, password: PASSWORD }, headers: bearer(victim.access) });
+    expect(asked.statusCode, asked.body).toBe(202);
+    const link = tokenIn(await smtp.waitFor(attackerAddress, /./));
+    return { victim, attackerAddress, link };
+  }
+
+  for (const [what, respond] of [
+    ['POST /admin/users/:id/sessions/revoke', (id: string) => app.app.inject({ method: 'POST', url: `/admin/users/${id}/sessions/revoke`, headers: bearer(root) })],
+    ['POST /admin/users/:id/disable (then enable)', async (id: string) => {
+      const off = await app.app.inject({ method: 'POST', url: `/admin/users/${id}/disable`, headers: bearer(root) });
+      expect(off.statusCode, off.body).toBe(204);
+      return app.app.inject({ method: 'POST', url: `/admin/users/${id}/enable`, headers: bearer(root) });
+    }],
+  ] as const) {
+    it(`${what}: the attacker's pending email-change link no longer moves the account`, async () => {
+      const { victim, attackerAddress, link } = await pendingTakeover();
+      // The incident is noticed: an administrator ends every session of the account.
+      const res = await respond(victim.userId);
+      expect(res.statusCode, res.body).toBeLessThan(300);
+      const used = await app.app.inject({ method: 'POST', url: '/auth/confirm-email', payload: { token: link } });
+      expect([used.statusCode, json(used).error]).toEqual([400, 'email_token_used']);
+      const user = await app.app.services.admin.getUser(victim.userId);
+      expect(user.user.email).toBe(victim.email);
+      expect(user.user.email).not.toBe(attackerAddress);
+    });
+  }
+});

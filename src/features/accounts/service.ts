@@ -285,11 +285,11 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     search: (q: repo.UserSearch) => repo.searchUsers(db, q),
 
-    /** Disables (ending every session at once) or enables an account. */
+    /** Disables (ending every session and voiding every emailed link at once) or enables an account. */
     async setDisabled(tx: Database, id: string, disabled: boolean): Promise<UserRow> {
       const user = await repo.setDisabled(tx, id, disabled ? clock.now() : null, clock.now());
       if (!user) throw new AppError('user_not_found');
-      if (disabled) await sessions.revokeAll(id, 'disabled_by_admin', tx);
+      if (disabled) await sessions.endEverywhere(id, 'disabled_by_admin', tx);
       return user;
     },
 

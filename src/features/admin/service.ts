@@ -159,7 +159,7 @@ export function createAdminService(deps: AdminDeps) {
       await accounts.getProfile(userId);
       return db.transaction(async (tx) => {
         await rbac.mayChangeUser(tx, await acting(tx, actor, 'users:write'), userId);
-        const n = await sessions.revokeAll(userId, 'revoked_by_admin', tx);
+        const n = await sessions.endEverywhere(userId, 'revoked_by_admin', tx);
         await record(tx, actor, 'admin_sessions_revoked', userId, { sessions: n });
         return n;
       });
