@@ -23,6 +23,12 @@ async function signIn(email: string, password = PASSWORD) {
 beforeAll(async () => {
   t = await createTestApp();
 });
+
+async function signIn2(app: TestApp, email: string, password: string) {
+  const res = await app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } });
+  expect(res.statusCode, res.body).toBe(200);
+  return json(res) as { access_token: string; refresh_token: string };
+}
 afterAll(async () => {
   await t?.close();
 });
@@ -193,6 +199,27 @@ describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before t
     await strict?.close();
     await gh?.close();
     await smtp?.close();
+  });
+
+  // NOT FIXED (reported): a password thief with a fresh session connects their own GitHub (recorded as proven: the
+  // account's address was confirmed) and it survives the owner's reset, the recovery the notices point to.
+  it.fails("a provider a password thief connected is no way in after the owner's reset", async () => {
+    const email = uniqueEmail('owner');
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode).toBe(201);
+    const confirm = tokenIn(await smtp.waitFor(email, /Confirm your email/));
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/confirm-email', payload: { token: confirm } })).statusCode).toBe(200);
+    // The thief signs in with the stolen password and connects a GitHub account of their own.
+    const thief = await signIn2(strict, email, PASSWORD);
+    const theirs = gh.addUser({ emails: [{ email: uniqueEmail('thief'), primary: true, verified: true }] });
+    const linked = await strict.app.inject({ method: 'POST', url: '/users/me/identities/github', payload: { access_token: gh.issueToken(theirs.id) }, headers: bearer(thief.access_token) });
+    expect(linked.statusCode, linked.body).toBe(201);
+    // The owner resets the password.
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
+    const token = tokenIn(await smtp.waitFor(email, /^Reset/));
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back 7' } })).statusCode).toBe(204);
+    // The thief comes back through GitHub.
+    const back = await strict.app.inject({ method: 'POST', url: '/auth/oauth/github/token', payload: { access_token: gh.issueToken(theirs.id) } });
+    expect(back.statusCode, back.body).not.toBe(200);
   });
 
   // NOT FIXED (reported): the "classic-federated merge" pre-account takeover. The squatter's registration
