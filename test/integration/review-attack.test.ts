@@ -92,6 +92,15 @@ describe('odd input never answers 500', () => {
   });
 });
 
+describe('email addresses that look like another', () => {
+  it('an invisible letter (Hangul filler, Khmer vowel inherent) in the local part is a 422 invalid_email, not a second `admin@`', async () => {
+    for (const local of ['admin\u3164', 'admin\uFFA0', 'ad\u115Fmin', 'admin\u1160', 'admin\u17B4']) {
+      const res = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: `${local}@example.com`, password: PASSWORD } });
+      expect([JSON.stringify(local), res.statusCode, json(res).error]).toEqual([JSON.stringify(local), 422, 'invalid_email']);
+    }
+  });
+});
+
 describe('roles:write and the roles the actor holds', () => {
   it('a non-admin cannot add permissions to DEFAULT_ROLE or to a role it holds (a grant to itself that outlives its demotion)', async () => {
     const rootEmail = uniqueEmail('rbacroot');
