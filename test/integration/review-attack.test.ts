@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from 'otplib';
+import { FakeFacebook } from '../helpers/fake-facebook.js';
 import { FakeGithub } from '../helpers/fake-github.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
@@ -198,14 +199,17 @@ describe('REQUIRE_EMAIL_VERIFICATION=false: what a squatter set up before the ad
 describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before the address was proven', () => {
   let smtp: SmtpCatcher;
   let gh: FakeGithub;
+  let fb: FakeFacebook;
   let strict: TestApp;
   beforeAll(async () => {
     smtp = await SmtpCatcher.start();
     gh = await FakeGithub.start();
-    strict = await createTestApp({ env: { ...gh.env(), REQUIRE_EMAIL_VERIFICATION: 'true', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
+    fb = await FakeFacebook.start();
+    strict = await createTestApp({ env: { ...gh.env(), ...fb.env(), REQUIRE_EMAIL_VERIFICATION: 'true', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
   });
   afterAll(async () => {
     await strict?.close();
+    await fb?.close();
     await gh?.close();
     await smtp?.close();
   });
@@ -228,6 +232,22 @@ describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before t
     expect((await strict.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back 7' } })).statusCode).toBe(204);
     // The thief comes back through GitHub.
     const back = await strict.app.inject({ method: 'POST', url: '/auth/oauth/github/token', payload: { access_token: gh.issueToken(theirs.id) } });
+    expect(back.statusCode, back.body).not.toBe(200);
+  });
+
+  // NOT FIXED (reported): Facebook is not trusted to link by email (its address may no longer be the user's,
+  // facebook.ts), yet an account it creates records its identity as proven, so the address's real owner's
+  // reset leaves the Facebook account a way into the account the owner just claimed.
+  it.fails("a Facebook identity that created the account goes with the address owner's reset (its address is not trusted to link)", async () => {
+    const victim = uniqueEmail('recycled');
+    const stale = fb.addUser({ first_name: 'Old', last_name: 'Holder', email: victim });
+    const created = await strict.app.inject({ method: 'POST', url: '/auth/oauth/facebook/token', payload: { access_token: fb.issueToken(stale.id) } });
+    expect(created.statusCode, created.body).toBe(200);
+    // The address's current owner resets the password.
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: victim } })).statusCode).toBe(202);
+    const token = tokenIn(await smtp.waitFor(victim, /^Reset/));
+    expect((await strict.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back 7' } })).statusCode).toBe(204);
+    const back = await strict.app.inject({ method: 'POST', url: '/auth/oauth/facebook/token', payload: { access_token: fb.issueToken(stale.id) } });
     expect(back.statusCode, back.body).not.toBe(200);
   });
 
