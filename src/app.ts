@@ -26,6 +26,7 @@ import { createIntrospectionService } from './features/introspection/service.js'
 import { registerErrorHandling } from './http/error-handler.js';
 import { clientErrorHandler } from './http/client-errors.js';
 import { registerMetrics } from './http/metrics.js';
+import { registerNoNul } from './http/no-nul.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -103,6 +104,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   registerErrorHandling(app);
   // Before every route: its onRoute hook wraps the handlers registered after it.
   registerRequestDeadline(app, config.requestDeadlineMs);
+  registerNoNul(app);
   const https = config.publicUrl.startsWith('https:');
   await app.register(helmet, {
     global: true,
@@ -199,6 +201,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     secondFactor,
     assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    keepAnAdmin: (tx, userId) => rbac.keepAnAdmin(tx, userId),
     audit,
     requireEmailVerification: config.requireEmailVerification,
     ...(signInGuard ? { guard: signInGuard } : {}),

@@ -6,6 +6,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
  *
  * - Local part: a dot-atom (RFC 5322 atext, or Unicode letters, marks and digits),
  *   folded with NFKC and lower-cased: no quotes, comments, display names, spaces,
+ *   invisible (default-ignorable) letters,
  *   leading, trailing or double dots; at most 64 bytes; one script (below).
  * - Domain: UTS-46 (`domainToASCII`: fullwidth and other compatibility forms fold,
  *   invalid labels are refused) and stored as ASCII (punycode), the form the SMTP
@@ -28,11 +29,14 @@ export function canonicalEmail(raw: string): string | null {
   return Buffer.byteLength(email, 'utf8') <= 254 ? email : null;
 }
 
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 const ATOM = /^(?:[a-z0-9!#$%&'*+/=?^_`{|}~-]|[\p{L}\p{M}\p{N}])+$/u;
 
 function canonicalLocalPart(local: string): string | null {
   const folded = local.normalize('NFKC').toLowerCase().normalize('NFKC');
   if (folded === '' || Buffer.byteLength(folded, 'utf8') > 64) return null;
+  // Letters that show nothing (Hangul fillers U+115F/U+1160/U+3164/U+FFA0, Khmer U+17B4 …): `admin<filler>@` looks like `admin@`.
+  if (INVISIBLE.test(folded)) return null;
   if (!folded.split('.').every((atom) => ATOM.test(atom))) return null;
   return oneScript(folded) ? folded : null;
 }

@@ -53,7 +53,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRoutesOptions> = as
       summary: 'Delete your account (needs your password)',
       security: secured,
       body: DeleteAccountBody,
-      response: { 204: NoContent, ...errorResponses(401, 403, 422, 429) },
+      response: { 204: NoContent, ...errorResponses(401, 403, 409, 422, 429) },
     },
   }, async (request, reply) => {
     await accounts.deleteAccount(caller(request).token.sub, request.body.password, clientMeta(request));

@@ -32,6 +32,8 @@ export interface AccountServiceDeps {
   audit: Pick<AuditService, 'record'>;
   /** Gives a new account its default role, in the registration's transaction. */
   assignDefaultRole: (tx: Database, userId: string) => Promise<void>;
+  /** Refuses (409 `last_admin`) to delete the last enabled administrator, in the deletion's transaction (rbac `keepAnAdmin`). */
+  keepAnAdmin?: (tx: Database, userId: string) => Promise<void>;
   /** The second step of a sign-in (MFA): when `required`, the password grant answers with `challenge` instead of tokens. */
   secondFactor: SecondFactor;
   requireEmailVerification: boolean;
@@ -283,11 +285,11 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     search: (q: repo.UserSearch) => repo.searchUsers(db, q),
 
-    /** Disables (ending every session at once) or enables an account. */
+    /** Disables (ending every session and voiding every emailed link at once) or enables an account. */
     async setDisabled(tx: Database, id: string, disabled: boolean): Promise<UserRow> {
       const user = await repo.setDisabled(tx, id, disabled ? clock.now() : null, clock.now());
       if (!user) throw new AppError('user_not_found');
-      if (disabled) await sessions.revokeAll(id, 'disabled_by_admin', tx);
+      if (disabled) await sessions.endEverywhere(id, 'disabled_by_admin', tx);
       return user;
     },
 
@@ -298,7 +300,11 @@ export function createAccountService(deps: AccountServiceDeps) {
     async deleteAccount(id: string, password: string, meta: ClientMeta): Promise<void> {
       const user = await requireUser(id);
       await requirePassword(user, password, 'password', { action: 'account_delete', ...meta });
-      await repo.deleteUser(db, id);
+      // Like the admin API: the last enabled administrator does not go (the RBAC lock serialises it with demotions).
+      await db.transaction(async (tx) => {
+        await deps.keepAnAdmin?.(tx, id);
+        await repo.deleteUser(tx, id);
+      });
     },
   };
 }

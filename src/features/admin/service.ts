@@ -35,12 +35,17 @@ interface Cursor {
 
 const encodeCursor = (u: UserRow) => Buffer.from(JSON.stringify([u.createdAt.toISOString(), u.id])).toString('base64url');
 
+const MIN_CURSOR_TIME = Date.parse('0001-01-01T00:00:00.000Z');
+const MAX_CURSOR_TIME = Date.parse('9999-12-31T23:59:59.999Z');
+
 function decodeCursor(cursor: string | undefined): Cursor | undefined {
   if (!cursor) return undefined;
   try {
     const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
     const createdAt = new Date(at);
-    if (Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error('cursor');
+    // Years 1–9999 only: PostgreSQL does not read the ±6-digit years JavaScript writes for its extreme dates (a 500 before).
+    const time = createdAt.getTime();
+    if (Number.isNaN(time) || time < MIN_CURSOR_TIME || time > MAX_CURSOR_TIME || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new Error('cursor');
     return { createdAt, id };
   } catch {
     throw new AppError('validation_failed', 'The cursor is not one this API returned.', [{ field: 'cursor', message: 'invalid' }]);
@@ -154,7 +159,7 @@ export function createAdminService(deps: AdminDeps) {
       await accounts.getProfile(userId);
       return db.transaction(async (tx) => {
         await rbac.mayChangeUser(tx, await acting(tx, actor, 'users:write'), userId);
-        const n = await sessions.revokeAll(userId, 'revoked_by_admin', tx);
+        const n = await sessions.endEverywhere(userId, 'revoked_by_admin', tx);
         await record(tx, actor, 'admin_sessions_revoked', userId, { sessions: n });
         return n;
       });

@@ -43,6 +43,21 @@ function mustHoldAll(by: ActingGrants, permissions: string[]): void {
   if (missing.length) throw new AppError('forbidden', `You can only put permissions you hold into a role; you do not hold ${missing.join(', ')}.`);
 }
 
+/**
+ * 403 unless an administrator adds permissions to a role the actor holds, or to
+ * DEFAULT_ROLE (every sign-up's, a second account of the actor's among them): that
+ * would be a grant to itself, and one that outlives its demotion. Taking
+ * permissions out of such a role is stepping down, and allowed.
+ */
+function mustNotGrowOwn(by: ActingGrants, role: RoleRow, permissions: string[], defaultRole: string): void {
+  if (!by || by.roles.includes(ADMIN_ROLE)) return;
+  if (!by.roles.includes(role.name) && role.name !== defaultRole) return;
+  const added = permissions.filter((p) => !role.permissions.includes(p));
+  if (added.length) {
+    throw new AppError('forbidden', `Only an administrator can add permissions to a role you hold or to the default role (${role.name}): ${added.join(', ')}.`);
+  }
+}
+
 export type RbacService = ReturnType<typeof createRbacService>;
 
 export function createRbacService(deps: { db: Database; clock: Clock; defaultRole: string }) {
@@ -108,12 +123,14 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
 
     /** Only a role `by` could hand out, and only with permissions `by` holds (the built-in `user` included). */
     async update(tx: Database, by: ActingGrants, name: string, changes: { description?: string | undefined; permissions?: string[] | undefined }): Promise<RoleRow> {
-      mustHandOut(by, await findRole(tx, name));
+      const current = await findRole(tx, name);
+      mustHandOut(by, current);
       const set: { description?: string; permissions?: string[] } = {};
       if (changes.description !== undefined) set.description = changes.description;
       if (changes.permissions !== undefined) {
         set.permissions = checkPermissions(changes.permissions);
         mustHoldAll(by, set.permissions);
+        mustNotGrowOwn(by, current, set.permissions, deps.defaultRole);
       }
       const role = await repo.updateRole(tx, name, set, clock.now());
       if (!role) throw new AppError('role_not_found');

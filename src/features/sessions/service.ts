@@ -182,6 +182,18 @@ export function createSessionService(deps: SessionServiceDeps) {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason);
     },
 
+    /**
+     * Sign-out-everywhere done for the user (an administrator's revoke or disable): every
+     * session ends and every emailed link of the account is void, as with the user's own
+     * logout-all — a link asked for by whoever held a session (an email change to their
+     * address above all) must not outlive the response to the incident.
+     */
+    async endEverywhere(userId: string, reason: string, tx: Database = db): Promise<number> {
+      const n = await repo.revokeUserSessions(tx, userId, clock.now(), reason);
+      await deps.emailTokens.revokeAllOfUser(tx, userId);
+      return n;
+    },
+
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
     },
