@@ -214,9 +214,9 @@ describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before t
     await smtp?.close();
   });
 
-  // NOT FIXED (reported): a password thief with a fresh session connects their own GitHub (recorded as proven: the
-  // account's address was confirmed) and it survives the owner's reset, the recovery the notices point to.
-  it.fails("a provider a password thief connected is no way in after the owner's reset", async () => {
+  // A password thief with a fresh session connects their own GitHub: a session proves no address, so the
+  // connection is unproven and goes with the owner's reset, the recovery the notices point to.
+  it("a provider a password thief connected is no way in after the owner's reset", async () => {
     const email = uniqueEmail('owner');
     expect((await strict.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode).toBe(201);
     const confirm = tokenIn(await smtp.waitFor(email, /Confirm your email/));
@@ -230,15 +230,15 @@ describe('REQUIRE_EMAIL_VERIFICATION=true (the default): a password set before t
     expect((await strict.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
     const token = tokenIn(await smtp.waitFor(email, /^Reset/));
     expect((await strict.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back 7' } })).statusCode).toBe(204);
-    // The thief comes back through GitHub.
+    // The thief comes back through GitHub: at most into an account of their own address, never the owner's.
     const back = await strict.app.inject({ method: 'POST', url: '/auth/oauth/github/token', payload: { access_token: gh.issueToken(theirs.id) } });
-    expect(back.statusCode, back.body).not.toBe(200);
+    const ownerId = decodeJwt(thief.access_token).sub;
+    expect(back.statusCode === 200 ? decodeJwt((back.json() as { access_token: string }).access_token).sub : null, back.body).not.toBe(ownerId);
   });
 
-  // NOT FIXED (reported): Facebook is not trusted to link by email (its address may no longer be the user's,
-  // facebook.ts), yet an account it creates records its identity as proven, so the address's real owner's
-  // reset leaves the Facebook account a way into the account the owner just claimed.
-  it.fails("a Facebook identity that created the account goes with the address owner's reset (its address is not trusted to link)", async () => {
+  // Facebook is not trusted to link by email (its address may no longer be the user's, facebook.ts), so an
+  // account it creates records its identity as unproven: the address's real owner's reset ends it.
+  it("a Facebook identity that created the account goes with the address owner's reset (its address is not trusted to link)", async () => {
     const victim = uniqueEmail('recycled');
     const stale = fb.addUser({ first_name: 'Old', last_name: 'Holder', email: victim });
     const created = await strict.app.inject({ method: 'POST', url: '/auth/oauth/facebook/token', payload: { access_token: fb.issueToken(stale.id) } });

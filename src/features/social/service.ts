@@ -150,14 +150,16 @@ export function createSocialService(deps: SocialServiceDeps) {
         mailed = true;
       }
     }
-    // Linking needs a verified address, so `proven` is false only for an account created from an unverified one.
+    // Proven by the address: linking already needs a verified address of a provider trusted to link by it; an
+    // account created by a provider is proven only when that provider is trusted the same way (Facebook is not:
+    // its address may have been recycled), so the address's owner's reset or confirmation ends the others.
     const row = await repo.insertIdentity(tx, {
       userId: (user as UserRow).id,
       provider: p.id,
       subject: profile.subject,
       email: profile.email,
       emailVerified: profile.emailVerified,
-      proven: profile.emailVerified,
+      proven: profile.emailVerified && p.emailLinking,
       now,
     });
     if (!row) throw new Retry();
@@ -306,9 +308,13 @@ export function createSocialService(deps: SocialServiceDeps) {
       if (owner && owner.userId === userId) return { identity: owner, created: false };
       if (owner) throw new AppError('identity_already_linked');
       if (await repo.findIdentityOfUser(db, userId, p.id)) throw new AppError('provider_already_linked');
-      // Connected by the account's owner only once the account's address is confirmed; before that, the session asking
-      // may belong to whoever registered someone else's address, and the connection goes when the owner proves it.
-      const proven = (await accounts.getProfile(userId)).emailVerifiedAt !== null;
+      // A session proves only that its holder knew a way in (perhaps a stolen password). The connection is proven by
+      // the address only when the provider vouches for the account's own, confirmed address and is trusted to link by
+      // it; any other connection goes when the address's owner proves it (reset, confirmation), so a password thief's
+      // provider does not outlive the owner's reset.
+      const account = await accounts.getProfile(userId);
+      const vouched = profile.email !== null && profile.emailVerified && p.emailLinking ? canonicalEmail(profile.email) : null;
+      const proven = account.emailVerifiedAt !== null && vouched === account.email;
       const identity = await db.transaction(async (tx) => {
         const row = await repo.insertIdentity(tx, { userId, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, proven, now: clock.now() });
         if (!row) {
