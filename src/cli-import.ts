@@ -46,8 +46,8 @@ async function runImport(batches: AsyncIterable<SourceUser[]>, source: string, d
     const summary = await service.run(batches, {
       source,
       dryRun,
-      onConflict: (c) => console.log(`conflict: ${c.sourceRef === '' ? '' : `source row ${c.sourceRef} `}${JSON.stringify(c.email)}: ${c.reason}`),
-      onBatch: (s) => process.stderr.write(`tessera: ${s.read} rows read (up to source row ${s.lastSourceRef ?? '-'}), ${s.imported} ${dryRun ? 'to import' : 'imported'}\n`),
+      onConflict: (c) => console.log(`conflict: ${c.sourceRef} ${JSON.stringify(c.email)}: ${c.reason}`),
+      onBatch: (s) => process.stderr.write(`tessera: ${s.read} rows read (up to ${s.lastSourceRef ?? '-'}), ${s.imported} ${dryRun ? 'to import' : 'imported'}\n`),
     });
     for (const line of describe(summary, dryRun)) console.log(line);
     const seconds = (Date.now() - started) / 1000;

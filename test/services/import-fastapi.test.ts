@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcrypt';
+import { sql } from 'drizzle-orm';
 import { decodeJwt } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,8 +92,10 @@ async function sourceWith(rows: Row[]): Promise<{ url: string; uuids: string[]; 
   return { url: db.url, uuids, drop: db.drop };
 }
 
+const rowsOf = async (t: TestApp, q: string) => ((await t.db.handle.db.execute(sql.raw(q))) as unknown as { rows: Array<Record<string, unknown>> }).rows;
+
 async function counts(t: TestApp): Promise<{ users: number; roles: number; audit: number; identities: number }> {
-  const q = async (table: string) => Number((await t.db.handle.db.execute(`select count(*)::int as n from ${table}` as never)).rows[0]?.n ?? -1);
+  const q = async (table: string) => Number((await rowsOf(t, `select count(*)::int as n from ${table}`))[0]?.n ?? -1);
   return { users: await q('users'), roles: await q('user_roles'), audit: await q(`audit_events where type = 'user_imported'`), identities: await q('identities') };
 }
 
@@ -172,14 +175,14 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     const run = await cli(t, ['import', 'fastapi-auth', '--from', src.url, '--batch-size', '4'], dataDir);
     expect(run.code, run.out).toBe(1);
     expect(run.out).toContain('read 14, imported 6, skipped (already present) 0, conflicts 8');
-    expect(run.out).toContain(`conflict: source row 6 "erin@example.com": the same mailbox as source row 5 (imported as ${src.uuids[4]})`);
-    expect(run.out).toMatch(/source row 7 .*not a bcrypt hash/);
-    expect(run.out).toMatch(/source row 8 .*not a bcrypt hash/);
-    expect(run.out).toMatch(/source row 9 .*argon2/);
-    expect(run.out).toMatch(/source row 10 .*invalid email address/);
-    expect(run.out).toMatch(/source row 11 .*invalid email address/);
-    expect(run.out).toMatch(/source row 12 .*without a password hash/);
-    expect(run.out).toMatch(/source row 14 "taken@example.com": the address taken@example.com already belongs/);
+    expect(run.out).toContain(`conflict: id 6 "erin@example.com": the same mailbox as id 5 (imported as ${src.uuids[4]})`);
+    expect(run.out).toMatch(/id 7 .*not a bcrypt hash/);
+    expect(run.out).toMatch(/id 8 .*not a bcrypt hash/);
+    expect(run.out).toMatch(/id 9 .*argon2/);
+    expect(run.out).toMatch(/id 10 .*invalid email address/);
+    expect(run.out).toMatch(/id 11 .*invalid email address/);
+    expect(run.out).toMatch(/id 12 .*without a password hash/);
+    expect(run.out).toMatch(/id 14 "taken@example.com": the address taken@example.com already belongs/);
     expect(run.out).toContain('2 imported accounts have no password and an unconfirmed address');
     const after = await counts(t);
     expect(after).toEqual({ users: before.users + 6, roles: before.roles + 6, audit: 6, identities: 0 });
@@ -205,10 +208,8 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     const carol = await signIn(t, 'carol@example.com', 'carol random pw 333');
     expect(carol.statusCode).toBe(400);
     expect(json(carol).error).toBe('invalid_grant');
-    const social = await t.db.handle.db.execute(
-      `select email, password_hash, email_verified_at from users where id in ('${src.uuids[2]}', '${src.uuids[3]}') order by email` as never,
-    );
-    expect(social.rows).toEqual([
+    const social = await rowsOf(t, `select email, password_hash, email_verified_at from users where id in ('${src.uuids[2]}', '${src.uuids[3]}') order by email`);
+    expect(social).toEqual([
       { email: 'carol@example.com', password_hash: null, email_verified_at: null },
       { email: 'dave@example.com', password_hash: null, email_verified_at: null },
     ]);
@@ -230,7 +231,7 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   it('a hash of a lower cost than BCRYPT_ROUNDS is upgraded at the next sign-in', async () => {
     const stronger = await createTestApp({ db: t.db, env: { BCRYPT_ROUNDS: '6' } });
     try {
-      const hashOf = async () => String((await t.db.handle.db.execute(`select password_hash from users where id = '${src.uuids[0]}'` as never)).rows[0]?.password_hash);
+      const hashOf = async () => String((await rowsOf(t, `select password_hash from users where id = '${src.uuids[0]}'`))[0]?.password_hash);
       expect(await hashOf()).toMatch(/^\$2b\$04\$/);
       expect((await signIn(stronger, 'alice@example.com', 'alice original pw 1')).statusCode).toBe(200);
       expect(await hashOf()).toMatch(/^\$2b\$06\$/);
@@ -273,7 +274,7 @@ describe.skipIf(!base)('a run that stops half-way', () => {
     const resumed = await importFrom(t, readFastapiUsers(src.url, 3, 6));
     expect(resumed.summary).toMatchObject({ read: 4, imported: 0, alreadyPresent: 4, conflicts: 0 });
     expect(await counts(t)).toEqual({ users: 10, roles: 10, audit: 10, identities: 0 });
-    const ids = (await t.db.handle.db.execute(`select id from users order by email` as never)).rows.map((r) => r.id);
+    const ids = (await rowsOf(t, 'select id from users order by email')).map((r) => r.id);
     expect(ids).toEqual(src.uuids);
   });
 });

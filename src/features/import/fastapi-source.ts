@@ -24,7 +24,7 @@ interface FastapiRow {
 export function fromFastapiRow(r: FastapiRow): SourceUser {
   const social = r.auth_provider !== null && r.auth_provider !== 'EMAIL';
   const base = {
-    sourceRef: String(r.id),
+    sourceRef: `id ${r.id}`,
     id: r.uuid,
     email: r.email,
     passwordHash: social ? null : r.hashed_password,

@@ -3,7 +3,7 @@ import { canonicalEmail } from '../accounts/email.js';
 
 /** One user as a source describes it, before any check. */
 export interface SourceUser {
-  /** Where the row came from, for the report: the source's id, or a file's line number. */
+  /** Where the row came from, for the report: `id 42` (the source's id) or `line 7` (of a file). */
   sourceRef: string;
   /** The Tessera user id to keep (the original's `uuid`); derived from the address when the source has none. */
   id: string | null;
@@ -49,7 +49,7 @@ export function hashProblem(hash: string): string | null {
 
 const cleanName = (v: string | null): string | null => (v === null ? null : v.trim() || null);
 
-// A fixed namespace: one address always gets the same id, so a re-run of a file finds the account it made.
+// A fixed namespace: one row always gets the same id, so a re-run of a file finds the account it made.
 const NAMESPACE = Buffer.from('6f1c3a52d0b44f7e9b1e0c8a4d2e7f10', 'hex');
 
 /** RFC 9562 UUIDv5 of `name` in Tessera's import namespace. */
@@ -81,7 +81,9 @@ export function checkUser(u: SourceUser, now: Date): Checked {
     ok: true,
     row: {
       sourceRef: u.sourceRef,
-      id: (u.id ?? idForEmail(email)).toLowerCase(),
+      // From the address as the source spells it: a re-run finds the same account, while two spellings of
+      // one mailbox get two ids, so the second is a conflict (same mailbox), never "already present".
+      id: (u.id ?? idForEmail(u.email.trim())).toLowerCase(),
       email,
       passwordHash: u.passwordHash,
       firstName: cleanName(u.firstName),

@@ -81,7 +81,7 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
         sourceRef: r.sourceRef,
         email: r.email,
         reason: also
-          ? `the same mailbox as source row ${also} (imported as ${owner}); addresses that differ only in case or Unicode form are one mailbox, never merged`
+          ? `the same mailbox as ${also} (imported as ${owner}); addresses that differ only in case or Unicode form are one mailbox, never merged`
           : `the address ${r.email} already belongs to the Tessera account ${owner}; never merged`,
       });
     }
@@ -104,9 +104,9 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
           for (const u of batch) {
             const checked = checkUser(u, now);
             if (checked.ok) rows.push(checked.row);
-            else conflict(checked);
+            else conflict({ sourceRef: checked.sourceRef, email: checked.email, reason: checked.reason });
           }
-          const missing = new Set(await rbac.missingRoles(rows.flatMap((r) => r.roles)));
+          const missing = new Set(await rbac.missingRoles(outer ?? db, rows.flatMap((r) => r.roles)));
           const usable = rows.filter((r) => {
             const unknown = r.roles.filter((role) => missing.has(role));
             if (unknown.length) conflict({ sourceRef: r.sourceRef, email: r.email, reason: `no such role: ${unknown.join(', ')} (create it first: POST /admin/roles)` });

@@ -103,9 +103,9 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     },
 
     /** Which of `names` are not roles. */
-    async missingRoles(names: string[]): Promise<string[]> {
+    async missingRoles(tx: Database, names: string[]): Promise<string[]> {
       const unique = [...new Set(names)];
-      const found = new Set((await repo.findRoles(db, unique)).map((r) => r.name));
+      const found = new Set((await repo.findRoles(tx, unique)).map((r) => r.name));
       return unique.filter((n) => !found.has(n));
     },
 
