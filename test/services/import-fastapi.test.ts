@@ -89,7 +89,7 @@ async function sourceWith(rows: Row[]): Promise<{ url: string; uuids: string[]; 
     );
   }
   await c.end();
-  return { url: db.url, uuids, drop: db.drop };
+  return { url: db.url, uuids, drop: () => db.drop() };
 }
 
 const rowsOf = async (t: TestApp, q: string) => ((await t.db.handle.db.execute(sql.raw(q))) as unknown as { rows: Array<Record<string, unknown>> }).rows;

@@ -38,7 +38,7 @@ export async function* parseCsv(chunks: AsyncIterable<string> | Iterable<string>
       first = chunk === '';
     }
     for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i] as string;
+      const c = chunk.charAt(i);
       if (pendingCr) {
         pendingCr = false;
         if (c !== '\n') throw new CsvError(`line ${line}: a carriage return outside quotes must end the line (CRLF)`);
