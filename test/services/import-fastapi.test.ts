@@ -15,6 +15,7 @@ import { createImportService, type ImportConflict } from '../../src/features/imp
 import { createRbacService } from '../../src/features/rbac/service.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { createTestApp, json, type TestApp } from '../helpers/test-app.js';
 
 // `tessera import fastapi-auth` against a real PostgreSQL database built with the original
@@ -148,16 +149,19 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   let src: Awaited<ReturnType<typeof sourceWith>>;
   let t: TestApp;
   let dataDir: string;
+  let smtp: SmtpCatcher;
 
   beforeAll(async () => {
     src = await sourceWith(ROWS);
-    t = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'true' } });
+    smtp = await SmtpCatcher.start();
+    t = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'true', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
     dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-import-'));
     // An account that signed up on Tessera before the import: its address is never taken over.
     expect((await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'taken@example.com', password: 'the tessera owner pw' } })).statusCode).toBe(201);
   });
   afterAll(async () => {
     await t?.close();
+    await smtp?.close();
     await src?.drop();
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -218,6 +222,16 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     expect((await signIn(t, 'taken@example.com', 'taken original pw 14')).statusCode).toBe(400);
     // (Its owner's password still opens it: it is unconfirmed, so the answer past the password check is email_not_verified.)
     expect(json(await signIn(t, 'taken@example.com', 'the tessera owner pw')).error).toBe('email_not_verified');
+  });
+
+  it('a social user of the original proves the address with a password reset, then signs in as the same uuid', async () => {
+    const post = (url: string, payload: object) => t.app.inject({ method: 'POST', url, payload });
+    expect((await post('/auth/password/forgot', { email: 'dave@example.com' })).statusCode).toBe(202);
+    const token = tokenIn(await smtp.waitFor('dave@example.com', /reset/i));
+    expect((await post('/auth/password/reset', { token, password: 'dave chose this pw 4' })).statusCode).toBe(204);
+    const dave = await signIn(t, 'dave@example.com', 'dave chose this pw 4');
+    expect(dave.statusCode, dave.body).toBe(200);
+    expect(decodeJwt(json(dave).access_token as string)).toMatchObject({ sub: src.uuids[3], email_verified: true });
   });
 
   it('a second run changes nothing: every imported row is already present, the conflicts are reported again', async () => {
