@@ -1,8 +1,10 @@
+import { accessSync, constants } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config.js';
 import { SetupError } from './fatal.js';
 import { createAuditService } from './features/audit/service.js';
 import { readFastapiUsers } from './features/import/fastapi-source.js';
+import { CsvError } from './features/import/csv.js';
 import { readFileUsers } from './features/import/file-source.js';
 import type { SourceUser } from './features/import/record.js';
 import { createImportService, type ImportSummary } from './features/import/service.js';
@@ -77,7 +79,19 @@ export async function importCommand(kind: string | undefined, args: string[]): P
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' } } });
     const [file, ...more] = positionals;
     if (!file || more.length) throw new SetupError(`import ${kind} takes one FILE`);
-    return runImport(readFileUsers(kind, file, batchSize(values['batch-size'])), kind, values['dry-run'] === true);
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      throw new SetupError(`cannot read ${file}`);
+    }
+    try {
+      return await runImport(readFileUsers(kind, file, batchSize(values['batch-size'])), kind, values['dry-run'] === true);
+    } catch (err) {
+      // The file cannot be read as a whole: say where and why (batches before it were imported; a re-run skips them).
+      if (err instanceof CsvError) throw new SetupError(`${file}: ${err.message}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SetupError(`${file} does not exist`);
+      throw err;
+    }
   }
   throw new SetupError('import takes a source: fastapi-auth --from URL, csv FILE or jsonl FILE');
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CsvError, parseCsv } from '../../src/features/import/csv.js';
-import { csvUsers, jsonlUsers } from '../../src/features/import/file-source.js';
+import { csvUsers, jsonlUsers, linesOf } from '../../src/features/import/file-source.js';
 import { checkUser, hashProblem, idForEmail } from '../../src/features/import/record.js';
 
 const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
@@ -64,6 +64,13 @@ describe('file rows', () => {
     ]);
     expect(users[0]).toMatchObject({ email: 'a@x.io', emailVerified: true, roles: ['user'] });
   });
+});
+
+it('linesOf splits LF and CRLF across chunks', async () => {
+  async function* chunks() {
+    yield* ['a\r', '\nb', 'c\n\nd'];
+  }
+  expect(await collect(linesOf(chunks()))).toEqual(['a', 'bc', '', 'd']);
 });
 
 describe('checkUser', () => {

@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { CsvError, parseCsv } from './csv.js';
 import type { SourceUser } from './record.js';
 
@@ -110,9 +109,20 @@ export async function* jsonlUsers(lines: AsyncIterable<string> | Iterable<string
   }
 }
 
+/** Lines (LF or CRLF) of a stream of text chunks; a read error surfaces in the for-await. */
+export async function* linesOf(chunks: AsyncIterable<string>): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of chunks) {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop() ?? '';
+    for (const line of parts) yield line.endsWith('\r') ? line.slice(0, -1) : line;
+  }
+  if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+}
+
 /** A CSV or JSONL file's users in batches, read as a stream. */
-export function readFileUsers(format: 'csv' | 'jsonl', file: string, batchSize: number): AsyncGenerator<SourceUser[]> {
-  const stream = createReadStream(file, { encoding: 'utf8' });
-  const users = format === 'csv' ? csvUsers(stream as AsyncIterable<string>) : jsonlUsers(createInterface({ input: stream, crlfDelay: Infinity }));
-  return batched(users, batchSize);
+export async function* readFileUsers(format: 'csv' | 'jsonl', file: string, batchSize: number): AsyncGenerator<SourceUser[]> {
+  // Opened when the first batch is asked for, so an open error reaches the reader (not an unhandled 'error' event).
+  const chunks = createReadStream(file, { encoding: 'utf8' }) as AsyncIterable<string>;
+  yield* batched(format === 'csv' ? csvUsers(chunks) : jsonlUsers(linesOf(chunks)), batchSize);
 }
