@@ -142,8 +142,10 @@ const ROWS: Row[] = [
   /* 12 */ { email: 'mallory@example.com', active: true, hash: null },
   /* 13 */ { email: 'php@example.com', active: true, hash: bcrypt.hashSync('php original pw 13', 4).replace(/^\$2b\$/, '$2y$') },
   /* 14 */ { email: 'taken@example.com', active: true, password: 'taken original pw 14' },
+  /* 15 */ { email: 'ｅｒｉｎ@example.com', active: true, password: 'fullwidth erin pw 15' },
 ];
-const EXPECTED_CONFLICTS = 8; // 6 (same mailbox as 5), 7, 8, 9 (hashes), 10, 11 (addresses), 12 (no hash), 14 (taken)
+// 6 and 15 (same mailbox as 5: case, fullwidth), 7, 8, 9 (hashes), 10, 11 (addresses), 12 (no hash), 14 (taken)
+const EXPECTED_CONFLICTS = 9;
 
 describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   let src: Awaited<ReturnType<typeof sourceWith>>;
@@ -169,7 +171,7 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   it('--dry-run counts exactly what it would do and writes nothing', async () => {
     const before = await counts(t);
     const { summary, conflicts } = await importFrom(t, readFastapiUsers(src.url, 4), true);
-    expect(summary).toMatchObject({ read: 14, imported: 6, alreadyPresent: 0, conflicts: EXPECTED_CONFLICTS, mustProveAddress: 2 });
+    expect(summary).toMatchObject({ read: 15, imported: 6, alreadyPresent: 0, conflicts: EXPECTED_CONFLICTS, mustProveAddress: 2 });
     expect(conflicts).toHaveLength(EXPECTED_CONFLICTS);
     expect(await counts(t)).toEqual(before);
   });
@@ -178,7 +180,7 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     const before = await counts(t);
     const run = await cli(t, ['import', 'fastapi-auth', '--from', src.url, '--batch-size', '4'], dataDir);
     expect(run.code, run.out).toBe(1);
-    expect(run.out).toContain('read 14, imported 6, skipped (already present) 0, conflicts 8');
+    expect(run.out).toContain('read 15, imported 6, skipped (already present) 0, conflicts 9');
     expect(run.out).toContain(`conflict: id 6 "erin@example.com": the same mailbox as id 5 (imported as ${src.uuids[4]})`);
     expect(run.out).toMatch(/id 7 .*not a bcrypt hash/);
     expect(run.out).toMatch(/id 8 .*not a bcrypt hash/);
@@ -187,6 +189,7 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     expect(run.out).toMatch(/id 11 .*invalid email address/);
     expect(run.out).toMatch(/id 12 .*without a password hash/);
     expect(run.out).toMatch(/id 14 "taken@example.com": the address taken@example.com already belongs/);
+    expect(run.out).toContain(`conflict: id 15 "ｅｒｉｎ@example.com": the address erin@example.com already belongs to the Tessera account ${src.uuids[4]}`);
     expect(run.out).toContain('2 imported accounts have no password and an unconfirmed address');
     const after = await counts(t);
     expect(after).toEqual({ users: before.users + 6, roles: before.roles + 6, audit: 6, identities: 0 });
@@ -237,7 +240,7 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   it('a second run changes nothing: every imported row is already present, the conflicts are reported again', async () => {
     const before = await counts(t);
     const { summary, conflicts } = await importFrom(t, readFastapiUsers(src.url, 5));
-    expect(summary).toMatchObject({ read: 14, imported: 0, alreadyPresent: 6, conflicts: EXPECTED_CONFLICTS, mustProveAddress: 0 });
+    expect(summary).toMatchObject({ read: 15, imported: 0, alreadyPresent: 6, conflicts: EXPECTED_CONFLICTS, mustProveAddress: 0 });
     expect(conflicts).toHaveLength(EXPECTED_CONFLICTS);
     expect(await counts(t)).toEqual(before);
   });

@@ -48,10 +48,12 @@ export async function* readFastapiUsers(url: string, batchSize: number, afterId 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
+    // Naive timestamps (SQLAlchemy's DateTime) are read as UTC, whatever this process's or the server's zone.
+    await client.query(`SET TIME ZONE 'UTC'`);
     let last = afterId;
     for (;;) {
       const { rows } = await client.query<FastapiRow>(
-        `SELECT id, uuid::text AS uuid, email, is_active, hashed_password, first_name, last_name, auth_provider::text AS auth_provider, created_at, updated_at
+        `SELECT id, uuid::text AS uuid, email, is_active, hashed_password, first_name, last_name, auth_provider::text AS auth_provider, created_at::timestamptz AS created_at, updated_at::timestamptz AS updated_at
            FROM users WHERE id > $1 ORDER BY id LIMIT $2`,
         [last, batchSize],
       );

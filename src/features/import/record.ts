@@ -24,7 +24,10 @@ export interface SourceUser {
 export interface ImportRow {
   sourceRef: string;
   id: string;
+  /** Canonical. */
   email: string;
+  /** As the source spells it (for the report). */
+  sourceEmail: string;
   passwordHash: string | null;
   firstName: string | null;
   lastName: string | null;
@@ -85,6 +88,7 @@ export function checkUser(u: SourceUser, now: Date): Checked {
       // one mailbox get two ids, so the second is a conflict (same mailbox), never "already present".
       id: (u.id ?? idForEmail(u.email.trim())).toLowerCase(),
       email,
+      sourceEmail: u.email,
       passwordHash: u.passwordHash,
       firstName: cleanName(u.firstName),
       lastName: cleanName(u.lastName),

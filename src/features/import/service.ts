@@ -72,14 +72,14 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
       }
       summary.conflicts++;
       if (emailOfId !== undefined) {
-        conflict({ sourceRef: r.sourceRef, email: r.email, reason: `the id ${r.id} already belongs to the Tessera account ${emailOfId}` });
+        conflict({ sourceRef: r.sourceRef, email: r.sourceEmail, reason: `the id ${r.id} already belongs to the Tessera account ${emailOfId}` });
         continue;
       }
       const owner = byEmail.get(r.email) ?? '?';
       const also = insertedFrom.get(owner);
       conflict({
         sourceRef: r.sourceRef,
-        email: r.email,
+        email: r.sourceEmail,
         reason: also
           ? `the same mailbox as ${also} (imported as ${owner}); addresses that differ only in case or Unicode form are one mailbox, never merged`
           : `the address ${r.email} already belongs to the Tessera account ${owner}; never merged`,
@@ -109,7 +109,7 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
           const missing = new Set(await rbac.missingRoles(outer ?? db, rows.flatMap((r) => r.roles)));
           const usable = rows.filter((r) => {
             const unknown = r.roles.filter((role) => missing.has(role));
-            if (unknown.length) conflict({ sourceRef: r.sourceRef, email: r.email, reason: `no such role: ${unknown.join(', ')} (create it first: POST /admin/roles)` });
+            if (unknown.length) conflict({ sourceRef: r.sourceRef, email: r.sourceEmail, reason: `no such role: ${unknown.join(', ')} (create it first: POST /admin/roles)` });
             return unknown.length === 0;
           });
           // importBatch counts its own conflicts.
