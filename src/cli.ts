@@ -33,6 +33,12 @@ Commands:
                                 Give (or with --remove, take) a role
   users check-emails            List stored email addresses that are not canonical, or that reach one mailbox from
                                 several accounts (never merged); exits 1 if there are any
+  import fastapi-auth --from URL [--dry-run] [--after-id N]
+                                Copy the users of the FastAPI service's database (their uuid stays the user id, the
+                                bcrypt hash and the confirmed flag are kept); idempotent. See docs/import.md.
+  import csv|jsonl FILE [--dry-run]
+                                Import users from a file: email, password_hash (bcrypt), first_name, last_name,
+                                email_verified, roles, id, created_at. Both print a summary and exit 1 on conflicts.
   roles list                    Roles with their permissions and number of users
   outbox status                 Count outbox messages by status and list the failed ones with their last error
   outbox retry [--id ID ...]    Re-queue failed messages (all, or the given ids) with a fresh attempt budget
@@ -183,7 +189,10 @@ async function main(argv: string[]): Promise<number> {
   } else if (command === 'users' && sub === 'create') await usersCreate(rest);
   else if (command === 'users' && sub === 'set-role') await usersSetRole(rest);
   else if (command === 'users' && sub === 'check-emails') return usersCheckEmails();
-  else if (command === 'roles' && sub === 'list') await rolesList();
+  else if (command === 'import') {
+    const { importCommand } = await import('./cli-import.js');
+    return importCommand(sub, rest);
+  } else if (command === 'roles' && sub === 'list') await rolesList();
   else if (command === 'outbox' && sub === 'status') await outboxStatus();
   else if (command === 'outbox' && sub === 'retry') await outboxRetry(rest);
   else if (!command || command === 'help' || command === '--help' || command === '-h') process.stdout.write(HELP);

@@ -26,6 +26,15 @@ export function createAuditService(deps: { db: Database; clock: Clock }) {
         .limit(limit);
     },
 
+    /** Many events in one statement (`tessera import`: one per imported user). */
+    async recordMany(tx: Database, events: AuditEvent[]): Promise<void> {
+      if (!events.length) return;
+      const createdAt = deps.clock.now();
+      await tx.insert(auditEvents).values(
+        events.map((e) => ({ userId: e.userId, type: e.type, ip: e.ip ?? null, userAgent: e.userAgent?.slice(0, 512) ?? null, details: e.details ?? {}, createdAt })),
+      );
+    },
+
     async record(tx: Database, e: AuditEvent): Promise<void> {
       await tx.insert(auditEvents).values({
         userId: e.userId,

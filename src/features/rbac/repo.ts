@@ -64,6 +64,10 @@ export async function addUserRoles(db: Database, userId: string, names: string[]
   if (names.length) await db.insert(userRoles).values(names.map((role) => ({ userId, role }))).onConflictDoNothing();
 }
 
+export async function addUserRolePairs(db: Database, pairs: Array<{ userId: string; role: string }>): Promise<void> {
+  if (pairs.length) await db.insert(userRoles).values(pairs).onConflictDoNothing();
+}
+
 export async function removeUserRole(db: Database, userId: string, name: string): Promise<boolean> {
   const rows = await db.delete(userRoles).where(and(eq(userRoles.userId, userId), eq(userRoles.role, name))).returning({ role: userRoles.role });
   return rows.length > 0;

@@ -110,6 +110,20 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
       await repo.addUserRoles(tx, userId, [deps.defaultRole]);
     },
 
+    /** Gives many new users DEFAULT_ROLE and `extra` roles (which must exist) in one statement (`tessera import`). */
+    async assignToNew(tx: Database, userIds: string[], extra: (userId: string) => string[]): Promise<void> {
+      if (!userIds.length) return;
+      await repo.ensureRole(tx, deps.defaultRole);
+      await repo.addUserRolePairs(tx, userIds.flatMap((userId) => [...new Set([deps.defaultRole, ...extra(userId)])].map((role) => ({ userId, role }))));
+    },
+
+    /** Which of `names` are not roles. */
+    async missingRoles(tx: Database, names: string[]): Promise<string[]> {
+      const unique = [...new Set(names)];
+      const found = new Set((await repo.findRoles(tx, unique)).map((r) => r.name));
+      return unique.filter((n) => !found.has(n));
+    },
+
     list: () => repo.listRoles(db),
 
     async create(tx: Database, by: ActingGrants, r: { name: string; description?: string | undefined; permissions: string[] }): Promise<RoleRow> {
