@@ -29,7 +29,6 @@ export function registerRouteMethods(app: FastifyInstance): void {
     if (route.url === '*' || route.url === '/*') return;
     const entry = known.get(route.url) ?? { regex: toRegex(route.url), methods: new Set<string>() };
     for (const m of [route.method].flat()) entry.methods.add(m.toUpperCase());
-    if (entry.methods.has('GET')) entry.methods.add('HEAD');
     known.set(route.url, entry);
   });
 }
