@@ -11,7 +11,7 @@ import * as outboxRepo from './features/outbox/repo.js';
 import type { Database } from './infra/db/client.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
 import { migrateDatabase } from './migrate.js';
-import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
+import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey } from './runtime.js';
 
 const HELP = `Usage: tessera <command> [options]
 
@@ -47,7 +47,7 @@ Commands:
 
 async function migrate(): Promise<void> {
   const config = loadConfig();
-  const database = await openConfiguredDatabase(config);
+  const database = await connectConfiguredDatabase(config);
   try {
     await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     console.log(`tessera: migrations applied (${database.kind === 'pglite' ? `embedded database in ${path.join(config.dataDir, 'db')}` : 'PostgreSQL'})`);
@@ -76,7 +76,7 @@ function keysGenerate(args: string[]): void {
 }
 
 async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
-  const database = await openConfiguredDatabase(loadConfig());
+  const database = await connectConfiguredDatabase(loadConfig());
   try {
     return await run(database.db);
   } finally {
@@ -119,7 +119,7 @@ async function outboxRetry(args: string[]): Promise<void> {
 async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp>>['services'], config: Config) => Promise<T>): Promise<T> {
   const config = { ...loadConfig(), logLevel: 'error' };
   const { ring } = await loadConfiguredKeys(config);
-  const database = await openConfiguredDatabase(config);
+  const database = await connectConfiguredDatabase(config);
   try {
     await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });

@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { migrateDatabase } from './migrate.js';
 import { createRestartPolicy } from './cluster-restarts.js';
 import { WORKER_CRASHES_MESSAGE } from './cluster-stats.js';
-import { configuredKeysDir, loadConfiguredKeys, loadMfaKey, openConfiguredDatabase } from './runtime.js';
+import { configuredKeysDir, connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey } from './runtime.js';
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
 // a cap makes it collect sooner and keeps a worker's RSS near 140 MB instead of ~200 MB,
@@ -34,7 +34,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   // Generated once here, so the workers do not race to create it.
   loadMfaKey(config);
   if (config.migrateOnStart) {
-    const database = await openConfiguredDatabase(config);
+    const database = await connectConfiguredDatabase(config);
     await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
     await database.close();
   }

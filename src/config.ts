@@ -618,7 +618,9 @@ export function loadConfig(env: Env = process.env): Config {
     env: nodeEnv,
     debug,
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, debug ? 'debug' : 'info'),
-    host: r.string('SERVER', '0.0.0.0'),
+    // Development listens on loopback only, like the original (SERVER=127.0.0.1): set SERVER=0.0.0.0
+    // to be reached from other machines or from outside a container. Production keeps every interface.
+    host: r.string('SERVER', nodeEnv === 'production' ? '0.0.0.0' : '127.0.0.1'),
     port,
     workers,
     publicUrl,

@@ -11,8 +11,9 @@ export const errorCatalogue = {
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   headers_too_large: { status: 431, message: 'The request headers are too large.' },
   request_timeout: { status: 408, message: 'The request was not received in time.' },
-  unsupported_media_type: { status: 415, message: 'The request content type is not supported.' },
+  unsupported_media_type: { status: 415, message: 'The request content type is not supported; send application/json or application/x-www-form-urlencoded.' },
   not_found: { status: 404, message: 'No such resource.' },
+  method_not_allowed: { status: 405, message: 'This method is not allowed on this path (see Allow).' },
   internal_error: { status: 500, message: 'Something went wrong on our side.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable; retry shortly.' },
 

@@ -2,7 +2,7 @@ import { buildApp } from './app.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
 import type { Config } from './config.js';
 import { migrateDatabase } from './migrate.js';
-import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase, watchKeys } from './runtime.js';
+import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey, watchKeys } from './runtime.js';
 
 /**
  * One HTTP server process: open the database, migrate, listen, and close cleanly
@@ -14,7 +14,7 @@ import { loadConfiguredKeys, loadMfaKey, openConfiguredDatabase, watchKeys } fro
 export async function runHttpServer(config: Config, migrate: boolean): Promise<void> {
   const keys = await loadConfiguredKeys(config);
   const { ring, generatedAt } = keys;
-  const database = await openConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
+  const database = await connectConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
   const workerCrashes = watchWorkerCrashes();
   const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config), ...(workerCrashes ? { workerCrashes } : {}) });

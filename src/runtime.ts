@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
+import { SetupError } from './fatal.js';
 import { openDatabase, type DatabaseHandle } from './infra/db/client.js';
+import { describeConnectFailure, redactedUrl } from './infra/db/connect-failure.js';
 import { KeyError } from './infra/keys.js';
 import { loadKeyRing, type LoadedKeys } from './infra/key-store.js';
 
@@ -16,6 +18,27 @@ export function openConfiguredDatabase(config: Config, onIdleError?: (err: Error
     statementTimeoutMs: config.database.statementTimeoutMs,
     ...(onIdleError ? { onIdleError } : {}),
   });
+}
+
+/**
+ * Opens the configured database and checks that it answers: at start, an
+ * unreachable or misnamed PostgreSQL is one line naming the setting (without
+ * the password) and the cause, instead of the first query's stack.
+ */
+export async function connectConfiguredDatabase(config: Config, onIdleError?: (err: Error) => void): Promise<DatabaseHandle> {
+  const database = await openConfiguredDatabase(config, onIdleError);
+  const url = config.database.url;
+  if (!url) return database;
+  try {
+    await database.ping();
+  } catch (err) {
+    const cause = describeConnectFailure(err);
+    await database.close().catch(() => undefined);
+    if (!cause) throw err;
+    const setting = process.env.DATABASE_URL ? 'DATABASE_URL' : 'DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD';
+    throw new SetupError(`cannot connect to PostgreSQL at ${redactedUrl(url)} (${setting}): ${cause}`);
+  }
+  return database;
 }
 
 /**

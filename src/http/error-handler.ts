@@ -4,6 +4,8 @@ import { isDatabaseUnavailable } from '../infra/db/errors.js';
 import { isDeadlineExceeded } from '../infra/deadline.js';
 import { isHasherBusy } from '../infra/password-hasher.js';
 import { noStore } from './no-store.js';
+import { allowedMethods, registerRouteMethods } from './route-methods.js';
+import { validationDetails, validationSentence } from './validation-messages.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -21,15 +23,6 @@ function send(reply: FastifyReply, code: ErrorCode, message?: string, details?: 
 /** RFC 6749 §5.2: `{error, error_description}`, never cached. */
 function sendOAuth(reply: FastifyReply, err: Pick<OAuthError, 'status' | 'description' | 'extra'> & { code: string }) {
   return noStore(reply).status(err.status).send({ error: err.code, error_description: err.description, ...err.extra });
-}
-
-function validationDetails(err: FastifyError): FieldError[] {
-  return (err.validation ?? []).map((v) => {
-    const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
-    const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
-    const field = [path, missing].filter(Boolean).join('.') || (err.validationContext ?? 'body');
-    return { field, message: v.message ?? 'invalid' };
-  });
 }
 
 /** Maps framework errors (parsing, validation, limits) to catalogue codes; null for unexpected ones. */
@@ -65,31 +58,46 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     const code = classify(error);
     if (code) {
-      if (oauth && code !== 'payload_too_large' && code !== 'unsupported_media_type') {
-        const details = code === 'validation_failed' ? validationDetails(error).map((d) => `${d.field}: ${d.message}`).join('; ') : errorCatalogue[code].message;
-        return sendOAuth(reply, new OAuthError('invalid_request', details));
+      const details = code === 'validation_failed' ? validationDetails(error) : undefined;
+      if (oauth) {
+        // RFC 6749 §5.2 for every answer of the OAuth2 endpoints: a malformed request is invalid_request;
+        // a limit or an unsupported content type keeps its catalogue code as `error`.
+        if (code === 'payload_too_large' || code === 'unsupported_media_type') return sendOAuth(reply, { status: errorCatalogue[code].status, code, description: errorCatalogue[code].message });
+        return sendOAuth(reply, new OAuthError('invalid_request', details ? validationSentence(details, 'parameter') : errorCatalogue[code].message));
       }
-      return send(reply, code, undefined, code === 'validation_failed' ? validationDetails(error) : undefined);
+      return send(reply, code, details ? `The request is invalid: ${validationSentence(details, 'field')}` : undefined, details);
     }
+    // The answers below end in `send`: on the OAuth2 endpoints, in the §5.2 shape with the same code.
+    const failWith = (failure: 'service_unavailable' | 'internal_error', message?: string) =>
+      oauth
+        ? sendOAuth(reply, { status: errorCatalogue[failure].status, code: failure, description: message ?? errorCatalogue[failure].message })
+        : send(reply, failure, message);
     if (isHasherBusy(error)) {
       // BCRYPT_MAX_QUEUE hashes already wait: shed this one instead of queueing without bound.
       request.log.warn('password hashing queue full');
       reply.header('retry-after', '2');
-      return send(reply, 'service_unavailable', 'Too many sign-ins are being processed; retry shortly.');
+      return failWith('service_unavailable', 'Too many sign-ins are being processed; retry shortly.');
     }
     if (isDeadlineExceeded(error)) {
       // A second piece of work of a request already at its deadline (REQUEST_DEADLINE_MS).
       reply.header('retry-after', '5');
-      return send(reply, 'service_unavailable', 'The request could not be completed in time; retry shortly.');
+      return failWith('service_unavailable', 'The request could not be completed in time; retry shortly.');
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');
       reply.header('retry-after', '5');
-      return send(reply, 'service_unavailable');
+      return failWith('service_unavailable');
     }
     request.log.error({ err: error }, 'unhandled error');
-    return send(reply, 'internal_error');
+    return failWith('internal_error');
   });
 
-  app.setNotFoundHandler((request, reply) => send(reply, 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`));
+  // A path that exists for other methods is a 405 with Allow (RFC 9110 §15.5.6); only an unknown path is a 404.
+  registerRouteMethods(app);
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allow = allowedMethods(app, path);
+    if (allow.length) return send(reply.header('allow', allow.join(', ')), 'method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow.join(' or ')}.`);
+    return send(reply, 'not_found', `No route for ${request.method} ${path}.`);
+  });
 }

@@ -65,9 +65,17 @@ export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mail
   };
 }
 
+/** Writes a file whole or not at all: a crash never leaves half a message behind. */
+function writeWhole(file: string, content: string | Buffer) {
+  writeFileSync(`${file}.tmp`, content);
+  renameSync(`${file}.tmp`, file);
+}
+
 /**
  * Development without SMTP: each message becomes DATA_DIR/mail/<id>.eml (open it
- * with any mail client) and its links are logged, so the flows can be clicked through.
+ * with any mail client) and <id>.txt, its plain-text part as is (the .eml's parts
+ * are quoted-printable: long links are wrapped and `=` is `=3D` there, so a person
+ * copies links from the .txt); its links are logged too, so the flows can be clicked through.
  */
 export function createFileMailer(dir: string, logger: Pick<Logger, 'info'>): Mailer {
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
@@ -76,11 +84,12 @@ export function createFileMailer(dir: string, logger: Pick<Logger, 'info'>): Mai
       const info = await transport.sendMail(message(mail));
       mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `${mail.id}.eml`);
-      // Written whole or not at all: a crash never leaves half a message behind.
-      writeFileSync(`${file}.tmp`, info.message as Buffer);
-      renameSync(`${file}.tmp`, file);
+      const textFile = path.join(dir, `${mail.id}.txt`);
+      // The .txt first: once the .eml is there, both are.
+      writeWhole(textFile, `To: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text}${mail.text.endsWith('\n') ? '' : '\n'}`);
+      writeWhole(file, info.message as Buffer);
       const links = mail.text.match(/https?:\/\/\S+/g) ?? [];
-      logger.info({ to: mail.to, subject: mail.subject, file, links }, 'email written to a file (SMTP_SERVER is not set)');
+      logger.info({ to: mail.to, subject: mail.subject, file, text: textFile, links }, 'email written to a file (SMTP_SERVER is not set)');
     },
     close: () => transport.close(),
   };

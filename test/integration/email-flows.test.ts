@@ -521,19 +521,26 @@ describe('configuration of mail', () => {
     }
   });
 
-  it('without SMTP_SERVER, messages are written to DATA_DIR/mail/<id>.eml', async () => {
+  it('without SMTP_SERVER, messages are written to DATA_DIR/mail/<id>.eml and <id>.txt (a link a person can copy)', async () => {
     const files = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'true', OUTBOX_POLL_INTERVAL_MS: '50' } });
     try {
       const { email } = await register(files.app);
       const dir = path.join(files.config.dataDir, 'mail');
       await until(async () => (await rowsTo(files, email))[0]?.status === 'sent', 'the file to be written');
       const [row] = await rowsTo(files, email);
-      expect(readdirSync(dir)).toEqual([`${row?.id}.eml`]);
+      expect(readdirSync(dir).sort()).toEqual([`${row?.id}.eml`, `${row?.id}.txt`]);
       const eml = readFileSync(path.join(dir, `${row?.id}.eml`), 'utf8');
       expect(eml).toContain(`To: ${email}`);
       expect(eml).toContain('Content-Type: text/html');
-      const token = /token=3D([A-Za-z0-9_-]+)|token=([A-Za-z0-9_-]{43})/.exec(eml.replace(/=\n/g, ''));
-      expect((await post(files.app, '/auth/confirm-email', { token: token?.[1] ?? token?.[2] ?? '' })).statusCode).toBe(200);
+      // The .txt holds the plain text as sent: the whole link on one line, no quoted-printable `=3D` or soft breaks.
+      const txt = readFileSync(path.join(dir, `${row?.id}.txt`), 'utf8');
+      expect(txt).toContain(`To: ${email}`);
+      expect(txt).not.toMatch(/=3D|=\n/);
+      const link = /^(http\S*\/auth\/confirm-email\?token=([A-Za-z0-9_-]+))$/m.exec(txt);
+      expect(link, txt).not.toBeNull();
+      // The same link as in the .eml (once its quoted-printable is undone).
+      expect(eml.replace(/=\n/g, '').replace(/=3D/g, '=')).toContain(link?.[1]);
+      expect((await post(files.app, '/auth/confirm-email', { token: link?.[2] ?? '' })).statusCode).toBe(200);
     } finally {
       await files.close();
     }

@@ -59,10 +59,79 @@ describe('routing', () => {
     ['GET', '/nope'],
     ['POST', '/auth/nope'],
     ['GET', '/users/me/nope'],
-    ['DELETE', '/auth/register'],
+    ['GET', '/auth/register/x'],
   ] as const)('%s %s → 404 not_found (JSON)', async (method, url) => {
     const res = await t.app.inject({ method, url });
     expectError(res, 404, 'not_found');
+  });
+});
+
+describe('a method the path does not have', () => {
+  it.each([
+    ['GET', '/auth/token', 'POST'],
+    ['DELETE', '/auth/register', 'POST'],
+    ['PUT', '/users/me', 'GET, HEAD, PATCH, DELETE'],
+    ['POST', '/health/live', 'GET, HEAD'],
+    ['POST', '/users/me/sessions/2f0c7c1e-0000-4000-8000-000000000000', 'DELETE'],
+    ['OPTIONS', '/auth/login', 'POST'],
+  ] as const)('%s %s → 405 method_not_allowed with Allow: %s', async (method, url, allow) => {
+    const res = await t.app.inject({ method, url });
+    const body = expectError(res, 405, 'method_not_allowed');
+    expect(res.headers.allow).toBe(allow);
+    expect(body.message).toContain(method);
+  });
+
+  it('GET and HEAD routes still answer; unknown paths stay 404', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'HEAD', url: '/health/live' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).statusCode).toBe(200);
+    expectError(await t.app.inject({ method: 'GET', url: '/auth/tokens' }), 404, 'not_found');
+  });
+
+  it('with CORS_ORIGINS, a preflight still gets its CORS answer', async () => {
+    const cors = await createTestApp({ db: t.db, env: { CORS_ORIGINS: 'https://app.example' } });
+    try {
+      const res = await cors.app.inject({
+        method: 'OPTIONS',
+        url: '/auth/token',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+      });
+      expect(res.statusCode, res.body).toBe(204);
+      expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
+      expectError(await cors.app.inject({ method: 'GET', url: '/auth/token' }), 405, 'method_not_allowed');
+      expectError(await cors.app.inject({ method: 'GET', url: '/nope' }), 404, 'not_found');
+    } finally {
+      await cors.close();
+    }
+  });
+});
+
+describe('validation messages are written for people', () => {
+  it.each([
+    [{ password: PASSWORD }, 'email', 'is required'],
+    [{ email: 42, password: PASSWORD }, 'email', 'must be a string'],
+    [{ email: 'a@example.com', password: PASSWORD, first_name: 7 }, 'first_name', 'must be a string or null'],
+    [{ email: 'a@example.com', password: PASSWORD, first_name: 'x'.repeat(101) }, 'first_name', 'must be at most 100 characters long'],
+    [{ email: '', password: PASSWORD }, 'email', 'must not be empty'],
+  ])('register %j → details [{field: %s, message: %s}]', async (payload, field, message) => {
+    const body = expectError(await t.app.inject({ method: 'POST', url: '/auth/register', payload }), 422, 'validation_failed');
+    expect(body.details).toEqual([{ field, message }]);
+    expect(body.message).toBe(`The request is invalid: ${field} ${message}.`);
+  });
+
+  it('a body that is not an object is named as the body, without validator jargon', async () => {
+    const body = expectError(await post(t.app, '/auth/register', 'application/json', '[]'), 422, 'validation_failed');
+    expect(body.details).toEqual([{ field: 'body', message: 'must be a JSON object or a form (application/x-www-form-urlencoded)' }]);
+    expect(JSON.stringify(body)).not.toMatch(/must have required property|must be object|instancePath|anyOf/);
+  });
+
+  it('the token endpoints say which parameter, in plain words', async () => {
+    const missing = expectOAuthError(await t.app.inject({ method: 'POST', url: '/auth/token', payload: { username: 'a@b.co' } }), 400, 'invalid_request');
+    expect(missing.error_description).toBe('Missing parameter: grant_type.');
+    const wrong = expectOAuthError(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: 42, password: PASSWORD } }), 400, 'invalid_request');
+    expect(wrong.error_description).toBe('Invalid parameter: email must be a string.');
+    const notObject = expectOAuthError(await post(t.app, '/auth/refresh', 'application/json', '[]'), 400, 'invalid_request');
+    expect(notObject.error_description).toBe('The request body must be a JSON object or a form (application/x-www-form-urlencoded).');
   });
 });
 
@@ -76,10 +145,10 @@ describe('request bodies', () => {
     // Same size class, under the limit: it reaches validation (first_name is too long) instead.
     const under = JSON.stringify({ email: uniqueEmail('big'), password: PASSWORD, first_name: 'x'.repeat(60 * 1024) });
     expectError(await jsonRegister(under), 422, 'validation_failed');
-    // The token endpoint too, still in the catalogue shape (decided before any OAuth2 logic).
-    expectError(await post(t.app, '/auth/token', 'application/json', JSON.stringify({ grant_type: 'x'.repeat(70_000) })), 413, 'payload_too_large');
+    // The token endpoint too, in the RFC 6749 §5.2 shape with the catalogue code.
+    expectOAuthError(await post(t.app, '/auth/token', 'application/json', JSON.stringify({ grant_type: 'x'.repeat(70_000) })), 413, 'payload_too_large');
     const form = `grant_type=password&username=a%40b.co&password=${'x'.repeat(70_000)}`;
-    expectError(await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', form), 413, 'payload_too_large');
+    expectOAuthError(await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', form), 413, 'payload_too_large');
   });
 
   it('malformed JSON → 400 invalid_json', async () => {
@@ -96,8 +165,11 @@ describe('request bodies', () => {
     expectError(await post(t.app, '/auth/register', type, `email=${uniqueEmail('ct')}&password=${PASSWORD}`), 415, 'unsupported_media_type');
   });
 
-  it('text/plain at /auth/token → 415 too', async () => {
-    expectError(await post(t.app, '/auth/token', 'text/plain', 'grant_type=password'), 415, 'unsupported_media_type');
+  it('text/plain at /auth/token, /auth/login, /auth/refresh → 415 in the RFC 6749 §5.2 shape, no-store', async () => {
+    for (const url of ['/auth/token', '/auth/login', '/auth/refresh']) {
+      const body = expectOAuthError(await post(t.app, url, 'text/plain', 'grant_type=password'), 415, 'unsupported_media_type');
+      expect(body.error_description).toMatch(/application\/x-www-form-urlencoded/);
+    }
   });
 
   it.each([
@@ -210,12 +282,13 @@ describe('database outage', () => {
     expect(me.headers['retry-after']).toBeDefined();
     expectNoInternals(me);
 
+    // The OAuth2 endpoints keep the RFC 6749 §5.2 shape, with the catalogue code.
     const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } });
-    expectError(login, 503, 'service_unavailable');
+    expectOAuthError(login, 503, 'service_unavailable');
     expectNoInternals(login);
 
     const token = await post(app, '/auth/token', 'application/x-www-form-urlencoded', new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString());
-    expectError(token, 503, 'service_unavailable');
+    expectOAuthError(token, 503, 'service_unavailable');
     expectNoInternals(token);
 
     const reg = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail('outage'), password: PASSWORD } });

@@ -368,7 +368,8 @@ describe('callback rejections', () => {
     const start = await authorize(t.app, 'google', { redirect_uri: APP });
     const callbackUrl = new URL(await new Browser().untilRedirectTo(start.location.href, TEST_ISSUER, u.sub));
     const head = await t.app.inject({ method: 'HEAD', url: `${callbackUrl.pathname}${callbackUrl.search}`, headers: { cookie: start.cookie } });
-    expect(head.statusCode).toBe(404);
+    // The callback has no HEAD route: 405 with Allow (it was a 404 before 405s existed).
+    expect([head.statusCode, head.headers.allow]).toEqual([405, 'GET, POST']);
     expect(head.headers.location).toBeUndefined();
     const right = landing(await callbackGet(t.app, callbackUrl.href, start.cookie));
     expect(right.searchParams.get('code')).toBeTruthy();

@@ -208,6 +208,8 @@ it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes
     expect(s.body, show(s)).not.toMatch(/ECONNREFUSED|ECONNRESET|postgres|stack|terminat|\.ts:\d|node_modules/i);
     const body = JSON.parse(s.body) as Record<string, unknown>;
     if (s.kind === 'ready') expect(body, show(s)).toEqual({ status: 'unavailable', checks: { database: 'down' } });
+    // /auth/login is an OAuth2 endpoint: RFC 6749 §5.2 shape, same code.
+    else if (s.kind === 'login') expect(body, show(s)).toEqual({ error: 'service_unavailable', error_description: expect.any(String) as unknown });
     else expect(body, show(s)).toEqual({ error: 'service_unavailable', message: expect.any(String) as unknown });
   }
 

@@ -33,7 +33,8 @@ describe('loadConfig defaults', () => {
     const c = loadConfig({});
     expect(c.env).toBe('development');
     expect(c.port).toBe(8000);
-    expect(c.host).toBe('0.0.0.0');
+    // Outside production, loopback only (like the original); SERVER=0.0.0.0 for containers.
+    expect(c.host).toBe('127.0.0.1');
     expect(c.jwt.algorithm).toBe('RS256');
     expect(c.jwt.accessTokenMinutes).toBe(15);
     expect(c.jwt.refreshTokenDays).toBe(30);
@@ -138,6 +139,15 @@ describe('validation', () => {
     expect(err.problems.some((p) => p.startsWith('PRIVATE_KEY'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('DATABASE_URL'))).toBe(true);
     expect(err.problems.some((p) => p.startsWith('SMTP_SERVER'))).toBe(true);
+  });
+
+  it('SERVER: loopback outside production, every interface in production, or as set', () => {
+    expect(loadConfig({ NODE_ENV: 'development' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ SERVER: '0.0.0.0' }).host).toBe('0.0.0.0');
+    const ready = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com', METRICS_TOKEN: 'a-scrape-token' };
+    expect(loadConfig(ready).host).toBe('0.0.0.0');
+    expect(loadConfig({ ...ready, SERVER: '10.1.2.3' }).host).toBe('10.1.2.3');
   });
 
   it('in production without PUBLIC_URL, PUBLIC_URL is the one problem (no localhost issuer, no localhost links in emails)', () => {

@@ -319,8 +319,13 @@ describe('createFileMailer', () => {
     mailer.close();
 
     const file = path.join(mailDir, `${mail.id}.eml`);
-    expect(readdirSync(mailDir)).toEqual([`${mail.id}.eml`]);
+    const textFile = path.join(mailDir, `${mail.id}.txt`);
+    expect(readdirSync(mailDir).sort()).toEqual([`${mail.id}.eml`, `${mail.id}.txt`]);
     expect(existsSync(`${file}.tmp`)).toBe(false);
+    expect(existsSync(`${textFile}.tmp`)).toBe(false);
+    // The plain text as is, for a person to copy the link from (the .eml's is quoted-printable).
+    expect(readFileSync(textFile, 'utf8')).toBe(`To: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text}`);
+    expect(readFileSync(textFile, 'utf8').split('\n')).toContain(link);
 
     const raw = readFileSync(file);
     const parsed = await simpleParser(raw);
@@ -339,7 +344,7 @@ describe('createFileMailer', () => {
 
     expect(calls).toHaveLength(1);
     const [fields, message] = calls[0] as [Record<string, unknown>, string];
-    expect(fields).toEqual({ to: mail.to, subject: mail.subject, file, links: [link, 'https://example.com/help'] });
+    expect(fields).toEqual({ to: mail.to, subject: mail.subject, file, text: textFile, links: [link, 'https://example.com/help'] });
     expect(message).toContain('SMTP_SERVER');
   });
 
@@ -350,9 +355,10 @@ describe('createFileMailer', () => {
     await mailer.send({ ...mail, text: 'first, no link' });
     await mailer.send({ ...mail, text: 'second, no link' });
     mailer.close();
-    expect(readdirSync(mailDir)).toEqual([`${mail.id}.eml`]);
+    expect(readdirSync(mailDir).sort()).toEqual([`${mail.id}.eml`, `${mail.id}.txt`]);
     const parsed = await simpleParser(readFileSync(path.join(mailDir, `${mail.id}.eml`)));
     expect(parsed.text?.trim()).toBe('second, no link');
+    expect(readFileSync(path.join(mailDir, `${mail.id}.txt`), 'utf8')).toContain('second, no link');
     expect(calls).toHaveLength(2);
     expect((calls[1]![0] as { links: string[] }).links).toEqual([]);
   });
