@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './features/email/runtime.js';
 import { SetupError } from './fatal.js';
 import { systemClock } from './infra/clock.js';
+import { redisOutageNotice } from './infra/outage-notice.js';
 import { createEmailWorker, type JobResult } from './infra/queue.js';
 import type { DeliveryOutcome } from './features/outbox/delivery.js';
 import { loadConfiguredKeys, openConfiguredDatabase, watchKeys } from './runtime.js';
@@ -38,9 +39,12 @@ export async function runWorker(config: Config): Promise<void> {
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, logger);
   const database = await openConfiguredDatabase(config, (err) => logger.warn({ err: err.message }, 'idle database connection error'));
   const mailer = createConfiguredMailer(config, logger);
+  // A wrong SMTP host or password is said at start, not at the first message.
+  void mailer.check?.();
+  const redisNotice = redisOutageNotice(config.redisUrl, 'email waits in the outbox', logger);
   const deliver = createConfiguredDelivery(config, { db: database.db, clock: systemClock, keys: ring, mailer, logger });
   const worker = createEmailWorker(
-    { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger },
+    { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger, notice: redisNotice.connection() },
     async (outboxId) => {
       const outcome = await deliver(outboxId, 'queued');
       logger.debug({ outboxId, outcome: outcome.kind }, 'email job processed');
@@ -48,7 +52,7 @@ export async function runWorker(config: Config): Promise<void> {
     },
   );
   // The worker relays too, so rows re-queued by `tessera outbox retry` move even when no API server runs.
-  const { relay, close: closeQueue } = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock: systemClock, logger });
+  const { relay, close: closeQueue } = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock: systemClock, logger, redisNotice: redisNotice.connection() });
   relay.start();
   logger.info({ concurrency: config.email.workerConcurrency, smtp: config.email.smtp ? `${config.email.smtp.host}:${config.email.smtp.port}` : 'files' }, 'email worker started');
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
+import type { OutageReporter } from './outage-notice.js';
 import { reconnectWithin } from './redis-reconnect.js';
 
 /** A counter's value and the milliseconds until it expires (0 when absent). */
@@ -195,6 +196,8 @@ export interface RedisCounterOptions {
   /** REDIS_RECONNECT_MAX_DELAY_MS. */
   reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'info'>;
+  /** Reports outages once per process (with the queue's connection); without it, this store logs its own. */
+  notice?: OutageReporter;
 }
 
 /** Every counter's Redis key starts with this. */
@@ -234,12 +237,14 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
   let skipUntil = 0;
   const failed = (err: unknown) => {
     skipUntil = Date.now() + 1000;
-    if (!down) opts.logger.warn({ err: (err as Error).message }, 'rate limits: Redis unreachable; counting per process until it is back');
+    if (opts.notice) opts.notice.down(err);
+    else if (!down) opts.logger.warn({ err: (err as Error).message }, 'rate limits: Redis unreachable; counting per process until it is back');
     down = true;
   };
   redis.on('error', failed);
   redis.on('ready', () => {
-    if (down) opts.logger.info('rate limits: Redis is back; counters are shared again');
+    if (opts.notice) opts.notice.up();
+    else if (down) opts.logger.info('rate limits: Redis is back; counters are shared again');
     down = false;
   });
 
