@@ -30,6 +30,7 @@ import { registerNoNul } from './http/no-nul.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
+import { registerFavicon } from './http/favicon.js';
 import { registerRateLimits } from './http/rate-limits.js';
 import { createMemoryCounterStore, createRedisCounterStore, type CounterStore } from './infra/counter-store.js';
 import { systemClock, type Clock } from './infra/clock.js';
@@ -133,6 +134,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // JSON and forms only: a text/plain body is a 415, not a string handed to the schema (and no CORS-simple bodies).
   app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
+  registerFavicon(app);
 
   // Rate limits and brute-force counters: shared through Redis when configured, this process's own otherwise
   // (and whenever Redis does not answer: the limits stay on). Before the routes, which they wrap.

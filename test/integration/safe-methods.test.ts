@@ -21,7 +21,10 @@ const READ_ONLY = [
   '/docs/json',
   '/docs/static/index.html',
   '/docs/static/swagger-initializer.js',
+  '/docs/static/theme/favicon.ico', // static files of the docs' theme
+  '/docs/static/theme/tessera.css',
   '/docs/yaml',
+  '/favicon.ico', // a static file
   '/health/live',
   '/health/ready',
   '/metrics',
