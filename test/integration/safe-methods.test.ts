@@ -13,6 +13,8 @@ const READ_ONLY = [
   '/admin/users',
   '/admin/users/:id',
   '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
+  '/auth/confirm-email/resend', // a page with an address field whose form POSTs; GET/HEAD send nothing
+  '/auth/password/forgot', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/reset', // the reset form; the token is only looked at
   '/auth/providers',
   '/docs',
