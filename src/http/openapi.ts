@@ -12,10 +12,29 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       info: {
         title: 'Tessera',
         version: '0.1.0',
-        description: 'Authentication service: accounts, OAuth2 token endpoint, RS256/ES256/EdDSA JWTs verified with the JWKS.',
+        description:
+          'Authentication service: accounts, OAuth2 token endpoint, RS256/ES256/EdDSA JWTs verified with the JWKS.\n\n' +
+          'A path called with a method it does not have (e.g. `GET /auth/token`) answers **405** `method_not_allowed` with an `Allow` header ' +
+          'listing the methods it has (`#/components/responses/MethodNotAllowed`). OpenAPI lists only the operations that exist, ' +
+          'so that answer appears on none of them.',
       },
       servers: [{ url: config.publicUrl }],
       components: {
+        responses: {
+          MethodNotAllowed: {
+            description: 'The path exists, but not for this method',
+            headers: { Allow: { description: 'The methods the path has, e.g. `POST` or `GET, HEAD`', schema: { type: 'string' } } },
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['error', 'message'],
+                  properties: { error: { type: 'string', enum: ['method_not_allowed'] }, message: { type: 'string' } },
+                },
+              },
+            },
+          },
+        },
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           // POST /auth/introspect: a client of INTROSPECTION_CLIENTS (or client_id/client_secret in the body).

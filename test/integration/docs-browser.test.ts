@@ -63,10 +63,10 @@ const openApiPath = (path: string) => path.replace(/:([A-Za-z_]\w*)/g, '{$1}');
 
 interface OpenApiDoc {
   openapi: string;
-  info: { title: string; version: string };
   servers: Array<{ url: string }>;
   paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>>;
-  components: { securitySchemes: Record<string, Record<string, unknown>> };
+  info: { title: string; version: string; description: string };
+  components: { securitySchemes: Record<string, Record<string, unknown>>; responses: Record<string, { headers: Record<string, unknown> }> };
 }
 
 describe('GET /docs/json', () => {
@@ -83,6 +83,9 @@ describe('GET /docs/json', () => {
     expect(doc.components.securitySchemes.oauth2).toMatchObject({ type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', scopes: {} } } });
     // Protected operations offer both ways to authorize.
     expect(doc.paths['/users/me'].get.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }, { oauth2: [] }]));
+    // A 405 (a method the path does not have) belongs to no operation: the document says so and describes the answer.
+    expect(doc.info.description).toMatch(/405.*method_not_allowed.*Allow/s);
+    expect(Object.keys(doc.components.responses.MethodNotAllowed.headers)).toEqual(['Allow']);
     // The UI's own routes stay out of the document.
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
   });
