@@ -1,6 +1,6 @@
 import type { OutgoingMail } from './transport.js';
 import type { SecretBox } from '../../infra/secret-box.js';
-import { canonicalEmail } from '../accounts/email-address.js';
+import { canonicalEmail } from '../../email-address.js';
 import type { OutboxRow } from './tables.js';
 import { EMAIL_KINDS, type EmailKind, type Templates } from './templates.js';
 
