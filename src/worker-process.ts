@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { startMailWorker } from './features/mail/index.js';
 import { SetupError } from './fatal.js';
 import { systemClock } from './infra/clock.js';
