@@ -1,13 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { DatabaseHandle } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
 import type { OutageReporter } from '../../infra/outage-notice.js';
 import type { Poller } from '../../infra/poller.js';
-import { createDrainer } from '../outbox/drainer.js';
-import type { OutboxService } from '../outbox/service.js';
-import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './runtime.js';
+import { createDrainer } from './drainer.js';
+import type { OutboxService } from './outbox.js';
+import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './setup.js';
 import { loadTemplates } from './templates.js';
 
 export interface EmailSender {
