@@ -122,9 +122,9 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
         }
         byKid.set(key.kid, { files: [f.name], key, activatesAt, createdAt: f.mtime, publicOnly: false });
       } else {
-        const blocks = splitPemBlocks(pem);
-        if (blocks.length !== 1) throw new KeyError(`${f.full} is not one PEM key.`);
-        publics.push({ name: f.name, key: await toVerificationKey(blocks[0], f.full), activatesAt, createdAt: f.mtime });
+        const [block, ...more] = splitPemBlocks(pem);
+        if (block === undefined || more.length) throw new KeyError(`${f.full} is not one PEM key.`);
+        publics.push({ name: f.name, key: await toVerificationKey(block, f.full), activatesAt, createdAt: f.mtime });
       }
     } catch (err) {
       if (!(err instanceof KeyError)) throw err;

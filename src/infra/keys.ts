@@ -153,7 +153,9 @@ export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Dat
   // Stable sort: keys without activation times keep their given order.
   const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => at(b.e) - at(a.e) || a.i - b.i).map(({ e }) => e);
   const signers = sorted.filter((e) => isSigningKey(e.key) && e.key.alg === algorithm);
-  if (!signers.length) throw new KeyError(`No signing key for JWT_ALGORITHM=${algorithm}: every key is public only or of another algorithm.`);
+  // None active yet (only pending keys): the one activating first signs.
+  const fallback = signers.at(-1);
+  if (!fallback) throw new KeyError(`No signing key for JWT_ALGORITHM=${algorithm}: every key is public only or of another algorithm.`);
   const seen = new Set<string>();
   for (const { key } of sorted) {
     if (seen.has(key.kid)) throw new KeyError(`The key ${key.kid} is given twice.`);
@@ -163,8 +165,6 @@ export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Dat
   const map = new Map(all.map((k) => [k.kid, k]));
   const set = { keys: all.map((k) => k.publicJwk) };
   const algs = [...new Set(all.map((k) => k.alg))];
-  // None active yet (only pending keys): the one activating first signs.
-  const fallback = signers[signers.length - 1];
   return {
     get current() {
       const now = clock.now().getTime();

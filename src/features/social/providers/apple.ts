@@ -19,7 +19,7 @@ import type { AppleConfig } from '../../../config.js';
 import type { Clock } from '../../../infra/clock.js';
 import type { Provider } from '../provider.js';
 import { isObject, text, type HttpOptions } from './oauth2-http.js';
-import { createOidcProvider } from './oidc.js';
+import { createOidcProvider, webClientIdOf } from './oidc.js';
 
 const SECRET_LIFETIME_SECONDS = 3600;
 const RENEW_BEFORE_SECONDS = 300;
@@ -40,6 +40,7 @@ export function appleUserNames(params: Record<string, string>): { firstName: str
 
 export function createAppleProvider(config: AppleConfig, http: HttpOptions, clock: Clock): Provider {
   const key = createPrivateKey(config.privateKeyPem);
+  const servicesId = webClientIdOf(config);
   let cached: { jwt: string; exp: number } | null = null;
 
   async function clientSecret(): Promise<string> {
@@ -49,7 +50,7 @@ export function createAppleProvider(config: AppleConfig, http: HttpOptions, cloc
     const jwt = await new SignJWT({})
       .setProtectedHeader({ alg: 'ES256', kid: config.keyId })
       .setIssuer(config.teamId)
-      .setSubject(config.clientIds[0])
+      .setSubject(servicesId)
       .setAudience(config.issuer)
       .setIssuedAt(now)
       .setExpirationTime(exp)
