@@ -20,6 +20,7 @@ import type { Clock } from '../../../infra/clock.js';
 import type { Provider } from '../provider.js';
 import { isObject, text, type HttpOptions } from './oauth2-http.js';
 import { createOidcProvider, webClientIdOf } from './oidc.js';
+import { MAX_APPLE_USER_LENGTH } from '../../../limits.js';
 
 const SECRET_LIFETIME_SECONDS = 3600;
 const RENEW_BEFORE_SECONDS = 300;
@@ -28,7 +29,7 @@ const RENEW_BEFORE_SECONDS = 300;
 export function appleUserNames(params: Record<string, string>): { firstName: string | null; lastName: string | null } {
   const none = { firstName: null, lastName: null };
   const raw = params.user;
-  if (!raw || raw.length > 4096) return none;
+  if (!raw || raw.length > MAX_APPLE_USER_LENGTH) return none;
   try {
     const user = JSON.parse(raw) as unknown;
     const name = isObject(user) && isObject(user.name) ? user.name : null;
