@@ -1,12 +1,13 @@
 import { and, desc, eq, lt } from 'drizzle-orm';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
+import type { AuditEventType } from './events.js';
 import { auditEvents, type AuditEventRow } from './tables.js';
 import { MAX_USER_AGENT_LENGTH } from '../../limits.js';
 
 export interface AuditEvent {
   userId: string | null;
-  type: string;
+  type: AuditEventType;
   ip?: string | null;
   userAgent?: string | null;
   details?: Record<string, string | number | boolean>;
