@@ -27,7 +27,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-/** Every DESIGN §7 route with a concrete path (the /auth/mfa/*, /users/me/mfa/* and /admin/* families are not spelled out). */
+/** Every route of the README "Endpoints" tables with a concrete path (the /auth/mfa/*, /users/me/mfa/* and /admin/* families are not spelled out). */
 const CONTRACT: Array<[method: string, path: string]> = [
   ['POST', '/auth/register'],
   ['POST', '/auth/token'],
@@ -87,7 +87,7 @@ describe('GET /docs/json', () => {
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
   });
 
-  it('lists every DESIGN §7 route the app implements', async () => {
+  it('lists every README "Endpoints" route the app implements', async () => {
     const doc = (await (await fetch(`${base}/docs/json`)).json()) as OpenApiDoc;
     const documented = (method: string, path: string) => doc.paths[openApiPath(path)]?.[method.toLowerCase()] !== undefined;
 

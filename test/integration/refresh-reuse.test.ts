@@ -7,7 +7,7 @@ import { sessions } from '../../src/features/sessions/tables.js';
 import { bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**
- * DESIGN §3 refresh rotation: a compare-and-swap of the session generation;
+ * Refresh rotation (README "Tokens"): a compare-and-swap of the session generation;
  * replaying an older token revokes the session, except the immediately
  * previous one inside the grace window (default 10 s).
  */

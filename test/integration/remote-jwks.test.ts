@@ -5,7 +5,7 @@ import type { JwtAlgorithm } from '../../src/config.js';
 import { createTestApp, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**
- * DESIGN §3: another service verifies Tessera's access tokens with nothing but
+ * README "Verifying tokens in another service": another service verifies Tessera's access tokens with nothing but
  * a standard JWT library and the JWKS, fetched over a real socket.
  */
 
