@@ -351,6 +351,7 @@ function privateKeyAlgorithms(dir: string): Set<JwtAlgorithm> {
   try {
     files = pemFiles(dir);
   } catch {
+    // no readable directory: no keys (the loader reports why)
     return algs;
   }
   for (const f of files) {
@@ -371,6 +372,7 @@ function hasPrivateKey(dir: string): boolean {
     try {
       return isPrivateKeyPem(readFileSync(f.full, 'utf8'));
     } catch {
+      // unreadable: the loader reports it
       return false;
     }
   });

@@ -35,6 +35,7 @@ export function appleUserNames(params: Record<string, string>): { firstName: str
     const name = isObject(user) && isObject(user.name) ? user.name : null;
     return name ? { firstName: text(name.firstName), lastName: text(name.lastName) } : none;
   } catch {
+    // not JSON: Apple's optional name is simply absent
     return none;
   }
 }

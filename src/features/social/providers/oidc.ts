@@ -103,6 +103,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
     if (!discovered || now - discovered.at > DISCOVERY_TTL_MS) {
       const value = discover();
       discovered = { at: now, value };
+      // Only forgets a failed discovery (retried next time); every caller awaiting `value` gets the error.
       value.catch(() => {
         if (discovered?.value === value) discovered = null;
       });
