@@ -2,6 +2,7 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { JwtAlgorithm } from '../config.js';
+import { systemClock } from './clock.js';
 import {
   KeyError,
   algorithmOf,
@@ -306,7 +307,7 @@ async function fromDirectory(dir: string, clock: { now(): Date }, algorithm: Jwt
  * PRIVATE_KEY or KEYS_DIR without a key of JWT_ALGORITHM is a KeyError.
  */
 export async function loadKeyRing(src: KeySource): Promise<LoadedKeys> {
-  const clock = src.clock ?? { now: () => new Date() };
+  const clock = src.clock ?? systemClock;
   if (src.privateKeyPem) return { ring: await fromEnvironment({ ...src, privateKeyPem: src.privateKeyPem }) };
   if (src.keysDir) {
     // Outside production an empty (or missing) KEYS_DIR gets a first key, as DATA_DIR/keys does.

@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import type { JwtAlgorithm } from '../config.js';
+import { systemClock } from './clock.js';
 
 /** A published key: enough to verify access tokens signed with it. */
 export interface VerificationKey {
@@ -138,7 +139,7 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
 export function createKeyRing(keys: VerificationKey[]): KeyRing {
   const first = keys.find(isSigningKey);
   if (!first) throw new KeyError('No signing key: every key is public only.');
-  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), { now: () => new Date() }, first.alg);
+  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), systemClock, first.alg);
 }
 
 /**

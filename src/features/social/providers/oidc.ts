@@ -99,7 +99,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
     if (config.authorizationUrl && config.tokenUrl && config.jwksUrl) {
       return { authorization: config.authorizationUrl, token: config.tokenUrl, jwks: config.jwksUrl, userinfo: config.userinfoUrl, authMethods: null, issParameter: false };
     }
-    const now = Date.now();
+    const now = clock.now().getTime();
     if (!discovered || now - discovered.at > DISCOVERY_TTL_MS) {
       const value = discover();
       discovered = { at: now, value };
