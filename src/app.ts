@@ -4,7 +4,7 @@ import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { createAccountMail } from './features/accounts/account-mail.js';
 import { createEmailFlows } from './features/accounts/email-flows.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
@@ -240,7 +240,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
-  // Third-party sign-in (DESIGN §6): providers from config, the account rules, and the web flow's one-time codes.
+  // Third-party sign-in (docs/social-sign-in.md): providers from config, the account rules, and the web flow's one-time codes.
   const social = createSocialService({
     db,
     clock,
