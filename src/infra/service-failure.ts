@@ -24,7 +24,7 @@ export function describeServiceFailure(err: unknown): string {
     if (!first) first = message;
     // nodemailer wraps the socket's code in its message (ECONNECTION / EDNS: "connect ECONNREFUSED …").
     const named = Object.keys(networkCauses).find((c) => code === c || new RegExp(`\\b${c}\\b`).test(message));
-    if (named) return networkCauses[named];
+    if (named) return networkCauses[named] ?? named;
     if (code === 'EAUTH' || authFailed.test(message)) return `authentication failed (${message.slice(0, 120)}): check the user name and password`;
     if (code === 'ETLS' || tlsFailed.test(message)) return `TLS failed: ${message.slice(0, 160)}`;
     if (/timeout|Greeting never received/i.test(message)) return `no answer in time (${message.slice(0, 80)}): a firewall, or the wrong host or port?`;
