@@ -110,7 +110,7 @@ async function run(env: Record<string, string>): Promise<Running> {
   return {
     lines,
     stderr: () => stderr,
-    async waitFor(re, timeoutMs = 20_000) {
+    async waitFor(re, timeoutMs = 45_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const line = lines.find((l) => re.test(l.msg));
