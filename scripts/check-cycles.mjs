@@ -1,0 +1,88 @@
+// Fails on any import cycle in src/, counting type imports: between files, and between the
+// folders that are layers or features (features/<name>, infra, http, config, composition; a
+// root file such as app.ts is its own unit). Run by `npm run lint`; see docs/architecture.md.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import madge from 'madge';
+
+/** The unit a file belongs to for the folder-level check: `src/features/mfa/repo.ts` → `features/mfa`. */
+export function unitOf(file) {
+  const parts = file.replace(/\\/g, '/').replace(/^src\//, '').split('/');
+  if (parts[0] === 'features' && parts.length > 2) return `features/${parts[1]}`;
+  if (parts.length > 1) return parts[0];
+  return parts[0].replace(/\.[cm]?[jt]s$/, '');
+}
+
+/** The folder-level graph of a file graph ({ file: [imported files] }), without self-edges. */
+export function folderGraph(tree) {
+  const units = {};
+  for (const [file, deps] of Object.entries(tree)) {
+    const from = unitOf(file);
+    units[from] ??= new Set();
+    for (const dep of deps) {
+      const to = unitOf(dep);
+      units[to] ??= new Set();
+      if (to !== from) units[from].add(to);
+    }
+  }
+  return Object.fromEntries(Object.entries(units).map(([unit, deps]) => [unit, [...deps].sort()]));
+}
+
+/** Every elementary cycle of a small graph (Johnson-style search from each node, smallest node first). */
+export function cyclesOf(graph) {
+  const nodes = Object.keys(graph).sort();
+  const index = new Map(nodes.map((n, i) => [n, i]));
+  const cycles = [];
+  for (const start of nodes) {
+    const s = index.get(start);
+    const stack = [start];
+    const onStack = new Set([start]);
+    const walk = (node) => {
+      for (const next of graph[node] ?? []) {
+        const i = index.get(next);
+        if (i === undefined || i < s) continue;
+        if (next === start) cycles.push([...stack]);
+        else if (!onStack.has(next) && cycles.length < 10_000) {
+          stack.push(next);
+          onStack.add(next);
+          walk(next);
+          stack.pop();
+          onStack.delete(next);
+        }
+      }
+    };
+    walk(start);
+  }
+  return cycles;
+}
+
+/** The file-level and folder-level cycles of a file graph. */
+export function findCycles(tree) {
+  return { files: cyclesOf(tree), folders: cyclesOf(folderGraph(tree)) };
+}
+
+/** The file graph of `dir` (TypeScript and JavaScript, type imports included), as madge reads it. */
+export async function readGraph(dir, root = process.cwd()) {
+  const result = await madge(path.resolve(root, dir), {
+    baseDir: root,
+    fileExtensions: ['ts', 'js'],
+    tsConfig: path.join(root, 'tsconfig.json'),
+    detectiveOptions: { ts: { skipTypeImports: false }, es6: { skipTypeImports: false } },
+  });
+  return result.obj();
+}
+
+async function main() {
+  const tree = await readGraph('src');
+  const { files, folders } = findCycles(tree);
+  for (const c of files) console.error(`file cycle: ${[...c, c[0]].join(' → ')}`);
+  for (const c of folders) console.error(`folder cycle: ${[...c, c[0]].join(' → ')}`);
+  if (files.length || folders.length) {
+    console.error(`check-cycles: ${files.length} file-level and ${folders.length} folder-level import cycles in src/ (docs/architecture.md, "Rules")`);
+    process.exitCode = 1;
+  } else {
+    console.log(`check-cycles: no import cycles among ${Object.keys(tree).length} files`);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
