@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Services } from './composition/services.js';
 import type { Config } from './config.js';
+import { normaliseEmail } from './features/accounts/email.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
@@ -13,6 +14,7 @@ import { discoveryRoutes } from './features/discovery/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
+import { caller } from './features/sessions/authenticate.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { socialRoutes } from './features/social/routes.js';
 import { tokenRoutes } from './features/tokens/routes.js';
@@ -104,7 +106,14 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   // Rate limits over the shared counters (composition/infra.ts), before the routes, which they wrap.
   if (infra.counters && config.rateLimits.enabled) {
     const guard = services.signInGuard;
-    await registerRateLimits(app, { store: infra.counters.store, limits: config.rateLimits.limits, rateLimited: metrics.rateLimited, ...(guard ? { isKnownClient: guard.isKnownClient } : {}) });
+    await registerRateLimits(app, {
+      store: infra.counters.store,
+      limits: config.rateLimits.limits,
+      rateLimited: metrics.rateLimited,
+      accountKey: normaliseEmail,
+      userOf: (request) => caller(request).token.sub,
+      ...(guard ? { isKnownClient: guard.isKnownClient } : {}),
+    });
   }
 
   registerMetrics(app, {

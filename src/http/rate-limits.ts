@@ -3,9 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { Counter } from 'prom-client';
 import type { Rate, RateLimitName } from '../config.js';
 import { AppError } from '../errors.js';
-import { caller } from './authenticate.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';
-import { normaliseEmail } from '../features/accounts/email.js';
 import { keyDigest, type CounterStore } from '../infra/counter-store.js';
 import { ipKey } from '../infra/ip-key.js';
 
@@ -54,9 +52,8 @@ export const ACCOUNT_FIELDS: Record<string, string> = {
   'POST /auth/token': 'username',
 };
 
-/** The normalised address a request's per-account limits count. */
-const accountOf = (request: FastifyRequest): string =>
-  normaliseEmail(field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email'));
+/** The submitted address a request's per-account limits count (normalised by the `accountKey` option). */
+const submittedAccount = (request: FastifyRequest): string => field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email');
 
 /**
  * Limits of signed-in requests, counted per account (the verified access token's user),
@@ -68,12 +65,6 @@ export const SIGNED_IN_RATE_LIMIT_RULES: Record<string, RateLimitName[]> = {
 };
 const SIGNED_IN_LIMITS = new Set(Object.values(SIGNED_IN_RATE_LIMIT_RULES).flat());
 
-/** The counter key of one limit for one request; emails only as a digest. */
-function keyOf(name: RateLimitName, request: FastifyRequest): string {
-  if (SIGNED_IN_LIMITS.has(name)) return `${name}:${caller(request).token.sub}`;
-  if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
-  return `${name}:${keyDigest(accountOf(request))}`;
-}
 
 /**
  * Limits a known client of the address skips (sign-in-guard.ts): its own
@@ -109,6 +100,10 @@ export interface RateLimitOptions {
   limits: Record<RateLimitName, Rate | null>;
   /** `tessera_rate_limited_total{limit}`. */
   rateLimited: Pick<Counter<'limit'>, 'inc'>;
+  /** The account an address names (the accounts feature's normalisation): one counter per account, however it is spelled. */
+  accountKey: (submitted: string) => string;
+  /** The signed-in user of a request that passed its route's guards (the per-account limits of signed-in routes). */
+  userOf: (request: FastifyRequest) => string;
   /** Whether `ip` is a known client of the address (brute-force protection on); none: every client counts. */
   isKnownClient?: (email: string, ip: string | null) => Promise<boolean>;
 }
@@ -127,6 +122,13 @@ export interface RateLimitOptions {
  */
 export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOptions): Promise<void> {
   await app.register(rateLimit, { global: false, store: storeClass(opts.store) });
+  const accountOf = (request: FastifyRequest): string => opts.accountKey(submittedAccount(request));
+  /** The counter key of one limit for one request; emails only as a digest. */
+  const keyOf = (name: RateLimitName, request: FastifyRequest): string => {
+    if (SIGNED_IN_LIMITS.has(name)) return `${name}:${opts.userOf(request)}`;
+    if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
+    return `${name}:${keyDigest(accountOf(request))}`;
+  };
   const checks = new Map<RateLimitName, ReturnType<FastifyInstance['createRateLimit']>>();
   for (const [name, rate] of Object.entries(opts.limits) as [RateLimitName, Rate | null][]) {
     if (rate) checks.set(name, app.createRateLimit({ max: rate.max, timeWindow: rate.windowSeconds * 1000, keyGenerator: (request) => keyOf(name, request) }));

@@ -1,6 +1,6 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { AppError } from '../../errors.js';
-import { caller } from '../../http/authenticate.js';
+import { caller } from '../sessions/authenticate.js';
 import { permits, type Grants } from './grant-rules.js';
 
 declare module 'fastify' {

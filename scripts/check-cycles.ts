@@ -6,38 +6,41 @@ import { fileURLToPath } from 'node:url';
 import madge from 'madge';
 
 /** The unit a file belongs to for the folder-level check: `src/features/mfa/repo.ts` → `features/mfa`. */
-export function unitOf(file) {
+export function unitOf(file: string): string {
   const parts = file.replace(/\\/g, '/').replace(/^src\//, '').split('/');
   if (parts[0] === 'features' && parts.length > 2) return `features/${parts[1]}`;
   if (parts.length > 1) return parts[0];
-  return parts[0].replace(/\.[cm]?[jt]s$/, '');
+  return (parts[0] ?? '').replace(/\.[cm]?[jt]s$/, '');
 }
 
 /** The folder-level graph of a file graph ({ file: [imported files] }), without self-edges. */
-export function folderGraph(tree) {
-  const units = {};
+export type Graph = Record<string, string[]>;
+
+/** The folder-level graph of a file graph, without self-edges. */
+export function folderGraph(tree: Graph): Graph {
+  const units: Record<string, Set<string>> = {};
   for (const [file, deps] of Object.entries(tree)) {
     const from = unitOf(file);
-    units[from] ??= new Set();
+    const out = (units[from] ??= new Set());
     for (const dep of deps) {
       const to = unitOf(dep);
       units[to] ??= new Set();
-      if (to !== from) units[from].add(to);
+      if (to !== from) out.add(to);
     }
   }
   return Object.fromEntries(Object.entries(units).map(([unit, deps]) => [unit, [...deps].sort()]));
 }
 
 /** Every elementary cycle of a small graph (Johnson-style search from each node, smallest node first). */
-export function cyclesOf(graph) {
+export function cyclesOf(graph: Graph): string[][] {
   const nodes = Object.keys(graph).sort();
   const index = new Map(nodes.map((n, i) => [n, i]));
-  const cycles = [];
+  const cycles: string[][] = [];
   for (const start of nodes) {
-    const s = index.get(start);
+    const s = index.get(start) ?? 0;
     const stack = [start];
     const onStack = new Set([start]);
-    const walk = (node) => {
+    const walk = (node: string): void => {
       for (const next of graph[node] ?? []) {
         const i = index.get(next);
         if (i === undefined || i < s) continue;
@@ -57,12 +60,12 @@ export function cyclesOf(graph) {
 }
 
 /** The file-level and folder-level cycles of a file graph. */
-export function findCycles(tree) {
+export function findCycles(tree: Graph): { files: string[][]; folders: string[][] } {
   return { files: cyclesOf(tree), folders: cyclesOf(folderGraph(tree)) };
 }
 
 /** The file graph of `dir` (TypeScript and JavaScript, type imports included), as madge reads it. */
-export async function readGraph(dir, root = process.cwd()) {
+export async function readGraph(dir: string, root = process.cwd()): Promise<Graph> {
   const result = await madge(path.resolve(root, dir), {
     baseDir: root,
     fileExtensions: ['ts', 'js'],
@@ -72,7 +75,7 @@ export async function readGraph(dir, root = process.cwd()) {
   return result.obj();
 }
 
-async function main() {
+async function main(): Promise<void> {
   const tree = await readGraph('src');
   const { files, folders } = findCycles(tree);
   for (const c of files) console.error(`file cycle: ${[...c, c[0]].join(' → ')}`);
