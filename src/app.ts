@@ -4,7 +4,7 @@ import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Services } from './composition/services.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { normaliseEmail } from './features/accounts/email.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';

@@ -2,7 +2,7 @@ import { buildApp } from './app.js';
 import { assembleInfra } from './composition/infra.js';
 import { createServices } from './composition/services.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
 import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey, watchKeys } from './runtime.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyServerOptions } from 'fastify';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** Paths that must never reach a log line. */
 export const redactPaths = [

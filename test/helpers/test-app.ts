@@ -7,7 +7,7 @@ import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { assembleInfra } from '../../src/composition/infra.js';
 import { createServices } from '../../src/composition/services.js';
-import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config.js';
+import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config/index.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import type { KeyRing } from '../../src/infra/keys.js';
 import type { PasswordHasher } from '../../src/infra/password-hasher.js';
