@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { systemClock, type Clock } from '../infra/clock.js';
 import { createMemoryCounterStore, createRedisCounterStore, type CounterStore } from '../infra/counter-store.js';
 import type { DatabaseHandle } from '../infra/db/client.js';

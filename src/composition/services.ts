@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { createAccountMail } from '../features/accounts/account-mail.js';
 import { createEmailFlows } from '../features/accounts/email-flows.js';
 import { createAccountService } from '../features/accounts/service.js';
