@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config/index.js';
+import { JWT_ALGORITHMS, configuredJwtAlgorithm, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config/index.js';
 import { assembleInfra } from './composition/infra.js';
 import { createServices, type Services } from './composition/services.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
@@ -58,7 +58,7 @@ async function migrate(): Promise<void> {
 
 function keysGenerate(args: string[]): void {
   const { values } = parseArgs({ args, options: { alg: { type: 'string' }, out: { type: 'string' } } });
-  const alg = (values.alg ?? process.env.JWT_ALGORITHM ?? 'RS256') as JwtAlgorithm;
+  const alg = (values.alg ?? configuredJwtAlgorithm() ?? 'RS256') as JwtAlgorithm;
   if (!JWT_ALGORITHMS.includes(alg)) throw new KeyError(`--alg must be one of ${JWT_ALGORITHMS.join(', ')}, got "${alg}"`);
   const pair = generateKeyPairPem(alg);
   if (!values.out) {

@@ -36,7 +36,7 @@ export type { EmailConfig, SmtpConfig } from './mail.js';
 export { ConfigError, type Env, type Rate } from './reader.js';
 export type { RedisConfig, ServerConfig, TrustProxy } from './server.js';
 export type { AppleConfig, OAuth2ProviderConfig, OidcProviderConfig, SocialConfig } from './social.js';
-export { JWT_ALGORITHMS, type JwtAlgorithm, type JwtConfig } from './tokens.js';
+export { JWT_ALGORITHMS, configuredJwtAlgorithm, type JwtAlgorithm, type JwtConfig } from './tokens.js';
 
 export interface Config extends ServerConfig, RedisConfig {
   database: DatabaseConfig;
