@@ -16,14 +16,19 @@ export function unitOf(file: string): string {
 /** The folder-level graph of a file graph ({ file: [imported files] }), without self-edges. */
 export type Graph = Record<string, string[]>;
 
-/** The folder-level graph of a file graph, without self-edges. */
+/**
+ * The folder-level graph of a file graph, without self-edges. A leaf file (it imports nothing of
+ * src/, e.g. a provider's constant defaults that config reads) is a unit of its own: it cannot
+ * carry a dependency back, so it does not tie its folder to its importers.
+ */
 export function folderGraph(tree: Graph): Graph {
   const units: Record<string, Set<string>> = {};
+  const unit = (file: string) => ((tree[file] ?? []).length === 0 ? file : unitOf(file));
   for (const [file, deps] of Object.entries(tree)) {
-    const from = unitOf(file);
+    const from = unit(file);
     const out = (units[from] ??= new Set());
     for (const dep of deps) {
-      const to = unitOf(dep);
+      const to = unit(dep);
       units[to] ??= new Set();
       if (to !== from) out.add(to);
     }
@@ -75,16 +80,42 @@ export async function readGraph(dir: string, root = process.cwd()): Promise<Grap
   return result.obj();
 }
 
+/**
+ * Folder-level cycles between features that were there when the check was introduced (issue 15),
+ * written as `check-cycles` prints them. The list may only shrink: a new cycle fails, and so does a
+ * listed one that is gone (delete its line). Layers (infra, http, config, composition) have none.
+ */
+export const KNOWN_FEATURE_CYCLES: readonly string[] = [
+  'features/accounts → features/audit → features/sessions → features/tokens → features/accounts',
+  'features/accounts → features/sessions → features/tokens → features/accounts',
+  'features/audit → features/sessions → features/audit',
+  'features/email → features/outbox → features/email',
+  'features/rbac → features/sessions → features/rbac',
+  'features/sessions → features/tokens → features/sessions',
+];
+
+const show = (cycle: string[]) => [...cycle, cycle[0]].join(' → ');
+
+/** What fails the check: every file-level cycle, folder cycles not in `known`, and known ones that are gone. */
+export function problemsOf(tree: Graph, known: readonly string[] = KNOWN_FEATURE_CYCLES): string[] {
+  const { files, folders } = findCycles(tree);
+  const found = new Set(folders.map(show));
+  return [
+    ...files.map((c) => `file cycle: ${show(c)}`),
+    ...[...found].filter((c) => !known.includes(c)).map((c) => `folder cycle: ${c}`),
+    ...known.filter((c) => !found.has(c)).map((c) => `gone (delete it from KNOWN_FEATURE_CYCLES): ${c}`),
+  ];
+}
+
 async function main(): Promise<void> {
   const tree = await readGraph('src');
-  const { files, folders } = findCycles(tree);
-  for (const c of files) console.error(`file cycle: ${[...c, c[0]].join(' → ')}`);
-  for (const c of folders) console.error(`folder cycle: ${[...c, c[0]].join(' → ')}`);
-  if (files.length || folders.length) {
-    console.error(`check-cycles: ${files.length} file-level and ${folders.length} folder-level import cycles in src/ (docs/architecture.md, "Rules")`);
+  const problems = problemsOf(tree);
+  for (const p of problems) console.error(p);
+  if (problems.length) {
+    console.error(`check-cycles: ${problems.length} import cycle problem(s) in src/ (docs/architecture.md, "Rules")`);
     process.exitCode = 1;
   } else {
-    console.log(`check-cycles: no import cycles among ${Object.keys(tree).length} files`);
+    console.log(`check-cycles: no new import cycles among ${Object.keys(tree).length} files (${KNOWN_FEATURE_CYCLES.length} known feature cycles left)`);
   }
 }
 
