@@ -89,7 +89,6 @@ export const KNOWN_FEATURE_CYCLES: readonly string[] = [
   'features/accounts → features/audit → features/sessions → features/tokens → features/accounts',
   'features/accounts → features/sessions → features/tokens → features/accounts',
   'features/audit → features/sessions → features/audit',
-  'features/email → features/outbox → features/email',
   'features/rbac → features/sessions → features/rbac',
   'features/sessions → features/tokens → features/sessions',
 ];
