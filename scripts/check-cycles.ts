@@ -7,10 +7,10 @@ import madge from 'madge';
 
 /** The unit a file belongs to for the folder-level check: `src/features/mfa/repo.ts` → `features/mfa`. */
 export function unitOf(file: string): string {
-  const parts = file.replace(/\\/g, '/').replace(/^src\//, '').split('/');
-  if (parts[0] === 'features' && parts.length > 2) return `features/${parts[1]}`;
-  if (parts.length > 1) return parts[0];
-  return (parts[0] ?? '').replace(/\.[cm]?[jt]s$/, '');
+  const [top = '', second = '', ...rest] = file.replace(/\\/g, '/').replace(/^src\//, '').split('/');
+  if (top === 'features' && rest.length > 0) return `features/${second}`;
+  if (second) return top;
+  return top.replace(/\.[cm]?[jt]s$/, '');
 }
 
 /** The folder-level graph of a file graph ({ file: [imported files] }), without self-edges. */
