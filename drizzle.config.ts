@@ -4,6 +4,6 @@ import { defineConfig } from 'drizzle-kit';
 // table definitions; no database is needed to generate.
 export default defineConfig({
   dialect: 'postgresql',
-  schema: './src/infra/db/schema.ts',
+  schema: './src/db-schema.ts',
   out: './migrations',
 });

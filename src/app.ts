@@ -2,87 +2,57 @@ import formbody from '@fastify/formbody';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { DestinationStream } from 'pino';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Services } from './composition/services.js';
 import type { Config } from './config/index.js';
-import { createAccountMail } from './features/accounts/account-mail.js';
-import { createEmailFlows } from './features/accounts/email-flows.js';
+import { normaliseEmail } from './features/accounts/email.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
-import { createAccountService } from './features/accounts/service.js';
-import { createSignInGuard } from './features/accounts/sign-in-guard.js';
+import { adminRoutes } from './features/admin/routes.js';
+import { auditRoutes } from './features/audit/routes.js';
 import { discoveryRoutes } from './features/discovery/routes.js';
-import { createEmailTokenService } from './features/email-tokens/service.js';
 import { healthRoutes } from './features/health/routes.js';
-import { createEmailSender, createOutboxService } from './features/mail/index.js';
-import { sessionRoutes } from './features/sessions/routes.js';
-import { createSessionService } from './features/sessions/service.js';
-import { createTokenSigner } from './features/tokens/token-signer.js';
-import { createTokenVerifier } from './features/tokens/token-verifier.js';
-import { tokenRoutes } from './features/tokens/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
-import { createIntrospectionService } from './features/introspection/service.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { mfaRoutes } from './features/mfa/routes.js';
+import { caller } from './features/sessions/authenticate.js';
+import { sessionRoutes } from './features/sessions/routes.js';
+import { socialRoutes } from './features/social/routes.js';
+import { tokenRoutes } from './features/tokens/routes.js';
 import { clientErrorHandler } from './http/client-errors.js';
+import { registerErrorHandling } from './http/error-handler.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerNoNul } from './http/no-nul.js';
-import { registerRequestDeadline } from './http/request-deadline.js';
-import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerFavicon } from './http/favicon.js';
 import { registerRateLimits } from './http/rate-limits.js';
-import { createMemoryCounterStore, createRedisCounterStore, type CounterStore } from './infra/counter-store.js';
-import { systemClock, type Clock } from './infra/clock.js';
-import type { DatabaseHandle } from './infra/db/client.js';
-import type { KeyRing } from './infra/keys.js';
-import { loggerOptions } from './infra/logger.js';
-import { redisOutageNotice } from './infra/outage-notice.js';
-import { createMetrics, instrumentHasher } from './infra/metrics.js';
-import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
-import { createSecretBox, createStaticBox } from './infra/secret-box.js';
-import { createAuditService } from './features/audit/service.js';
-import { auditRoutes } from './features/audit/routes.js';
-import { mfaRoutes } from './features/mfa/routes.js';
-import { adminRoutes } from './features/admin/routes.js';
-import { createProviderRegistry } from './features/social/registry.js';
-import { socialRoutes } from './features/social/routes.js';
-import { createSocialService, type SocialService } from './features/social/service.js';
-import { createWebFlow } from './features/social/web-flow.js';
-import { createAdminService, type AdminService } from './features/admin/service.js';
-import { createRbacService } from './features/rbac/service.js';
-import { createMfaService, type MfaService } from './features/mfa/service.js';
+import { registerRequestDeadline } from './http/request-deadline.js';
+import { registerRequestLog, requestId } from './http/request-log.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    services: { admin: AdminService };
+    /** The services the app serves (the tests and the CLI of old reached the admin service here). */
+    services: Services;
   }
 }
 
-export interface AppDeps {
-  database: DatabaseHandle;
-  keys: KeyRing;
-  clock?: Clock;
-  hasher?: PasswordHasher;
-  /** Encrypts TOTP secrets (MFA_ENCRYPTION_KEY, see runtime.ts loadMfaKey). */
-  mfaKey: Buffer;
-  /** Where the JSON log goes (tests read it); stdout otherwise. */
-  logStream?: DestinationStream;
+export interface AppOptions {
   /** In a cluster worker: the primary's count of crashed workers (metrics). */
   workerCrashes?: () => number;
 }
 
-/** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
-export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
-  const clock = deps.clock ?? systemClock;
-  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency, config.passwords.bcryptMaxQueue);
-  const metrics = createMetrics();
-  const rbac = createRbacService({ db: deps.database.db, clock, defaultRole: config.defaultRole });
-  const audit = createAuditService({ db: deps.database.db, clock });
-  const hasher = instrumentHasher(deps.hasher ?? (ownHasher as PasswordHasher), metrics.hashSeconds);
-  const db = deps.database.db;
+/**
+ * The HTTP application over built services (composition/services.ts): framework
+ * plugins first, then the features' routes. It runs the services' background work
+ * while it runs (`start` when ready, `close` when closed).
+ */
+export async function buildApp(config: Config, services: Services, opts: AppOptions = {}): Promise<FastifyInstance> {
+  const { infra, metrics, hasher, sessions, accounts } = services;
+  const { database, clock } = infra;
+  // The process's logger (composition/infra.ts): services and requests write one stream.
+  const logger: FastifyBaseLogger = infra.logger;
 
   const app = Fastify({
-    logger: loggerOptions(config, deps.logStream),
+    loggerInstance: logger,
     // One line per request, written by registerRequestLog (no query strings: links carry tokens).
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustProxy as boolean | string[],
@@ -99,8 +69,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ajv: { customOptions: { removeAdditional: true, allErrors: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // The app owns (and closes) only a hasher it created.
-  if (ownHasher) app.addHook('onClose', () => ownHasher.close());
+  app.addHook('onReady', () => services.start());
+  app.addHook('onClose', () => services.close());
   registerRequestLog(app);
   registerErrorHandling(app);
   // Before every route: its onRoute hook wraps the handlers registered after it.
@@ -135,155 +105,43 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await registerOpenApi(app, config);
   registerFavicon(app);
 
-  // Rate limits and brute-force counters: shared through Redis when configured, this process's own otherwise
-  // (and whenever Redis does not answer: the limits stay on). Before the routes, which they wrap.
-  const limits = config.rateLimits;
-  const countsInRedis = Boolean(config.redisUrl) && (limits.enabled || limits.bruteForce.enabled);
-  const queuesInRedis = Boolean(config.redisUrl) && deps.database.kind === 'postgres';
-  // However many connections notice, a Redis outage is one warning saying what still works, and one line when it is back.
-  const stillWorks = [countsInRedis ? "rate limits use this process's counters" : '', queuesInRedis ? 'email waits in the outbox' : ''].filter(Boolean).join(' and ');
-  const redisNotice = config.redisUrl ? redisOutageNotice(config.redisUrl, stillWorks, app.log) : null;
-  let counters: CounterStore | null = null;
-  if (limits.enabled || limits.bruteForce.enabled) {
-    const local = createMemoryCounterStore(clock);
-    const shared = config.redisUrl
-      ? createRedisCounterStore({ url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: app.log, ...(redisNotice ? { notice: redisNotice.connection() } : {}) }, local)
-      : null;
-    counters = shared ?? local;
-    if (shared) app.addHook('onReady', async () => void (await shared.ready(2000)));
-    const store = counters;
-    app.addHook('onClose', () => store.close());
+  // Rate limits over the shared counters (composition/infra.ts), before the routes, which they wrap.
+  if (infra.counters && config.rateLimits.enabled) {
+    const guard = services.signInGuard;
+    await registerRateLimits(app, {
+      store: infra.counters.store,
+      limits: config.rateLimits.limits,
+      rateLimited: metrics.rateLimited,
+      accountKey: normaliseEmail,
+      userOf: (request) => caller(request).token.sub,
+      ...(guard ? { isKnownClient: guard.isKnownClient } : {}),
+    });
   }
-  const signInGuard = counters && limits.bruteForce.enabled
-    ? createSignInGuard({ store: counters, settings: limits.bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) })
-    : undefined;
-  if (counters && limits.enabled) {
-    await registerRateLimits(app, { store: counters, limits: limits.limits, rateLimited: metrics.rateLimited, ...(signInGuard ? { isKnownClient: signInGuard.isKnownClient } : {}) });
-  }
-
-  const signer = createTokenSigner(deps.keys, clock, {
-    algorithm: config.jwt.algorithm,
-    issuer: config.jwt.issuer,
-    audience: config.jwt.audience,
-    accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
-  });
-  const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
-  const tokens = createEmailTokenService({ db, clock });
-  const sessions = createSessionService({
-    db,
-    clock,
-    signer,
-    verifier,
-    refreshTokenDays: config.jwt.refreshTokenDays,
-    refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
-    metrics,
-    grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
-    audit,
-    emailTokens: tokens,
-  });
-  const outbox = createOutboxService({ db, clock, box: createSecretBox(deps.keys) });
-  // Social sign-in is built after accounts (it needs them); the account notices list its providers.
-  const late: { social?: SocialService } = {};
-  const mail = createAccountMail({
-    connectedProviders: (tx, userId) => late.social?.connectedProviders(tx, userId) ?? Promise.resolve([]),
-    tokens,
-    outbox,
-    settings: {
-      confirmTtlSeconds: config.email.confirmTtlSeconds,
-      passwordResetTtlSeconds: config.email.passwordResetTtlSeconds,
-      caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
-    },
-  });
-  // Accounts and MFA need each other (sign-in asks MFA; MFA checks passwords): the gate resolves late.
-  let mfa: MfaService | null = null;
-  const secondFactor = {
-    required: (userId: string) => (mfa as MfaService).required(userId),
-    challenge: (userId: string, amr: string[]) => (mfa as MfaService).challenge(userId, amr),
-  };
-  const accounts = createAccountService({
-    db,
-    clock,
-    hasher,
-    sessions,
-    mail,
-    tokens,
-    metrics,
-    secondFactor,
-    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
-    keepAnAdmin: (tx, userId) => rbac.keepAnAdmin(tx, userId),
-    audit,
-    requireEmailVerification: config.requireEmailVerification,
-    ...(signInGuard ? { guard: signInGuard } : {}),
-    registrationEnumerationProtection: config.registrationEnumerationProtection,
-  });
-  mfa = createMfaService({
-    db,
-    clock,
-    box: createStaticBox(deps.mfaKey, 'mfa'),
-    accounts,
-    sessions,
-    audit,
-    mail,
-    settings: {
-      issuer: config.appName,
-      reauthSeconds: config.mfa.reauthSeconds,
-      maxFailures: config.mfa.maxFailures,
-      failureWindowSeconds: config.mfa.failureWindowSeconds,
-      challengeSeconds: config.mfa.challengeSeconds,
-    },
-  });
-
-  // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
-  const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log, ...(redisNotice ? { redisNotice: redisNotice.connection() } : {}) });
-  app.addHook('onReady', async () => sender.start());
-  app.addHook('onClose', () => sender.stop());
 
   registerMetrics(app, {
     metrics,
     hashQueueDepth: () => hasher.queueDepth,
-    outbox: () => outbox.backlog(),
-    pool: deps.database.kind === 'postgres' ? () => deps.database.poolStats() ?? { total: 0, idle: 0, waiting: 0 } : null,
-    workerCrashes: deps.workerCrashes ?? null,
+    outbox: () => services.outbox.backlog(),
+    pool: database.kind === 'postgres' ? () => database.poolStats() ?? { total: 0, idle: 0, waiting: 0 } : null,
+    workerCrashes: opts.workerCrashes ?? null,
     now: () => clock.now(),
     token: config.metricsToken,
   });
-  await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
-  await app.register(discoveryRoutes, { config, keys: deps.keys });
-  // Third-party sign-in (docs/social-sign-in.md): providers from config, the account rules, and the web flow's one-time codes.
-  const social = createSocialService({
-    db,
-    clock,
-    registry: createProviderRegistry(config.social, clock),
-    accounts,
-    sessions,
-    mail,
-    audit,
-    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
-    secondFactor,
-    requireEmailVerification: config.requireEmailVerification,
-    reauthSeconds: config.mfa.reauthSeconds,
-  });
-  late.social = social;
-  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit, identities: social, ...(signInGuard ? { signInGuard } : {}) });
-  const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
-  await app.register(tokenRoutes, { accounts, sessions, socialCodes: webFlow });
-  await app.register(socialRoutes, { social, webFlow, sessions, publicUrl: config.publicUrl });
+  await app.register(healthRoutes, { pingDatabase: () => database.ping(), pingRedis: services.sender?.redis?.ping ?? null });
+  await app.register(discoveryRoutes, { config, keys: infra.keys });
+  await app.register(tokenRoutes, { accounts, sessions, socialCodes: services.webFlow });
+  await app.register(socialRoutes, { social: services.social, webFlow: services.webFlow, sessions, publicUrl: config.publicUrl });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
-  if (config.introspection.clients.length) {
-    const introspection = createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer });
-    await app.register(introspectionRoutes, { introspection });
-  }
+  if (services.introspection) await app.register(introspectionRoutes, { introspection: services.introspection });
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
-  await app.register(mfaRoutes, { mfa, sessions });
-  await app.register(auditRoutes, { audit, sessions });
-  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
-  await app.register(adminRoutes, { admin, sessions, grantsOf: (userId) => rbac.grantsOf(userId) });
-  // For the CLI (tessera users …): the same services, no HTTP.
-  app.decorate('services', { admin });
+  await app.register(mfaRoutes, { mfa: services.mfa, sessions });
+  await app.register(auditRoutes, { audit: services.audit, sessions });
+  await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
+  app.decorate('services', services);
   await app.register(emailRoutes, {
     accounts,
-    flows,
+    flows: services.flows,
     sessions,
     appName: config.appName,
     emailConfirmedRedirectUrl: config.email.emailConfirmedRedirectUrl,

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config/index.js';
-import { buildApp } from './app.js';
+import { JWT_ALGORITHMS, configuredJwtAlgorithm, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config/index.js';
+import { assembleInfra } from './composition/infra.js';
+import { createServices, type Services } from './composition/services.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
 import { readPassword } from './cli-password.js';
 import { SetupError, reportFatal } from './fatal.js';
 import { normaliseEmail } from './features/accounts/email.js';
 import { describeStoredEmails, reviewStoredEmails } from './features/accounts/stored-emails.js';
-import { outboxAdmin } from './features/mail/index.js';
 import type { Database } from './infra/db/client.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
 import { migrateDatabase } from './migrate.js';
@@ -58,7 +58,7 @@ async function migrate(): Promise<void> {
 
 function keysGenerate(args: string[]): void {
   const { values } = parseArgs({ args, options: { alg: { type: 'string' }, out: { type: 'string' } } });
-  const alg = (values.alg ?? process.env.JWT_ALGORITHM ?? 'RS256') as JwtAlgorithm;
+  const alg = (values.alg ?? configuredJwtAlgorithm() ?? 'RS256') as JwtAlgorithm;
   if (!JWT_ALGORITHMS.includes(alg)) throw new KeyError(`--alg must be one of ${JWT_ALGORITHMS.join(', ')}, got "${alg}"`);
   const pair = generateKeyPairPem(alg);
   if (!values.out) {
@@ -85,15 +85,11 @@ async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
 }
 
 async function outboxStatus(): Promise<void> {
-  await withDatabase(async (db) => {
-    const counts = await outboxAdmin.countByStatus(db);
-    const { oldestUnsentAt, ...byStatus } = counts;
-    console.log(Object.entries(byStatus).map(([status, n]) => `${status}: ${n}`).join('  '));
-    if (oldestUnsentAt) console.log(`oldest unsent message: ${oldestUnsentAt.toISOString()}`);
-    for (const row of await outboxAdmin.listFailed(db, 50)) {
-      console.log(`failed ${row.id} ${row.kind} to ${row.recipient} after ${row.attempts} attempts: ${row.lastError ?? ''}`);
-    }
-  });
+  const { counts, failed } = await withServices(({ outbox }) => outbox.status(50), { migrate: false });
+  const { oldestUnsentAt, ...byStatus } = counts;
+  console.log(Object.entries(byStatus).map(([status, n]) => `${status}: ${n}`).join('  '));
+  if (oldestUnsentAt) console.log(`oldest unsent message: ${oldestUnsentAt.toISOString()}`);
+  for (const row of failed) console.log(`failed ${row.id} ${row.kind} to ${row.recipient} after ${row.attempts} attempts: ${row.lastError ?? ''}`);
 }
 
 async function outboxRetry(args: string[]): Promise<void> {
@@ -101,32 +97,28 @@ async function outboxRetry(args: string[]): Promise<void> {
   const ids = values.id;
   if (ids?.some((id) => !/^[0-9a-f-]{36}$/i.test(id))) throw new SetupError('--id takes an outbox message id (a UUID, as `tessera outbox status` prints it)');
   const given = ids ? [...new Set(ids.map((id) => id.toLowerCase()))] : undefined;
-  const { n, notFailed } = await withDatabase((db) =>
-    db.transaction(async (tx) => {
-      const statuses = given ? await outboxAdmin.statusesOf(tx, given) : new Map<string, string>();
-      // A mistyped or purged id is an error, and nothing is re-queued: a script must not read "0 re-queued" as done.
-      const unknown = given?.filter((id) => !statuses.has(id)) ?? [];
-      if (unknown.length) throw new SetupError(`no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`);
-      const notFailed = [...statuses].filter(([, status]) => status !== 'failed');
-      return { n: await outboxAdmin.requeueFailed(tx, new Date(), given), notFailed };
-    }),
-  );
+  const { requeued: n, unknown, notFailed } = await withServices(({ outbox }) => outbox.retryFailed(given), { migrate: false });
+  // A mistyped or purged id is an error, and nothing is re-queued: a script must not read "0 re-queued" as done.
+  if (unknown.length) throw new SetupError(`no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`);
   for (const [id, status] of notFailed) console.log(`tessera: ${id} is ${status}, not failed; left as it is`);
   console.log(`tessera: ${n} failed message${n === 1 ? '' : 's'} re-queued; the server or the worker sends ${n === 1 ? 'it' : 'them'} shortly`);
 }
 
-/** Runs `fn` with the application's services (and the configuration) over the configured database (no HTTP server). */
-async function withServices<T>(fn: (services: Awaited<ReturnType<typeof buildApp>>['services'], config: Config) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the application's services over the configured database: no HTTP app, no email
+ * sender, no Redis, and a hashing thread only once something is hashed (composition/infra.ts).
+ */
+async function withServices<T>(fn: (services: Services, config: Config) => Promise<T>, opts: { migrate?: boolean } = {}): Promise<T> {
   const config = { ...loadConfig(), logLevel: 'error' };
   const { ring } = await loadConfiguredKeys(config);
   const database = await connectConfiguredDatabase(config);
   try {
-    await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
-    const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config) });
+    if (opts.migrate !== false) await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
+    const services = createServices(config, assembleInfra(config, { role: 'cli', database, keys: ring, mfaKey: loadMfaKey(config) }));
     try {
-      return await fn(app.services, config);
+      return await fn(services, config);
     } finally {
-      await app.close();
+      await services.close();
     }
   } finally {
     await database.close();

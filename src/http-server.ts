@@ -1,4 +1,6 @@
 import { buildApp } from './app.js';
+import { assembleInfra } from './composition/infra.js';
+import { createServices } from './composition/services.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
 import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
@@ -17,7 +19,8 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const database = await connectConfiguredDatabase(config, (err) => console.error('tessera: idle database connection error:', err.message));
   if (migrate) await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
   const workerCrashes = watchWorkerCrashes();
-  const app = await buildApp(config, { database, keys: ring, mfaKey: loadMfaKey(config), ...(workerCrashes ? { workerCrashes } : {}) });
+  const infra = assembleInfra(config, { role: 'server', database, keys: ring, mfaKey: loadMfaKey(config) });
+  const app = await buildApp(config, createServices(config, infra, { sendEmail: true }), workerCrashes ? { workerCrashes } : {});
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY or KEYS_DIR in production');
   // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, app.log);

@@ -24,6 +24,71 @@ export const RATE_LIMITS = {
 
 export type RateLimitName = keyof typeof RATE_LIMITS;
 
+/** A request's parsed body, as the route rules below read it. */
+export type RequestBody = Record<string, unknown> | null | undefined;
+const field = (body: RequestBody, name: string): string => {
+  const v = body?.[name];
+  return typeof v === 'string' ? v : '';
+};
+
+/**
+ * Which limits a request counts against, by route. Per-IP limits count the
+ * client address (`request.ip`: the socket, or the forwarded chain only from
+ * proxies named in TRUST_PROXY); per-account limits count the submitted email.
+ */
+export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitName[]> = {
+  'POST /auth/token': (body) => {
+    switch (field(body, 'grant_type')) {
+      case 'password':
+        return ['token_ip', 'sign_in_ip', 'sign_in_account'];
+      case 'refresh_token':
+        return ['token_ip', 'refresh_ip'];
+      default:
+        // authorization_code (the one-time code of the web social sign-in) and any other grant.
+        return ['token_ip', 'code_exchange_ip'];
+    }
+  },
+  'POST /auth/login': () => ['sign_in_ip', 'sign_in_account'],
+  // Native third-party sign-in (each one calls the provider): a sign-in from this IP too.
+  'POST /auth/oauth/:provider/token': () => ['sign_in_ip'],
+  'POST /auth/refresh': () => ['refresh_ip'],
+  'POST /auth/register': () => ['register_ip', 'register_account'],
+  'POST /auth/password/forgot': () => ['forgot_password_ip', 'forgot_password_account'],
+  'POST /auth/confirm-email/resend': () => ['resend_confirmation_ip', 'resend_confirmation_account'],
+  'POST /auth/mfa/verify': () => ['mfa_verify_ip'],
+  // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
+  'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
+};
+
+/**
+ * The body field that names the account of a route's per-account limits: the
+ * one the route actually authenticates (or acts) with, `email` unless listed.
+ * Never another field the client adds: a decoy `email` on a form grant must
+ * not move the count of its `username` elsewhere.
+ */
+export const ACCOUNT_FIELDS: Record<string, string> = {
+  'POST /auth/token': 'username',
+};
+
+/**
+ * Limits of signed-in requests, counted per account (the verified access token's user),
+ * so they run after the route's own guards (`authenticate`) instead of before them.
+ */
+export const SIGNED_IN_RATE_LIMIT_RULES: Record<string, RateLimitName[]> = {
+  // Each request mails the current address, and the new one (or its owner): bounded per account.
+  'POST /users/me/email': ['email_change_account'],
+};
+/**
+ * Limits a known client of the address skips (features/accounts/sign-in-guard.ts): its own
+ * brute-force counter, reserved before each password is hashed, already slows
+ * its guesses, so a stranger flooding the address cannot refuse the owner at
+ * a known client.
+ */
+export const KNOWN_CLIENT_SKIPS = new Set<RateLimitName>(['sign_in_account']);
+
+/** The limits of the brute-force protection (features/accounts/sign-in-guard.ts), as 429s and metrics name them. */
+export const BRUTE_FORCE_LIMITS = { delay: 'sign_in_delay', ipFailures: 'sign_in_failures_ip' } as const;
+
 export interface RateLimitConfig {
   /** RATE_LIMIT_ENABLED: the request limits below. */
   enabled: boolean;

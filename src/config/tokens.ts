@@ -4,7 +4,7 @@
  * `tessera keys …`; docs/key-rotation.md).
  */
 import path from 'node:path';
-import type { Reader } from './reader.js';
+import { Reader, type Env } from './reader.js';
 
 export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
 export const JWT_ALGORITHMS: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
@@ -53,4 +53,12 @@ export function checkKeySources(r: Reader, jwt: JwtConfig): void {
   if (jwt.previousPublicKeysPem && !jwt.privateKeyPem) {
     r.problems.push('PREVIOUS_PUBLIC_KEYS: only used with PRIVATE_KEY; with KEYS_DIR (or DATA_DIR/keys) earlier keys stay in the directory');
   }
+}
+
+/**
+ * JWT_ALGORITHM as set (or undefined), without the rest of the configuration: `tessera keys generate`
+ * must work where a full configuration would be refused (a production host without its keys yet).
+ */
+export function configuredJwtAlgorithm(env: Env = process.env): string | undefined {
+  return new Reader(env).raw('JWT_ALGORITHM');
 }

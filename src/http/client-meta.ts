@@ -1,5 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import type { ClientMeta } from '../features/sessions/service.js';
+
+/** Who made a request, as far as the transport tells: recorded with sessions and in the audit trail. */
+export interface ClientMeta {
+  userAgent: string | null;
+  ip: string | null;
+}
 
 /** The client's address (socket, or the forwarded chain when TRUST_PROXY allows) and user agent. */
 export function clientMeta(request: FastifyRequest): ClientMeta {

@@ -1,87 +1,26 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Counter } from 'prom-client';
-import type { Rate, RateLimitName } from '../config/index.js';
+import { ACCOUNT_FIELDS, KNOWN_CLIENT_SKIPS, RATE_LIMIT_RULES, SIGNED_IN_RATE_LIMIT_RULES, type Rate, type RateLimitName, type RequestBody } from '../config/index.js';
 import { AppError } from '../errors.js';
-import { caller } from './authenticate.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';
-import { normaliseEmail } from '../features/accounts/email.js';
 import { keyDigest, type CounterStore } from '../infra/counter-store.js';
 import { ipKey } from '../infra/ip-key.js';
 
-type Body = Record<string, unknown> | null | undefined;
+type Body = RequestBody;
 const field = (body: Body, name: string): string => {
   const v = body?.[name];
   return typeof v === 'string' ? v : '';
 };
 
-/**
- * Which limits a request counts against, by route. Per-IP limits count the
- * client address (`request.ip`: the socket, or the forwarded chain only from
- * proxies named in TRUST_PROXY); per-account limits count the submitted email.
- */
-export const RATE_LIMIT_RULES: Record<string, (body: Body) => RateLimitName[]> = {
-  'POST /auth/token': (body) => {
-    switch (field(body, 'grant_type')) {
-      case 'password':
-        return ['token_ip', 'sign_in_ip', 'sign_in_account'];
-      case 'refresh_token':
-        return ['token_ip', 'refresh_ip'];
-      default:
-        // authorization_code (the one-time code of the web social sign-in) and any other grant.
-        return ['token_ip', 'code_exchange_ip'];
-    }
-  },
-  'POST /auth/login': () => ['sign_in_ip', 'sign_in_account'],
-  // Native third-party sign-in (each one calls the provider): a sign-in from this IP too.
-  'POST /auth/oauth/:provider/token': () => ['sign_in_ip'],
-  'POST /auth/refresh': () => ['refresh_ip'],
-  'POST /auth/register': () => ['register_ip', 'register_account'],
-  'POST /auth/password/forgot': () => ['forgot_password_ip', 'forgot_password_account'],
-  'POST /auth/confirm-email/resend': () => ['resend_confirmation_ip', 'resend_confirmation_account'],
-  'POST /auth/mfa/verify': () => ['mfa_verify_ip'],
-  // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
-  'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
-};
+// What the limits are (names, values, which routes count against which, whose key) is defined in
+// config/limits.ts; this file only applies them to requests.
 
-/**
- * The body field that names the account of a route's per-account limits: the
- * one the route actually authenticates (or acts) with, `email` unless listed.
- * Never another field the client adds: a decoy `email` on a form grant must
- * not move the count of its `username` elsewhere.
- */
-export const ACCOUNT_FIELDS: Record<string, string> = {
-  'POST /auth/token': 'username',
-};
+/** The submitted address a request's per-account limits count (normalised by the `accountKey` option). */
+const submittedAccount = (request: FastifyRequest): string => field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email');
 
-/** The normalised address a request's per-account limits count. */
-const accountOf = (request: FastifyRequest): string =>
-  normaliseEmail(field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email'));
-
-/**
- * Limits of signed-in requests, counted per account (the verified access token's user),
- * so they run after the route's own guards (`authenticate`) instead of before them.
- */
-export const SIGNED_IN_RATE_LIMIT_RULES: Record<string, RateLimitName[]> = {
-  // Each request mails the current address, and the new one (or its owner): bounded per account.
-  'POST /users/me/email': ['email_change_account'],
-};
 const SIGNED_IN_LIMITS = new Set(Object.values(SIGNED_IN_RATE_LIMIT_RULES).flat());
 
-/** The counter key of one limit for one request; emails only as a digest. */
-function keyOf(name: RateLimitName, request: FastifyRequest): string {
-  if (SIGNED_IN_LIMITS.has(name)) return `${name}:${caller(request).token.sub}`;
-  if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
-  return `${name}:${keyDigest(accountOf(request))}`;
-}
-
-/**
- * Limits a known client of the address skips (sign-in-guard.ts): its own
- * brute-force counter, reserved before each password is hashed, already slows
- * its guesses, so a stranger flooding the address cannot refuse the owner at
- * a known client.
- */
-const KNOWN_CLIENT_SKIPS = new Set<RateLimitName>(['sign_in_account']);
 
 /** @fastify/rate-limit's store interface over our counters (shared through Redis, per process as the fallback). */
 function storeClass(counters: CounterStore) {
@@ -109,6 +48,10 @@ export interface RateLimitOptions {
   limits: Record<RateLimitName, Rate | null>;
   /** `tessera_rate_limited_total{limit}`. */
   rateLimited: Pick<Counter<'limit'>, 'inc'>;
+  /** The account an address names (the accounts feature's normalisation): one counter per account, however it is spelled. */
+  accountKey: (submitted: string) => string;
+  /** The signed-in user of a request that passed its route's guards (the per-account limits of signed-in routes). */
+  userOf: (request: FastifyRequest) => string;
   /** Whether `ip` is a known client of the address (brute-force protection on); none: every client counts. */
   isKnownClient?: (email: string, ip: string | null) => Promise<boolean>;
 }
@@ -127,6 +70,13 @@ export interface RateLimitOptions {
  */
 export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOptions): Promise<void> {
   await app.register(rateLimit, { global: false, store: storeClass(opts.store) });
+  const accountOf = (request: FastifyRequest): string => opts.accountKey(submittedAccount(request));
+  /** The counter key of one limit for one request; emails only as a digest. */
+  const keyOf = (name: RateLimitName, request: FastifyRequest): string => {
+    if (SIGNED_IN_LIMITS.has(name)) return `${name}:${opts.userOf(request)}`;
+    if (!name.endsWith('_account')) return `${name}:${ipKey(request.ip)}`;
+    return `${name}:${keyDigest(accountOf(request))}`;
+  };
   const checks = new Map<RateLimitName, ReturnType<FastifyInstance['createRateLimit']>>();
   for (const [name, rate] of Object.entries(opts.limits) as [RateLimitName, Rate | null][]) {
     if (rate) checks.set(name, app.createRateLimit({ max: rate.max, timeWindow: rate.windowSeconds * 1000, keyGenerator: (request) => keyOf(name, request) }));

@@ -5,6 +5,8 @@ import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
+import { assembleInfra } from '../../src/composition/infra.js';
+import { createServices } from '../../src/composition/services.js';
 import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config/index.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import type { KeyRing } from '../../src/infra/keys.js';
@@ -60,7 +62,16 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const db = opts.db ?? (await createTestDatabase());
   const clock = opts.clock ?? new ManualClock(new Date('2026-01-15T12:00:00Z'));
   const ring = opts.keys ?? (await testKeys(algorithm)).ring;
-  const app = await buildApp(config, { database: db.handle, keys: ring, clock, mfaKey: randomBytes(32), logStream: opts.logStream, hasher: opts.hasher });
+  const infra = assembleInfra(config, {
+    role: 'server',
+    database: db.handle,
+    keys: ring,
+    clock,
+    mfaKey: randomBytes(32),
+    ...(opts.logStream ? { logStream: opts.logStream } : {}),
+    ...(opts.hasher ? { hasher: opts.hasher } : {}),
+  });
+  const app = await buildApp(config, createServices(config, infra, { sendEmail: true }));
   await app.ready();
   return {
     app,

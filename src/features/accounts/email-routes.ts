@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
-import { authenticate, caller } from '../../http/authenticate.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { authenticate, caller } from '../../http/authenticate.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';

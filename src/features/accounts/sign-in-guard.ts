@@ -1,5 +1,5 @@
 import { AppError } from '../../errors.js';
-import type { RateLimitConfig } from '../../config/index.js';
+import { BRUTE_FORCE_LIMITS, type RateLimitConfig } from '../../config/index.js';
 import { NO_COUNT, delayMsAfter, keyDigest, type CounterStore } from '../../infra/counter-store.js';
 import { ipKey } from '../../infra/ip-key.js';
 
@@ -99,8 +99,8 @@ export function createSignInGuard(deps: { store: CounterStore; settings: Omit<Br
         ipRate ? store.peek(ipFailKey(ip)) : null,
       ]);
       const own = known.ttlMs > 0 ? clientWait : wait;
-      if (own.ttlMs > 0) refuse('sign_in_delay', own.ttlMs);
-      if (ipRate && fromIp && fromIp.count >= ipRate.max && fromIp.ttlMs > 0) refuse('sign_in_failures_ip', fromIp.ttlMs);
+      if (own.ttlMs > 0) refuse(BRUTE_FORCE_LIMITS.delay, own.ttlMs);
+      if (ipRate && fromIp && fromIp.count >= ipRate.max && fromIp.ttlMs > 0) refuse(BRUTE_FORCE_LIMITS.ipFailures, fromIp.ttlMs);
     },
 
     /** Whether this IP is a known client of the address (it is judged by its own counter). */
@@ -120,13 +120,13 @@ export function createSignInGuard(deps: { store: CounterStore; settings: Omit<Br
       const [fails, wait] = c ? [clientFailKey(c), clientWaitKey(c)] : [failKey(email), waitKey(email)];
       // Cheap early answer during a delay (reserve below is what decides): the IP's count is not touched.
       const delayed = await store.peek(wait);
-      if (delayed.ttlMs > 0) refuse('sign_in_delay', delayed.ttlMs);
+      if (delayed.ttlMs > 0) refuse(BRUTE_FORCE_LIMITS.delay, delayed.ttlMs);
       const fromIp = ipRate ? await store.take(ipFailKey(ip), ipRate.windowSeconds * 1000, ipRate.max) : null;
-      if (fromIp && !fromIp.taken) refuse('sign_in_failures_ip', fromIp.ttlMs);
+      if (fromIp && !fromIp.taken) refuse(BRUTE_FORCE_LIMITS.ipFailures, fromIp.ttlMs);
       const counted = await store.reserve(fails, wait, settings.windowSeconds * 1000, scheduleOf(settings));
       if (!counted.taken) {
         if (fromIp) await store.release(ipFailKey(ip));
-        refuse('sign_in_delay', counted.ttlMs);
+        refuse(BRUTE_FORCE_LIMITS.delay, counted.ttlMs);
       }
       return {
         scope: c ? 'client' : 'account',

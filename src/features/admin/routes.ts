@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { authenticate, caller } from '../../http/authenticate.js';
-import { requirePermission, type CurrentGrants } from '../../http/authorize.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
+import { requirePermission, type CurrentGrants } from '../rbac/guards.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import { Password, UserBody, toUserBody } from '../accounts/schemas.js';

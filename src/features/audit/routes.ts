@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
-import { authenticate, caller } from '../../http/authenticate.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
 import { errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuditService } from './service.js';

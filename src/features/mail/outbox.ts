@@ -3,6 +3,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { SecretBox } from '../../infra/secret-box.js';
 import type { EmailKind } from './templates.js';
 import * as repo from './outbox-repo.js';
+import type { OutboxStatus } from './tables.js';
 
 export interface OutboxMessage {
   kind: EmailKind;
@@ -62,6 +63,26 @@ export function createOutboxService(deps: { db: Database; clock: Clock; box: Sec
      * forgot-password to a known address moves nothing a scrape can see (docs/security.md).
      */
     backlog: () => repo.backlog(deps.db, new Date(clock.now().getTime() - BACKLOG_GRACE_MS)),
+
+    /** `tessera outbox status`: messages by status, the oldest unsent one, and the first `limit` failed ones. */
+    async status(limit: number) {
+      return { counts: await repo.countByStatus(deps.db), failed: await repo.listFailed(deps.db, limit) };
+    },
+
+    /**
+     * `tessera outbox retry`: re-queues failed messages (all, or those of `ids`) with a fresh attempt
+     * budget. An id that does not exist re-queues nothing at all (`unknown`): a script must not read a
+     * typo as done. Messages that are not failed are left as they are (`notFailed`).
+     */
+    async retryFailed(ids?: string[]): Promise<{ requeued: number; unknown: string[]; notFailed: Array<[string, OutboxStatus]> }> {
+      return deps.db.transaction(async (tx) => {
+        const statuses = ids ? await repo.statusesOf(tx, ids) : new Map<string, OutboxStatus>();
+        const unknown = ids?.filter((id) => !statuses.has(id)) ?? [];
+        if (unknown.length) return { requeued: 0, unknown, notFailed: [] };
+        const notFailed = [...statuses].filter(([, status]) => status !== 'failed');
+        return { requeued: await repo.requeueFailed(tx, clock.now(), ids), unknown, notFailed };
+      });
+    },
   };
 }
 

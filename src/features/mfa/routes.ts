@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { authenticate, caller, requireAmr } from '../../http/authenticate.js';
+import { authenticate, caller, requireAmr } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, TokenResponseBody, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';

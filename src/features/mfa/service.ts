@@ -1,6 +1,6 @@
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
-import { AppError, OAuthError } from '../../errors.js';
+import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { SecretBox } from '../../infra/secret-box.js';
@@ -9,9 +9,10 @@ import type { Reauth } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
 import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
-import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
+import { sha256Hex } from '../../infra/opaque-token.js';
 import { hashRecoveryCode, isTotpCode, newRecoveryCode } from './codes.js';
 import * as repo from './repo.js';
+import { createSecondFactor } from './second-factor.js';
 import type { UserTotpRow } from './tables.js';
 
 export interface MfaSettings {
@@ -206,21 +207,8 @@ export function createMfaService(deps: MfaDeps) {
       return codes;
     },
 
-    /** Whether a sign-in of this user needs the second step. */
-    async required(userId: string): Promise<boolean> {
-      return Boolean((await repo.findTotp(db, userId))?.enabledAt);
-    },
-
-    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
-    async challenge(userId: string, amr: string[]): Promise<OAuthError> {
-      const token = newOpaqueToken();
-      const now = clock.now();
-      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000) });
-      return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
-        mfa_token: token,
-        expires_in: settings.challengeSeconds,
-      });
-    },
+    // required(userId) and challenge(userId, amr): the sign-in's second step (second-factor.ts).
+    ...createSecondFactor({ db, clock, challengeSeconds: settings.challengeSeconds }),
 
     /** Completes a sign-in with its mfa_token and a code: the normal token response, `amr` with "otp". */
     async completeSignIn(mfaToken: string, code: string, meta: ClientMeta): Promise<TokenResponse> {

@@ -3,17 +3,7 @@ import { users } from '../accounts/tables.js';
 import type { Database } from '../../infra/db/client.js';
 import { roles, userRoles, type RoleRow } from './tables.js';
 
-/** The names and permissions of a user's roles. */
-export async function rolesOfUser(db: Database, userId: string): Promise<Array<{ name: string; permissions: string[] }>> {
-  return db
-    .select({ name: roles.name, permissions: roles.permissions })
-    .from(userRoles)
-    .innerJoin(roles, eq(roles.name, userRoles.role))
-    .where(eq(userRoles.userId, userId))
-    .orderBy(asc(roles.name));
-}
-
-/** Like `rolesOfUser`, but none for a disabled or deleted user: an actor's grants inside a change. */
+/** The names and permissions of an enabled user's roles (none for a disabled or deleted user): an actor's grants inside a change. */
 export async function rolesOfEnabledUser(db: Database, userId: string): Promise<Array<{ name: string; permissions: string[] }>> {
   return db
     .select({ name: roles.name, permissions: roles.permissions })

@@ -3,6 +3,7 @@ import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { ADMIN_ROLE, mayHandOut, mayManage, notHeld, permits, type Grants } from './grant-rules.js';
+import { readGrants } from './grants.js';
 import * as repo from './repo.js';
 import type { RoleRow } from './tables.js';
 
@@ -76,10 +77,10 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     /**
      * A user's roles and flattened permissions as stored now: for an access token (at
      * sign-in and every refresh) and for the guards of Tessera's own routes. One
-     * query on the `user_roles` primary key (user_id, role) joined to `roles` by name.
+     * query (grants.ts, the same definition a refresh reads in its own statement).
      */
     async grantsOf(userId: string, tx: Database = db): Promise<Grants> {
-      return flatten(await repo.rolesOfUser(tx, userId));
+      return readGrants(tx, userId);
     },
 
     /**
@@ -99,7 +100,7 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     /** 403 unless `by` could have given `userId` everything it holds (an admin only by an admin). */
     async mayChangeUser(tx: Database, by: ActingGrants, userId: string): Promise<void> {
       if (!by) return;
-      if (!mayManage(by, flatten(await repo.rolesOfUser(tx, userId)))) {
+      if (!mayManage(by, await readGrants(tx, userId))) {
         throw new AppError('forbidden', 'This user holds roles or permissions you do not; only someone holding them all can change the account.');
       }
     },

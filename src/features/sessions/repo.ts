@@ -2,7 +2,7 @@ import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { insertedRow } from '../../infra/db/rows.js';
 import { users } from '../accounts/tables.js';
-import { roles, userRoles } from '../rbac/tables.js';
+import { grantColumns as rbacGrantColumns } from '../rbac/grants.js';
 import { sessions, type SessionRow } from './tables.js';
 
 export interface NewSession {
@@ -61,13 +61,10 @@ export interface SessionWithUser {
 }
 
 /**
- * The roles and permissions a refreshed token carries, read in the same statement
- * as the compare-and-swap: a refresh stays one round trip.
+ * The roles and permissions a refreshed token carries (defined by rbac, their one owner),
+ * read in the same statement as the compare-and-swap: a refresh stays one round trip.
  */
-const grantColumns = {
-  roles: sql<string[]>`(select coalesce(array_agg(ur.role order by ur.role), '{}') from ${userRoles} ur where ur.user_id = ${sessions.userId})`,
-  permissions: sql<string[]>`(select coalesce(array_agg(distinct p order by p), '{}') from ${userRoles} ur join ${roles} r on r.name = ur.role cross join unnest(r.permissions) p where ur.user_id = ${sessions.userId})`,
-};
+const grantColumns = rbacGrantColumns(sessions.userId);
 
 export type SessionWithGrants = SessionWithUser & { roles: string[]; permissions: string[] };
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
-import { authenticate, bearerToken, caller } from '../../http/authenticate.js';
+import { authenticate, bearerToken, caller } from './authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from './service.js';

@@ -1,6 +1,7 @@
 import type { Clock } from '../../infra/clock.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
+import type { ClientMeta } from '../../http/client-meta.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
 import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
@@ -18,10 +19,8 @@ export interface TokenResponse {
   refresh_token: string;
 }
 
-export interface ClientMeta {
-  userAgent: string | null;
-  ip: string | null;
-}
+/** Who made a request (the transport's view: http/client-meta.ts). */
+export type { ClientMeta };
 
 export interface SessionOwner {
   id: string;

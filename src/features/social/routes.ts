@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, OAuthError } from '../../errors.js';
-import { authenticate, caller } from '../../http/authenticate.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, OAuthErrorBody, TokenResponseBody, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';

@@ -212,8 +212,11 @@ export function createWebFlow(deps: WebFlowDeps) {
       if (!row) {
         const used = await repo.findCode(db, hash);
         if (used?.usedAt && used.sessionId) {
-          // A code used twice was intercepted (or the app is broken): end what the first use opened.
-          await deps.sessions.revokeOwn(used.userId, used.sessionId).catch(() => undefined);
+          // A code used twice was intercepted (or the app is broken): end what the first use opened. A session
+          // already ended is fine; any other failure (the database) fails the request instead of hiding it.
+          await deps.sessions.revokeOwn(used.userId, used.sessionId).catch((err: unknown) => {
+            if (!(err instanceof AppError && err.code === 'session_not_found')) throw err;
+          });
           await deps.audit.record(db, { userId: used.userId, type: 'oauth_code_reuse', ip: meta.ip, userAgent: meta.userAgent, details: { method: used.provider, session: used.sessionId } });
         }
         throw invalid();

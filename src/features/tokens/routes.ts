@@ -5,8 +5,7 @@ import { OAuthError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { OAuthErrorBody, TokenResponseBody } from '../../http/schemas.js';
 import type { AccountService } from '../accounts/service.js';
-import type { SessionService, TokenResponse } from '../sessions/service.js';
-import type { WebFlow } from '../social/web-flow.js';
+import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
 import { noStore } from '../../http/no-store.js';
 import { MAX_TOKEN_LENGTH } from '../../limits.js';
 
@@ -14,7 +13,7 @@ export interface TokenRoutesOptions {
   accounts: AccountService;
   sessions: SessionService;
   /** `grant_type=authorization_code`: the one-time code of the third-party web sign-in (social/web-flow.ts). */
-  socialCodes?: Pick<WebFlow, 'exchange'>;
+  socialCodes?: CodeExchange;
 }
 
 const TokenRequest = Type.Object({
@@ -41,6 +40,11 @@ function sendTokens(reply: FastifyReply, tokens: TokenResponse) {
 function required(value: string | undefined, name: string): string {
   if (value === undefined || value === '') throw new OAuthError('invalid_request', `Missing parameter: ${name}.`);
   return value;
+}
+
+/** The authorization_code grant: exchanges the one-time code of a web sign-in (the social feature's web flow). */
+export interface CodeExchange {
+  exchange(input: { code: string; redirectUri: string; codeVerifier: string | undefined }, meta: ClientMeta): Promise<TokenResponse>;
 }
 
 export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions, socialCodes }) => {

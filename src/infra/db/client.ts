@@ -5,12 +5,13 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import type { Pool, PoolClient } from 'pg';
 import { currentDeadline, DeadlineExceededError } from '../deadline.js';
-import * as schema from './schema.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 
-export type Schema = typeof schema;
-/** A drizzle database or transaction; repos take this so callers choose the transaction. */
-export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+/**
+ * A drizzle database or transaction; repos take this so callers choose the transaction. Queries are
+ * built from each feature's own tables (infra knows no feature; src/db-schema.ts lists them for drizzle-kit).
+ */
+export type Database = PgDatabase<PgQueryResultHKT>;
 
 export interface DatabaseHandle {
   readonly db: Database;
@@ -116,7 +117,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   // process dies). The statement in flight fails on its own (→ 503) and the pool drops
   // the connection when it is released.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const db = drizzle(pool, { schema }) as unknown as Database;
+  const db = drizzle(pool) as unknown as Database;
   return handleFor(
     db,
     'postgres',
@@ -191,7 +192,7 @@ async function openPglite(dir: string | null): Promise<DatabaseHandle> {
   }
   try {
     const client = dir ? await PGlite.create(dir) : await PGlite.create();
-    const db = drizzle(client, { schema }) as unknown as Database;
+    const db = drizzle(client) as unknown as Database;
     return handleFor(db, 'pglite', (d) => migrate(d as never, { migrationsFolder }), async () => {
       await client.close();
       lock?.release();

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { AppError } from '../errors.js';
-import type { Authenticated, SessionService } from '../features/sessions/service.js';
+import { AppError } from '../../errors.js';
+import type { Authenticated, SessionService } from './service.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +23,11 @@ export function bearerToken(request: FastifyRequest): string | null {
  * The scheme is case-insensitive (RFC 9110 §11.1).
  */
 const hasBearerCredential = (request: FastifyRequest) => /^Bearer\s+\S/i.test(request.headers.authorization ?? '');
+
+/**
+ * The route guards of signed-in requests. They live with the sessions feature, whose
+ * service decides what a valid access token is (http/ stays transport only).
+ */
 
 /** preHandler: requires a valid access token of a live session; puts it on `request.auth`. */
 export function authenticate(sessions: SessionService): preHandlerAsyncHookHandler {

@@ -1,7 +1,7 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { AppError } from '../errors.js';
-import { permits, type Grants } from '../features/rbac/grant-rules.js';
-import { caller } from './authenticate.js';
+import { AppError } from '../../errors.js';
+import { caller } from '../sessions/authenticate.js';
+import { permits, type Grants } from './grant-rules.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,7 +10,8 @@ declare module 'fastify' {
   }
 }
 
-/** A user's roles and permissions as stored now (rbac service `grantsOf`). */
+/** A user's roles and permissions as stored now (rbac service `grantsOf`). The route guards of RBAC: they live with
+ * the feature that owns the rules (http/ stays transport only). */
 export type CurrentGrants = (userId: string) => Promise<Grants>;
 
 /**

@@ -1,0 +1,175 @@
+import type { Config } from '../config/index.js';
+import { createAccountMail } from '../features/accounts/account-mail.js';
+import { createEmailFlows } from '../features/accounts/email-flows.js';
+import { createAccountService } from '../features/accounts/service.js';
+import { createSignInGuard } from '../features/accounts/sign-in-guard.js';
+import { createAdminService } from '../features/admin/service.js';
+import { createAuditService } from '../features/audit/service.js';
+import { createEmailSender, createOutboxService, type EmailSender } from '../features/mail/index.js';
+import { createEmailTokenService } from '../features/email-tokens/service.js';
+import { createIntrospectionService } from '../features/introspection/service.js';
+import { createMfaService } from '../features/mfa/service.js';
+import { createSecondFactor } from '../features/mfa/second-factor.js';
+import { createRbacService } from '../features/rbac/service.js';
+import { createSessionService } from '../features/sessions/service.js';
+import { createProviderRegistry } from '../features/social/registry.js';
+import { createSocialService, type SocialService } from '../features/social/service.js';
+import { createWebFlow } from '../features/social/web-flow.js';
+import { createTokenSigner } from '../features/tokens/token-signer.js';
+import { createTokenVerifier } from '../features/tokens/token-verifier.js';
+import { createMetrics, instrumentHasher } from '../infra/metrics.js';
+import { createSecretBox, createStaticBox } from '../infra/secret-box.js';
+import type { Infra } from './infra.js';
+
+export interface ServicesOptions {
+  /**
+   * The server sends the outbox's email (a relay to the queue, or itself without
+   * Redis); the CLI only writes outbox rows, which a server or worker sends.
+   */
+  sendEmail?: boolean;
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+/**
+ * Builds every service of Tessera once, over `infra`: the graph the HTTP app
+ * (app.ts), the CLI and the tests share. No Fastify here. `start` starts the
+ * background work (the email sender, the shared counters); `close` stops it and
+ * closes what `infra` created, in that order (the database stays with its opener).
+ */
+export function createServices(config: Config, infra: Infra, opts: ServicesOptions = {}) {
+  const { database, keys, clock } = infra;
+  const db = database.db;
+  const metrics = createMetrics();
+  const hasher = instrumentHasher(infra.hasher, metrics.hashSeconds);
+  const rbac = createRbacService({ db, clock, defaultRole: config.defaultRole });
+  const audit = createAuditService({ db, clock });
+
+  const bruteForce = config.rateLimits.bruteForce;
+  const signInGuard =
+    infra.counters && bruteForce.enabled ? createSignInGuard({ store: infra.counters.store, settings: bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) }) : undefined;
+
+  const signer = createTokenSigner(keys, clock, {
+    algorithm: config.jwt.algorithm,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
+  });
+  const verifier = createTokenVerifier(keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const emailTokens = createEmailTokenService({ db, clock });
+  const sessions = createSessionService({
+    db,
+    clock,
+    signer,
+    verifier,
+    refreshTokenDays: config.jwt.refreshTokenDays,
+    refreshReuseGraceSeconds: config.jwt.refreshReuseGraceSeconds,
+    metrics,
+    grantsOf: (userId, tx) => rbac.grantsOf(userId, tx),
+    audit,
+    emailTokens,
+  });
+  const outbox = createOutboxService({ db, clock, box: createSecretBox(keys) });
+  // Social sign-in is built after accounts (it needs them); the account notices list its providers.
+  const late: { social?: SocialService } = {};
+  const mail = createAccountMail({
+    connectedProviders: (tx, userId) => late.social?.connectedProviders(tx, userId) ?? Promise.resolve([]),
+    tokens: emailTokens,
+    outbox,
+    settings: {
+      confirmTtlSeconds: config.email.confirmTtlSeconds,
+      passwordResetTtlSeconds: config.email.passwordResetTtlSeconds,
+      caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
+    },
+  });
+  // Sign-in asks MFA (the second factor, built without accounts); MFA checks passwords through accounts.
+  const secondFactor = createSecondFactor({ db, clock, challengeSeconds: config.mfa.challengeSeconds });
+  const accounts = createAccountService({
+    db,
+    clock,
+    hasher,
+    sessions,
+    mail,
+    tokens: emailTokens,
+    metrics,
+    secondFactor,
+    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    keepAnAdmin: (tx, userId) => rbac.keepAnAdmin(tx, userId),
+    audit,
+    requireEmailVerification: config.requireEmailVerification,
+    ...(signInGuard ? { guard: signInGuard } : {}),
+    registrationEnumerationProtection: config.registrationEnumerationProtection,
+  });
+  const mfa = createMfaService({
+    db,
+    clock,
+    box: createStaticBox(infra.mfaKey, 'mfa'),
+    accounts,
+    sessions,
+    audit,
+    mail,
+    settings: {
+      issuer: config.appName,
+      reauthSeconds: config.mfa.reauthSeconds,
+      maxFailures: config.mfa.maxFailures,
+      failureWindowSeconds: config.mfa.failureWindowSeconds,
+      challengeSeconds: config.mfa.challengeSeconds,
+    },
+  });
+  // Third-party sign-in (docs/social-sign-in.md): providers from config, the account rules, and the web flow's one-time codes.
+  const social = createSocialService({
+    db,
+    clock,
+    registry: createProviderRegistry(config.social, clock),
+    accounts,
+    sessions,
+    mail,
+    audit,
+    assignDefaultRole: (tx, userId) => rbac.assignDefault(tx, userId),
+    secondFactor,
+    requireEmailVerification: config.requireEmailVerification,
+    reauthSeconds: config.mfa.reauthSeconds,
+  });
+  late.social = social;
+  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens: emailTokens, mail, audit, identities: social, ...(signInGuard ? { signInGuard } : {}) });
+  const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
+  // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS.
+  const introspection = config.introspection.clients.length ? createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer }) : null;
+  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
+
+  // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
+  const sender: EmailSender | null = opts.sendEmail ? createEmailSender(config, { database, keys, clock, outbox, logger: infra.logger, ...(infra.redisNotice ? { redisNotice: infra.redisNotice.connection() } : {}) }) : null;
+
+  return {
+    infra,
+    metrics,
+    hasher,
+    rbac,
+    audit,
+    signInGuard,
+    signer,
+    verifier,
+    emailTokens,
+    sessions,
+    outbox,
+    mail,
+    accounts,
+    mfa,
+    social,
+    flows,
+    webFlow,
+    introspection,
+    admin,
+    sender,
+    /** Starts the background work: the shared counters answer, the email sender runs. */
+    async start(): Promise<void> {
+      await infra.counters?.ready();
+      sender?.start();
+    },
+    /** Stops the email sender, then closes what infra created (counters, hashing threads). */
+    async close(): Promise<void> {
+      await sender?.stop();
+      await infra.close();
+    },
+  };
+}

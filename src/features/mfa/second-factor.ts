@@ -1,0 +1,32 @@
+import { OAuthError } from '../../errors.js';
+import type { Clock } from '../../infra/clock.js';
+import type { Database } from '../../infra/db/client.js';
+import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
+import type { SecondFactor } from '../accounts/service.js';
+import * as repo from './repo.js';
+
+/**
+ * The second step of a sign-in, as the accounts and social features ask for it
+ * (their `SecondFactor`): built before them and without them, so accounts and
+ * MFA do not need each other to be built.
+ */
+export function createSecondFactor(deps: { db: Database; clock: Clock; challengeSeconds: number }): SecondFactor {
+  const { db, clock, challengeSeconds } = deps;
+  return {
+    /** Whether a sign-in of this user needs the second step. */
+    async required(userId: string): Promise<boolean> {
+      return Boolean((await repo.findTotp(db, userId))?.enabledAt);
+    },
+
+    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
+    async challenge(userId: string, amr: string[]): Promise<OAuthError> {
+      const token = newOpaqueToken();
+      const now = clock.now();
+      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + challengeSeconds * 1000) });
+      return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
+        mfa_token: token,
+        expires_in: challengeSeconds,
+      });
+    },
+  };
+}
