@@ -174,7 +174,8 @@ describe('metrics do not tell a registered address from an unknown one', () => {
     expect(value(young, 'tessera_outbox_backlog_messages', 'status="pending"')).toBe(0);
 
     m.clock.advance(61_000);
-    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 2, 'a second attempt');
+    // Claimed (attempts 2) is not finished: move the clock only once the refusal is recorded, or the retry is scheduled after the move.
+    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 2 && (await rowTo(email, 'confirm_email'))?.status === 'pending', 'a refused second attempt');
     const stuck = await scrapeM();
     const backlog = ['pending', 'queued', 'sending'].reduce((n, status) => n + value(stuck, 'tessera_outbox_backlog_messages', `status="${status}"`), 0);
     expect(backlog).toBe(1);
