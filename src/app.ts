@@ -50,10 +50,12 @@ import { createWebFlow } from './features/social/web-flow.js';
 import { createAdminService, type AdminService } from './features/admin/service.js';
 import { createRbacService } from './features/rbac/service.js';
 import { createMfaService, type MfaService } from './features/mfa/service.js';
+import { clientRoutes } from './features/clients/routes.js';
+import { createClientService, type ClientService } from './features/clients/service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    services: { admin: AdminService };
+    services: { admin: AdminService; clients: ClientService };
   }
 }
 
@@ -257,7 +259,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   late.social = social;
   const flows = createEmailFlows({ db, clock, hasher, sessions, tokens, mail, audit, identities: social, ...(signInGuard ? { signInGuard } : {}) });
   const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
-  await app.register(tokenRoutes, { accounts, sessions, socialCodes: webFlow });
+  // The OAuth client registry (docs/clients.md): /admin/clients, and client authentication at the token endpoint.
+  const clients = createClientService({
+    db,
+    clock,
+    audit,
+    acting: (tx, actorId, permission) => rbac.actingAs(tx, actorId, permission),
+    sessions,
+    assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
+  });
+  await app.register(tokenRoutes, { accounts, sessions, socialCodes: webFlow, clients, passwordGrant: config.passwordGrantEnabled });
   await app.register(socialRoutes, { social, webFlow, sessions, publicUrl: config.publicUrl });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
   if (config.introspection.clients.length) {
@@ -270,8 +281,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(auditRoutes, { audit, sessions });
   const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
   await app.register(adminRoutes, { admin, sessions, grantsOf: (userId) => rbac.grantsOf(userId) });
-  // For the CLI (tessera users …): the same services, no HTTP.
-  app.decorate('services', { admin });
+  await app.register(clientRoutes, { clients, sessions, grantsOf: (userId) => rbac.grantsOf(userId) });
+  // For the CLI (tessera users …, tessera clients …): the same services, no HTTP.
+  app.decorate('services', { admin, clients });
   await app.register(emailRoutes, {
     accounts,
     flows,

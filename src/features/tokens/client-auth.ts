@@ -1,0 +1,68 @@
+import type { FastifyRequest } from 'fastify';
+import { OAuthError } from '../../errors.js';
+import { JWT_BEARER_ASSERTION, type ClientCredentials } from '../clients/service.js';
+
+/** The members of a token request that authenticate its client. */
+export interface ClientAuthFields {
+  client_id?: string | undefined;
+  client_secret?: string | undefined;
+  client_assertion?: string | undefined;
+  client_assertion_type?: string | undefined;
+}
+
+export interface FoundCredentials {
+  /** Null: the request names no client (the implicit first-party client, as before the registry). */
+  credentials: ClientCredentials | null;
+}
+
+/** Thrown for a malformed Basic header: the same 401 as wrong credentials. */
+const invalidClient = () => new OAuthError('invalid_client', 'Client authentication failed.');
+const oneMethod = () => new OAuthError('invalid_request', 'Authenticate the client one way only: HTTP Basic, client_secret in the body, or client_assertion.');
+
+/** RFC 6749 §2.3.1: id and secret are form-urlencoded, joined by ":", then base64-encoded. */
+function parseBasic(header: string): { clientId: string; secret: string } {
+  const match = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
+  if (!match?.[1]) throw invalidClient();
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) throw invalidClient();
+  try {
+    const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+    return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+  } catch {
+    throw invalidClient();
+  }
+}
+
+/**
+ * Finds how the client of a token request authenticates: `client_secret_basic`
+ * (Authorization: Basic), `client_secret_post` (client_id + client_secret),
+ * `private_key_jwt` (client_assertion, RFC 7523) or `none` (a public client's
+ * client_id alone). More than one method in one request is `invalid_request`
+ * (RFC 6749 §2.3). Empty `client_id` and `client_secret` count as absent, as
+ * before the registry existed (some tools send them empty).
+ */
+export function findClientCredentials(request: FastifyRequest, body: ClientAuthFields): FoundCredentials {
+  const header = request.headers.authorization;
+  const basic = header !== undefined && /^Basic(\s|$)/i.test(header);
+  const clientId = body.client_id === '' ? undefined : body.client_id;
+  const secret = body.client_secret === '' && clientId === undefined ? undefined : body.client_secret;
+  const assertion = body.client_assertion !== undefined || body.client_assertion_type !== undefined;
+  if ([basic, secret !== undefined, assertion].filter(Boolean).length > 1) throw oneMethod();
+  if (basic) {
+    const parsed = parseBasic(header);
+    if (clientId !== undefined && clientId !== parsed.clientId) throw new OAuthError('invalid_request', 'client_id in the body is not the client of the Authorization header.');
+    return { credentials: { method: 'client_secret_basic', ...parsed } };
+  }
+  if (secret !== undefined) {
+    if (clientId === undefined) throw new OAuthError('invalid_request', 'Missing parameter: client_id (client_secret_post sends both).');
+    return { credentials: { method: 'client_secret_post', clientId, secret } };
+  }
+  if (assertion) {
+    if (body.client_assertion_type !== JWT_BEARER_ASSERTION) throw new OAuthError('invalid_request', `client_assertion_type must be ${JWT_BEARER_ASSERTION}.`);
+    if (!body.client_assertion) throw new OAuthError('invalid_request', 'Missing parameter: client_assertion.');
+    return { credentials: { method: 'private_key_jwt', clientId, assertion: body.client_assertion } };
+  }
+  if (clientId !== undefined) return { credentials: { method: 'none', clientId } };
+  return { credentials: null };
+}
