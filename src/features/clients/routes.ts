@@ -7,7 +7,7 @@ import { clientMeta } from '../../http/client-meta.js';
 import { noStore } from '../../http/no-store.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
-import { AUTH_METHODS, CLIENTS_PERMISSION, MAX_OVERLAP_SECONDS, type Actor, type ClientInput, type ClientService, type ClientView } from './service.js';
+import { CLIENTS_PERMISSION, MAX_OVERLAP_SECONDS, type Actor, type ClientInput, type ClientService, type ClientView } from './service.js';
 import type { ClientRow } from './tables.js';
 
 export interface ClientRoutesOptions {
@@ -21,7 +21,7 @@ const Uris = Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 });
 const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()]);
 
 const Fields = {
-  token_endpoint_auth_method: Type.Optional(Type.Union(AUTH_METHODS.map((m) => Type.Literal(m)), { description: 'none (public), client_secret_basic (default), client_secret_post or private_key_jwt' })),
+  token_endpoint_auth_method: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Literal('private_key_jwt')], { description: 'none (public), client_secret_basic (default), client_secret_post or private_key_jwt' })),
   redirect_uris: Type.Optional(Uris),
   post_logout_redirect_uris: Type.Optional(Uris),
   grant_types: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10, description: 'authorization_code, refresh_token, password (first-party only); default authorization_code refresh_token' })),
