@@ -166,7 +166,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       summary: 'A new secret (shown once); the previous one keeps working for overlap_seconds (default 0)',
       security: secured,
       params: ClientIdParam,
-      body: Type.Optional(Type.Object({ overlap_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_SECONDS })) })),
+      body: Type.Object({ overlap_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: 'How long the previous secret keeps working (default 0: not at all)' })) }),
       response: {
         200: Type.Object({ client_id: Type.String(), client_secret: Type.String(), previous_secret_valid_until: Type.Union([Type.String(), Type.Null()]) }),
         ...errorResponses(401, 403, 404, 409, 422),
@@ -174,7 +174,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     },
   }, async (request, reply) => {
     const id = request.params.client_id;
-    const rotated = await clients.rotateSecret(actor(request), id, request.body?.overlap_seconds ?? 0);
+    const rotated = await clients.rotateSecret(actor(request), id, request.body.overlap_seconds ?? 0);
     return noStore(reply).send({ client_id: id, client_secret: rotated.secret, previous_secret_valid_until: rotated.previousValidUntil?.toISOString() ?? null });
   });
 
