@@ -33,6 +33,7 @@ CREATE TABLE "oauth_clients" (
 );
 --> statement-breakpoint
 ALTER TABLE "sessions" ADD COLUMN "client_id" text;--> statement-breakpoint
+ALTER TABLE "mfa_challenges" ADD COLUMN "client" jsonb;--> statement-breakpoint
 ALTER TABLE "oauth_client_assertions" ADD CONSTRAINT "oauth_client_assertions_client_id_oauth_clients_client_id_fk" FOREIGN KEY ("client_id") REFERENCES "public"."oauth_clients"("client_id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "oauth_client_secrets" ADD CONSTRAINT "oauth_client_secrets_client_id_oauth_clients_client_id_fk" FOREIGN KEY ("client_id") REFERENCES "public"."oauth_clients"("client_id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "oauth_client_assertions_expiry_idx" ON "oauth_client_assertions" USING btree ("expires_at");--> statement-breakpoint

@@ -17,7 +17,7 @@ import { createEmailTokenService } from './features/email-tokens/service.js';
 import { healthRoutes } from './features/health/routes.js';
 import { createOutboxService } from './features/outbox/service.js';
 import { sessionRoutes } from './features/sessions/routes.js';
-import { createSessionService } from './features/sessions/service.js';
+import { createSessionService, type IssuingClient } from './features/sessions/service.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
 import { createTokenVerifier } from './features/tokens/token-verifier.js';
 import { tokenRoutes } from './features/tokens/routes.js';
@@ -191,7 +191,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   let mfa: MfaService | null = null;
   const secondFactor = {
     required: (userId: string) => (mfa as MfaService).required(userId),
-    challenge: (userId: string, amr: string[]) => (mfa as MfaService).challenge(userId, amr),
+    challenge: (userId: string, amr: string[], client?: IssuingClient | null) => (mfa as MfaService).challenge(userId, amr, client ?? null),
   };
   const accounts = createAccountService({
     db,

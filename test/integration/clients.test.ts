@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { count, eq, isNull, and } from 'drizzle-orm';
+import { generate } from 'otplib';
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -305,6 +306,24 @@ describe('client authentication at POST /auth/token', () => {
     const implicit = await token(passwordGrant());
     const stolen = await token({ grant_type: 'refresh_token', refresh_token: json(implicit).refresh_token as string }, basic(b.client.client_id, b.client_secret as string));
     expect(json(stolen).error).toBe('invalid_grant');
+  });
+
+  it('the MFA step of a client\'s password grant opens a session bound to that client', async () => {
+    const a = await firstParty({ access_token_seconds: 90 });
+    const u = await signUp(t.app);
+    const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', headers: bearer(u.access), payload: {} });
+    const secret = json(start).secret as string;
+    const code = () => generate({ secret, epoch: Math.floor(t.clock.now().getTime() / 1000) });
+    expect((await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', headers: bearer(u.access), payload: { code: await code() } })).statusCode).toBe(200);
+    t.clock.advance(31_000);
+    const challenge = await token({ grant_type: 'password', username: u.email, password: PASSWORD }, basic(a.client.client_id, a.client_secret as string));
+    expect(json(challenge).error).toBe('mfa_required');
+    const done = await t.app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfa_token: json(challenge).mfa_token, code: await code() } });
+    expect(done.statusCode, done.body).toBe(200);
+    expect(json(done).expires_in).toBe(90);
+    expect(decodeJwt(json(done).access_token as string)).toMatchObject({ client_id: a.client.client_id, amr: ['pwd', 'otp'] });
+    expect(json(await token({ grant_type: 'refresh_token', refresh_token: json(done).refresh_token as string })).error).toBe('invalid_grant');
+    expect((await token({ grant_type: 'refresh_token', refresh_token: json(done).refresh_token as string }, basic(a.client.client_id, a.client_secret as string))).statusCode).toBe(200);
   });
 
   it('deleting a client ends its sessions', async () => {

@@ -17,7 +17,7 @@ import type { UserRow } from './tables.js';
 /** The second step of a sign-in (MFA), shared by every way of signing in: when `required`, answer with `challenge` instead of tokens. */
 export interface SecondFactor {
   required(userId: string): Promise<boolean>;
-  challenge(userId: string, amr: string[]): Promise<OAuthError>;
+  challenge(userId: string, amr: string[], client?: IssuingClient | null): Promise<OAuthError>;
 }
 
 export interface AccountServiceDeps {
@@ -192,7 +192,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       if (await deps.secondFactor.required(user.id)) {
         deps.metrics.signIns.inc({ result: 'pending', reason: 'mfa_required' });
-        throw await deps.secondFactor.challenge(user.id, ['pwd']);
+        throw await deps.secondFactor.challenge(user.id, ['pwd'], client);
       }
       deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
 

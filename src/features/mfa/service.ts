@@ -8,7 +8,7 @@ import type { AccountMail } from '../accounts/account-mail.js';
 import type { Reauth } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
-import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
+import type { ClientMeta, IssuingClient, SessionService, TokenResponse } from '../sessions/service.js';
 import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import { hashRecoveryCode, isTotpCode, newRecoveryCode } from './codes.js';
 import * as repo from './repo.js';
@@ -211,11 +211,11 @@ export function createMfaService(deps: MfaDeps) {
       return Boolean((await repo.findTotp(db, userId))?.enabledAt);
     },
 
-    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
-    async challenge(userId: string, amr: string[]): Promise<OAuthError> {
+    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven; `client`: the registered client the session will be bound to. */
+    async challenge(userId: string, amr: string[], client: IssuingClient | null = null): Promise<OAuthError> {
       const token = newOpaqueToken();
       const now = clock.now();
-      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000) });
+      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + settings.challengeSeconds * 1000), client });
       return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
         mfa_token: token,
         expires_in: settings.challengeSeconds,
@@ -235,7 +235,7 @@ export function createMfaService(deps: MfaDeps) {
         if (!method) return null;
         if (!(await repo.consumeChallenge(tx, challenge.id, clock.now()))) throw new AppError('mfa_token_invalid');
         await audit.record(tx, { userId: user.id, type: 'mfa_sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method } });
-        return sessions.start(user, [...challenge.amr, 'otp'], meta, tx);
+        return sessions.start(user, [...challenge.amr, 'otp'], meta, tx, challenge.client ?? null);
       });
       return tokens ?? failed(user, meta, 'sign_in', attempts);
     },
