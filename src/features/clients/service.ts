@@ -21,7 +21,7 @@ export const CLIENTS_PERMISSION = 'clients:manage';
 /** RFC 7523 §2.2. */
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Asymmetric algorithms only: an assertion is signed with the client's private key, never a shared secret. */
-const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 /** An assertion may live this long at most (its `exp`, from now): a captured one is soon useless, and its `jti` kept briefly. */
 export const MAX_ASSERTION_SECONDS = 300;
 const CLOCK_TOLERANCE_SECONDS = 30;
