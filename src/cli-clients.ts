@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { buildApp } from './app.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { SetupError } from './fatal.js';
 import { toClientBody, toClientInput } from './features/clients/routes.js';
 import { MAX_OVERLAP_SECONDS, type ClientInput } from './features/clients/service.js';
