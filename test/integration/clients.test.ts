@@ -210,8 +210,10 @@ describe('client authentication at POST /auth/token', () => {
     const res = await token(passwordGrant());
     expect(res.statusCode).toBe(200);
     expect(decodeJwt(json(res).access_token as string).client_id).toBeUndefined();
-    // An empty client_id (some tools send one) is no client either.
+    // An empty client_id (some tools send one), or Swagger UI's Basic of an empty id and secret, is no client either.
     expect((await token({ ...passwordGrant(), client_id: '' })).statusCode).toBe(200);
+    expect((await token(passwordGrant(), { authorization: `Basic ${Buffer.from(':').toString('base64')}` })).statusCode).toBe(200);
+    expectInvalidClient(await token(passwordGrant(), { authorization: `Basic ${Buffer.from(':secret').toString('base64')}` }));
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: json(res).refresh_token as string });
     expect(refreshed.statusCode).toBe(200);
   });

@@ -25,7 +25,7 @@ function parseBasic(header: string): { clientId: string; secret: string } {
   if (!match?.[1]) throw invalidClient();
   const decoded = Buffer.from(match[1], 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon <= 0) throw invalidClient();
+  if (colon === -1) throw invalidClient();
   try {
     const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
     return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
@@ -33,6 +33,9 @@ function parseBasic(header: string): { clientId: string; secret: string } {
     throw invalidClient();
   }
 }
+
+/** Swagger UI's password flow sends `Basic base64(":")` when its client id and secret fields are left empty: no client, as before the registry. */
+const EMPTY_BASIC = /^Basic\s+Og==\s*$/i;
 
 /**
  * Finds how the client of a token request authenticates: `client_secret_basic`
@@ -44,13 +47,14 @@ function parseBasic(header: string): { clientId: string; secret: string } {
  */
 export function findClientCredentials(request: FastifyRequest, body: ClientAuthFields): FoundCredentials {
   const header = request.headers.authorization;
-  const basic = header !== undefined && /^Basic(\s|$)/i.test(header);
+  const basic = header !== undefined && /^Basic(\s|$)/i.test(header) && !EMPTY_BASIC.test(header);
   const clientId = body.client_id === '' ? undefined : body.client_id;
   const secret = body.client_secret === '' && clientId === undefined ? undefined : body.client_secret;
   const assertion = body.client_assertion !== undefined || body.client_assertion_type !== undefined;
   if ([basic, secret !== undefined, assertion].filter(Boolean).length > 1) throw oneMethod();
   if (basic) {
     const parsed = parseBasic(header);
+    if (parsed.clientId === '') throw invalidClient();
     if (clientId !== undefined && clientId !== parsed.clientId) throw new OAuthError('invalid_request', 'client_id in the body is not the client of the Authorization header.');
     return { credentials: { method: 'client_secret_basic', ...parsed } };
   }
