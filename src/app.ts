@@ -12,10 +12,9 @@ import { accountRoutes } from './features/accounts/routes.js';
 import { createAccountService } from './features/accounts/service.js';
 import { createSignInGuard } from './features/accounts/sign-in-guard.js';
 import { discoveryRoutes } from './features/discovery/routes.js';
-import { createEmailSender } from './features/email/sender.js';
 import { createEmailTokenService } from './features/email-tokens/service.js';
 import { healthRoutes } from './features/health/routes.js';
-import { createOutboxService } from './features/outbox/service.js';
+import { createEmailSender, createOutboxService } from './features/mail/index.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { createSessionService, type IssuingClient } from './features/sessions/service.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
@@ -242,7 +241,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
-  // Third-party sign-in (DESIGN §6): providers from config, the account rules, and the web flow's one-time codes.
+  // Third-party sign-in (docs/social-sign-in.md): providers from config, the account rules, and the web flow's one-time codes.
   const social = createSocialService({
     db,
     clock,

@@ -18,6 +18,7 @@ function yieldCpu() {
   try {
     setPriority(19);
   } catch {
+    // not allowed to lower the priority: hash at the normal one (as without chrt)
     return;
   }
   try {

@@ -33,7 +33,8 @@ const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
 /**
  * bcrypt on `concurrency` dedicated threads running at the lowest CPU priority
- * (DESIGN §9): hashing never occupies libuv's pool, which jose's Web Crypto
+ * (docs/hardening.md "Password hashing under load",
+ * docs/benchmarks.md "Why it is fast"): hashing never occupies libuv's pool, which jose's Web Crypto
  * needs for every signature, and never delays the event loop when the cores are busy.
  *
  * At most `concurrency` hashes run at once (one per thread); the others wait in a

@@ -4,8 +4,8 @@ import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { outbox, type OutboxStatus } from '../../src/features/outbox/tables.js';
-import { EMAIL_QUEUE } from '../../src/infra/queue.js';
+import { outbox, type OutboxStatus } from '../../src/features/mail/tables.js';
+import { EMAIL_QUEUE } from '../../src/features/mail/queue.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testKeys } from '../helpers/keys.js';
 import { OwnRedis } from '../helpers/redis-server.js';
@@ -271,7 +271,7 @@ describe('with the worker running', () => {
       await queue.addBulk([1, 2].map((n) => ({ name: 'send', data: { outboxId: row?.id }, opts: { jobId: `dup-${n}-${row?.id}` } })));
       await until(async () => {
         const { waiting, active } = await queue.getJobCounts('waiting', 'active');
-        return waiting + active === 0;
+        return (waiting ?? 0) + (active ?? 0) === 0;
       }, 'the duplicate jobs to run');
     } finally {
       await queue.close();

@@ -6,8 +6,9 @@ export type NewClient = typeof oauthClients.$inferInsert;
 export type ClientChanges = Partial<Omit<NewClient, 'clientId' | 'createdAt'>>;
 
 export async function insertClient(db: Database, c: NewClient): Promise<ClientRow> {
-  const rows = await db.insert(oauthClients).values(c).returning();
-  return rows[0];
+  const [row] = await db.insert(oauthClients).values(c).returning();
+  if (!row) throw new Error('insert into oauth_clients returned no row');
+  return row;
 }
 
 export async function findClient(db: Database, clientId: string): Promise<ClientRow | null> {

@@ -2,6 +2,7 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, importJWK, jwtVerify,
 import { AppError, OAuthError, type FieldError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
+import type { AuditEventType } from '../audit/events.js';
 import type { AuditService } from '../audit/service.js';
 import type { SessionService } from '../sessions/service.js';
 import { redirectUriProblem } from './redirect-uris.js';
@@ -224,7 +225,7 @@ export function createClientService(deps: ClientServiceDeps) {
   const { db, clock, audit } = deps;
   const remoteKeys = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-  const record = (tx: Database, actor: Actor | null, type: string, clientId: string, details: Record<string, string | number | boolean> = {}) =>
+  const record = (tx: Database, actor: Actor | null, type: AuditEventType, clientId: string, details: Record<string, string | number | boolean> = {}) =>
     audit.record(tx, { userId: null, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', client: clientId, ...details } });
 
   async function view(tx: Database, c: ClientRow): Promise<ClientView> {

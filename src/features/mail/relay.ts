@@ -3,7 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { createPoller, type Poller } from '../../infra/poller.js';
 import { sentPurge } from './purge.js';
-import * as repo from './repo.js';
+import * as repo from './outbox-repo.js';
 
 export interface JobQueue {
   /** Adds one job per outbox id (the id is the job id, so adding twice is a no-op). Throws when the queue is unreachable. */
@@ -44,8 +44,8 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
         logger.info('job queue reachable again; relaying email');
         failing = false;
       }
-      if (sweepEverything || Date.now() - lastSweep > SWEEP_EVERY_MS) {
-        lastSweep = Date.now();
+      if (sweepEverything || now.getTime() - lastSweep > SWEEP_EVERY_MS) {
+        lastSweep = now.getTime();
         const queuedBefore = sweepEverything ? now : new Date(now.getTime() - opts.staleAfterMs);
         sweepEverything = false;
         await db.transaction(async (tx) => {
