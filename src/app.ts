@@ -10,6 +10,8 @@ import { emailRoutes } from './features/accounts/email-routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
+import { createClientAuthenticator } from './features/clients/client-auth.js';
+import { clientRoutes } from './features/clients/routes.js';
 import { discoveryRoutes } from './features/discovery/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
@@ -129,7 +131,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   });
   await app.register(healthRoutes, { pingDatabase: () => database.ping(), pingRedis: services.sender?.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: infra.keys });
-  await app.register(tokenRoutes, { accounts, sessions, socialCodes: services.webFlow });
+  await app.register(tokenRoutes, { accounts, sessions, socialCodes: services.webFlow, authenticateClient: createClientAuthenticator(services.clients), passwordGrant: config.passwordGrantEnabled });
   await app.register(socialRoutes, { social: services.social, webFlow: services.webFlow, sessions, publicUrl: config.publicUrl });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
   if (services.introspection) await app.register(introspectionRoutes, { introspection: services.introspection });
@@ -138,6 +140,8 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });
   await app.register(auditRoutes, { audit: services.audit, sessions });
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
+  // The OAuth client registry (docs/clients.md).
+  await app.register(clientRoutes, { clients: services.clients, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
   app.decorate('services', services);
   await app.register(emailRoutes, {
     accounts,

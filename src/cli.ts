@@ -39,6 +39,18 @@ Commands:
   import csv|jsonl FILE [--dry-run]
                                 Import users from a file: email, password_hash (bcrypt), first_name, last_name,
                                 email_verified, roles, id, created_at. Both print a summary and exit 1 on conflicts.
+  clients create --name NAME --type public|confidential [--auth-method M] [--redirect-uri URI ...]
+                 [--post-logout-redirect-uri URI ...] [--grant G ...] [--scope S ...] [--first-party]
+                 [--access-token-ttl DURATION] [--refresh-token-days N] [--jwks-file FILE | --jwks-uri URL]
+                 [--backchannel-logout-uri URL] [--json]
+                                Register an OAuth client; a confidential one's secret is printed once. See docs/clients.md.
+  clients list [--json]         Registered clients
+  clients show CLIENT_ID [--json]
+                                A client, with when its live secrets were created and until when they work
+  clients rotate-secret CLIENT_ID [--overlap DURATION] [--json]
+                                A new secret (printed once); the previous one keeps working for --overlap (default 0)
+  clients delete CLIENT_ID [--json]
+                                Delete a client: its secrets go and its sessions end
   roles list                    Roles with their permissions and number of users
   outbox status                 Count outbox messages by status and list the failed ones with their last error
   outbox retry [--id ID ...]    Re-queue failed messages (all, or the given ids) with a fresh attempt budget
@@ -184,6 +196,9 @@ async function main(argv: string[]): Promise<number> {
   else if (command === 'import') {
     const { importCommand } = await import('./cli-import.js');
     return importCommand(sub, rest);
+  } else if (command === 'clients') {
+    const { clientsCommand } = await import('./cli-clients.js');
+    return clientsCommand(sub, rest, withServices);
   } else if (command === 'roles' && sub === 'list') await rolesList();
   else if (command === 'outbox' && sub === 'status') await outboxStatus();
   else if (command === 'outbox' && sub === 'retry') await outboxRetry(rest);

@@ -8,3 +8,4 @@ export * from './features/audit/tables.js';
 export * from './features/mfa/tables.js';
 export * from './features/rbac/tables.js';
 export * from './features/social/tables.js';
+export * from './features/clients/tables.js';

@@ -76,6 +76,10 @@ export const errorCatalogue = {
   identity_not_found: { status: 404, message: 'This provider is not connected to your account.' },
   last_sign_in_method: { status: 409, message: 'This is your last way to sign in; set a password (or connect another provider) first.' },
 
+  // OAuth clients (docs/clients.md)
+  client_not_found: { status: 404, message: 'No such client.' },
+  client_has_no_secret: { status: 409, message: 'This client does not authenticate with a secret (it is public, or uses private_key_jwt).' },
+
   // abuse protection (docs/security.md)
   rate_limited: { status: 429, message: 'Too many requests; wait before trying again (see Retry-After).' },
   sign_in_throttled: { status: 429, message: 'Too many failed sign-ins; wait before trying again (see Retry-After).' },
@@ -113,6 +117,8 @@ export const oauthErrorCatalogue = {
   invalid_grant: 400,
   unsupported_grant_type: 400,
   invalid_client: 401,
+  /** RFC 6749 §5.2: the client authenticated but is not allowed this grant type. */
+  unauthorized_client: 400,
   invalid_scope: 400,
   /** Not in RFC 6749: the right password of an account whose email is not confirmed yet (REQUIRE_EMAIL_VERIFICATION). */
   email_not_verified: 403,

@@ -5,6 +5,7 @@ import { createAccountService } from '../features/accounts/service.js';
 import { createSignInGuard } from '../features/accounts/sign-in-guard.js';
 import { createAdminService } from '../features/admin/service.js';
 import { createAuditService } from '../features/audit/service.js';
+import { createClientService } from '../features/clients/service.js';
 import { createEmailSender, createOutboxService, type EmailSender } from '../features/mail/index.js';
 import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
@@ -135,6 +136,15 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
   const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS.
   const introspection = config.introspection.clients.length ? createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer }) : null;
+  // The OAuth client registry (docs/clients.md): /admin/clients, and client authentication at the token endpoint.
+  const clients = createClientService({
+    db,
+    clock,
+    audit,
+    acting: (tx, actorId, permission) => rbac.actingAs(tx, actorId, permission),
+    sessions,
+    assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
+  });
   const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
@@ -160,6 +170,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     webFlow,
     introspection,
     admin,
+    clients,
     sender,
     /** Starts the background work: the shared counters answer, the email sender runs. */
     async start(): Promise<void> {

@@ -46,6 +46,8 @@ export interface Config extends ServerConfig, RedisConfig {
   requireEmailVerification: boolean;
   /** POST /auth/introspect (RFC 7662): the clients allowed to call it; empty = the endpoint is off. */
   introspection: { clients: IntrospectionClient[] };
+  /** PASSWORD_GRANT_ENABLED: false turns off grant_type=password and POST /auth/login (deployments that sign in only through redirects). */
+  passwordGrantEnabled: boolean;
   /** REGISTRATION_ENUMERATION_PROTECTION: a sign-up with a registered email answers like a new one and emails the owner instead of a 409. */
   registrationEnumerationProtection: boolean;
   /** The role every new user gets. */
@@ -74,6 +76,7 @@ export function loadConfig(env: Env = process.env): Config {
     requireEmailVerification: r.bool('REQUIRE_EMAIL_VERIFICATION', true),
     introspection: { clients: introspectionClients(r) },
     registrationEnumerationProtection: r.bool('REGISTRATION_ENUMERATION_PROTECTION', false),
+    passwordGrantEnabled: r.bool('PASSWORD_GRANT_ENABLED', true),
     defaultRole: r.string('DEFAULT_ROLE', 'user'),
     mfa: mfaConfig(r),
     social: socialConfig(r),

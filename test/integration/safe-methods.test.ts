@@ -9,6 +9,8 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 const READ_ONLY = [
   '/.well-known/jwks.json',
   '/.well-known/openid-configuration',
+  '/admin/clients',
+  '/admin/clients/:client_id',
   '/admin/roles',
   '/admin/users',
   '/admin/users/:id',

@@ -3,7 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { PasswordHasher } from '../../infra/password-hasher.js';
 import { AppError, OAuthError } from '../../errors.js';
-import type { ClientMeta, SessionService } from '../sessions/service.js';
+import type { ClientMeta, IssuingClient, SessionService } from '../sessions/service.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import type { AuditService } from '../audit/service.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
@@ -17,7 +17,7 @@ import type { UserRow } from './tables.js';
 /** The second step of a sign-in (MFA), shared by every way of signing in: when `required`, answer with `challenge` instead of tokens. */
 export interface SecondFactor {
   required(userId: string): Promise<boolean>;
-  challenge(userId: string, amr: string[]): Promise<OAuthError>;
+  challenge(userId: string, amr: string[], client?: IssuingClient | null): Promise<OAuthError>;
 }
 
 export interface AccountServiceDeps {
@@ -150,7 +150,8 @@ export function createAccountService(deps: AccountServiceDeps) {
      * The password grant: checks the credentials and opens a session. An unknown
      * email spends one dummy bcrypt and fails exactly like a wrong password.
      */
-    async signInWithPassword(emailInput: string, password: string, meta: { userAgent: string | null; ip: string | null }) {
+    /** `client`: the registered client of a token request (its session and tokens are bound to it); none = the implicit first-party client. */
+    async signInWithPassword(emailInput: string, password: string, meta: { userAgent: string | null; ip: string | null }, client: IssuingClient | null = null) {
       const email = normaliseEmail(emailInput);
       // Before any lookup or hashing: during a delay even the right password gets only a 429. Otherwise this
       // attempt counts as a failure until the password proves right, so parallel attempts cannot outrun the count.
@@ -191,7 +192,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       if (await deps.secondFactor.required(user.id)) {
         deps.metrics.signIns.inc({ result: 'pending', reason: 'mfa_required' });
-        throw await deps.secondFactor.challenge(user.id, ['pwd']);
+        throw await deps.secondFactor.challenge(user.id, ['pwd'], client);
       }
       deps.metrics.signIns.inc({ result: 'success', reason: 'ok' });
 
@@ -199,8 +200,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
       return db.transaction(async (tx) => {
         if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
-        const tokens = await sessions.start(user, ['pwd'], meta, tx);
-        await deps.audit.record(tx, { userId: user.id, type: 'sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method: 'password' } });
+        const tokens = await sessions.start(user, ['pwd'], meta, tx, client);
+        await deps.audit.record(tx, { userId: user.id, type: 'sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method: 'password', ...(client ? { client: client.clientId } : {}) } });
         return tokens;
       });
     },

@@ -43,6 +43,10 @@ export const auditEventCatalogue = {
   admin_role_created: 'An administrator created a role (`role`, `permissions`).',
   admin_role_updated: "An administrator changed a role's permissions (`role`, `permissions`).",
   admin_role_deleted: 'An administrator deleted a role (`role`).',
+  client_created: 'An OAuth client was registered (`client`, `type`, `method`, `grants`, `first_party`; `actor` or `cli`). docs/clients.md',
+  client_updated: 'An OAuth client was changed (`client`, `fields`; `actor` or `cli`).',
+  client_secret_rotated: 'An OAuth client got a new secret (`client`, `overlap_seconds`: how long the previous one still works).',
+  client_deleted: 'An OAuth client was deleted (`client`, `sessions`: how many of its sessions ended).',
 } as const satisfies Record<string, string>;
 
 /** The `type` of an audit event: only catalogue entries (a typo does not compile). */

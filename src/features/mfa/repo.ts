@@ -89,8 +89,11 @@ export async function countUnusedRecoveryCodes(db: Database, userId: string): Pr
   return Number(rows[0]?.n ?? 0);
 }
 
-export async function insertChallenge(db: Database, c: { userId: string; tokenHash: string; amr: string[]; now: Date; expiresAt: Date }): Promise<void> {
-  await db.insert(mfaChallenges).values({ userId: c.userId, tokenHash: c.tokenHash, amr: c.amr, createdAt: c.now, expiresAt: c.expiresAt });
+export async function insertChallenge(
+  db: Database,
+  c: { userId: string; tokenHash: string; amr: string[]; now: Date; expiresAt: Date; client?: { clientId: string; accessTokenSeconds: number | null; refreshTokenDays: number | null } | null },
+): Promise<void> {
+  await db.insert(mfaChallenges).values({ userId: c.userId, tokenHash: c.tokenHash, amr: c.amr, createdAt: c.now, expiresAt: c.expiresAt, client: c.client ?? null });
 }
 
 export async function findLiveChallenge(db: Database, tokenHash: string, now: Date) {

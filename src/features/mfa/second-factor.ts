@@ -3,6 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import type { SecondFactor } from '../accounts/service.js';
+import type { IssuingClient } from '../sessions/service.js';
 import * as repo from './repo.js';
 
 /**
@@ -18,11 +19,11 @@ export function createSecondFactor(deps: { db: Database; clock: Clock; challenge
       return Boolean((await repo.findTotp(db, userId))?.enabledAt);
     },
 
-    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven. */
-    async challenge(userId: string, amr: string[]): Promise<OAuthError> {
+    /** The `mfa_required` answer of a sign-in whose first factor (`amr`) is proven; `client`: the registered client the session will be bound to. */
+    async challenge(userId: string, amr: string[], client: IssuingClient | null = null): Promise<OAuthError> {
       const token = newOpaqueToken();
       const now = clock.now();
-      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + challengeSeconds * 1000) });
+      await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + challengeSeconds * 1000), client });
       return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
         mfa_token: token,
         expires_in: challengeSeconds,

@@ -223,7 +223,7 @@ export function createMfaService(deps: MfaDeps) {
         if (!method) return null;
         if (!(await repo.consumeChallenge(tx, challenge.id, clock.now()))) throw new AppError('mfa_token_invalid');
         await audit.record(tx, { userId: user.id, type: 'mfa_sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method } });
-        return sessions.start(user, [...challenge.amr, 'otp'], meta, tx);
+        return sessions.start(user, [...challenge.amr, 'otp'], meta, tx, challenge.client ?? null);
       });
       return tokens ?? failed(user, meta, 'sign_in', attempts);
     },

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core';
 import { users } from '../accounts/tables.js';
 
 /** A user's TOTP factor: the secret (encrypted), whether it is on, and its replay and failure state. */
@@ -47,6 +47,8 @@ export const mfaChallenges = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     usedAt: timestamp('used_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    /** The registered client of the sign-in (sessions IssuingClient, as it was then): the session the second step opens is bound to it. */
+    client: jsonb('client').$type<{ clientId: string; accessTokenSeconds: number | null; refreshTokenDays: number | null }>(),
   },
   (t) => [uniqueIndex('mfa_challenges_hash_key').on(t.tokenHash), index('mfa_challenges_user_idx').on(t.userId)],
 );

@@ -12,6 +12,8 @@ export interface NewSession {
   expiresAt: Date;
   userAgent: string | null;
   ip: string | null;
+  /** The registered client the tokens are issued to; null = the implicit first-party client. */
+  clientId?: string | null;
 }
 
 export async function insertSession(db: Database, s: NewSession): Promise<SessionRow> {
@@ -25,6 +27,7 @@ export async function insertSession(db: Database, s: NewSession): Promise<Sessio
       expiresAt: s.expiresAt,
       userAgent: s.userAgent,
       ip: s.ip,
+      clientId: s.clientId ?? null,
     })
     .returning();
   return insertedRow(rows, 'sessions');
@@ -40,6 +43,7 @@ export const sessionUserColumns = {
   expiresAt: sessions.expiresAt,
   lastRefreshedAt: sessions.lastRefreshedAt,
   revokedAt: sessions.revokedAt,
+  clientId: sessions.clientId,
   email: users.email,
   emailVerifiedAt: users.emailVerifiedAt,
   disabledAt: users.disabledAt,
@@ -55,6 +59,8 @@ export interface SessionWithUser {
   expiresAt: Date;
   lastRefreshedAt: Date;
   revokedAt: Date | null;
+  /** The registered client the session's tokens are issued to; null = the implicit first-party client. */
+  clientId: string | null;
   email: string;
   emailVerifiedAt: Date | null;
   disabledAt: Date | null;
@@ -82,6 +88,8 @@ function prepare(db: Database) {
         and(
           eq(sessions.id, sql.placeholder('id')),
           eq(sessions.generation, sql.placeholder('gen')),
+          // A refresh token works for the client it was issued to only (null: no client).
+          sql`${sessions.clientId} is not distinct from ${sql.placeholder('client')}::text`,
           isNull(sessions.revokedAt),
           sql`${sessions.expiresAt} > ${sql.placeholder('now')}::timestamptz`,
           eq(users.id, sessions.userId),
@@ -111,8 +119,8 @@ function statements(db: Database) {
  * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
  * Returns null when any of that fails (the caller looks at why).
  */
-export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date): Promise<SessionWithGrants | null> {
-  const rows = await statements(db).advance.execute({ id: sessionId, gen, now: now.toISOString() });
+export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date, clientId: string | null = null): Promise<SessionWithGrants | null> {
+  const rows = await statements(db).advance.execute({ id: sessionId, gen, now: now.toISOString(), client: clientId });
   return rows[0] ?? null;
 }
 
@@ -136,6 +144,16 @@ export async function revokeUserSessions(db: Database, userId: string, now: Date
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), keepSessionId ? ne(sessions.id, keepSessionId) : undefined))
+    .returning({ id: sessions.id });
+  return rows.length;
+}
+
+/** Revokes every live session issued to a registered client (the client was deleted). */
+export async function revokeClientSessions(db: Database, clientId: string, now: Date, reason: string): Promise<number> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
   return rows.length;
 }

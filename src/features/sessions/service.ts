@@ -22,6 +22,14 @@ export interface TokenResponse {
 /** Who made a request (the transport's view: http/client-meta.ts). */
 export type { ClientMeta };
 
+/** The registered OAuth client tokens are issued to (features/clients); absent or null = the implicit first-party client. */
+export interface IssuingClient {
+  clientId: string;
+  /** The client's own lifetimes; null = ACCESS_TOKEN_EXPIRE_MINUTES / REFRESH_TOKEN_EXPIRE_DAYS. */
+  accessTokenSeconds: number | null;
+  refreshTokenDays: number | null;
+}
+
 export interface SessionOwner {
   id: string;
   email: string;
@@ -61,6 +69,7 @@ export function createSessionService(deps: SessionServiceDeps) {
   async function issue(
     s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null; roles?: string[]; permissions?: string[] },
     tx: Database = db,
+    client: IssuingClient | null = null,
   ): Promise<TokenResponse> {
     // A refresh brings the grants with its compare-and-swap; sign-in and the grace path read them.
     const grants = s.roles && s.permissions ? { roles: s.roles, permissions: s.permissions } : await deps.grantsOf(s.userId, tx);
@@ -73,7 +82,8 @@ export function createSessionService(deps: SessionServiceDeps) {
         roles: grants.roles,
         permissions: grants.permissions,
         amr: s.amr,
-      }),
+        ...(client ? { client_id: client.clientId } : {}),
+      }, client?.accessTokenSeconds),
       signer.signRefresh({ sub: s.userId, sid: s.sessionId, gen: s.generation }, s.expiresAt),
     ]);
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: refresh };
@@ -91,33 +101,40 @@ export function createSessionService(deps: SessionServiceDeps) {
 
   return {
     /** Opens a session for a user who just proved who they are; pass `tx` to join the caller's transaction. */
-    async start(user: SessionOwner, amr: string[], meta: ClientMeta, tx: Database = db): Promise<TokenResponse> {
+    async start(user: SessionOwner, amr: string[], meta: ClientMeta, tx: Database = db, client: IssuingClient | null = null): Promise<TokenResponse> {
       const now = clock.now();
       const session = await repo.insertSession(tx, {
         userId: user.id,
         amr,
         now,
-        expiresAt: new Date(now.getTime() + deps.refreshTokenDays * DAY_MS),
+        expiresAt: new Date(now.getTime() + (client?.refreshTokenDays ?? deps.refreshTokenDays) * DAY_MS),
         userAgent: meta.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
         ip: meta.ip,
+        clientId: client?.clientId ?? null,
       });
-      return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt }, tx);
+      return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt }, tx, client);
     },
 
     /**
      * Rotates a refresh token. Replaying the immediately previous token within
      * the grace window returns tokens for the current generation (parallel tabs,
      * retries); any other replay revokes the whole session (theft detection).
+     * A refresh token works only for the client it was issued to (`client`; null =
+     * the implicit first-party client): another client gets `invalid_grant` and
+     * changes nothing.
      */
-    async refresh(refreshToken: string): Promise<TokenResponse> {
+    async refresh(refreshToken: string, client: IssuingClient | null = null): Promise<TokenResponse> {
       const claims = await verifier.verifyRefresh(refreshToken);
       if (!claims) throw invalidGrant('The refresh token is invalid or expired.');
       const now = clock.now();
-      const advanced = await repo.advanceGeneration(db, claims.sid, claims.gen, now);
-      if (advanced) return issue(advanced);
+      const clientId = client?.clientId ?? null;
+      const advanced = await repo.advanceGeneration(db, claims.sid, claims.gen, now, clientId);
+      if (advanced) return issue(advanced, db, client);
 
       const current = await repo.findSessionWithUser(db, claims.sid);
       if (!current || current.userId !== claims.sub) throw invalidGrant('The refresh token is invalid or expired.');
+      // Before any reuse detection: a client holding another client's token must not be able to end that session.
+      if (current.clientId !== clientId) throw invalidGrant('The refresh token was not issued to this client.');
       if (current.revokedAt) throw invalidGrant('The session has ended; sign in again.');
       if (current.expiresAt <= now) throw invalidGrant('The session has expired; sign in again.');
       if (current.disabledAt) throw invalidGrant('This account is disabled.');
@@ -126,7 +143,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       // A grace of 0 means none: not even a replay within the same millisecond is forgiven.
       const graceEnds = current.lastRefreshedAt.getTime() + deps.refreshReuseGraceSeconds * 1000;
       const inGrace = deps.refreshReuseGraceSeconds > 0 && now.getTime() <= graceEnds;
-      if (claims.gen === current.generation - 1 && inGrace) return issue(current);
+      if (claims.gen === current.generation - 1 && inGrace) return issue(current, db, client);
 
       await db.transaction(async (tx) => {
         await repo.revokeSession(tx, current.sessionId, now, 'refresh_token_reuse');
@@ -196,6 +213,11 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
       return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
+    },
+
+    /** Ends every session issued to a registered client (the client was deleted); the count ended. */
+    async revokeByClient(clientId: string, reason: string, tx: Database = db): Promise<number> {
+      return repo.revokeClientSessions(tx, clientId, clock.now(), reason);
     },
 
     /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */

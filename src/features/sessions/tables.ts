@@ -23,6 +23,8 @@ export const sessions = pgTable(
     revokedReason: text('revoked_reason'),
     userAgent: text('user_agent'),
     ip: text('ip'),
+    /** The registered OAuth client the session's tokens were issued to (features/clients); null = the implicit first-party client. Its refresh tokens work for that client only. */
+    clientId: text('client_id'),
   },
   (t) => [index('sessions_user_id_idx').on(t.userId)],
 );

@@ -8,6 +8,8 @@ export interface AccessClaims {
   /** The flattened permissions of the roles (`*` = every permission). */
   permissions: string[];
   amr: string[];
+  /** The registered OAuth client the token was issued to (RFC 9068 §2.2); absent for the implicit first-party client. */
+  client_id?: string;
 }
 
 export interface VerifiedAccessToken extends AccessClaims {

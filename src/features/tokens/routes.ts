@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { OAuthError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { OAuthErrorBody, TokenResponseBody } from '../../http/schemas.js';
 import type { AccountService } from '../accounts/service.js';
-import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
+import type { ClientMeta, IssuingClient, SessionService, TokenResponse } from '../sessions/service.js';
+import type { ClientAuthenticator, TokenClient } from './token-client.js';
 import { noStore } from '../../http/no-store.js';
 import { MAX_TOKEN_LENGTH } from '../../limits.js';
 
@@ -14,6 +15,10 @@ export interface TokenRoutesOptions {
   sessions: SessionService;
   /** `grant_type=authorization_code`: the one-time code of the third-party web sign-in (social/web-flow.ts). */
   socialCodes?: CodeExchange;
+  /** The client registry (docs/clients.md): authenticates the client a token request names. */
+  authenticateClient: ClientAuthenticator;
+  /** PASSWORD_GRANT_ENABLED: false refuses grant_type=password (and POST /auth/login) with unsupported_grant_type. */
+  passwordGrant: boolean;
 }
 
 const TokenRequest = Type.Object({
@@ -25,7 +30,10 @@ const TokenRequest = Type.Object({
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
   code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'The PKCE verifier of the code_challenge sent to /auth/oauth/:provider/authorize (required with grant_type=authorization_code)' })),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
-  client_id: Type.Optional(Type.String({ maxLength: 256 })),
+  client_id: Type.Optional(Type.String({ maxLength: 256, description: 'A registered client: with client_secret (client_secret_post), alone (a public client), or with client_assertion' })),
+  client_secret: Type.Optional(Type.String({ maxLength: 1024, description: 'client_secret_post (or send HTTP Basic: client_secret_basic)' })),
+  client_assertion: Type.Optional(Type.String({ maxLength: 8192, description: 'private_key_jwt (RFC 7523): a JWT signed with the client\'s registered key' })),
+  client_assertion_type: Type.Optional(Type.String({ maxLength: 128, description: '`urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with client_assertion' })),
 });
 
 const LoginBody = Type.Object({ email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) });
@@ -47,7 +55,26 @@ export interface CodeExchange {
   exchange(input: { code: string; redirectUri: string; codeVerifier: string | undefined }, meta: ClientMeta): Promise<TokenResponse>;
 }
 
-export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions, socialCodes }) => {
+const issuing = (c: TokenClient): IssuingClient => ({ clientId: c.clientId, accessTokenSeconds: c.accessTokenSeconds, refreshTokenDays: c.refreshTokenDays });
+
+function allow(client: TokenClient | null, grant: string): void {
+  if (client && !client.grantTypes.includes(grant)) throw new OAuthError('unauthorized_client', `This client may not use the ${grant} grant.`);
+}
+
+const passwordGrantOff = () => new OAuthError('unsupported_grant_type', 'The password grant is turned off on this server (PASSWORD_GRANT_ENABLED=false).');
+
+export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions, socialCodes, authenticateClient: authenticate, passwordGrant }) => {
+  /** The registered client of the request (null: none named); every failure is 401 invalid_client with a Basic challenge. */
+  async function authenticateClient(request: FastifyRequest, reply: FastifyReply, body: Parameters<ClientAuthenticator>[1]): Promise<TokenClient | null> {
+    try {
+      return await authenticate(request, body);
+    } catch (err) {
+      // A 401 names its scheme (RFC 9110 §11.6.1; RFC 6749 §5.2), whichever method was tried.
+      if (err instanceof OAuthError && err.code === 'invalid_client') reply.header('www-authenticate', 'Basic realm="tessera", charset="UTF-8"');
+      throw err;
+    }
+  }
+
   app.post('/auth/token', {
     config: { oauthErrors: true },
     schema: {
@@ -60,12 +87,26 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
     },
   }, async (request, reply) => {
     const body = request.body;
+    const client = await authenticateClient(request, reply, body);
     switch (body.grant_type) {
       case 'password':
-        return sendTokens(reply, await accounts.signInWithPassword(required(body.username, 'username'), required(body.password, 'password'), clientMeta(request)));
+        if (!passwordGrant) throw passwordGrantOff();
+        allow(client, 'password');
+        // RFC 9700 §2.4: only a first-party client may collect passwords (also checked at registration).
+        if (client && !client.firstParty) throw new OAuthError('unauthorized_client', 'Only a first-party client may use the password grant.');
+        return sendTokens(
+          reply,
+          await accounts.signInWithPassword(required(body.username, 'username'), required(body.password, 'password'), clientMeta(request), client ? issuing(client) : null),
+        );
       case 'refresh_token':
-        return sendTokens(reply, await sessions.refresh(required(body.refresh_token, 'refresh_token')));
+        allow(client, 'refresh_token');
+        return sendTokens(reply, await sessions.refresh(required(body.refresh_token, 'refresh_token'), client ? issuing(client) : null));
       case 'authorization_code':
+        if (client) {
+          allow(client, 'authorization_code');
+          // The codes of today's third-party web sign-in belong to the implicit client; the OpenID authorization endpoint (issue 16) will issue codes to clients.
+          throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired, or was not issued to this client.');
+        }
         if (!socialCodes) break;
         return sendTokens(
           reply,
@@ -78,7 +119,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
   app.post('/auth/login', {
     config: { oauthErrors: true },
     schema: { tags: ['auth'], summary: 'Sign in with email and password (JSON)', body: LoginBody, response: tokenResponses },
-  }, async (request, reply) => sendTokens(reply, await accounts.signInWithPassword(request.body.email, request.body.password, clientMeta(request))));
+  }, async (request, reply) => {
+    if (!passwordGrant) throw passwordGrantOff();
+    return sendTokens(reply, await accounts.signInWithPassword(request.body.email, request.body.password, clientMeta(request)));
+  });
 
   app.post('/auth/refresh', {
     config: { oauthErrors: true },

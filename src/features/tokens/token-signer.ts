@@ -14,14 +14,16 @@ export interface TokenSignerOptions {
 }
 
 export interface TokenSigner {
-  signAccess(claims: AccessClaims): Promise<{ token: string; expiresIn: number }>;
+  /** `lifetimeSeconds`: a registered client's own access-token lifetime; ACCESS_TOKEN_EXPIRE_MINUTES otherwise. */
+  signAccess(claims: AccessClaims, lifetimeSeconds?: number | null): Promise<{ token: string; expiresIn: number }>;
   /** Refresh tokens are HS256 with a secret only Tessera has: no RSA signature per refresh. */
   signRefresh(claims: RefreshClaims, expiresAt: Date): Promise<string>;
 }
 
 export function createTokenSigner(keys: KeyRing, clock: Clock, opts: TokenSignerOptions): TokenSigner {
   return {
-    async signAccess(claims) {
+    async signAccess(claims, lifetimeSeconds) {
+      const lifetime = lifetimeSeconds ?? opts.accessTokenSeconds;
       const key = keys.current;
       // The key ring picks keys of JWT_ALGORITHM only; this is the last line of defence, not a code path.
       if (key.alg !== opts.algorithm) throw new Error(`refusing to sign with ${key.alg} (key ${key.kid}): JWT_ALGORITHM=${opts.algorithm}`);
@@ -32,10 +34,10 @@ export function createTokenSigner(keys: KeyRing, clock: Clock, opts: TokenSigner
         .setAudience(opts.audience)
         .setSubject(claims.sub)
         .setIssuedAt(iat)
-        .setExpirationTime(iat + opts.accessTokenSeconds)
+        .setExpirationTime(iat + lifetime)
         .setJti(randomUUID())
         .sign(key.privateKey);
-      return { token, expiresIn: opts.accessTokenSeconds };
+      return { token, expiresIn: lifetime };
     },
     async signRefresh(claims, expiresAt) {
       const key = keys.current;

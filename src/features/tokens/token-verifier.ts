@@ -79,6 +79,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
           roles: isStringArray(p.roles) ? p.roles : [],
           permissions: isStringArray(p.permissions) ? p.permissions : [],
           amr: isStringArray(p.amr) ? p.amr : [],
+          ...(typeof p.client_id === 'string' ? { client_id: p.client_id } : {}),
         };
       } catch {
         // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
