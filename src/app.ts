@@ -18,6 +18,7 @@ import { healthRoutes } from './features/health/routes.js';
 import { createOutboxService } from './features/outbox/service.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { createSessionService } from './features/sessions/service.js';
+import { sessionCacheFor } from './features/sessions/session-cache-wiring.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
 import { createTokenVerifier } from './features/tokens/token-verifier.js';
 import { tokenRoutes } from './features/tokens/routes.js';
@@ -160,7 +161,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
   const tokens = createEmailTokenService({ db, clock });
+  // Live sessions served from memory for SESSION_CACHE_TTL_MS, invalidated across instances through Redis.
+  const sessionCache = sessionCacheFor(config, app.log);
+  app.addHook('onReady', () => sessionCache.start());
+  app.addHook('onClose', () => sessionCache.stop());
   const sessions = createSessionService({
+    cache: sessionCache.cache,
     db,
     clock,
     signer,

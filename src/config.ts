@@ -91,6 +91,8 @@ export interface Config {
   redisUrl: string | null;
   /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two attempts to reach Redis again (every connection). */
   redisReconnectMaxDelayMs: number;
+  /** SESSION_CACHE_TTL_MS: how long a live session may be served from memory (needs Redis; 0 = off; docs/operations.md). */
+  sessionCacheTtlMs: number;
   /** Request limits per endpoint and brute-force protection of sign-ins (docs/security.md). */
   rateLimits: RateLimitConfig;
   /** Product name shown in emails and pages. */
@@ -675,6 +677,7 @@ export function loadConfig(env: Env = process.env): Config {
     social: socialConfig(r),
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
     redisReconnectMaxDelayMs: r.int('REDIS_RECONNECT_MAX_DELAY_MS', 500, 10, 60000),
+    sessionCacheTtlMs: r.int('SESSION_CACHE_TTL_MS', 1000, 0, 2000),
     rateLimits: rateLimitConfig(r),
     appName: r.string('APP_NAME', 'Tessera'),
     email: {
