@@ -74,7 +74,8 @@ export interface AppDeps {
 /** Builds the HTTP application: framework plugins first, then features. Tests call this directly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
-  const ownHasher = deps.hasher ? null : createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency, config.passwords.bcryptMaxQueue);
+  const { bcryptRounds, bcryptConcurrency, bcryptMaxQueue, bcryptMaxWaitMs, bcryptNice } = config.passwords;
+  const ownHasher = deps.hasher ? null : createBcryptHasher(bcryptRounds, bcryptConcurrency, { maxQueue: bcryptMaxQueue, maxWaitMs: bcryptMaxWaitMs, nice: bcryptNice });
   const metrics = createMetrics();
   const rbac = createRbacService({ db: deps.database.db, clock, defaultRole: config.defaultRole });
   const audit = createAuditService({ db: deps.database.db, clock });
