@@ -28,8 +28,8 @@ export interface BcryptHasherOptions {
   /** Hashes allowed to wait for a thread (BCRYPT_MAX_QUEUE). */
   maxQueue?: number;
   /**
-   * BCRYPT_MAX_WAIT_MS: a hash whose estimated wait for a thread (hashes ahead ÷ threads ×
-   * the last hash's duration) exceeds this is refused at once, so a sign-in gets a
+   * BCRYPT_MAX_WAIT_MS: a hash whose estimated wait for a thread (queued hashes ahead ÷
+   * threads + ½, × the last hash's duration) exceeds this is refused at once, so a sign-in gets a
    * 503 with Retry-After instead of running into a client's timeout.
    */
   maxWaitMs?: number;
@@ -82,8 +82,11 @@ export function createBcryptHasher(rounds: number, concurrency: number, options:
     workerData: { rounds, counters, nice: opts.nice ?? 0 },
   });
 
-  /** How long a hash submitted now would wait for a thread: the hashes ahead of it, `concurrency` at a time. */
-  const estimatedWaitMs = () => Math.floor(inFlight / concurrency) * (Atomics.load(counters, 2) / 1000);
+  /**
+   * How long a hash submitted now would wait for a thread: none while one is free; else
+   * the queued hashes ahead of it, `concurrency` at a time, plus half a hash (the running ones).
+   */
+  const estimatedWaitMs = () => (inFlight < concurrency ? 0 : ((inFlight - concurrency) / concurrency + 0.5) * (Atomics.load(counters, 2) / 1000));
 
   const run = (task: { op: 'hash' | 'verify' | 'dummy'; password: string; hash?: string }): Promise<unknown> => {
     if (pool.queueSize >= maxQueue) return Promise.reject(new HasherBusyError());
