@@ -100,6 +100,8 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
       SERVER_PORT: String(env.port),
       WORKERS: String(env.workers),
       BCRYPT_ROUNDS: String(env.rounds),
+      // One issuer for every server of a run (the default follows the port): a token stays valid across them.
+      PUBLIC_URL: 'http://tessera.bench',
       // The bench signs users in right after registering them.
       REQUIRE_EMAIL_VERIFICATION: 'false',
       // The load tool signs in thousands of times from 127.0.0.1: measure throughput, not the limits.
