@@ -4,7 +4,7 @@ import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { createAccountMail } from './features/accounts/account-mail.js';
 import { createEmailFlows } from './features/accounts/email-flows.js';
 import { emailRoutes } from './features/accounts/email-routes.js';

@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config.js';
+import { loadConfig } from './config/index.js';
 import { SetupError } from './fatal.js';
 import { createAuditService } from './features/audit/service.js';
 import { readFastapiUsers } from './features/import/fastapi-source.js';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { JWT_ALGORITHMS, type Config, type JwtAlgorithm } from './config.js';
+import { JWT_ALGORITHMS, type Config, type JwtAlgorithm } from './config/index.js';
 import { SetupError } from './fatal.js';
 import { createKeyFile, keyStatuses, readKeyDir, removeKeyFiles, type KeyStatus } from './infra/key-store.js';
 import { KeyError } from './infra/keys.js';

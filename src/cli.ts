@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config.js';
+import { JWT_ALGORITHMS, loadConfig, loadDotEnv, type Config, type JwtAlgorithm } from './config/index.js';
 import { buildApp } from './app.js';
 import { keysList, keysRetire, keysRotate } from './cli-keys.js';
 import { readPassword } from './cli-password.js';

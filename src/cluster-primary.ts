@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
 import { createRestartPolicy } from './cluster-restarts.js';
 import { WORKER_CRASHES_MESSAGE } from './cluster-stats.js';

@@ -1,4 +1,4 @@
-import type { Rate } from './config.js';
+import type { Rate } from './config/index.js';
 
 /** What to do about a worker that died: start another after `delayMs`, or give up (too many crashes). */
 export type CrashVerdict = { restart: true; delayMs: number; recent: number } | { restart: false; recent: number };

@@ -1,4 +1,4 @@
-import { ConfigError } from './config.js';
+import { ConfigError } from './config/index.js';
 import { AppError } from './errors.js';
 import { DataDirLockedError } from './infra/db/data-dir-lock.js';
 import { TemplateError } from './features/email/templates.js';

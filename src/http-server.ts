@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
 import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey, watchKeys } from './runtime.js';
 

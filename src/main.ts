@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { loadConfig, loadDotEnv } from './config.js';
+import { loadConfig, loadDotEnv } from './config/index.js';
 import { reportFatal } from './fatal.js';
 
 // Entry point of `npm start` and of every cluster worker. The primary of a cluster

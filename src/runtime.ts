@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { SetupError } from './fatal.js';
 import { openDatabase, type DatabaseHandle } from './infra/db/client.js';
 import { describeConnectFailure, redactedUrl } from './infra/db/connect-failure.js';

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './features/email/runtime.js';
 import { SetupError } from './fatal.js';
 import { systemClock } from './infra/clock.js';

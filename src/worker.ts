@@ -1,4 +1,4 @@
-import { loadConfig, loadDotEnv } from './config.js';
+import { loadConfig, loadDotEnv } from './config/index.js';
 import { reportFatal } from './fatal.js';
 
 // Entry point of `npm run worker`: the BullMQ worker that sends email.

@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** OpenAPI document from the route schemas, served at /docs/json, with Swagger UI at /docs. */
 export async function registerOpenApi(app: FastifyInstance, config: Config): Promise<void> {

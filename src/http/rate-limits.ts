@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Counter } from 'prom-client';
-import type { Rate, RateLimitName } from '../config.js';
+import type { Rate, RateLimitName } from '../config/index.js';
 import { AppError } from '../errors.js';
 import { caller } from './authenticate.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';

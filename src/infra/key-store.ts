@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { JwtAlgorithm } from '../config.js';
+import type { JwtAlgorithm } from '../config/index.js';
 import {
   KeyError,
   algorithmOf,

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, webcr
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
-import type { JwtAlgorithm } from '../config.js';
+import type { JwtAlgorithm } from '../config/index.js';
 
 /** A published key: enough to verify access tokens signed with it. */
 export interface VerificationKey {

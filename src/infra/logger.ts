@@ -1,6 +1,6 @@
 import type { FastifyServerOptions } from 'fastify';
 import type { DestinationStream } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** Paths that must never reach a log line. */
 export const redactPaths = [

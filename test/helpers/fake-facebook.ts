@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { OAuth2ProviderConfig } from '../../src/config.js';
+import type { OAuth2ProviderConfig } from '../../src/config/index.js';
 import { FakeHttpServer, oauth2Env, s256, type FakeReply, type RecordedRequest } from './fake-http.js';
 
 /**

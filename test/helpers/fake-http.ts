@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { OAuth2ProviderConfig } from '../../src/config.js';
+import type { OAuth2ProviderConfig } from '../../src/config/index.js';
 import { freePort } from './free-port.js';
 
 /** One request the fake server received. */

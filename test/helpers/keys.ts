@@ -1,4 +1,4 @@
-import type { JwtAlgorithm } from '../../src/config.js';
+import type { JwtAlgorithm } from '../../src/config/index.js';
 import { createKeyRing, generateKeyPairPem, toSigningKey, type KeyRing } from '../../src/infra/keys.js';
 
 const cache = new Map<JwtAlgorithm, Promise<{ ring: KeyRing; privateKey: string; publicKey: string }>>();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { buildApp } from '../../src/app.js';
-import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config.js';
+import { loadConfig, type Config, type JwtAlgorithm } from '../../src/config/index.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import type { KeyRing } from '../../src/infra/keys.js';
 import type { PasswordHasher } from '../../src/infra/password-hasher.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createVerifier, type Verifier } from '../../packages/verify/src/index.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { loadKeyRing, type LoadedKeys } from '../../src/infra/key-store.js';
 import { generateKeyPairPem } from '../../src/infra/keys.js';

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calculateJwkThumbprint, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
-import type { JwtAlgorithm } from '../../src/config.js';
+import type { JwtAlgorithm } from '../../src/config/index.js';
 import { createTestApp, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { keysList, keysRetire, keysRotate } from '../../src/cli-keys.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
 import { SetupError } from '../../src/fatal.js';
 
 // `tessera keys rotate | list | retire` with an injected "now" (the CLI itself runs on the real clock).

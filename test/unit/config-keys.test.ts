@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { generateKeyPairPem } from '../../src/infra/keys.js';
 
 // Configuration of key rotation (KEYS_DIR, PREVIOUS_PUBLIC_KEYS, KEYS_*) and of POST /auth/introspect.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JwtAlgorithm } from '../../src/config.js';
+import type { JwtAlgorithm } from '../../src/config/index.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { createKeyFile, fileStamp, keyStatuses, loadKeyRing, readKeyDir } from '../../src/infra/key-store.js';
 import { KeyError, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JwtAlgorithm } from '../../src/config.js';
+import type { JwtAlgorithm } from '../../src/config/index.js';
 import { loadKeyRing } from '../../src/infra/key-store.js';
 import { KeyError, createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
 import type { AccessClaims } from '../../src/features/tokens/claims.js';

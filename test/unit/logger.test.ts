@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { loggerOptions, redactPaths } from '../../src/infra/logger.js';
 
 const tty = process.stdout.isTTY;

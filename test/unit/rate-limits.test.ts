@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, RATE_LIMITS, loadConfig } from '../../src/config.js';
+import { ConfigError, RATE_LIMITS, loadConfig } from '../../src/config/index.js';
 import { createSignInGuard, delayAfter } from '../../src/features/accounts/sign-in-guard.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { createMemoryCounterStore } from '../../src/infra/counter-store.js';

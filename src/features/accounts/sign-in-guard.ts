@@ -1,5 +1,5 @@
 import { AppError } from '../../errors.js';
-import type { RateLimitConfig } from '../../config.js';
+import type { RateLimitConfig } from '../../config/index.js';
 import { NO_COUNT, delayMsAfter, keyDigest, type CounterStore } from '../../infra/counter-store.js';
 import { ipKey } from '../../infra/ip-key.js';
 

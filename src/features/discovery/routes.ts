@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { KeyRing } from '../../infra/keys.js';
 
 export interface DiscoveryRoutesOptions {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { DatabaseHandle } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IntrospectionClient } from '../../config.js';
+import type { IntrospectionClient } from '../../config/index.js';
 import { AppError } from '../../errors.js';
 import type { SessionService } from '../sessions/service.js';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Config } from '../../config.js';
+import type { RedisConfig } from '../../config/index.js';
 import { createRedisBroadcast } from '../../infra/pubsub.js';
 import { createSessionCache, noSessionCache, type SessionCache } from './session-cache.js';
 
@@ -14,7 +14,7 @@ export interface SessionCacheHandle {
 }
 
 /** The session cache of this process: on with Redis and SESSION_CACHE_TTL_MS > 0; `noSessionCache` otherwise. */
-export function sessionCacheFor(config: Pick<Config, 'redisUrl' | 'redisReconnectMaxDelayMs' | 'sessionCacheTtlMs'>, logger: Pick<Logger, 'warn' | 'info'>): SessionCacheHandle {
+export function sessionCacheFor(config: RedisConfig, logger: Pick<Logger, 'warn' | 'info'>): SessionCacheHandle {
   if (!config.redisUrl || config.sessionCacheTtlMs <= 0) return { cache: noSessionCache, start: async () => undefined, stop: async () => undefined };
   const broadcast = createRedisBroadcast({ url: config.redisUrl, channel: SESSION_CHANNEL, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger });
   return {

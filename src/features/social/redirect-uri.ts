@@ -27,7 +27,7 @@ export function allowedRedirectUri(candidate: string, allowlist: readonly string
     try {
       if (new URL(entry).href === url.href) return url.href;
     } catch {
-      // config.ts refuses unparseable entries at boot
+      // config/social.ts refuses unparseable entries at boot
     }
   }
   return null;

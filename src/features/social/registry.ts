@@ -1,8 +1,8 @@
 /**
  * The providers that are configured, by id. A provider exists only when its
- * variables are set (config.ts); GET /auth/providers lists exactly these.
+ * variables are set (config/social.ts); GET /auth/providers lists exactly these.
  */
-import type { SocialConfig } from '../../config.js';
+import type { SocialConfig } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Provider } from './provider.js';
 import { createAppleProvider } from './providers/apple.js';

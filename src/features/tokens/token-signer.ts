@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { JwtAlgorithm } from '../../config.js';
+import type { JwtAlgorithm } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { KeyRing } from '../../infra/keys.js';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type AccessClaims, type RefreshClaims } from './claims.js';

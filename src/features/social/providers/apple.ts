@@ -15,7 +15,7 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { AppleConfig } from '../../../config.js';
+import type { AppleConfig } from '../../../config/index.js';
 import type { Clock } from '../../../infra/clock.js';
 import type { Provider } from '../provider.js';
 import { isObject, text, type HttpOptions } from './oauth2-http.js';

@@ -17,7 +17,7 @@
  *   existing account through its email.
  */
 import { createHmac } from 'node:crypto';
-import type { OAuth2ProviderConfig } from '../../../config.js';
+import type { OAuth2ProviderConfig } from '../../../config/index.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';
 import { isObject, requestJson, scopeList, splitName, text, withQuery, type HttpOptions, type JsonResponse } from './oauth2-http.js';
 

@@ -14,13 +14,14 @@
  *   (or the public `email`) is returned with `emailVerified: false`, so it can
  *   prefill a new account but never link to an existing one.
  */
-import type { OAuth2ProviderConfig } from '../../../config.js';
+import type { OAuth2ProviderConfig } from '../../../config/index.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';
+import { githubDefaults } from './github-defaults.js';
 import { isObject, requestJson, scopeList, splitName, text, withQuery, type HttpOptions, type JsonResponse } from './oauth2-http.js';
 
 const API_HEADERS = {
   accept: 'application/vnd.github+json',
-  'x-github-api-version': '2022-11-28',
+  'x-github-api-version': githubDefaults.apiVersion,
   'user-agent': 'Tessera',
 };
 

@@ -16,7 +16,7 @@
  *   Android) and the nonce the app sends, if any.
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { OidcProviderConfig } from '../../../config.js';
+import type { OidcProviderConfig } from '../../../config/index.js';
 import type { Clock } from '../../../infra/clock.js';
 import { sha256Hex } from '../../../infra/opaque-token.js';
 import { ProviderError, type AuthorizationRequest, type CodeExchange, type NativeToken, type Provider, type ProviderProfile } from '../provider.js';

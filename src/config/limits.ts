@@ -1,0 +1,64 @@
+/**
+ * Request limits per endpoint (RATE_LIMIT_*) and the brute-force protection of
+ * sign-ins (BRUTE_FORCE_*). docs/security.md explains each.
+ */
+import type { Rate, Reader } from './reader.js';
+
+/** Every request limit: its variable and default (count/duration, or `off`). docs/security.md explains each. */
+export const RATE_LIMITS = {
+  sign_in_ip: ['RATE_LIMIT_SIGN_IN_IP', '30/5m'],
+  sign_in_account: ['RATE_LIMIT_SIGN_IN_ACCOUNT', '10/5m'],
+  token_ip: ['RATE_LIMIT_TOKEN_IP', '300/5m'],
+  code_exchange_ip: ['RATE_LIMIT_CODE_EXCHANGE_IP', '30/5m'],
+  refresh_ip: ['RATE_LIMIT_REFRESH_IP', '300/5m'],
+  register_ip: ['RATE_LIMIT_REGISTER_IP', '30/1h'],
+  register_account: ['RATE_LIMIT_REGISTER_ACCOUNT', '5/1h'],
+  forgot_password_ip: ['RATE_LIMIT_FORGOT_PASSWORD_IP', '20/1h'],
+  forgot_password_account: ['RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT', '5/1h'],
+  resend_confirmation_ip: ['RATE_LIMIT_RESEND_CONFIRMATION_IP', '20/1h'],
+  resend_confirmation_account: ['RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT', '5/1h'],
+  mfa_verify_ip: ['RATE_LIMIT_MFA_VERIFY_IP', '30/5m'],
+  social_authorize_ip: ['RATE_LIMIT_SOCIAL_AUTHORIZE_IP', '60/5m'],
+  email_change_account: ['RATE_LIMIT_EMAIL_CHANGE_ACCOUNT', '5/1h'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type RateLimitName = keyof typeof RATE_LIMITS;
+
+export interface RateLimitConfig {
+  /** RATE_LIMIT_ENABLED: the request limits below. */
+  enabled: boolean;
+  limits: Record<RateLimitName, Rate | null>;
+  bruteForce: {
+    /** BRUTE_FORCE_ENABLED: growing delays per account and the per-IP failure throttle. */
+    enabled: boolean;
+    /** Failed passwords for one address before the first delay. */
+    freeAttempts: number;
+    /** The first delay; each further failure doubles it, up to maxDelaySeconds. */
+    baseDelaySeconds: number;
+    maxDelaySeconds: number;
+    /** An address's failures are forgotten this long after its last one. */
+    windowSeconds: number;
+    /** A client IP that signed in to an address is judged by its own counter for this long after its last success; 0 = off. */
+    knownClientSeconds: number;
+    /** Failed sign-ins from one IP (any accounts) before that IP must wait out the window; null = off. */
+    ipFailures: Rate | null;
+  };
+}
+
+export function rateLimitConfig(r: Reader): RateLimitConfig {
+  const limits = Object.fromEntries(Object.entries(RATE_LIMITS).map(([key, [name, fallback]]) => [key, r.rate(name, fallback)])) as Record<RateLimitName, Rate | null>;
+  const baseDelaySeconds = r.duration('BRUTE_FORCE_BASE_DELAY', 1, 1, 3600);
+  return {
+    enabled: r.bool('RATE_LIMIT_ENABLED', true),
+    limits,
+    bruteForce: {
+      enabled: r.bool('BRUTE_FORCE_ENABLED', true),
+      freeAttempts: r.int('BRUTE_FORCE_FREE_ATTEMPTS', 5, 1, 1000),
+      baseDelaySeconds,
+      maxDelaySeconds: Math.max(baseDelaySeconds, r.duration('BRUTE_FORCE_MAX_DELAY', 15 * 60, 1, 86400)),
+      windowSeconds: r.duration('BRUTE_FORCE_WINDOW', 24 * 3600, 60, 30 * 86400),
+      knownClientSeconds: r.duration('BRUTE_FORCE_KNOWN_CLIENT_TTL', 30 * 86400, 0, 365 * 86400),
+      ipFailures: r.rate('BRUTE_FORCE_IP_FAILURES', '30/15m'),
+    },
+  };
+}
