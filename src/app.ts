@@ -21,6 +21,7 @@ import { createSessionService } from './features/sessions/service.js';
 import { sessionCacheFor } from './features/sessions/session-cache-wiring.js';
 import { createTokenSigner } from './features/tokens/token-signer.js';
 import { createTokenVerifier } from './features/tokens/token-verifier.js';
+import { memoizeAccessTokens } from './features/tokens/verified-access-memo.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { createIntrospectionService } from './features/introspection/service.js';
@@ -160,7 +161,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     audience: config.jwt.audience,
     accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
   });
-  const verifier = createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  // With the session cache on (Redis), verified access tokens are remembered for the same bound (verified-access-memo.ts).
+  const verifier = memoizeAccessTokens(createTokenVerifier(deps.keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience }), clock, {
+    ttlMs: config.redisUrl ? config.sessionCacheTtlMs : 0,
+  });
   const tokens = createEmailTokenService({ db, clock });
   // Live sessions served from memory for SESSION_CACHE_TTL_MS, invalidated across instances through Redis.
   const sessionCache = sessionCacheFor(config, app.log);
