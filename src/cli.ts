@@ -7,7 +7,7 @@ import { readPassword } from './cli-password.js';
 import { SetupError, reportFatal } from './fatal.js';
 import { normaliseEmail } from './features/accounts/email.js';
 import { describeStoredEmails, reviewStoredEmails } from './features/accounts/stored-emails.js';
-import * as outboxRepo from './features/outbox/repo.js';
+import { outboxAdmin } from './features/mail/index.js';
 import type { Database } from './infra/db/client.js';
 import { KeyError, generateKeyPairPem, writeKeyPair } from './infra/keys.js';
 import { migrateDatabase } from './migrate.js';
@@ -86,11 +86,11 @@ async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
 
 async function outboxStatus(): Promise<void> {
   await withDatabase(async (db) => {
-    const counts = await outboxRepo.countByStatus(db);
+    const counts = await outboxAdmin.countByStatus(db);
     const { oldestUnsentAt, ...byStatus } = counts;
     console.log(Object.entries(byStatus).map(([status, n]) => `${status}: ${n}`).join('  '));
     if (oldestUnsentAt) console.log(`oldest unsent message: ${oldestUnsentAt.toISOString()}`);
-    for (const row of await outboxRepo.listFailed(db, 50)) {
+    for (const row of await outboxAdmin.listFailed(db, 50)) {
       console.log(`failed ${row.id} ${row.kind} to ${row.recipient} after ${row.attempts} attempts: ${row.lastError ?? ''}`);
     }
   });
@@ -103,12 +103,12 @@ async function outboxRetry(args: string[]): Promise<void> {
   const given = ids ? [...new Set(ids.map((id) => id.toLowerCase()))] : undefined;
   const { n, notFailed } = await withDatabase((db) =>
     db.transaction(async (tx) => {
-      const statuses = given ? await outboxRepo.statusesOf(tx, given) : new Map<string, string>();
+      const statuses = given ? await outboxAdmin.statusesOf(tx, given) : new Map<string, string>();
       // A mistyped or purged id is an error, and nothing is re-queued: a script must not read "0 re-queued" as done.
       const unknown = given?.filter((id) => !statuses.has(id)) ?? [];
       if (unknown.length) throw new SetupError(`no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`);
       const notFailed = [...statuses].filter(([, status]) => status !== 'failed');
-      return { n: await outboxRepo.requeueFailed(tx, new Date(), given), notFailed };
+      return { n: await outboxAdmin.requeueFailed(tx, new Date(), given), notFailed };
     }),
   );
   for (const [id, status] of notFailed) console.log(`tessera: ${id} is ${status}, not failed; left as it is`);

@@ -1,7 +1,7 @@
 import { ConfigError } from './config/index.js';
 import { AppError } from './errors.js';
 import { DataDirLockedError } from './infra/db/data-dir-lock.js';
-import { TemplateError } from './features/email/templates.js';
+import { TemplateError } from './features/mail/templates.js';
 import { KeyError } from './infra/keys.js';
 
 /** A start-up refusal whose message says what to do instead. */

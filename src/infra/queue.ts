@@ -3,24 +3,25 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { reconnectWithin } from './redis-reconnect.js';
 
-/** The BullMQ queue every email job goes through. */
-export const EMAIL_QUEUE = 'email';
-
-export interface EmailJobData {
-  outboxId: string;
-}
+/**
+ * Generic BullMQ plumbing: a producer and a consumer of one named queue, with
+ * the reconnection rules every queue here shares. What a queue carries (its name,
+ * its job data) belongs to the feature that owns it (email: features/mail/queue.ts).
+ */
 
 /**
  * What the processor tells BullMQ: done, give up, or run again at a time. The
- * outbox row counts attempts and sets the backoff, so the worker's settings
+ * feature's own records count attempts and set the backoff, so the worker's settings
  * decide them, not those of whichever process added the job. BullMQ's own
  * attempts and backoff only cover a processor that throws (database down).
  */
 export type JobResult = { kind: 'done' } | { kind: 'give_up'; error: string } | { kind: 'delay'; until: Date };
 
-export interface EmailQueueOptions {
+export interface JobQueueOptions {
+  /** The BullMQ queue name. */
+  name: string;
   redisUrl: string;
-  /** BullMQ attempts; the outbox row decides when a message fails for good. */
+  /** BullMQ attempts (a processor that throws). */
   attempts: number;
   retryDelayMs: number;
   /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two reconnection attempts. */
@@ -28,12 +29,19 @@ export interface EmailQueueOptions {
   logger: Pick<Logger, 'warn'>;
 }
 
+export interface NewJob<Data> {
+  name: string;
+  data: Data;
+  /** Adding a job whose id still exists is a no-op. */
+  jobId: string;
+}
+
 /**
  * The producer side. While Redis is down, adding fails at once (no waiting in
- * a client-side queue), so the relay's transaction rolls back and the rows
- * wait in the outbox; a command that hangs is cut off by `commandTimeout`.
+ * a client-side queue), so the caller's transaction rolls back and its rows
+ * wait; a command that hangs is cut off by `commandTimeout`.
  */
-export function createEmailQueue(opts: EmailQueueOptions) {
+export function createJobQueue<Data>(opts: JobQueueOptions) {
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   let connectedBefore = false;
@@ -48,7 +56,8 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     connectedBefore = true;
   });
   const newQueue = () => {
-    const q = new Queue<EmailJobData>(EMAIL_QUEUE, {
+    // Untyped inside: BullMQ's generics cannot follow a type parameter; `add` types the jobs.
+    const q = new Queue(opts.name, {
       connection,
       skipWaitingForReady: true,
       defaultJobOptions: {
@@ -70,7 +79,7 @@ export function createEmailQueue(opts: EmailQueueOptions) {
    * start, or its command dropped by `maxRetriesPerRequest` during an outage), every later
    * call fails with that same error, even with Redis back. Such a queue is replaced.
    */
-  const usable = async (): Promise<Queue<EmailJobData>> => {
+  const usable = async (): Promise<Queue> => {
     const current = queue;
     try {
       await current.waitUntilReady();
@@ -95,9 +104,9 @@ export function createEmailQueue(opts: EmailQueueOptions) {
     async ping(): Promise<void> {
       await connection.ping();
     },
-    async add(ids: string[]): Promise<void> {
+    async add(jobs: NewJob<Data>[]): Promise<void> {
       if (connection.status !== 'ready') throw new Error(`Redis is not ready (${connection.status})`);
-      await (await usable()).addBulk(ids.map((outboxId) => ({ name: 'send', data: { outboxId }, opts: { jobId: outboxId } })));
+      await (await usable()).addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: { jobId: job.jobId } })));
     },
     async close(): Promise<void> {
       await queue.close();
@@ -106,9 +115,13 @@ export function createEmailQueue(opts: EmailQueueOptions) {
   };
 }
 
-export type EmailQueue = ReturnType<typeof createEmailQueue>;
+export type JobQueue<Data> = ReturnType<typeof createJobQueue<Data>>;
 
-export interface EmailWorkerOptions {
+export interface JobWorkerOptions {
+  /** The BullMQ queue name. */
+  name: string;
+  /** What a job is called in the logs ("email job"). */
+  label: string;
   redisUrl: string;
   concurrency: number;
   /** How long a job stays locked without renewal before another worker may take it over. */
@@ -119,7 +132,7 @@ export interface EmailWorkerOptions {
 }
 
 /** The consumer side: runs `process` for each job with BullMQ's retry, backoff and stalled-job recovery. */
-export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: string) => Promise<JobResult>) {
+export function createJobWorker<Data>(opts: JobWorkerOptions, process: (data: Data) => Promise<JobResult>) {
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   connection.on('error', (err: Error) => {
@@ -130,10 +143,10 @@ export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: 
     if (warned) opts.logger.info('Redis reachable again');
     warned = false;
   });
-  const worker = new Worker<EmailJobData>(
-    EMAIL_QUEUE,
-    async (job: Job<EmailJobData>, token?: string) => {
-      const result = await process(job.data.outboxId);
+  const worker = new Worker<Data>(
+    opts.name,
+    async (job: Job<Data>, token?: string) => {
+      const result = await process(job.data);
       switch (result.kind) {
         case 'done':
           return;
@@ -154,8 +167,8 @@ export function createEmailWorker(opts: EmailWorkerOptions, process: (outboxId: 
     },
   );
   worker.on('error', (err) => opts.logger.warn({ err: err.message }, 'job worker error'));
-  worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'email job failed'));
-  worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, 'email job stalled (its worker died?); another worker takes it over'));
+  worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, `${opts.label} failed`));
+  worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, `${opts.label} stalled (its worker died?); another worker takes it over`));
   return {
     worker,
     /** Stops taking jobs and waits for the running ones. */

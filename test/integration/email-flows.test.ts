@@ -6,8 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
 import { emailTokens } from '../../src/features/email-tokens/tables.js';
-import * as outboxRepo from '../../src/features/outbox/repo.js';
-import { outbox } from '../../src/features/outbox/tables.js';
+import * as outboxRepo from '../../src/features/mail/outbox-repo.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { SmtpCatcher, linkIn, tokenIn, type ReceivedMail } from '../helpers/smtp.js';
 import { PASSWORD, TEST_ISSUER, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents } from '../../src/features/audit/tables.js';
 import { recoveryCodes, userTotp } from '../../src/features/mfa/tables.js';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 // jsqr is CommonJS: its module object is the decoder itself.

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { SmtpCatcher } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 

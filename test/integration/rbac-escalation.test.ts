@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
 import { auditEvents } from '../../src/features/audit/tables.js';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { roles, userRoles } from '../../src/features/rbac/tables.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 

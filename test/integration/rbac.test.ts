@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents } from '../../src/features/audit/tables.js';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { userRoles } from '../../src/features/rbac/tables.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 

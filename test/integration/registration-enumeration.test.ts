@@ -3,7 +3,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
 import { emailTokens } from '../../src/features/email-tokens/tables.js';
-import { outbox } from '../../src/features/outbox/tables.js';
+import { outbox } from '../../src/features/mail/tables.js';
 import { SmtpCatcher } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalEmail, scriptsOf } from '../../src/features/accounts/email-address.js';
+import { canonicalEmail, scriptsOf } from '../../src/email-address.js';
 
 // The one parser every address goes through (register, sign-in, forgot, resend, email
 // change, admin and CLI users, social profiles): plain local@domain only, the domain

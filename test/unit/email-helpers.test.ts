@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { humanDuration } from '../../src/features/accounts/account-mail.js';
-import { backoffMs } from '../../src/features/outbox/delivery.js';
-import { createFileMailer, describeMailError, isPermanentMailError, type OutgoingMail } from '../../src/infra/mailer.js';
+import { backoffMs } from '../../src/features/mail/delivery.js';
+import { createFileMailer, describeMailError, isPermanentMailError, type OutgoingMail } from '../../src/features/mail/transport.js';
 import { createPoller, type Poller } from '../../src/infra/poller.js';
 
 /** Resolves once `cond()` holds; fails after `timeoutMs`. */

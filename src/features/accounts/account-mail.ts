@@ -1,6 +1,6 @@
 import type { Database } from '../../infra/db/client.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
-import type { OutboxService, SendCaps } from '../outbox/service.js';
+import type { OutboxService, SendCaps } from '../mail/index.js';
 
 export interface AccountMailSettings {
   confirmTtlSeconds: number;

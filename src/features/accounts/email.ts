@@ -1,7 +1,7 @@
 import { AppError } from '../../errors.js';
-import { canonicalEmail } from './email-address.js';
+import { canonicalEmail } from '../../email-address.js';
 
-export { canonicalEmail } from './email-address.js';
+export { canonicalEmail } from '../../email-address.js';
 
 /**
  * The key an address is looked up (and rate-limited) by: its canonical form, so

@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { Database } from '../../infra/db/client.js';
-import { canonicalEmail } from './email-address.js';
+import { canonicalEmail } from '../../email-address.js';
 import { users } from './tables.js';
 
 export interface StoredEmailReport {

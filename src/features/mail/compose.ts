@@ -1,7 +1,7 @@
-import type { OutgoingMail } from '../../infra/mailer.js';
+import type { OutgoingMail } from './transport.js';
 import type { SecretBox } from '../../infra/secret-box.js';
-import { canonicalEmail } from '../accounts/email-address.js';
-import type { OutboxRow } from '../outbox/tables.js';
+import { canonicalEmail } from '../../email-address.js';
+import type { OutboxRow } from './tables.js';
 import { EMAIL_KINDS, type EmailKind, type Templates } from './templates.js';
 
 /** Where each kind's link points. Links are built from PUBLIC_URL only, never from a request. */

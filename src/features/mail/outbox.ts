@@ -1,8 +1,8 @@
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { SecretBox } from '../../infra/secret-box.js';
-import type { EmailKind } from '../email/templates.js';
-import * as repo from './repo.js';
+import type { EmailKind } from './templates.js';
+import * as repo from './outbox-repo.js';
 
 export interface OutboxMessage {
   kind: EmailKind;
@@ -64,3 +64,11 @@ export function createOutboxService(deps: { db: Database; clock: Clock; box: Sec
     backlog: () => repo.backlog(deps.db, new Date(clock.now().getTime() - BACKLOG_GRACE_MS)),
   };
 }
+
+/** The operator's view (`tessera outbox status` and `retry`), on the caller's connection or transaction. */
+export const outboxAdmin = {
+  countByStatus: repo.countByStatus,
+  listFailed: repo.listFailed,
+  statusesOf: repo.statusesOf,
+  requeueFailed: repo.requeueFailed,
+};

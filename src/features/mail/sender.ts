@@ -4,9 +4,9 @@ import type { Clock } from '../../infra/clock.js';
 import type { DatabaseHandle } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
 import type { Poller } from '../../infra/poller.js';
-import { createDrainer } from '../outbox/drainer.js';
-import type { OutboxService } from '../outbox/service.js';
-import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './runtime.js';
+import { createDrainer } from './drainer.js';
+import type { OutboxService } from './outbox.js';
+import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './setup.js';
 import { loadTemplates } from './templates.js';
 
 export interface EmailSender {

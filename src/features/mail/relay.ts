@@ -3,7 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import { createPoller, type Poller } from '../../infra/poller.js';
 import { sentPurge } from './purge.js';
-import * as repo from './repo.js';
+import * as repo from './outbox-repo.js';
 
 export interface JobQueue {
   /** Adds one job per outbox id (the id is the job id, so adding twice is a no-op). Throws when the queue is unreachable. */

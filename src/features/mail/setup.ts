@@ -4,12 +4,12 @@ import type { Config } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
-import { createFileMailer, createSmtpMailer, type Mailer } from '../../infra/mailer.js';
+import { createFileMailer, createSmtpMailer, type Mailer } from './transport.js';
 import { createSecretBox } from '../../infra/secret-box.js';
 import type { Poller } from '../../infra/poller.js';
-import { createEmailQueue, type EmailQueue } from '../../infra/queue.js';
-import { createDelivery, type Deliver } from '../outbox/delivery.js';
-import { createRelay } from '../outbox/relay.js';
+import { createEmailQueue, type EmailQueue } from './queue.js';
+import { createDelivery, type Deliver } from './delivery.js';
+import { createRelay } from './relay.js';
 import { createComposer } from './compose.js';
 import { loadTemplates } from './templates.js';
 

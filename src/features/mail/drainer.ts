@@ -4,7 +4,7 @@ import type { Database } from '../../infra/db/client.js';
 import { createPoller, type Poller } from '../../infra/poller.js';
 import type { Deliver } from './delivery.js';
 import { sentPurge } from './purge.js';
-import * as repo from './repo.js';
+import * as repo from './outbox-repo.js';
 
 /**
  * The in-process sender used when there is no Redis: polls the outbox and

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
-import type { SmtpConfig } from '../config/index.js';
+import type { SmtpConfig } from '../../config/index.js';
 
 export interface OutgoingMail {
   /** The outbox row: names the .eml file and makes the Message-ID stable across retries. */

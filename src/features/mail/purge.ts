@@ -1,6 +1,6 @@
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
-import * as repo from './repo.js';
+import * as repo from './outbox-repo.js';
 
 const EVERY_MS = 3600_000;
 const KEEP_SENT_MS = 7 * 24 * 3600_000;

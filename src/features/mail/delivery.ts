@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
-import { describeMailError, isPermanentMailError, type Mailer, type OutgoingMail } from '../../infra/mailer.js';
+import { describeMailError, isPermanentMailError, type Mailer, type OutgoingMail } from './transport.js';
 import type { OutboxRow } from './tables.js';
-import * as repo from './repo.js';
+import * as repo from './outbox-repo.js';
 
 export type DeliveryOutcome =
   | { kind: 'sent' }
