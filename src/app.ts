@@ -250,7 +250,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(healthRoutes, { pingDatabase: () => deps.database.ping(), pingRedis: sender.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: deps.keys });
-  // Third-party sign-in (DESIGN §6): providers from config, the account rules, and the web flow's one-time codes.
+  // Third-party sign-in (docs/social-sign-in.md): providers from config, the account rules, and the web flow's one-time codes.
   const social = createSocialService({
     db,
     clock,

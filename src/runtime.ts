@@ -33,6 +33,7 @@ export async function connectConfiguredDatabase(config: Config, onIdleError?: (e
     await database.ping();
   } catch (err) {
     const cause = describeConnectFailure(err);
+    // best effort: the connect failure below is what the operator must see
     await database.close().catch(() => undefined);
     if (!cause) throw err;
     const setting = process.env.DATABASE_URL ? 'DATABASE_URL' : 'DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD';

@@ -51,7 +51,7 @@ export interface Config extends ServerConfig, RedisConfig {
   /** The role every new user gets. */
   defaultRole: string;
   mfa: MfaConfig;
-  /** Third-party sign-in (DESIGN §6); a provider is null unless configured. */
+  /** Third-party sign-in (docs/social-sign-in.md); a provider is null unless configured. */
   social: SocialConfig;
   /** Request limits per endpoint and brute-force protection of sign-ins (docs/security.md). */
   rateLimits: RateLimitConfig;

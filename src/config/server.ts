@@ -114,6 +114,7 @@ function parseCorsOrigins(r: Reader): string[] {
       const u = new URL(o);
       if (u.protocol === 'http:' || u.protocol === 'https:') origin = u.origin;
     } catch {
+      // not a URL: reported just below as not an origin
       origin = null;
     }
     if (origin !== o) r.problems.push(`CORS_ORIGINS: "${o}" is not an origin; list exact origins like https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case, no path or trailing slash; "*" is not allowed)`);

@@ -28,7 +28,7 @@ export interface OidcProviderConfig {
   tokenUrl: string | null;
   jwksUrl: string | null;
   userinfoUrl: string | null;
-  /** Whether a verified email may link to an existing account (DESIGN §6). */
+  /** Whether a verified email may link to an existing account (docs/social-sign-in.md, "Accounts and linking"). */
   emailLinking: boolean;
 }
 
@@ -149,6 +149,7 @@ function isP256PrivateKey(pem: string): boolean {
   try {
     return createPrivateKey(pem).asymmetricKeyDetails?.namedCurve === 'prime256v1';
   } catch {
+    // unreadable PEM: the caller reports the key as not a P-256 key
     return false;
   }
 }

@@ -64,7 +64,7 @@ function describe(e: SchemaError): string {
 }
 
 /** The message of one field from all its errors: a broken constraint first, then the accepted types or values of a union. */
-function describeField(errors: SchemaError[]): string {
+function describeField(errors: [SchemaError, ...SchemaError[]]): string {
   const specific = errors.find((e) => !['type', 'const', 'anyOf', 'oneOf'].includes(e.keyword));
   if (specific) return describe(specific);
   const consts = errors.filter((e) => e.keyword === 'const').map((e) => JSON.stringify(e.params.allowedValue));
@@ -79,12 +79,14 @@ function describeField(errors: SchemaError[]): string {
  * dotted path (`email`, `roles.0`) or the part as a whole (`body`, `querystring`).
  */
 export function validationDetails(err: FastifyError): FieldError[] {
-  const byField = new Map<string, SchemaError[]>();
+  const byField = new Map<string, [SchemaError, ...SchemaError[]]>();
   for (const v of (err.validation ?? []) as SchemaError[]) {
     const missing = v.keyword === 'required' ? (v.params.missingProperty as string | undefined) : undefined;
     const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const field = [path, missing].filter(Boolean).join('.') || (err.validationContext ?? 'body');
-    byField.set(field, [...(byField.get(field) ?? []), v]);
+    const same = byField.get(field);
+    if (same) same.push(v);
+    else byField.set(field, [v]);
   }
   return [...byField].map(([field, errors]) => {
     const whole = ['body', 'querystring', 'params', 'headers'].includes(field);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { reconnectWithin } from './redis-reconnect.js';
 
 /** A counter's value and the milliseconds until it expires (0 when absent). */
@@ -195,6 +195,12 @@ export interface RedisCounterOptions {
   /** REDIS_RECONNECT_MAX_DELAY_MS. */
   reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'info'>;
+  /**
+   * Times the second Redis is left alone after a failed command. Real time by default, and on
+   * purpose not the app's clock: it backs off from a real connection whose timeouts and
+   * reconnects run in real time (a test's frozen clock would keep Redis skipped for ever).
+   */
+  backoffClock?: Clock;
 }
 
 /** Every counter's Redis key starts with this. */
@@ -232,8 +238,9 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
   let down = false;
   // After a failed command, this process counts alone for a second: a hanging Redis costs one timeout per second, not one per request.
   let skipUntil = 0;
+  const backoffClock = opts.backoffClock ?? systemClock;
   const failed = (err: unknown) => {
-    skipUntil = Date.now() + 1000;
+    skipUntil = backoffClock.now().getTime() + 1000;
     if (!down) opts.logger.warn({ err: (err as Error).message }, 'rate limits: Redis unreachable; counting per process until it is back');
     down = true;
   };
@@ -247,7 +254,7 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
 
   /** Redis when connected, else (or when the command fails) this process's counters. */
   async function either<T>(viaRedis: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (redis.status !== 'ready' || Date.now() < skipUntil) return local();
+    if (redis.status !== 'ready' || backoffClock.now().getTime() < skipUntil) return local();
     try {
       return await viaRedis();
     } catch (err) {

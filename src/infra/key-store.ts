@@ -2,6 +2,7 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { JwtAlgorithm } from '../config/index.js';
+import { systemClock } from './clock.js';
 import {
   KeyError,
   algorithmOf,
@@ -122,9 +123,9 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
         }
         byKid.set(key.kid, { files: [f.name], key, activatesAt, createdAt: f.mtime, publicOnly: false });
       } else {
-        const blocks = splitPemBlocks(pem);
-        if (blocks.length !== 1) throw new KeyError(`${f.full} is not one PEM key.`);
-        publics.push({ name: f.name, key: await toVerificationKey(blocks[0], f.full), activatesAt, createdAt: f.mtime });
+        const [block, ...more] = splitPemBlocks(pem);
+        if (block === undefined || more.length) throw new KeyError(`${f.full} is not one PEM key.`);
+        publics.push({ name: f.name, key: await toVerificationKey(block, f.full), activatesAt, createdAt: f.mtime });
       }
     } catch (err) {
       if (!(err instanceof KeyError)) throw err;
@@ -306,7 +307,7 @@ async function fromDirectory(dir: string, clock: { now(): Date }, algorithm: Jwt
  * PRIVATE_KEY or KEYS_DIR without a key of JWT_ALGORITHM is a KeyError.
  */
 export async function loadKeyRing(src: KeySource): Promise<LoadedKeys> {
-  const clock = src.clock ?? { now: () => new Date() };
+  const clock = src.clock ?? systemClock;
   if (src.privateKeyPem) return { ring: await fromEnvironment({ ...src, privateKeyPem: src.privateKeyPem }) };
   if (src.keysDir) {
     // Outside production an empty (or missing) KEYS_DIR gets a first key, as DATA_DIR/keys does.
@@ -351,6 +352,7 @@ function privateKeyAlgorithms(dir: string): Set<JwtAlgorithm> {
   try {
     files = pemFiles(dir);
   } catch {
+    // no readable directory: no keys (the loader reports why)
     return algs;
   }
   for (const f of files) {
@@ -371,6 +373,7 @@ function hasPrivateKey(dir: string): boolean {
     try {
       return isPrivateKeyPem(readFileSync(f.full, 'utf8'));
     } catch {
+      // unreadable: the loader reports it
       return false;
     }
   });

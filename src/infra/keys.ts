@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import type { JwtAlgorithm } from '../config/index.js';
+import { systemClock } from './clock.js';
 
 /** A published key: enough to verify access tokens signed with it. */
 export interface VerificationKey {
@@ -138,7 +139,7 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
 export function createKeyRing(keys: VerificationKey[]): KeyRing {
   const first = keys.find(isSigningKey);
   if (!first) throw new KeyError('No signing key: every key is public only.');
-  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), { now: () => new Date() }, first.alg);
+  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), systemClock, first.alg);
 }
 
 /**
@@ -153,7 +154,9 @@ export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Dat
   // Stable sort: keys without activation times keep their given order.
   const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => at(b.e) - at(a.e) || a.i - b.i).map(({ e }) => e);
   const signers = sorted.filter((e) => isSigningKey(e.key) && e.key.alg === algorithm);
-  if (!signers.length) throw new KeyError(`No signing key for JWT_ALGORITHM=${algorithm}: every key is public only or of another algorithm.`);
+  // None active yet (only pending keys): the one activating first signs.
+  const fallback = signers.at(-1);
+  if (!fallback) throw new KeyError(`No signing key for JWT_ALGORITHM=${algorithm}: every key is public only or of another algorithm.`);
   const seen = new Set<string>();
   for (const { key } of sorted) {
     if (seen.has(key.kid)) throw new KeyError(`The key ${key.kid} is given twice.`);
@@ -163,8 +166,6 @@ export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Dat
   const map = new Map(all.map((k) => [k.kid, k]));
   const set = { keys: all.map((k) => k.publicJwk) };
   const algs = [...new Set(all.map((k) => k.alg))];
-  // None active yet (only pending keys): the one activating first signs.
-  const fallback = signers[signers.length - 1];
   return {
     get current() {
       const now = clock.now().getTime();

@@ -55,7 +55,8 @@ const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
  * libuv's pool, which jose's Web Crypto needs for every signature. The threads run
  * at nice `nice` (BCRYPT_NICE, default 0): when session checks and sign-ins both
  * saturate the CPU, the scheduler shares it between them (docs/operations.md,
- * "Hashing under overload") instead of starving one.
+ * "Hashing under overload"; docs/hardening.md "Password hashing under load") instead
+ * of starving one.
  *
  * At most `concurrency` hashes run at once (one per thread); the others wait in a
  * queue of at most `maxQueue`, and only while their estimated wait stays within

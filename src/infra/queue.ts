@@ -88,6 +88,7 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
       if (queue === current) {
         opts.logger.warn({ err: (err as Error).message }, 'job queue: the connection to Redis failed before it was ready; starting over');
         queue = newQueue();
+        // best effort: the failure is logged above, and the abandoned queue holds nothing to lose
         void current.close().catch(() => undefined);
       }
       if (connection.status !== 'ready') throw err;

@@ -36,6 +36,7 @@ function boxOf(current: () => { id: string; key: Buffer }, byId: (id: string) =>
         decipher.setAuthTag(body.subarray(body.length - 16));
         return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');
       } catch {
+        // a wrong tag (tampered, or sealed under another key): not ours to open
         return null;
       }
     },

@@ -27,7 +27,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-/** Every DESIGN §7 route with a concrete path (the /auth/mfa/*, /users/me/mfa/* and /admin/* families are not spelled out). */
+/** Every route of the README "Endpoints" tables with a concrete path (the /auth/mfa/*, /users/me/mfa/* and /admin/* families are not spelled out). */
 const CONTRACT: Array<[method: string, path: string]> = [
   ['POST', '/auth/register'],
   ['POST', '/auth/token'],
@@ -82,12 +82,12 @@ describe('GET /docs/json', () => {
     expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(doc.components.securitySchemes.oauth2).toMatchObject({ type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', scopes: {} } } });
     // Protected operations offer both ways to authorize.
-    expect(doc.paths['/users/me'].get.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }, { oauth2: [] }]));
+    expect(doc.paths['/users/me']!.get!.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }, { oauth2: [] }]));
     // The UI's own routes stay out of the document.
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
   });
 
-  it('lists every DESIGN §7 route the app implements', async () => {
+  it('lists every README "Endpoints" route the app implements', async () => {
     const doc = (await (await fetch(`${base}/docs/json`)).json()) as OpenApiDoc;
     const documented = (method: string, path: string) => doc.paths[openApiPath(path)]?.[method.toLowerCase()] !== undefined;
 
@@ -187,10 +187,10 @@ describe('Swagger UI in Chromium', () => {
 
     // The token request went to this server's /auth/token as an RFC 6749 form, and succeeded.
     expect(tokenRequests).toHaveLength(1);
-    expect(tokenRequests[0].url).toBe(`${base}/auth/token`);
-    expect(tokenRequests[0].contentType).toMatch(/^application\/x-www-form-urlencoded/);
-    expect(tokenRequests[0].body.get('grant_type')).toBe('password');
-    expect(tokenRequests[0].body.get('username')).toBe(email);
+    expect(tokenRequests[0]!.url).toBe(`${base}/auth/token`);
+    expect(tokenRequests[0]!.contentType).toMatch(/^application\/x-www-form-urlencoded/);
+    expect(tokenRequests[0]!.body.get('grant_type')).toBe('password');
+    expect(tokenRequests[0]!.body.get('username')).toBe(email);
     expect(tokenResponses).toEqual([200]);
     await expect.poll(() => oauth.locator('h6').innerText()).toBe('Authorized');
     expect(await oauth.innerText()).toContain(email);

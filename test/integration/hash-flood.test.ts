@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBcryptHasher, type BcryptHasher } from '../../src/infra/password-hasher.js';
 import { createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
-// The bcrypt concurrency bound (DESIGN §9, OWASP ASVS 5.0 V6/V13 resource limits): a flood of
+// The bcrypt concurrency bound (docs/hardening.md "Password hashing under load", OWASP ASVS 5.0 V6/V13 resource limits): a flood of
 // sign-ins with 72-byte passwords queues behind BCRYPT_CONCURRENCY hashing threads instead of
 // running them all at once, and beyond BCRYPT_MAX_QUEUE waiting hashes the rest get 503 with
 // Retry-After. bcrypt cost 4 keeps it to a few seconds. Each sign-in comes from its own address

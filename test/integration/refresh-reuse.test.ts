@@ -7,7 +7,7 @@ import { sessions } from '../../src/features/sessions/tables.js';
 import { bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**
- * DESIGN §3 refresh rotation: a compare-and-swap of the session generation;
+ * Refresh rotation (README "Tokens"): a compare-and-swap of the session generation;
  * replaying an older token revokes the session, except the immediately
  * previous one inside the grace window (default 10 s).
  */
@@ -23,7 +23,7 @@ const sid = (token: string) => decodeJwt(token).sid as string;
 async function sessionRow(t: TestApp, id: string) {
   const rows = await t.db.handle.db.select().from(sessions).where(eq(sessions.id, id));
   expect(rows).toHaveLength(1);
-  return rows[0];
+  return rows[0]!;
 }
 
 function refreshWith(t: TestApp, refreshToken: string, url: '/auth/refresh' | '/auth/token' = '/auth/refresh') {
@@ -156,7 +156,7 @@ describe('refresh token rotation (default 10 s grace)', () => {
     for (const x of tokens.slice(0, 3)) expect(await meStatus(t, x.access_token)).toBe(200);
 
     // one of the returned tokens rotates normally afterwards
-    const next = tokensOf(await refreshWith(t, tokens[7].refresh_token));
+    const next = tokensOf(await refreshWith(t, tokens[7]!.refresh_token));
     expect(gen(next.refresh_token)).toBe(before.generation + 2);
     const last = await sessionRow(t, session);
     expect(last.generation).toBe(before.generation + 2);

@@ -5,7 +5,7 @@ import type { JwtAlgorithm } from '../../src/config/index.js';
 import { createTestApp, signUp, type TestApp } from '../helpers/test-app.js';
 
 /**
- * DESIGN §3: another service verifies Tessera's access tokens with nothing but
+ * README "Verifying tokens in another service": another service verifies Tessera's access tokens with nothing but
  * a standard JWT library and the JWKS, fetched over a real socket.
  */
 
@@ -53,9 +53,9 @@ describe.each<JwtAlgorithm>(['RS256', 'ES256', 'EdDSA'])('remote verification wi
       expect(k).toMatchObject({ alg: algorithm, use: 'sig' });
     }
     const expectedKty = { RS256: 'RSA', ES256: 'EC', EdDSA: 'OKP' }[algorithm];
-    expect(keys[0].kty).toBe(expectedKty);
-    if (algorithm === 'ES256') expect(keys[0].crv).toBe('P-256');
-    if (algorithm === 'EdDSA') expect(keys[0].crv).toBe('Ed25519');
+    expect(keys[0]!.kty).toBe(expectedKty);
+    if (algorithm === 'ES256') expect(keys[0]!.crv).toBe('P-256');
+    if (algorithm === 'EdDSA') expect(keys[0]!.crv).toBe('Ed25519');
   });
 
   it('an access token verifies with createRemoteJWKSet + jwtVerify, pinned like a real verifier', async () => {

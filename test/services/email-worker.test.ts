@@ -271,7 +271,7 @@ describe('with the worker running', () => {
       await queue.addBulk([1, 2].map((n) => ({ name: 'send', data: { outboxId: row?.id }, opts: { jobId: `dup-${n}-${row?.id}` } })));
       await until(async () => {
         const { waiting, active } = await queue.getJobCounts('waiting', 'active');
-        return waiting + active === 0;
+        return (waiting ?? 0) + (active ?? 0) === 0;
       }, 'the duplicate jobs to run');
     } finally {
       await queue.close();

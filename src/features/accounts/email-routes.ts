@@ -184,7 +184,11 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       return html(reply, 200, messagePage(appName, 'Password changed', 'Your new password is set and every device was signed out. You can now sign in with it.'));
     } catch (err) {
       if (err instanceof AppError && err.status === 422) {
-        const { email } = await flows.checkResetToken(token).catch(() => ({ email: '' }));
+        // The address only labels the form again: a link that just expired leaves it blank; anything else (the database) is an error.
+        const { email } = await flows.checkResetToken(token).catch((e: unknown) => {
+          if (e instanceof AppError) return { email: '' };
+          throw e;
+        });
         return html(reply, 422, resetFormPage(appName, { token, email, error: err.message }));
       }
       return linkError(reply, err);

@@ -3,6 +3,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { AccountMail } from '../accounts/account-mail.js';
 import type { AccountService } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
+import type { AuditEventType } from '../audit/events.js';
 import type { AuditService } from '../audit/service.js';
 import type { MfaService } from '../mfa/service.js';
 import type { RbacService } from '../rbac/service.js';
@@ -62,7 +63,7 @@ export function createAdminService(deps: AdminDeps) {
   const { db, accounts, rbac, sessions, mfa, audit, mail } = deps;
 
   /** Audits a change with the acting administrator (`cli` without one). */
-  const record = (tx: Database, actor: Actor | null, type: string, userId: string | null, details: Record<string, string | number | boolean> = {}) =>
+  const record = (tx: Database, actor: Actor | null, type: Extract<AuditEventType, `admin_${string}`>, userId: string | null, details: Record<string, string | number | boolean> = {}) =>
     audit.record(tx, { userId, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', ...details } });
 
   function notSelf(actor: Actor, userId: string) {

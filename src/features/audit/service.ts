@@ -1,11 +1,13 @@
 import { and, desc, eq, lt } from 'drizzle-orm';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
+import type { AuditEventType } from './events.js';
 import { auditEvents, type AuditEventRow } from './tables.js';
+import { MAX_USER_AGENT_LENGTH } from '../../limits.js';
 
 export interface AuditEvent {
   userId: string | null;
-  type: string;
+  type: AuditEventType;
   ip?: string | null;
   userAgent?: string | null;
   details?: Record<string, string | number | boolean>;
@@ -31,7 +33,7 @@ export function createAuditService(deps: { db: Database; clock: Clock }) {
       if (!events.length) return;
       const createdAt = deps.clock.now();
       await tx.insert(auditEvents).values(
-        events.map((e) => ({ userId: e.userId, type: e.type, ip: e.ip ?? null, userAgent: e.userAgent?.slice(0, 512) ?? null, details: e.details ?? {}, createdAt })),
+        events.map((e) => ({ userId: e.userId, type: e.type, ip: e.ip ?? null, userAgent: e.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null, details: e.details ?? {}, createdAt })),
       );
     },
 
@@ -40,7 +42,7 @@ export function createAuditService(deps: { db: Database; clock: Clock }) {
         userId: e.userId,
         type: e.type,
         ip: e.ip ?? null,
-        userAgent: e.userAgent?.slice(0, 512) ?? null,
+        userAgent: e.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
         details: e.details ?? {},
         createdAt: deps.clock.now(),
       });

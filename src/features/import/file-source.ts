@@ -96,6 +96,7 @@ export async function* jsonlUsers(lines: AsyncIterable<string> | Iterable<string
     try {
       value = JSON.parse(line);
     } catch {
+      // reported just below as a line that is not a JSON object
       value = undefined;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {

@@ -53,6 +53,7 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
       const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
       return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
     } catch {
+      // a malformed %-escape (URIError): no credentials, so 401 like any unknown client
       return null;
     }
   }

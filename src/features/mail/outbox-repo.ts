@@ -1,5 +1,6 @@
 import { and, asc, count, eq, gte, inArray, lte, max, or, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
+import { insertedRow } from '../../infra/db/rows.js';
 import { outbox, type OutboxRow, type OutboxStatus } from './tables.js';
 
 export interface NewOutboxRow {
@@ -15,7 +16,7 @@ export async function insertMessage(db: Database, m: NewOutboxRow): Promise<stri
     .insert(outbox)
     .values({ kind: m.kind, recipient: m.recipient, payload: m.payload, sealedSecret: m.sealedSecret, availableAt: m.now, createdAt: m.now })
     .returning({ id: outbox.id });
-  return rows[0].id;
+  return insertedRow(rows, 'outbox').id;
 }
 
 /** How many messages of a kind went to an address since `since`, and when the latest was written. */

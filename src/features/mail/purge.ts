@@ -12,8 +12,9 @@ const KEEP_SENT_MS = 7 * 24 * 3600_000;
 export function sentPurge(db: Database, clock: Clock): () => Promise<void> {
   let last = 0;
   return async () => {
-    if (Date.now() - last < EVERY_MS) return;
-    last = Date.now();
-    await repo.purgeSent(db, new Date(clock.now().getTime() - KEEP_SENT_MS));
+    const now = clock.now().getTime();
+    if (now - last < EVERY_MS) return;
+    last = now;
+    await repo.purgeSent(db, new Date(now - KEEP_SENT_MS));
   };
 }

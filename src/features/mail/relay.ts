@@ -44,8 +44,8 @@ export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue;
         logger.info('job queue reachable again; relaying email');
         failing = false;
       }
-      if (sweepEverything || Date.now() - lastSweep > SWEEP_EVERY_MS) {
-        lastSweep = Date.now();
+      if (sweepEverything || now.getTime() - lastSweep > SWEEP_EVERY_MS) {
+        lastSweep = now.getTime();
         const queuedBefore = sweepEverything ? now : new Date(now.getTime() - opts.staleAfterMs);
         sweepEverything = false;
         await db.transaction(async (tx) => {

@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
+import { insertedRow } from '../../infra/db/rows.js';
 import { users } from '../accounts/tables.js';
 import { roles, userRoles } from '../rbac/tables.js';
 import { sessions, type SessionRow } from './tables.js';
@@ -26,7 +27,7 @@ export async function insertSession(db: Database, s: NewSession): Promise<Sessio
       ip: s.ip,
     })
     .returning();
-  return rows[0];
+  return insertedRow(rows, 'sessions');
 }
 
 /** What a token needs about the session's user. */

@@ -5,6 +5,7 @@ import { authenticate, bearerToken, caller } from '../../http/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from './service.js';
+import { MAX_TOKEN_LENGTH } from '../../limits.js';
 
 export interface SessionRoutesOptions {
   sessions: SessionService;
@@ -23,7 +24,7 @@ const SessionBody = Type.Object({
 /** `{refresh_token}` when a body is sent at all (logout may come with only a Bearer header). */
 function refreshTokenOf(body: unknown): string | undefined {
   const value = body && typeof body === 'object' ? (body as Record<string, unknown>).refresh_token : undefined;
-  return typeof value === 'string' && value.length > 0 && value.length <= 4096 ? value : undefined;
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TOKEN_LENGTH ? value : undefined;
 }
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { sessions }) => {

@@ -10,6 +10,7 @@ import type { VerifiedAccessToken, VerifiedRefreshToken } from '../tokens/claims
 import * as repo from './repo.js';
 import { noSessionCache, type SessionCache } from './session-cache.js';
 import type { SessionRow } from './tables.js';
+import { MAX_USER_AGENT_LENGTH } from '../../limits.js';
 
 export interface TokenResponse {
   access_token: string;
@@ -108,7 +109,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         amr,
         now,
         expiresAt: new Date(now.getTime() + deps.refreshTokenDays * DAY_MS),
-        userAgent: meta.userAgent?.slice(0, 512) ?? null,
+        userAgent: meta.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
         ip: meta.ip,
       });
       return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt }, tx);

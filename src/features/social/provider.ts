@@ -1,5 +1,5 @@
 /**
- * One interface for every third-party sign-in provider (DESIGN §6). Each
+ * One interface for every third-party sign-in provider (docs/social-sign-in.md). Each
  * provider lives in its own file under `providers/` and is built from
  * configuration only when it is configured; every endpoint URL it calls can be
  * overridden (that is how tests and company IdPs reach it).

@@ -20,6 +20,7 @@ export function allowedRedirectUri(candidate: string, allowlist: readonly string
   try {
     url = new URL(candidate);
   } catch {
+    // not a URL: not allowed
     return null;
   }
   if (url.username || url.password) return null;

@@ -1,5 +1,5 @@
 /**
- * Third-party sign-in, the account side (DESIGN §6): what a verified provider
+ * Third-party sign-in, the account side (docs/social-sign-in.md): what a verified provider
  * profile means for Tessera's accounts. Providers say who someone is; this
  * decides whom to sign in, when to link, when to create, and when to refuse.
  *

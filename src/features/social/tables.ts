@@ -4,7 +4,7 @@ import { users } from '../accounts/tables.js';
 
 /**
  * A third-party account connected to a user, keyed by the provider's stable
- * subject, never by email (DESIGN §6). At most one per (user, provider), so
+ * subject, never by email (docs/social-sign-in.md, "Accounts and linking"). At most one per (user, provider), so
  * `DELETE /users/me/identities/:provider` names exactly one row.
  */
 export const identities = pgTable(

@@ -1,4 +1,4 @@
-/** What an access token says about its subject (DESIGN §3). */
+/** What an access token says about its subject (README "Tokens"). */
 export interface AccessClaims {
   sub: string;
   sid: string;

@@ -8,6 +8,7 @@ import type { AccountService } from '../accounts/service.js';
 import type { SessionService, TokenResponse } from '../sessions/service.js';
 import type { WebFlow } from '../social/web-flow.js';
 import { noStore } from '../../http/no-store.js';
+import { MAX_TOKEN_LENGTH } from '../../limits.js';
 
 export interface TokenRoutesOptions {
   accounts: AccountService;
@@ -20,7 +21,7 @@ const TokenRequest = Type.Object({
   grant_type: Type.String({ description: '`password`, `refresh_token` or `authorization_code` (third-party web sign-in)' }),
   username: Type.Optional(Type.String({ maxLength: 320, description: 'The email (grant_type=password)' })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
-  refresh_token: Type.Optional(Type.String({ maxLength: 4096 })),
+  refresh_token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })),
   code: Type.Optional(Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code)' })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
   code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'The PKCE verifier of the code_challenge sent to /auth/oauth/:provider/authorize (required with grant_type=authorization_code)' })),
@@ -29,7 +30,7 @@ const TokenRequest = Type.Object({
 });
 
 const LoginBody = Type.Object({ email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) });
-const RefreshBody = Type.Object({ refresh_token: Type.String({ maxLength: 4096 }) });
+const RefreshBody = Type.Object({ refresh_token: Type.String({ maxLength: MAX_TOKEN_LENGTH }) });
 
 const tokenResponses = { 200: TokenResponseBody, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody };
 

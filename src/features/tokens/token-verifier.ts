@@ -81,6 +81,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
           amr: isStringArray(p.amr) ? p.amr : [],
         };
       } catch {
+        // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
         return null;
       }
     },
@@ -99,6 +100,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
         if (typeof sub !== 'string' || typeof sid !== 'string' || !UUID_RE.test(sid) || !Number.isSafeInteger(gen)) return null;
         return { sub, sid, gen: gen as number, exp: exp as number, iat: typeof iat === 'number' ? iat : null };
       } catch {
+        // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
         return null;
       }
     },

@@ -6,6 +6,7 @@ export function redactedUrl(url: string): string {
     u.search = '';
     return u.toString().replace(/^(\w+:\/\/[^:@/]+):@/, '$1@');
   } catch {
+    // never echo an unparseable URL: it may hold a password
     return '(an unparseable URL)';
   }
 }

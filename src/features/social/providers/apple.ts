@@ -19,7 +19,8 @@ import type { AppleConfig } from '../../../config/index.js';
 import type { Clock } from '../../../infra/clock.js';
 import type { Provider } from '../provider.js';
 import { isObject, text, type HttpOptions } from './oauth2-http.js';
-import { createOidcProvider } from './oidc.js';
+import { createOidcProvider, webClientIdOf } from './oidc.js';
+import { MAX_APPLE_USER_LENGTH } from '../../../limits.js';
 
 const SECRET_LIFETIME_SECONDS = 3600;
 const RENEW_BEFORE_SECONDS = 300;
@@ -28,18 +29,20 @@ const RENEW_BEFORE_SECONDS = 300;
 export function appleUserNames(params: Record<string, string>): { firstName: string | null; lastName: string | null } {
   const none = { firstName: null, lastName: null };
   const raw = params.user;
-  if (!raw || raw.length > 4096) return none;
+  if (!raw || raw.length > MAX_APPLE_USER_LENGTH) return none;
   try {
     const user = JSON.parse(raw) as unknown;
     const name = isObject(user) && isObject(user.name) ? user.name : null;
     return name ? { firstName: text(name.firstName), lastName: text(name.lastName) } : none;
   } catch {
+    // not JSON: Apple's optional name is simply absent
     return none;
   }
 }
 
 export function createAppleProvider(config: AppleConfig, http: HttpOptions, clock: Clock): Provider {
   const key = createPrivateKey(config.privateKeyPem);
+  const servicesId = webClientIdOf(config);
   let cached: { jwt: string; exp: number } | null = null;
 
   async function clientSecret(): Promise<string> {
@@ -49,7 +52,7 @@ export function createAppleProvider(config: AppleConfig, http: HttpOptions, cloc
     const jwt = await new SignJWT({})
       .setProtectedHeader({ alg: 'ES256', kid: config.keyId })
       .setIssuer(config.teamId)
-      .setSubject(config.clientIds[0])
+      .setSubject(servicesId)
       .setAudience(config.issuer)
       .setIssuedAt(now)
       .setExpirationTime(exp)

@@ -33,6 +33,7 @@ export async function requestJson(opts: HttpOptions, what: string, url: URL | st
     const res = await doFetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(opts.timeoutMs) });
     const length = Number(res.headers.get('content-length') ?? 0);
     if (length > MAX_BODY_BYTES) {
+      // best effort: only frees the socket; the answer is refused below either way
       await res.body?.cancel().catch(() => {});
       throw new ProviderError('bad_response', `${what}: the answer is too large`, true);
     }
@@ -42,6 +43,7 @@ export async function requestJson(opts: HttpOptions, what: string, url: URL | st
     try {
       body = text ? (JSON.parse(text) as unknown) : undefined;
     } catch {
+      // not JSON: callers get no object and refuse the answer with the status they see
       body = undefined;
     }
     return { status: res.status, headers: res.headers, body };

@@ -57,8 +57,16 @@ interface Endpoints {
 /** `email_verified` as OpenID Connect defines it: the JSON boolean true. */
 const strictEmailVerified = (claims: Record<string, unknown>) => claims.email_verified === true;
 
+/** The web client's id: the first of `clientIds` (the config reader always puts one there). */
+export function webClientIdOf(config: OidcProviderConfig): string {
+  const [id] = config.clientIds;
+  if (id === undefined) throw new Error(`${config.displayName}: no client id configured`);
+  return id;
+}
+
 export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions, clock: Clock, quirks: OidcQuirks = {}): Provider {
   const name = config.displayName;
+  const webClientId = webClientIdOf(config);
   const issuers = [config.issuer, ...(quirks.issuerAliases ?? [])];
   const emailVerified = quirks.emailVerified ?? strictEmailVerified;
   let discovered: { at: number; value: Promise<Endpoints> } | null = null;
@@ -91,10 +99,11 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
     if (config.authorizationUrl && config.tokenUrl && config.jwksUrl) {
       return { authorization: config.authorizationUrl, token: config.tokenUrl, jwks: config.jwksUrl, userinfo: config.userinfoUrl, authMethods: null, issParameter: false };
     }
-    const now = Date.now();
+    const now = clock.now().getTime();
     if (!discovered || now - discovered.at > DISCOVERY_TTL_MS) {
       const value = discover();
       discovered = { at: now, value };
+      // Only forgets a failed discovery (retried next time); every caller awaiting `value` gets the error.
       value.catch(() => {
         if (discovered?.value === value) discovered = null;
       });
@@ -177,20 +186,19 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
   }
 
   async function clientAuth(ep: Endpoints, body: URLSearchParams, headers: Record<string, string>): Promise<void> {
-    const clientId = config.clientIds[0];
     const secret = quirks.clientSecret ? await quirks.clientSecret() : config.clientSecret;
     if (secret === null) {
-      body.set('client_id', clientId);
+      body.set('client_id', webClientId);
       return;
     }
     const method = quirks.tokenAuthMethod ?? (ep.authMethods && !ep.authMethods.includes('client_secret_basic') && ep.authMethods.includes('client_secret_post') ? 'client_secret_post' : 'client_secret_basic');
     if (method === 'client_secret_post') {
-      body.set('client_id', clientId);
+      body.set('client_id', webClientId);
       body.set('client_secret', secret);
     } else {
       // RFC 6749 §2.3.1: each part form-encoded before Basic.
       const enc = (v: string) => encodeURIComponent(v).replace(/%20/g, '+');
-      headers.authorization = `Basic ${Buffer.from(`${enc(clientId)}:${enc(secret)}`).toString('base64')}`;
+      headers.authorization = `Basic ${Buffer.from(`${enc(webClientId)}:${enc(secret)}`).toString('base64')}`;
     }
   }
 
@@ -203,7 +211,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
 
     async authorizationUrl(request: AuthorizationRequest): Promise<URL> {
       const params: Record<string, string> = {
-        client_id: config.clientIds[0],
+        client_id: webClientId,
         response_type: 'code',
         redirect_uri: request.callbackUrl,
         scope: config.scopes,
@@ -235,7 +243,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
       }
       const idToken = res.body.id_token;
       if (typeof idToken !== 'string') throw new ProviderError('id_token_missing', `${name} returned no ID token.`);
-      const claims = await verifyIdToken(idToken, [config.clientIds[0]], (n) => n === exchange.nonce);
+      const claims = await verifyIdToken(idToken, [webClientId], (n) => n === exchange.nonce);
       const names = quirks.callbackNames?.(exchange.callbackParams);
       return profileFrom(await withUserinfo(claims, res.body.access_token, ep), names);
     },

@@ -1,0 +1,49 @@
+/**
+ * The audit event catalogue: every `type` an audit entry can have, with what it
+ * records. Types are stable snake_case strings (stored in `audit_events.type` and
+ * returned by `GET /users/me/audit`); docs/audit.md lists them and a test keeps the
+ * two in sync. `details` never holds a secret.
+ */
+export const auditEventCatalogue = {
+  // sign-in
+  sign_in: 'A sign-in succeeded (`method`: `password` or a provider id; with MFA, `mfa_sign_in` instead).',
+  sign_in_failed: 'A password sign-in failed (`reason`; `email` masked when no account has the address).',
+  sign_in_throttled: 'Failed passwords started a delay (`scope`: `account`, `client` or `ip`; `failures`, `delay_seconds`).',
+  reauth_failed: 'A wrong current password on a signed-in endpoint (`action`).',
+  mfa_sign_in: 'The second step of a sign-in succeeded (`method`: `totp` or `recovery_code`).',
+  mfa_failed: 'A wrong authenticator or recovery code (`context`, `attempts`).',
+
+  // sessions
+  logout: 'A session was ended by its own token (`session`).',
+  logout_all: 'Every session of the user was ended (`sessions`: how many).',
+  session_revoked: 'The user ended one of their sessions by its id (`session`).',
+  refresh_token_reuse: 'An old refresh token came back after the grace window: the session was revoked (`session`).',
+  oauth_code_reuse: 'A one-time sign-in code was used twice: the session it opened was ended (`method`, `session`).',
+
+  // the account
+  password_changed: 'The user changed their password (`session`: the one kept).',
+  password_reset: 'The password was reset through an emailed link (`sessions_ended`).',
+  email_change_requested: 'A change of address was asked for (`new_email`, masked).',
+  email_changed: 'The new address was confirmed through its link.',
+  mfa_enabled: 'An authenticator app was set up (`method`: `totp`).',
+  mfa_disabled: 'The authenticator app was removed.',
+  mfa_recovery_codes_regenerated: 'New recovery codes replaced the old ones.',
+  identity_linked: 'A third-party identity was linked (`method`: the provider; `via`: `new_account`, `email` or `explicit`).',
+  identity_unlinked: 'A third-party identity was unlinked (`method`: the provider; `via: address_proven` when dropped by a proof of the address).',
+  user_imported: 'The account was created by `tessera import` (`source`, `source_ref`).',
+
+  // administration (`actor`: the administrator's id, or `cli`)
+  admin_user_created: 'An administrator created the account (`roles`).',
+  admin_user_disabled: 'An administrator disabled the account.',
+  admin_user_enabled: 'An administrator enabled the account again.',
+  admin_user_deleted: 'An administrator deleted the account.',
+  admin_role_assigned: 'An administrator gave the user a role (`role`).',
+  admin_role_removed: 'An administrator took a role away (`role`).',
+  admin_sessions_revoked: "An administrator ended the user's sessions (`sessions`: how many).",
+  admin_role_created: 'An administrator created a role (`role`, `permissions`).',
+  admin_role_updated: "An administrator changed a role's permissions (`role`, `permissions`).",
+  admin_role_deleted: 'An administrator deleted a role (`role`).',
+} as const satisfies Record<string, string>;
+
+/** The `type` of an audit event: only catalogue entries (a typo does not compile). */
+export type AuditEventType = keyof typeof auditEventCatalogue;
