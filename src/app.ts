@@ -31,12 +31,14 @@ import { registerNoNul } from './http/no-nul.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
 import { registerOpenApi } from './http/openapi.js';
+import { registerFavicon } from './http/favicon.js';
 import { registerRateLimits } from './http/rate-limits.js';
 import { createMemoryCounterStore, createRedisCounterStore, type CounterStore } from './infra/counter-store.js';
 import { systemClock, type Clock } from './infra/clock.js';
 import type { DatabaseHandle } from './infra/db/client.js';
 import type { KeyRing } from './infra/keys.js';
 import { loggerOptions } from './infra/logger.js';
+import { redisOutageNotice } from './infra/outage-notice.js';
 import { createMetrics, instrumentHasher } from './infra/metrics.js';
 import { createBcryptHasher, type PasswordHasher } from './infra/password-hasher.js';
 import { createSecretBox, createStaticBox } from './infra/secret-box.js';
@@ -134,14 +136,22 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // JSON and forms only: a text/plain body is a 415, not a string handed to the schema (and no CORS-simple bodies).
   app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
+  registerFavicon(app);
 
   // Rate limits and brute-force counters: shared through Redis when configured, this process's own otherwise
   // (and whenever Redis does not answer: the limits stay on). Before the routes, which they wrap.
   const limits = config.rateLimits;
+  const countsInRedis = Boolean(config.redisUrl) && (limits.enabled || limits.bruteForce.enabled);
+  const queuesInRedis = Boolean(config.redisUrl) && deps.database.kind === 'postgres';
+  // However many connections notice, a Redis outage is one warning saying what still works, and one line when it is back.
+  const stillWorks = [countsInRedis ? "rate limits use this process's counters" : '', queuesInRedis ? 'email waits in the outbox' : ''].filter(Boolean).join(' and ');
+  const redisNotice = config.redisUrl ? redisOutageNotice(config.redisUrl, stillWorks, app.log) : null;
   let counters: CounterStore | null = null;
   if (limits.enabled || limits.bruteForce.enabled) {
     const local = createMemoryCounterStore(clock);
-    const shared = config.redisUrl ? createRedisCounterStore({ url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: app.log }, local) : null;
+    const shared = config.redisUrl
+      ? createRedisCounterStore({ url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: app.log, ...(redisNotice ? { notice: redisNotice.connection() } : {}) }, local)
+      : null;
     counters = shared ?? local;
     if (shared) app.addHook('onReady', async () => void (await shared.ready(2000)));
     const store = counters;
@@ -235,7 +245,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
-  const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log });
+  const sender = createEmailSender(config, { database: deps.database, keys: deps.keys, clock, outbox, logger: app.log, ...(redisNotice ? { redisNotice: redisNotice.connection() } : {}) });
   app.addHook('onReady', async () => sender.start());
   app.addHook('onClose', () => sender.stop());
 

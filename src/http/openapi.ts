@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
+import { FAVICON } from './favicon.js';
 
 /** OpenAPI document from the route schemas, served at /docs/json, with Swagger UI at /docs. */
 export async function registerOpenApi(app: FastifyInstance, config: Config): Promise<void> {
@@ -11,15 +12,34 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       info: {
         title: 'Tessera',
         version: '0.1.0',
-        description: 'Authentication service: accounts, OAuth2 token endpoint, RS256/ES256/EdDSA JWTs verified with the JWKS.',
+        description:
+          'Authentication service: accounts, OAuth2 token endpoint, RS256/ES256/EdDSA JWTs verified with the JWKS.\n\n' +
+          'A path called with a method it does not have (e.g. `GET /auth/token`) answers **405** `method_not_allowed` with an `Allow` header ' +
+          'listing the methods it has (`#/components/responses/MethodNotAllowed`). OpenAPI lists only the operations that exist, ' +
+          'so that answer appears on none of them.',
       },
       servers: [{ url: config.publicUrl }],
       components: {
+        responses: {
+          MethodNotAllowed: {
+            description: 'The path exists, but not for this method',
+            headers: { Allow: { description: 'The methods the path has, e.g. `POST` or `GET, HEAD`', schema: { type: 'string' } } },
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['error', 'message'],
+                  properties: { error: { type: 'string', enum: ['method_not_allowed'] }, message: { type: 'string' } },
+                },
+              },
+            },
+          },
+        },
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           // POST /auth/introspect: a client of INTROSPECTION_CLIENTS (or client_id/client_secret in the body).
           introspectionClient: { type: 'http', scheme: 'basic' },
-          // Swagger UI's "Authorize" button signs in through the password grant.
+          // Swagger UI's "Authorize" button signs in through the password grant (its client fields are hidden: see DOCS_CSS).
           oauth2: { type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: {} } } },
         },
       },
@@ -31,8 +51,28 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       ],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: docsCsp(config.publicUrl), uiConfig: { persistAuthorization: false } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: docsCsp(config.publicUrl),
+    uiConfig: { persistAuthorization: false },
+    theme: {
+      title: `${config.appName} API`,
+      css: [{ filename: 'tessera.css', content: DOCS_CSS }],
+      favicon: [{ filename: 'favicon.ico', rel: 'icon', sizes: '32x32', type: 'image/x-icon', content: FAVICON }],
+    },
+  });
 }
+
+/**
+ * Swagger UI's password-flow dialog always asks for a client_id, a client_secret and where to send
+ * them; Tessera's token endpoint has no OAuth clients (it ignores them), so those rows are hidden
+ * and the dialog asks for the username and password only. (Swagger UI has no option for this, and
+ * the password flow is the only OpenAPI scheme that signs in from the dialog.)
+ */
+const DOCS_CSS = `.auth-container .wrapper:has(> label[for="password_type"]),
+.auth-container .wrapper:has(> label[for^="client_id_"]),
+.auth-container .wrapper:has(> label[for^="client_secret_"]) { display: none; }
+`;
 
 // The Swagger logo in the top bar is an SVG with an inline <style>; @fastify/swagger-ui's csp.json lists no hash for it.
 const SWAGGER_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='";

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
+import type { OutageReporter } from './outage-notice.js';
 import { reconnectWithin } from './redis-reconnect.js';
 
 /** A counter's value and the milliseconds until it expires (0 when absent). */
@@ -201,6 +202,8 @@ export interface RedisCounterOptions {
    * reconnects run in real time (a test's frozen clock would keep Redis skipped for ever).
    */
   backoffClock?: Clock;
+  /** Reports outages once per process (with the queue's connection); without it, this store logs its own. */
+  notice?: OutageReporter;
 }
 
 /** Every counter's Redis key starts with this. */
@@ -241,12 +244,14 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
   const backoffClock = opts.backoffClock ?? systemClock;
   const failed = (err: unknown) => {
     skipUntil = backoffClock.now().getTime() + 1000;
-    if (!down) opts.logger.warn({ err: (err as Error).message }, 'rate limits: Redis unreachable; counting per process until it is back');
+    if (opts.notice) opts.notice.down(err);
+    else if (!down) opts.logger.warn({ err: (err as Error).message }, 'rate limits: Redis unreachable; counting per process until it is back');
     down = true;
   };
   redis.on('error', failed);
   redis.on('ready', () => {
-    if (down) opts.logger.info('rate limits: Redis is back; counters are shared again');
+    if (opts.notice) opts.notice.up();
+    else if (down) opts.logger.info('rate limits: Redis is back; counters are shared again');
     down = false;
   });
 

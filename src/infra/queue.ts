@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { OutageReporter } from './outage-notice.js';
 import { reconnectWithin } from './redis-reconnect.js';
 
 /**
@@ -27,6 +28,8 @@ export interface JobQueueOptions {
   /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two reconnection attempts. */
   reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn'>;
+  /** Reports outages once per process; without it, this queue logs its own. */
+  notice?: OutageReporter;
 }
 
 export interface NewJob<Data> {
@@ -47,10 +50,12 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
   let connectedBefore = false;
   const reconnected = new Set<() => void>();
   connection.on('error', (err: Error) => {
-    if (!warned) opts.logger.warn({ err: err.message }, 'Redis (job queue) unreachable; reconnecting');
+    if (opts.notice) opts.notice.down(err);
+    else if (!warned) opts.logger.warn({ err: err.message }, 'Redis (job queue) unreachable; reconnecting');
     warned = true;
   });
   connection.on('ready', () => {
+    opts.notice?.up();
     warned = false;
     if (connectedBefore) for (const listener of reconnected) listener();
     connectedBefore = true;
@@ -130,6 +135,8 @@ export interface JobWorkerOptions {
   /** REDIS_RECONNECT_MAX_DELAY_MS (BullMQ's blocking connection is a duplicate of this one and keeps it). */
   reconnectMaxDelayMs: number;
   logger: Pick<Logger, 'warn' | 'error' | 'info'>;
+  /** Reports outages once per process; without it, this worker logs its own. */
+  notice?: OutageReporter;
 }
 
 /** The consumer side: runs `process` for each job with BullMQ's retry, backoff and stalled-job recovery. */
@@ -137,11 +144,13 @@ export function createJobWorker<Data>(opts: JobWorkerOptions, process: (data: Da
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
   let warned = false;
   connection.on('error', (err: Error) => {
-    if (!warned) opts.logger.warn({ err: err.message }, 'Redis unreachable; the worker waits and reconnects');
+    if (opts.notice) opts.notice.down(err);
+    else if (!warned) opts.logger.warn({ err: err.message }, 'Redis unreachable; the worker waits and reconnects');
     warned = true;
   });
   connection.on('ready', () => {
-    if (warned) opts.logger.info('Redis reachable again');
+    if (opts.notice) opts.notice.up();
+    else if (warned) opts.logger.info('Redis reachable again');
     warned = false;
   });
   const worker = new Worker<Data>(
@@ -167,7 +176,11 @@ export function createJobWorker<Data>(opts: JobWorkerOptions, process: (data: Da
       maxStalledCount: 5,
     },
   );
-  worker.on('error', (err) => opts.logger.warn({ err: err.message }, 'job worker error'));
+  worker.on('error', (err) => {
+    // While Redis is away BullMQ reports every failed attempt: the notice says it once.
+    if (opts.notice && connection.status !== 'ready') opts.notice.down(err);
+    else opts.logger.warn({ err: err.message }, 'job worker error');
+  });
   worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, `${opts.label} failed`));
   worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, `${opts.label} stalled (its worker died?); another worker takes it over`));
   return {

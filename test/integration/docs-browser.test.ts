@@ -63,10 +63,10 @@ const openApiPath = (path: string) => path.replace(/:([A-Za-z_]\w*)/g, '{$1}');
 
 interface OpenApiDoc {
   openapi: string;
-  info: { title: string; version: string };
   servers: Array<{ url: string }>;
   paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>>;
-  components: { securitySchemes: Record<string, Record<string, unknown>> };
+  info: { title: string; version: string; description: string };
+  components: { securitySchemes: Record<string, Record<string, unknown>>; responses: Record<string, { headers: Record<string, unknown> }> };
 }
 
 describe('GET /docs/json', () => {
@@ -83,6 +83,9 @@ describe('GET /docs/json', () => {
     expect(doc.components.securitySchemes.oauth2).toMatchObject({ type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', scopes: {} } } });
     // Protected operations offer both ways to authorize.
     expect(doc.paths['/users/me']!.get!.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }, { oauth2: [] }]));
+    // A 405 (a method the path does not have) belongs to no operation: the document says so and describes the answer.
+    expect(doc.info.description).toMatch(/405.*method_not_allowed.*Allow/s);
+    expect(Object.keys(doc.components.responses.MethodNotAllowed!.headers)).toEqual(['Allow']);
     // The UI's own routes stay out of the document.
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
   });
@@ -156,7 +159,12 @@ describe('Swagger UI in Chromium', () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('upgrade-insecure-requests');
 
-    await expect.poll(() => page.title()).toBe('Swagger UI');
+    await expect.poll(() => page.title()).toBe('Tessera API');
+    // Tessera's icon, not Swagger's.
+    const icon = await page.locator('link[rel="icon"]').getAttribute('href');
+    const iconRes = await page.request.get(new URL(icon ?? '', page.url()).toString());
+    expect(iconRes.status()).toBe(200);
+    expect(iconRes.headers()['content-type']).toBe('image/x-icon');
     for (const path of ['/auth/register', '/auth/token', '/users/me', '/users/me/sessions', '/health/ready']) {
       await page.locator(`.opblock-summary-path[data-path="${path}"]`).first().waitFor({ state: 'visible' });
     }
@@ -174,6 +182,11 @@ describe('Swagger UI in Chromium', () => {
 
     // Found by its heading: once authorized, the inputs give way to the username as text.
     const oauth = dialog.locator('.auth-container').filter({ has: page.locator('h4', { hasText: 'oauth2 (OAuth2, password)' }) });
+    // Only what the token endpoint uses: no client_id, client_secret or "Client credentials location" (Tessera has no OAuth clients).
+    await oauth.locator('#oauth_username').waitFor({ state: 'visible' });
+    expect(await oauth.locator('input:visible, select:visible').evaluateAll((els: unknown[]) => els.map((e) => (e as { id: string }).id))).toEqual(['oauth_username', 'oauth_password']);
+    for (const hidden of ['#client_id_password', '#client_secret_password', '#password_type']) expect(await oauth.locator(hidden).isVisible(), hidden).toBe(false);
+    expect(await oauth.innerText()).not.toMatch(/client_id|client_secret|Client credentials/);
     await oauth.locator('#oauth_username').fill(email);
     await oauth.locator('#oauth_password').fill(PASSWORD);
     await oauth.locator('button.authorize').click();
@@ -194,6 +207,7 @@ describe('Swagger UI in Chromium', () => {
     expect(tokenResponses).toEqual([200]);
     await expect.poll(() => oauth.locator('h6').innerText()).toBe('Authorized');
     expect(await oauth.innerText()).toContain(email);
+    expect(await oauth.innerText()).not.toMatch(/client_id|client_secret|Client credentials/);
 
     await dialog.locator('button.btn-done, button.close-modal').first().click();
     await dialog.waitFor({ state: 'hidden' });

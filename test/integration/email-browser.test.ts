@@ -131,13 +131,11 @@ afterEach(async () => {
 
 /**
  * No script errors and no CSP violations. Chromium logs "Failed to load resource: … status of 4xx"
- * for a page answered with 4xx (an expected status here) and for the favicon the service does not
- * serve; those are not errors of the page. Any other failed resource is.
+ * for a page answered with 4xx (an expected status here); that is not an error of the page. Any
+ * other failed resource is (the favicon included: the pages name /favicon.ico, which is served).
  */
 function expectCleanConsole(tab: Tab) {
-  const expected = (m: { text: string; url: string }) =>
-    /^Failed to load resource: the server responded with a status of 4\d\d\b/.test(m.text) &&
-    (tab.documents.has(m.url) || new URL(m.url, base).pathname === '/favicon.ico');
+  const expected = (m: { text: string; url: string }) => /^Failed to load resource: the server responded with a status of 4\d\d\b/.test(m.text) && tab.documents.has(m.url);
   expect(tab.consoleErrors.filter((m) => /content[- ]security[- ]policy|refused to/i.test(m.text))).toEqual([]);
   expect(tab.consoleErrors.filter((m) => !expected(m))).toEqual([]);
   expect(tab.pageErrors).toEqual([]);
@@ -179,8 +177,30 @@ async function expectLinkError(tab: Tab, res: Response, code: string, title: str
   expect(await tab.page.getByRole('alert').innerText()).toMatch(/\S/);
   expect(await tab.page.locator('main').innerText()).toContain(`Error code: ${code}`);
   expect(await tab.page.locator('code').innerText()).toBe(code);
-  // An error page offers no form to fill in.
+  // An error page offers no form to fill in; a spent link's page links to a new one.
   expect(await tab.page.locator('form').count()).toBe(0);
+  const fix = tab.page.getByRole('link', { name: /^Send a new (confirmation|password reset) email$/ });
+  expect(await fix.count()).toBe(1);
+  // The page names the favicon, and it is there.
+  expect(await tab.page.locator('link[rel="icon"]').getAttribute('href')).toBe('/favicon.ico');
+}
+
+/** From a spent link's error page: follow "Send a new … email", fill in the address, submit; the answer page. */
+async function requestNewLink(tab: Tab, email: string, label: RegExp, action: string) {
+  const page = tab.page;
+  await page.getByRole('link', { name: label }).click();
+  await page.waitForLoadState('load');
+  expect(await h1(page)).toMatch(label);
+  // The page only shows a form: opening it (GET) sent nothing.
+  expect(await page.locator('form').getAttribute('method')).toBe('post');
+  await page.getByLabel('Email address').fill(email);
+  const answer = page.waitForResponse((r) => new URL(r.url()).pathname === action && r.request().method() === 'POST');
+  await page.getByRole('button', { name: label }).click();
+  const res = await answer;
+  await page.waitForLoadState('load');
+  expect(res.status()).toBe(202);
+  expect(res.headers()['content-type']).toMatch(/^text\/html/);
+  expect(await h1(page)).toBe('Check your inbox');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +348,43 @@ describe('emailed links in Chromium', () => {
       const res = await open(tab, `${base}${path}`);
       await expectLinkError(tab, res, 'email_token_invalid', 'This link is not valid');
     }
+    expectCleanConsole(tab);
+  });
+
+  it('an expired confirmation link: its page links to a new one; following it mails a link that confirms', async () => {
+    const email = uniqueEmail('expired-confirm');
+    const first = await register(email);
+    t!.clock.advance(25 * 3600 * 1000); // EMAIL_CONFIRM_TTL is 24 h
+    const tab = await newTab();
+    await expectLinkError(tab, await open(tab, linkIn(first)), 'email_token_expired', 'This link has expired');
+    await requestNewLink(tab, email, /^Send a new confirmation email$/, '/auth/confirm-email/resend');
+
+    const confirmations = () => smtp!.messagesTo(email).filter((m) => /^Confirm your email/.test(m.subject));
+    await smtp!.until(() => confirmations().length === 2, STEP_MS, `a new confirmation mail to ${email}`);
+    const again = confirmations().at(-1)!;
+    expect(tokenIn(again)).not.toBe(tokenIn(first));
+    expect((await open(tab, linkIn(again))).status()).toBe(200);
+    await tab.page.getByRole('button', { name: 'Confirm email address' }).click();
+    await tab.page.waitForLoadState('load');
+    expect(await h1(tab.page)).toBe('Email address confirmed');
+    expect((await login(email, PASSWORD)).status).toBe(200);
+    expectCleanConsole(tab);
+  });
+
+  it('an expired reset link: its page links to a new one; following it mails a working reset link', async () => {
+    const email = await confirmedUser('expired-reset');
+    const first = await resetLink(email);
+    t!.clock.advance(31 * 60 * 1000); // PASSWORD_RESET_TTL is 30 min
+    const tab = await newTab();
+    await expectLinkError(tab, await open(tab, first), 'email_token_expired', 'This link has expired');
+    const resets = () => smtp!.messagesTo(email).filter((m) => /^Reset your/.test(m.subject));
+    const before = resets().length;
+    await requestNewLink(tab, email, /^Send a new password reset email$/, '/auth/password/forgot');
+    await smtp!.until(() => resets().length === before + 1, STEP_MS, `a new reset mail to ${email}`);
+    expect((await open(tab, linkIn(resets().at(-1)!))).status()).toBe(200);
+    expect(await h1(tab.page)).toBe('Choose a new password');
+    expect((await submitReset(tab.page, NEW_PASSWORD)).status()).toBe(200);
+    expect((await login(email, NEW_PASSWORD)).status).toBe(200);
     expectCleanConsole(tab);
   });
 

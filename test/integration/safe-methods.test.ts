@@ -13,6 +13,8 @@ const READ_ONLY = [
   '/admin/users',
   '/admin/users/:id',
   '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
+  '/auth/confirm-email/resend', // a page with an address field whose form POSTs; GET/HEAD send nothing
+  '/auth/password/forgot', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/reset', // the reset form; the token is only looked at
   '/auth/providers',
   '/docs',
@@ -21,7 +23,10 @@ const READ_ONLY = [
   '/docs/json',
   '/docs/static/index.html',
   '/docs/static/swagger-initializer.js',
+  '/docs/static/theme/favicon.ico', // static files of the docs' theme
+  '/docs/static/theme/tessera.css',
   '/docs/yaml',
+  '/favicon.ico', // a static file
   '/health/live',
   '/health/ready',
   '/metrics',

@@ -2,9 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/free-port.js';
 import { testKeys } from '../helpers/keys.js';
+import { OwnRedis } from '../helpers/redis-server.js';
 
 // A database that cannot be reached at start: one line on stderr naming the setting (without
 // the password) and the cause, a non-zero exit; no driver stack, no `CREATE SCHEMA "drizzle"`.
@@ -21,8 +24,8 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, entry, {
+async function spawnServer(env: Record<string, string>) {
+  return spawn(process.execPath, entry, {
     cwd: repo,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -37,6 +40,10 @@ async function start(env: Record<string, string>): Promise<{ code: number | null
       ...env,
     },
   });
+}
+
+async function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const child = await spawnServer(env);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -72,5 +79,124 @@ describe('an unreachable database at start', () => {
     url.password = 'secret-pw';
     const res = await start({ DATABASE_URL: url.toString() });
     expectOneClearLine(res, /DATABASE_URL/, /database "tessera_no_such_database" does not exist/);
+  });
+});
+
+// Redis and SMTP are not needed to serve: unreachable at start, they are one warning naming the
+// setting (no password), the cause and what still works; an outage is one line, and one when it ends.
+
+interface Running {
+  /** The log lines so far, parsed. */
+  lines: Array<{ level: number; msg: string }>;
+  stderr: () => string;
+  waitFor(re: RegExp, timeoutMs?: number): Promise<{ level: number; msg: string }>;
+  stop(): Promise<void>;
+}
+
+async function run(env: Record<string, string>): Promise<Running> {
+  const child = await spawnServer({ LOG_LEVEL: 'info', ...env });
+  const lines: Running['lines'] = [];
+  let buffer = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buffer += d;
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push(JSON.parse(buffer.slice(0, i)) as { level: number; msg: string });
+      buffer = buffer.slice(i + 1);
+    }
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    lines,
+    stderr: () => stderr,
+    async waitFor(re, timeoutMs = 45_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const line = lines.find((l) => re.test(l.msg));
+        if (line) return line;
+        if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${stderr}`);
+        if (Date.now() > deadline) throw new Error(`no log line matching ${re}; got:\n${lines.map((l) => l.msg).join('\n')}\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+describe('Redis or SMTP unreachable at start: a warning, and the server serves', () => {
+  let database: TestDatabase;
+  let redis: OwnRedis;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    redis = await OwnRedis.start();
+    await redis.down();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+    await database?.drop();
+  });
+
+  it('Redis: one line naming REDIS_URL without the password, ECONNREFUSED and what still works; one line when it is back', async () => {
+    const url = `redis://:secret-pw@127.0.0.1:${redis.port}/0`;
+    const server = await run({ DATABASE_URL: database.url as string, REDIS_URL: url, RATE_LIMIT_ENABLED: 'true', REDIS_RECONNECT_MAX_DELAY_MS: '100' });
+    try {
+      const warning = await server.waitFor(/Redis/);
+      expect(warning.level).toBe(40);
+      expect(warning.msg).toMatch(new RegExp(`^cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}/0 \\(REDIS_URL\\): connection refused \\(ECONNREFUSED\\)`));
+      expect(warning.msg).toMatch(/rate limits use this process's counters and email waits in the outbox/);
+      await server.waitFor(/Server listening/);
+      // Reconnecting every 100 ms for a second more: still that one line.
+      await new Promise((r) => setTimeout(r, 1000));
+      await redis.up();
+      await server.waitFor(/answers again/);
+      const aboutRedis = server.lines.filter((l) => /Redis/.test(l.msg)).map((l) => l.msg);
+      expect(aboutRedis).toEqual([warning.msg, `Redis at redis://127.0.0.1:${redis.port}/0 (REDIS_URL) answers again`]);
+      expect(JSON.stringify(server.lines) + server.stderr()).not.toMatch(/secret-pw|\bat .+:\d+:\d+/);
+      expect(server.stderr()).toBe('');
+    } finally {
+      await server.stop();
+      await redis.down();
+    }
+  });
+
+  it('SMTP: one line naming the SMTP settings without the password, and the cause', async () => {
+    const port = await freePort(); // nothing listens there
+    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(port), SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'secret-pw' });
+    try {
+      const warning = await server.waitFor(/SMTP/);
+      expect(warning.level).toBe(40);
+      expect(warning.msg).toBe(
+        `cannot reach the SMTP server 127.0.0.1:${port} as mailer (SMTP_SERVER, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD): connection refused (ECONNREFUSED): is it running, on this host and port? (until it answers, email waits in the outbox and is retried)`,
+      );
+      await server.waitFor(/Server listening/);
+      expect(JSON.stringify(server.lines) + server.stderr()).not.toMatch(/secret-pw/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('SMTP: a refused login says authentication failed', async () => {
+    const port = await freePort();
+    const smtp = new SMTPServer({
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onAuth: (_auth, _session, callback) => callback(new Error('Invalid username or password')),
+    });
+    await new Promise<void>((resolve) => smtp.listen(port, '127.0.0.1', () => resolve()));
+    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(port), SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'secret-pw' });
+    try {
+      const warning = await server.waitFor(/SMTP/);
+      expect(warning.msg).toMatch(new RegExp(`^cannot reach the SMTP server 127\\.0\\.0\\.1:${port} as mailer \\(SMTP_SERVER, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD\\): authentication failed`));
+      expect(JSON.stringify(server.lines)).not.toMatch(/secret-pw/);
+    } finally {
+      await server.stop();
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
   });
 });

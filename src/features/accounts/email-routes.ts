@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { authenticate, caller } from '../../http/authenticate.js';
@@ -7,7 +7,7 @@ import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { EmailFlows } from './email-flows.js';
-import { confirmFormPage, errorPage, messagePage, resetFormPage } from './pages.js';
+import { confirmFormPage, errorPage, messagePage, requestLinkPage, resetFormPage, type NextStep } from './pages.js';
 import { Password, UserBody, toUserBody } from './schemas.js';
 import type { AccountService } from './service.js';
 
@@ -27,6 +27,9 @@ const EmailBody = Type.Object({ email: Type.String({ maxLength: 320 }) }, { addi
 const Accepted = Type.Object({ message: Type.String() }, { description: 'Accepted' });
 const HtmlPage = Type.String({ description: 'An HTML page' });
 
+/** The errors of a link that a new link fixes. */
+const spentLink = new Set(['email_token_invalid', 'email_token_expired', 'email_token_used']);
+
 const linkTitles: Record<string, string> = {
   email_token_invalid: 'This link is not valid',
   email_token_expired: 'This link has expired',
@@ -44,6 +47,8 @@ function html(reply: FastifyReply, status: number, body: string) {
   return reply.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body);
 }
 
+const fromForm = (request: FastifyRequest) => (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+
 /** Adds `error=<code>` to an app URL. */
 function withParams(url: string, params: Record<string, string>): string {
   const u = new URL(url);
@@ -55,10 +60,15 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
   const { accounts, flows, appName } = opts;
   const auth = authenticate(opts.sessions);
 
-  /** A token error as a page (400) or, for the other errors, the normal JSON error. */
-  function linkError(reply: FastifyReply, err: unknown) {
+  // "Request a new one", as a link: relative like the forms (a proxy may mount Tessera under a path);
+  // the reset one goes to the app's own page when PASSWORD_RESET_URL is set (emailed reset links go there too).
+  const newConfirmation: NextStep = { href: 'confirm-email/resend', label: 'Send a new confirmation email' };
+  const newReset: NextStep = { href: opts.passwordResetUrl ?? 'forgot', label: 'Send a new password reset email' };
+
+  /** A token error as a page (400) with a link to request a new one or, for the other errors, the normal JSON error. */
+  function linkError(reply: FastifyReply, err: unknown, next: NextStep) {
     if (!(err instanceof AppError) || !(err.code in linkTitles)) throw err;
-    return html(reply, err.status, errorPage(appName, linkTitles[err.code] ?? 'Error', err.message, err.code));
+    return html(reply, err.status, errorPage(appName, linkTitles[err.code] ?? 'Error', err.message, err.code, spentLink.has(err.code) ? next : undefined));
   }
 
   // The emailed link opens a page whose button POSTs the token: link scanners and previews
@@ -86,7 +96,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     } catch (err) {
       const redirect = opts.emailConfirmedRedirectUrl;
       if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
-      return linkError(reply, err);
+      return linkError(reply, err, newConfirmation);
     }
   });
 
@@ -102,8 +112,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       response: { 200: UserBody, 303: Type.Null({ description: 'Form post: redirect to EMAIL_CONFIRMED_REDIRECT_URL' }), ...errorResponses(400, 409, 422) },
     },
   }, async (request, reply) => {
-    const fromForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
-    if (!fromForm) return toUserBody(await flows.confirmEmail(request.body.token));
+    if (!fromForm(request)) return toUserBody(await flows.confirmEmail(request.body.token));
     const redirect = opts.emailConfirmedRedirectUrl;
     reply.header('cache-control', 'no-store');
     try {
@@ -112,34 +121,53 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       return html(reply, 200, messagePage(appName, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
     } catch (err) {
       if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
-      return linkError(reply, err);
+      return linkError(reply, err, newConfirmation);
     }
   });
+
+  // The pages the error pages link to: an address field whose form POSTs below. Reading them changes nothing.
+  app.get('/auth/confirm-email/resend', {
+    schema: { tags: ['email'], summary: 'A page to request a new confirmation email (its form POSTs to /auth/confirm-email/resend)', produces: ['text/html'], response: { 200: HtmlPage } },
+  }, async (_request, reply) => html(reply, 200, requestLinkPage(appName, 'confirm')));
+
+  app.get('/auth/password/forgot', {
+    schema: { tags: ['email'], summary: 'A page to request a new password reset email (its form POSTs to /auth/password/forgot)', produces: ['text/html'], response: { 200: HtmlPage } },
+  }, async (_request, reply) => html(reply, 200, requestLinkPage(appName, 'reset')));
 
   app.post('/auth/confirm-email/resend', {
     schema: {
       tags: ['email'],
       summary: 'Send the confirmation email again',
-      description: 'Always 202 with the same body, whether or not the account exists or is confirmed. At most one mail per address per EMAIL_RESEND_INTERVAL and EMAIL_HOURLY_LIMIT per hour; extra requests are silently dropped.',
+      description:
+        'Always 202 with the same body, whether or not the account exists or is confirmed. At most one mail per address per EMAIL_RESEND_INTERVAL and EMAIL_HOURLY_LIMIT per hour; extra requests are silently dropped. ' +
+        'The form of GET /auth/confirm-email/resend posts here form-encoded and gets the same answer as a page.',
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: EmailBody,
       response: { 202: Accepted, ...errorResponses(422) },
     },
   }, async (request, reply) => {
     await flows.resendConfirmation(request.body.email);
-    return reply.status(202).send({ message: 'If this address belongs to an account that is not confirmed yet, a new confirmation email is on its way.' });
+    const message = 'If this address belongs to an account that is not confirmed yet, a new confirmation email is on its way.';
+    if (fromForm(request)) return html(reply, 202, messagePage(appName, 'Check your inbox', message));
+    return reply.status(202).send({ message });
   });
 
   app.post('/auth/password/forgot', {
     schema: {
       tags: ['email'],
       summary: 'Email a password reset link',
-      description: 'Always 202 with the same body, whether or not the account exists. A newer link replaces older ones. Capped per address like the confirmation resend.',
+      description:
+        'Always 202 with the same body, whether or not the account exists. A newer link replaces older ones. Capped per address like the confirmation resend. ' +
+        'The form of GET /auth/password/forgot posts here form-encoded and gets the same answer as a page.',
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: EmailBody,
       response: { 202: Accepted, ...errorResponses(422) },
     },
   }, async (request, reply) => {
     await flows.requestPasswordReset(request.body.email);
-    return reply.status(202).send({ message: 'If this address belongs to an account, a password reset email is on its way.' });
+    const message = 'If this address belongs to an account, a password reset email is on its way.';
+    if (fromForm(request)) return html(reply, 202, messagePage(appName, 'Check your inbox', message));
+    return reply.status(202).send({ message });
   });
 
   app.get('/auth/password/reset', {
@@ -159,7 +187,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       const { email } = await flows.checkResetToken(token);
       return html(reply, 200, resetFormPage(appName, { token, email }));
     } catch (err) {
-      return linkError(reply, err);
+      return linkError(reply, err, newReset);
     }
   });
 
@@ -174,8 +202,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     },
   }, async (request, reply) => {
     const { token, password } = request.body;
-    const fromForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
-    if (!fromForm) {
+    if (!fromForm(request)) {
       await flows.resetPassword(token, password);
       return reply.status(204).send(null);
     }
@@ -191,7 +218,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
         });
         return html(reply, 422, resetFormPage(appName, { token, email, error: err.message }));
       }
-      return linkError(reply, err);
+      return linkError(reply, err, newReset);
     }
   });
 

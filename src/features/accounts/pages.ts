@@ -7,7 +7,7 @@ const STYLE = `
   main{max-width:28rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.1)}
   h1{font-size:1.4rem;margin:0 0 1rem}
   label{display:block;font-weight:600;margin:1rem 0 .25rem}
-  input[type=password]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8c959f;border-radius:6px}
+  input[type=password],input[type=email]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8c959f;border-radius:6px}
   input:focus,button:focus{outline:3px solid #0969da;outline-offset:2px}
   button{margin-top:1.25rem;padding:.7rem 1.2rem;font-size:1rem;font-weight:600;color:#fff;background:#0969da;border:0;border-radius:6px;cursor:pointer}
   .hint{color:#57606a;font-size:.9rem;margin:.25rem 0 0}
@@ -21,6 +21,7 @@ function page(appName: string, title: string, body: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
+<link rel="icon" href="/favicon.ico">
 <title>${escapeHtml(title)} · ${escapeHtml(appName)}</title>
 <style>${STYLE}</style>
 </head>
@@ -38,9 +39,50 @@ export function messagePage(appName: string, title: string, message: string): st
   return page(appName, title, `<p>${escapeHtml(message)}</p>`);
 }
 
-/** An error page that names the stable code, so support and apps can tell errors apart. */
-export function errorPage(appName: string, title: string, message: string, code: string): string {
-  return page(appName, title, `<p class="error" role="alert">${escapeHtml(message)}</p>\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`);
+/** Where an error page sends the reader to fix it (a new link): a plain link, so following it changes nothing. */
+export interface NextStep {
+  href: string;
+  label: string;
+}
+
+/** An error page that names the stable code, so support and apps can tell errors apart, and links to the fix. */
+export function errorPage(appName: string, title: string, message: string, code: string, next?: NextStep): string {
+  const fix = next ? `\n<p><a href="${escapeHtml(next.href)}">${escapeHtml(next.label)}</a></p>` : '';
+  return page(appName, title, `<p class="error" role="alert">${escapeHtml(message)}</p>${fix}\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`);
+}
+
+const requests = {
+  confirm: {
+    title: 'Send a new confirmation email',
+    intro: 'Enter the address you signed up with: if its account is not confirmed yet, a new link is on its way.',
+    hint: 'Changing the address of your account? Sign in and change it again: that sends a new link to the new address.',
+    action: 'resend',
+  },
+  reset: {
+    title: 'Send a new password reset email',
+    intro: 'Enter the address of your account: a new link to choose a password is on its way.',
+    hint: 'A new link replaces the ones sent before.',
+    action: 'forgot',
+  },
+} as const;
+
+/**
+ * The page an error page links to: one address field whose form POSTs to
+ * /auth/confirm-email/resend or /auth/password/forgot (relative, like the other forms).
+ */
+export function requestLinkPage(appName: string, kind: keyof typeof requests): string {
+  const r = requests[kind];
+  return page(
+    appName,
+    r.title,
+    `<p>${escapeHtml(r.intro)}</p>
+<form method="post" action="${r.action}">
+<label for="email">Email address</label>
+<input id="email" name="email" type="email" autocomplete="email" required maxlength="320" aria-describedby="email-hint">
+<p id="email-hint" class="hint">${escapeHtml(r.hint)}</p>
+<button type="submit">${escapeHtml(r.title)}</button>
+</form>`,
+  );
 }
 
 /**

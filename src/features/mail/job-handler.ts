@@ -3,6 +3,7 @@ import type { Config } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
+import { redisOutageNotice } from '../../infra/outage-notice.js';
 import type { JobResult } from '../../infra/queue.js';
 import type { Deliver, DeliveryOutcome } from './delivery.js';
 import { createEmailWorker } from './queue.js';
@@ -48,12 +49,23 @@ export function startMailWorker(
 ): MailWorker {
   const { db, clock, keys, logger } = deps;
   const mailer = createConfiguredMailer(config, logger);
+  // A wrong SMTP host or password is said at start, not at the first message.
+  void mailer.check?.();
+  // The worker's connections to Redis (jobs, relay) say an outage once between them.
+  const redisNotice = redisOutageNotice(config.redisUrl, 'email waits in the outbox', logger);
   const deliver = createConfiguredDelivery(config, { db, clock, keys, mailer, logger });
   const worker = createEmailWorker(
-    { redisUrl: config.redisUrl, concurrency: config.email.workerConcurrency, lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000), reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger },
+    {
+      redisUrl: config.redisUrl,
+      concurrency: config.email.workerConcurrency,
+      lockDurationMs: Math.max(5000, config.email.smtp?.timeoutMs ?? 30_000),
+      reconnectMaxDelayMs: config.redisReconnectMaxDelayMs,
+      logger,
+      notice: redisNotice.connection(),
+    },
     createMailJobHandler(deliver, logger),
   );
-  const { relay, close: closeQueue } = createConfiguredRelay(config, { db, clock, logger });
+  const { relay, close: closeQueue } = createConfiguredRelay(config, { db, clock, logger, redisNotice: redisNotice.connection() });
   relay.start();
   return {
     async stop() {

@@ -4,6 +4,7 @@ import type { Config } from '../../config/index.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
+import { smtpOutageNotice, type OutageReporter } from '../../infra/outage-notice.js';
 import { createFileMailer, createSmtpMailer, type Mailer } from './transport.js';
 import { createSecretBox } from '../../infra/secret-box.js';
 import type { Poller } from '../../infra/poller.js';
@@ -14,9 +15,9 @@ import { createComposer } from './compose.js';
 import { loadTemplates } from './templates.js';
 
 /** SMTP when SMTP_SERVER is set; otherwise .eml files in DATA_DIR/mail (refused in production by the config). */
-export function createConfiguredMailer(config: Config, logger: Pick<Logger, 'info'>): Mailer {
+export function createConfiguredMailer(config: Config, logger: Pick<Logger, 'info' | 'warn'>): Mailer {
   return config.email.smtp
-    ? createSmtpMailer(config.email.smtp, config.email.workerConcurrency)
+    ? createSmtpMailer(config.email.smtp, config.email.workerConcurrency, smtpOutageNotice(config.email.smtp, logger).connection())
     : createFileMailer(path.join(config.dataDir, 'mail'), logger);
 }
 
@@ -53,10 +54,17 @@ export function createConfiguredDelivery(config: Config, deps: { db: Database; c
 /** The relay from the outbox to the BullMQ queue (REDIS_URL), with the queue it owns. */
 export function createConfiguredRelay(
   config: Config & { redisUrl: string },
-  deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'> },
+  deps: { db: Database; clock: Clock; logger: Pick<Logger, 'info' | 'warn'>; redisNotice?: OutageReporter },
 ): { relay: Poller; queue: EmailQueue; close: () => Promise<void> } {
   // BullMQ's attempts leave room for a stalled job; the outbox row decides when a message has failed.
-  const queue = createEmailQueue({ redisUrl: config.redisUrl, attempts: config.email.maxAttempts + 2, retryDelayMs: config.email.retryDelayMs, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger: deps.logger });
+  const queue = createEmailQueue({
+    redisUrl: config.redisUrl,
+    attempts: config.email.maxAttempts + 2,
+    retryDelayMs: config.email.retryDelayMs,
+    reconnectMaxDelayMs: config.redisReconnectMaxDelayMs,
+    logger: deps.logger,
+    ...(deps.redisNotice ? { notice: deps.redisNotice } : {}),
+  });
   const relay = createRelay({
     db: deps.db,
     clock: deps.clock,

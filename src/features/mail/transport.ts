@@ -3,6 +3,7 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import type { SmtpConfig } from '../../config/index.js';
+import type { OutageReporter } from '../../infra/outage-notice.js';
 
 export interface OutgoingMail {
   /** The outbox row: names the .eml file and makes the Message-ID stable across retries. */
@@ -18,6 +19,8 @@ export interface OutgoingMail {
 export interface Mailer {
   /** Resolves once the message is accepted (by the SMTP server, or written to disk). */
   send(mail: OutgoingMail): Promise<void>;
+  /** Connects once and reports the outcome to the outage notice (at start: a wrong host or password is said at once). */
+  check?(): Promise<void>;
   close(): void;
 }
 
@@ -43,8 +46,17 @@ const message = (mail: OutgoingMail) => ({
   html: mail.html,
 });
 
-/** nodemailer over SMTP; a small connection pool so a busy worker reuses connections. */
-export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mailer {
+/** The server is away or refuses us (connection, DNS, TLS, login), as opposed to refusing one message. */
+function isOutage(err: unknown): boolean {
+  const e = err as { responseCode?: unknown; code?: unknown } | null;
+  return typeof e?.responseCode !== 'number' || e.code === 'EAUTH';
+}
+
+/**
+ * nodemailer over SMTP; a small connection pool so a busy worker reuses connections.
+ * With a notice, an unreachable server or a refused login is said once, and once when it works again.
+ */
+export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number, notice?: OutageReporter): Mailer {
   const transport = nodemailer.createTransport({
     pool: true,
     maxConnections,
@@ -59,7 +71,21 @@ export function createSmtpMailer(smtp: SmtpConfig, maxConnections: number): Mail
   });
   return {
     async send(mail) {
-      await transport.sendMail(message(mail));
+      try {
+        await transport.sendMail(message(mail));
+      } catch (err) {
+        if (isOutage(err)) notice?.down(err);
+        throw err;
+      }
+      notice?.up();
+    },
+    async check() {
+      try {
+        await transport.verify();
+        notice?.up();
+      } catch (err) {
+        notice?.down(err);
+      }
     },
     close: () => transport.close(),
   };
