@@ -20,6 +20,21 @@ export interface BenchOptions {
   soak: boolean;
   /** Length of the soak. */
   soakMinutes: number;
+  /** The phases to run (`--only login,fairness`; all by default). */
+  phases: Set<Phase>;
+  /** BENCH_QUICK=1: 3 s phases, for trying the bench out; the figures are not comparable. */
+  quick: boolean;
+}
+
+export const PHASES = ['login', 'fairness', 'refresh', 'me', 'mixed', 'workers', 'restart'] as const;
+export type Phase = (typeof PHASES)[number];
+
+function phaseList(raw: string | undefined): Set<Phase> {
+  if (raw === undefined) return new Set(PHASES);
+  const names = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(PHASES as readonly string[]).includes(n));
+  if (unknown.length || !names.length) throw new Error(`--only: expected some of ${PHASES.join(', ')}; got "${raw}"`);
+  return new Set(names as Phase[]);
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -42,6 +57,7 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
       messages: { type: 'string' },
       soak: { type: 'boolean' },
       'soak-minutes': { type: 'string' },
+      only: { type: 'string' },
     },
     strict: true,
   });
@@ -51,10 +67,12 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
   if (rounds < 4 || rounds > 15) throw new Error(`--rounds: the server accepts 4..15, got ${rounds}`);
   if (values.email && values.soak) throw new Error('--email and --soak are separate runs: pick one');
   if (values['soak-minutes'] !== undefined && !values.soak) throw new Error('--soak-minutes needs --soak');
+  const quick = process.env.BENCH_QUICK === '1';
   return {
     workers,
     rounds,
-    duration: positiveInt('duration', values.duration, 15),
+    // 10 s phases keep the whole run (build aside) under 6 minutes.
+    duration: positiveInt('duration', values.duration, quick ? 3 : 10),
     // Enough concurrent logins to keep every core's hashing slots busy.
     connections: positiveInt('connections', values.connections, 4 * workers),
     cpuProfDir: values['cpu-prof'] ?? null,
@@ -62,5 +80,7 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchOpt
     messages: positiveInt('messages', values.messages, 2000),
     soak: values.soak ?? false,
     soakMinutes: positiveInt('soak-minutes', values['soak-minutes'], 5),
+    phases: phaseList(values.only),
+    quick,
   };
 }

@@ -3,6 +3,8 @@ import { request } from 'node:http';
 export interface JsonResponse {
   status: number;
   body: unknown;
+  /** Retry-After in seconds, when sent. */
+  retryAfter?: number;
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {
@@ -14,7 +16,8 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   } catch {
     // keep the text
   }
-  return { status: res.status, body: parsed };
+  const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
+  return { status: res.status, body: parsed, ...(Number.isFinite(retryAfter) ? { retryAfter } : {}) };
 }
 
 /**

@@ -7,6 +7,8 @@ export interface LoadSummary {
   non2xx: number;
   /** Socket errors and timeouts. */
   errors: number;
+  /** Requests the load tool gave up on (no answer within its timeout); also counted in `errors`. */
+  timeouts: number;
   p50Ms: number;
   p99Ms: number;
   statusCodes: Record<string, number>;
@@ -18,6 +20,7 @@ export function summarise(r: Result): LoadSummary {
     ok: r['2xx'],
     non2xx: r.non2xx,
     errors: r.errors,
+    timeouts: r.timeouts,
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,
     statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats).map(([code, s]) => [code, s.count])),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { postJson } from './http.js';
+import { postJson, type JsonResponse } from './http.js';
 
 export interface SeedUser {
   email: string;
@@ -31,6 +31,15 @@ async function pooled<T, R>(items: T[], limit: number, fn: (item: T) => Promise<
   return out;
 }
 
+/** POSTs `body`; a 503 (a hash that would wait too long on a loaded machine) is retried after its Retry-After, up to 10 times. */
+async function postPatiently(url: string, body: unknown): Promise<JsonResponse> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await postJson(url, body);
+    if (res.status !== 503 || attempt >= 10) return res;
+    await new Promise((r) => setTimeout(r, 1000 * (res.retryAfter ?? 1)));
+  }
+}
+
 /** Registers `count` users through POST /auth/register (one bcrypt hash each). */
 export async function registerUsers(baseUrl: string, count: number, concurrency: number): Promise<SeedUser[]> {
   const run = randomBytes(4).toString('hex');
@@ -39,7 +48,7 @@ export async function registerUsers(baseUrl: string, count: number, concurrency:
     password: `Bench-${run}-${randomBytes(6).toString('hex')}`,
   }));
   await pooled(users, concurrency, async (u) => {
-    const res = await postJson(`${baseUrl}/auth/register`, { email: u.email, password: u.password });
+    const res = await postPatiently(`${baseUrl}/auth/register`, { email: u.email, password: u.password });
     if (res.status !== 201) throw new Error(`POST /auth/register answered ${res.status}: ${JSON.stringify(res.body)}`);
   });
   return users;
@@ -48,7 +57,7 @@ export async function registerUsers(baseUrl: string, count: number, concurrency:
 /** Opens one session per user through POST /auth/login. */
 export function openSessions(baseUrl: string, users: SeedUser[], concurrency: number): Promise<SeedSession[]> {
   return pooled(users, concurrency, async (u) => {
-    const res = await postJson(`${baseUrl}/auth/login`, { email: u.email, password: u.password });
+    const res = await postPatiently(`${baseUrl}/auth/login`, { email: u.email, password: u.password });
     if (res.status !== 200) throw new Error(`POST /auth/login answered ${res.status}: ${JSON.stringify(res.body)}`);
     const body = res.body as TokenBody;
     return { accessToken: body.access_token, refreshToken: body.refresh_token };

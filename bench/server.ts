@@ -25,9 +25,10 @@ export interface RunningServer {
 }
 
 export function buildServer(repoRoot: string): void {
+  // What `npm start` does first: compile unless dist/ is up to date with the sources.
   // The build's output goes to stderr: stdout is for the results table.
-  const res = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
-  if (res.status !== 0) throw new Error(`npm run build failed (exit ${res.status ?? res.signal})`);
+  const res = spawnSync(process.execPath, ['bin/build-if-stale.js'], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
+  if (res.status !== 0) throw new Error(`the build failed (exit ${res.status ?? res.signal})`);
 }
 
 export function freePort(): Promise<number> {
@@ -79,13 +80,19 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/** Starts `node dist/main.js`; register `stop` for cleanup before awaiting `ready`. */
-export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[] = []): RunningServer {
+/**
+ * Starts `node dist/main.js`, or with `viaNpm` `npm start` as a user would (its prestart
+ * builds only when dist/ is stale), in a process group of its own; register `stop` for
+ * cleanup before awaiting `ready`.
+ */
+export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[] = [], viaNpm = false): RunningServer {
   const logFile = path.join(env.dataDir, 'server.log');
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeFlags, 'dist/main.js'], {
+  const [command, args] = viaNpm ? ['npm', ['start']] : [process.execPath, [...nodeFlags, 'dist/main.js']];
+  const child = spawn(command, args, {
     cwd: repoRoot,
     stdio: ['ignore', log, log],
+    detached: viaNpm,
     env: {
       ...process.env,
       DATABASE_URL: env.databaseUrl,
@@ -93,12 +100,14 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
       SERVER_PORT: String(env.port),
       WORKERS: String(env.workers),
       BCRYPT_ROUNDS: String(env.rounds),
+      // One issuer for every server of a run (the default follows the port): a token stays valid across them.
+      PUBLIC_URL: 'http://tessera.bench',
       // The bench signs users in right after registering them.
       REQUIRE_EMAIL_VERIFICATION: 'false',
       // The load tool signs in thousands of times from 127.0.0.1: measure throughput, not the limits.
       RATE_LIMIT_ENABLED: 'false',
       BRUTE_FORCE_ENABLED: 'false',
-      LOG_LEVEL: 'warn',
+      // Everything else (LOG_LEVEL=info above all) is the default: the figures are what users get.
       DATA_DIR: env.dataDir,
       NODE_ENV: 'development',
       ...env.extra,
@@ -123,16 +132,25 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
         const status = await fetch(`${baseUrl}/health/ready`).then((r) => r.status, () => 0);
         if (status === 200) return;
         if (Date.now() > deadline) throw new Error(`GET /health/ready did not answer 200 within 60 s; see ${logFile}`);
-        await sleep(200);
+        // Often enough to time a restart (bench/run.ts) to a few tens of ms.
+        await sleep(25);
       }
     },
     stop: async (graceMs = 10_000) => {
       for (const w of childPids(pid)) seen.add(w);
-      if (alive(pid)) process.kill(pid, 'SIGTERM');
+      if (viaNpm) {
+        // npm, its shell and the server: the whole group (its own, see `detached`).
+        for (const c of childPids(pid)) for (const w of [c, ...childPids(c), ...childPids(c).flatMap(childPids)]) seen.add(w);
+        try {
+          process.kill(-pid, 'SIGTERM');
+        } catch {
+          // gone already
+        }
+      } else if (alive(pid)) process.kill(pid, 'SIGTERM');
       const done = await Promise.race([exited(child).then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
       if (!done) {
         console.error(`bench: server ${pid} still running ${graceMs} ms after SIGTERM; sending SIGKILL`);
-        process.kill(pid, 'SIGKILL');
+        process.kill(viaNpm ? -pid : pid, 'SIGKILL');
         await exited(child);
       }
       for (const w of seen) if (isOurServer(w)) process.kill(w, 'SIGKILL');

@@ -7,6 +7,7 @@ import type { KeyRing } from '../infra/keys.js';
 import { createLogger } from '../infra/logger.js';
 import { redisOutageNotice, type OutageNotice } from '../infra/outage-notice.js';
 import { createBcryptHasher, type PasswordHasher } from '../infra/password-hasher.js';
+import { sessionCacheFor, type SessionCacheHandle } from '../features/sessions/session-cache-wiring.js';
 
 /**
  * The outside systems the services run on. The database and the keys are opened
@@ -26,6 +27,8 @@ export interface Infra {
   counters: Counters | null;
   /** One warning for a Redis outage however many connections notice it (server only; null without REDIS_URL). */
   redisNotice: OutageNotice | null;
+  /** Live sessions served from memory for SESSION_CACHE_TTL_MS, invalidated across instances through Redis (server with REDIS_URL; off otherwise). */
+  sessionCache: SessionCacheHandle;
   /** Closes what was created here (not the database, not the keys). */
   close(): Promise<void>;
 }
@@ -54,7 +57,8 @@ type DestinationStreamLike = Parameters<typeof createLogger>[1];
 
 /** bcrypt on BCRYPT_CONCURRENCY threads, started now (the server: the first sign-ins must not wait for threads). */
 export function createHasher(config: Config): PasswordHasher {
-  return createBcryptHasher(config.passwords.bcryptRounds, config.passwords.bcryptConcurrency, config.passwords.bcryptMaxQueue);
+  const { bcryptRounds, bcryptConcurrency, bcryptMaxQueue, bcryptMaxWaitMs, bcryptNice } = config.passwords;
+  return createBcryptHasher(bcryptRounds, bcryptConcurrency, { maxQueue: bcryptMaxQueue, maxWaitMs: bcryptMaxWaitMs, nice: bcryptNice });
 }
 
 /**
@@ -105,6 +109,8 @@ export function assembleInfra(config: Config, opts: InfraOptions): Infra {
   const ownHasher = opts.hasher ? null : opts.role === 'server' ? createHasher(config) : createLazyHasher(config);
   const redisNotice = opts.role === 'server' ? serverRedisNotice(config, opts.database, logger) : null;
   const counters = opts.role === 'server' ? createCounters(config, clock, logger, redisNotice) : null;
+  // The CLI has no Redis: what it revokes reaches the servers' caches within their bound (docs/operations.md, "Session cache").
+  const sessionCache = sessionCacheFor(opts.role === 'server' ? config : { ...config, redisUrl: null }, logger);
   return {
     database: opts.database,
     keys: opts.keys,
@@ -114,7 +120,9 @@ export function assembleInfra(config: Config, opts: InfraOptions): Infra {
     hasher: opts.hasher ?? (ownHasher as PasswordHasher),
     counters,
     redisNotice,
+    sessionCache,
     async close() {
+      await sessionCache.stop();
       await counters?.close();
       await ownHasher?.close();
     },

@@ -18,6 +18,7 @@ import { createSocialService, type SocialService } from '../features/social/serv
 import { createWebFlow } from '../features/social/web-flow.js';
 import { createTokenSigner } from '../features/tokens/token-signer.js';
 import { createTokenVerifier } from '../features/tokens/token-verifier.js';
+import { memoizeAccessTokens } from '../features/tokens/verified-access-memo.js';
 import { createMetrics, instrumentHasher } from '../infra/metrics.js';
 import { createSecretBox, createStaticBox } from '../infra/secret-box.js';
 import type { Infra } from './infra.js';
@@ -56,9 +57,13 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     audience: config.jwt.audience,
     accessTokenSeconds: config.jwt.accessTokenMinutes * 60,
   });
-  const verifier = createTokenVerifier(keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience });
+  // With the session cache on (Redis), verified access tokens are remembered for the same bound (verified-access-memo.ts).
+  const verifier = memoizeAccessTokens(createTokenVerifier(keys, clock, { issuer: config.jwt.issuer, audience: config.jwt.audience }), clock, {
+    ttlMs: infra.sessionCache.enabled ? config.sessionCacheTtlMs : 0,
+  });
   const emailTokens = createEmailTokenService({ db, clock });
   const sessions = createSessionService({
+    cache: infra.sessionCache.cache,
     db,
     clock,
     signer,
@@ -175,6 +180,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     /** Starts the background work: the shared counters answer, the email sender runs. */
     async start(): Promise<void> {
       await infra.counters?.ready();
+      await infra.sessionCache.start();
       sender?.start();
     },
     /** Stops the email sender, then closes what infra created (counters, hashing threads). */

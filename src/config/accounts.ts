@@ -7,6 +7,10 @@ export interface PasswordsConfig {
   bcryptConcurrency: number;
   /** BCRYPT_MAX_QUEUE: hashes allowed to wait for a thread; beyond it a request gets 503 service_unavailable with Retry-After. */
   bcryptMaxQueue: number;
+  /** BCRYPT_MAX_WAIT_MS: a hash whose estimated wait for a thread is longer is refused at once (503 with Retry-After). */
+  bcryptMaxWaitMs: number;
+  /** BCRYPT_NICE: the nice value of the hashing threads (0 = the priority of the rest; up to 19 = yield to everything). */
+  bcryptNice: number;
 }
 
 export interface MfaConfig {
@@ -28,6 +32,8 @@ export function passwordsConfig(r: Reader, workers: number): PasswordsConfig {
     // Hashing threads per process: together, the processes of one machine use every core once.
     bcryptConcurrency: r.int('BCRYPT_CONCURRENCY', Math.max(1, Math.ceil(availableParallelism() / workers)), 1, 256),
     bcryptMaxQueue: r.int('BCRYPT_MAX_QUEUE', 1000, 1, 1_000_000),
+    bcryptMaxWaitMs: r.int('BCRYPT_MAX_WAIT_MS', 5000, 100, 600_000),
+    bcryptNice: r.int('BCRYPT_NICE', 0, 0, 19),
   };
 }
 

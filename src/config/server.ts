@@ -42,6 +42,8 @@ export interface RedisConfig {
   redisUrl: string | null;
   /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two attempts to reach Redis again (every connection). */
   redisReconnectMaxDelayMs: number;
+  /** SESSION_CACHE_TTL_MS: how long a live session may be served from memory (needs Redis; 0 = off; docs/operations.md). */
+  sessionCacheTtlMs: number;
 }
 
 export function serverConfig(r: Reader): ServerConfig {
@@ -78,6 +80,7 @@ export function redisConfig(r: Reader): RedisConfig {
   return {
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
     redisReconnectMaxDelayMs: r.int('REDIS_RECONNECT_MAX_DELAY_MS', 500, 10, 60000),
+    sessionCacheTtlMs: r.int('SESSION_CACHE_TTL_MS', 1000, 0, 2000),
   };
 }
 

@@ -73,9 +73,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
         ? sendOAuth(reply, { status: errorCatalogue[failure].status, code: failure, description: message ?? errorCatalogue[failure].message })
         : send(reply, failure, message);
     if (isHasherBusy(error)) {
-      // BCRYPT_MAX_QUEUE hashes already wait: shed this one instead of queueing without bound.
+      // BCRYPT_MAX_QUEUE hashes already wait, or the wait would pass BCRYPT_MAX_WAIT_MS: shed this one.
       request.log.warn('password hashing queue full');
-      reply.header('retry-after', '2');
+      reply.header('retry-after', String(error.retryAfterSeconds));
       return failWith('service_unavailable', 'Too many sign-ins are being processed; retry shortly.');
     }
     if (isDeadlineExceeded(error)) {

@@ -1,35 +1,27 @@
 // Runs inside a hashing thread (see password-hasher.ts). Plain JavaScript so the
 // same file loads from src/ (tests) and dist/ (npm start) without a TypeScript loader.
-import { spawnSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import bcrypt from 'bcrypt';
 import { workerData } from 'piscina';
 
 /**
- * Hashing yields the CPU to everything else: token signing, session checks, and
- * the database when it shares the machine. On Linux, nice is per thread, but it
- * only ranks threads of one scheduling group (a login session's autogroup), so
- * a PostgreSQL backend in another group could still wait hundreds of ms behind
- * a hash; SCHED_IDLE (via util-linux `chrt`) yields across groups too. Either
- * step may be refused: hashing then runs at normal priority.
+ * Hashing runs at nice BCRYPT_NICE (default 0, the priority of everything else; see
+ * password-hasher.ts): under a flood of session checks, sign-ins keep a fair share of the
+ * CPU instead of starving. Nice is per thread on Linux; an unprivileged process may only
+ * raise it, so a refusal leaves the thread at the process's own priority. No SCHED_IDLE:
+ * it gave hashing nothing at all while any other thread of the machine was runnable
+ * (3 logins/s next to a read flood, with timeouts).
  */
-function yieldCpu() {
+function setNice(nice) {
+  if (!nice) return;
   try {
-    setPriority(19);
+    setPriority(nice);
   } catch {
-    // not allowed to lower the priority: hash at the normal one (as without chrt)
-    return;
-  }
-  try {
-    const tid = readlinkSync('/proc/thread-self').split('/').pop();
-    if (tid) spawnSync('chrt', ['--idle', '-p', '0', tid], { stdio: 'ignore', timeout: 2000 });
-  } catch {
-    // not Linux, or no chrt: nice 19 alone
+    // not allowed here: the process's own priority
   }
 }
 
-yieldCpu();
+setNice(workerData.nice ?? 0);
 
 // A real hash at the configured cost: verifying an unknown user's password against it
 // costs what a real verification does. Made here, once per thread, off the event loop.
@@ -52,10 +44,15 @@ function started() {
 /** @param {{ op: 'hash' | 'verify' | 'dummy', password: string, hash?: string }} task */
 export default function run(task) {
   started();
+  const t0 = performance.now();
   try {
     if (task.op === 'hash') return bcrypt.hashSync(task.password, workerData.rounds);
     return bcrypt.compareSync(task.password, task.op === 'dummy' ? dummy : task.hash);
   } finally {
-    if (counters) Atomics.sub(counters, 0, 1);
+    if (counters) {
+      Atomics.sub(counters, 0, 1);
+      // The last hash's wall time in µs (how long one takes on this machine under its current load).
+      if (counters.length > 2) Atomics.store(counters, 2, Math.min(2 ** 31 - 1, Math.round((performance.now() - t0) * 1000)));
+    }
   }
 }

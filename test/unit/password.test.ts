@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import bcrypt from 'bcrypt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalEmail, normaliseEmail } from '../../src/features/accounts/email.js';
 import { checkPassword } from '../../src/features/accounts/password-policy.js';
-import { createBcryptHasher } from '../../src/infra/password-hasher.js';
+import { createBcryptHasher, isHasherBusy, type HasherBusyError } from '../../src/infra/password-hasher.js';
 
 describe('checkPassword', () => {
   it('accepts a long, uncommon password', () => {
@@ -127,6 +127,25 @@ describe('createBcryptHasher', () => {
     expect(hasher.needsRehash('not-a-hash')).toBe(true);
   });
 
+  it('refuses at once, with a Retry-After, a hash whose estimated wait passes maxWaitMs', async () => {
+    const slow = createBcryptHasher(11, 1, { maxWaitMs: 20 });
+    try {
+      // One hash tells the hasher how long a hash takes here (cost 11: ~100 ms or more).
+      await slow.hash('warm-up');
+      const first = slow.hash('first');
+      // The only thread is busy: the wait is estimated at half a hash (~50 ms or more).
+      expect(slow.estimatedWaitMs).toBeGreaterThan(20);
+      const refused = await slow.hash('second').catch((e: unknown) => e);
+      expect(isHasherBusy(refused)).toBe(true);
+      expect((refused as HasherBusyError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      await first;
+      expect(slow.estimatedWaitMs).toBe(0);
+      await expect(slow.hash('third')).resolves.toMatch(/^\$2b\$11\$/);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('hands each thread its running hash and the next one, and reports the rest as queued', async () => {
     const single = createBcryptHasher(4, 1);
     try {
@@ -141,19 +160,27 @@ describe('createBcryptHasher', () => {
     }
   });
 
-  it('hashes on threads at the lowest CPU priority (nice 19, SCHED_IDLE), off the thread pool', async () => {
+  it.runIf(process.platform === 'linux')('hashes on threads at the nice value given (BCRYPT_NICE), never SCHED_IDLE, off the thread pool', async () => {
     // fields after the command name in /proc/<tid>/stat: [16] = nice, [38] = scheduling policy (5 = SCHED_IDLE)
     const threads = () =>
-      readdirSync('/proc/self/task').map((tid) => {
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        return { nice: Number(f[16]), policy: Number(f[38]) };
+      readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return [{ nice: Number(f[16]), policy: Number(f[38]) }];
+        } catch {
+          return [];
+        }
       });
-    const lowered = () => threads().filter((t) => t.nice === 19 && (t.policy === 5 || !existsSync('/usr/bin/chrt'))).length;
-    const before = lowered();
-    const two = createBcryptHasher(4, 2);
-    await Promise.all([two.hash('password-one'), two.hash('password-two')]);
-    expect(lowered() - before).toBe(2);
-    await two.close();
+    const niced = () => threads().filter((t) => t.nice === 7).length;
+    const before = niced();
+    const two = createBcryptHasher(4, 2, { nice: 7 });
+    try {
+      await Promise.all([two.hash('password-one'), two.hash('password-two')]);
+      expect(niced() - before).toBe(2);
+      expect(threads().some((t) => t.policy === 5)).toBe(false);
+    } finally {
+      await two.close();
+    }
   });
 });

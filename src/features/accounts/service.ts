@@ -296,6 +296,7 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     async removeByAdmin(tx: Database, id: string): Promise<void> {
       if (!(await repo.deleteUser(tx, id))) throw new AppError('user_not_found');
+      sessions.forgetUser(id);
     },
 
     async deleteAccount(id: string, password: string, meta: ClientMeta): Promise<void> {
@@ -306,6 +307,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         await deps.keepAnAdmin?.(tx, id);
         await repo.deleteUser(tx, id);
       });
+      sessions.forgetUser(id);
     },
   };
 }

@@ -149,13 +149,14 @@ export async function revokeUserSessions(db: Database, userId: string, now: Date
 }
 
 /** Revokes every live session issued to a registered client (the client was deleted). */
-export async function revokeClientSessions(db: Database, clientId: string, now: Date, reason: string): Promise<number> {
+/** Revokes every live session issued to the client; the users whose sessions ended (one entry per session). */
+export async function revokeClientSessions(db: Database, clientId: string, now: Date, reason: string): Promise<string[]> {
   const rows = await db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id });
-  return rows.length;
+    .returning({ userId: sessions.userId });
+  return rows.map((r) => r.userId);
 }
 
 /** Revokes every live session of the user opened with `method` among its `amr` (e.g. every third-party sign-in: "fed"). */

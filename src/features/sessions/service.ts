@@ -9,6 +9,7 @@ import type { TokenSigner } from '../tokens/token-signer.js';
 import type { TokenVerifier } from '../tokens/token-verifier.js';
 import type { VerifiedAccessToken, VerifiedRefreshToken } from '../tokens/claims.js';
 import * as repo from './repo.js';
+import { noSessionCache, type SessionCache } from './session-cache.js';
 import type { SessionRow } from './tables.js';
 import { MAX_USER_AGENT_LENGTH } from '../../limits.js';
 
@@ -54,6 +55,8 @@ export interface SessionServiceDeps {
   audit: Pick<AuditService, 'record'>;
   /** "Sign out everywhere" also voids every emailed link of the account (reset, confirmation, email change). */
   emailTokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
+  /** Live sessions of recent checks (session-cache.ts); none by default. */
+  cache?: SessionCache;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -63,6 +66,12 @@ export type SessionService = ReturnType<typeof createSessionService>;
 
 export function createSessionService(deps: SessionServiceDeps) {
   const { db, clock, signer, verifier } = deps;
+  const cache = deps.cache ?? noSessionCache;
+  /** Every instance forgets the user's cached sessions (after any change that ends one). */
+  const ended = <T>(userId: string, result: T): T => {
+    cache.invalidateUser(userId);
+    return result;
+  };
   /** A session its tokens may still be used with: not revoked, not expired, its user not disabled. */
   const isLive = (s: repo.SessionWithUser) => !s.revokedAt && s.expiresAt > clock.now() && !s.disabledAt;
 
@@ -91,12 +100,13 @@ export function createSessionService(deps: SessionServiceDeps) {
 
   /** Ends one session of the user and records why; false when it was not live (nothing recorded). */
   async function endSession(userId: string, sessionId: string, type: 'logout' | 'session_revoked', meta?: ClientMeta): Promise<boolean> {
-    return db.transaction(async (tx) => {
+    const done = await db.transaction(async (tx) => {
       const reason = type === 'logout' ? 'logout' : 'revoked_by_user';
       if (!(await repo.revokeSession(tx, sessionId, clock.now(), reason, userId))) return false;
       await deps.audit.record(tx, { userId, type, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { session: sessionId } });
       return true;
     });
+    return done ? ended(userId, done) : done;
   }
 
   return {
@@ -149,6 +159,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         await repo.revokeSession(tx, current.sessionId, now, 'refresh_token_reuse');
         await deps.audit.record(tx, { userId: current.userId, type: 'refresh_token_reuse', details: { session: current.sessionId } });
       });
+      cache.invalidateUser(current.userId);
       deps.metrics.refreshReuse.inc();
       throw invalidGrant('The refresh token was already used; the session has been revoked.');
     },
@@ -157,7 +168,7 @@ export function createSessionService(deps: SessionServiceDeps) {
     async authenticate(accessToken: string): Promise<Authenticated> {
       const token = await verifier.verifyAccess(accessToken);
       if (!token) throw new AppError('invalid_token');
-      const session = await repo.findSessionWithUser(db, token.sid);
+      const session = await cache.lookup(token.sid, () => repo.findSessionWithUser(db, token.sid), isLive);
       if (!session || session.userId !== token.sub) throw new AppError('invalid_token');
       if (!isLive(session)) throw new AppError('session_revoked');
       return { token, session };
@@ -187,16 +198,18 @@ export function createSessionService(deps: SessionServiceDeps) {
     },
 
     async logoutAll(userId: string, meta?: ClientMeta): Promise<number> {
-      return db.transaction(async (tx) => {
+      const n = await db.transaction(async (tx) => {
         const n = await repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
         await deps.emailTokens.revokeAllOfUser(tx, userId);
         await deps.audit.record(tx, { userId, type: 'logout_all', ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { sessions: n } });
         return n;
       });
+      return ended(userId, n);
     },
 
+    // Inside the caller's transaction: published before its commit, which session-cache.ts allows for.
     async revokeAll(userId: string, reason: string, tx: Database = db): Promise<number> {
-      return repo.revokeUserSessions(tx, userId, clock.now(), reason);
+      return ended(userId, await repo.revokeUserSessions(tx, userId, clock.now(), reason));
     },
 
     /**
@@ -208,21 +221,29 @@ export function createSessionService(deps: SessionServiceDeps) {
     async endEverywhere(userId: string, reason: string, tx: Database = db): Promise<number> {
       const n = await repo.revokeUserSessions(tx, userId, clock.now(), reason);
       await deps.emailTokens.revokeAllOfUser(tx, userId);
-      return n;
+      return ended(userId, n);
     },
 
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
-      return repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId);
+      return ended(userId, await repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId));
     },
 
     /** Ends every session issued to a registered client (the client was deleted); the count ended. */
     async revokeByClient(clientId: string, reason: string, tx: Database = db): Promise<number> {
-      return repo.revokeClientSessions(tx, clientId, clock.now(), reason);
+      const users = await repo.revokeClientSessions(tx, clientId, clock.now(), reason);
+      // Every instance forgets those users' cached sessions (session-cache.ts).
+      for (const userId of new Set(users)) cache.invalidateUser(userId);
+      return users.length;
     },
 
     /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */
     async revokeByMethod(userId: string, method: string, reason: string, tx: Database = db): Promise<number> {
-      return repo.revokeUserSessionsWithAmr(tx, userId, method, clock.now(), reason);
+      return ended(userId, await repo.revokeUserSessionsWithAmr(tx, userId, method, clock.now(), reason));
+    },
+
+    /** Every instance forgets the user's cached sessions: for changes outside this service (an account deleted). */
+    forgetUser(userId: string): void {
+      cache.invalidateUser(userId);
     },
 
     async list(userId: string): Promise<SessionRow[]> {
