@@ -7,7 +7,9 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'src/infra/*.js', 'scripts/*.mjs'] }, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'src/infra/*.js', 'scripts/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+    },
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
@@ -40,18 +42,25 @@ function layerZones() {
   return [
     {
       files: ['src/infra/**'],
-      rules: rule(wires, { group: ['**/features/**', '**/http/**'], message: 'infra/ is the bottom layer: it imports no feature and nothing of http/ (docs/architecture.md).' }),
+      rules: rule(wires, {
+        group: ['**/features/**', '**/http/**'],
+        message: 'infra/ is the bottom layer: it imports no feature and nothing of http/ (docs/architecture.md).',
+      }),
     },
     {
       files: ['src/config/**', 'src/errors.ts'],
       rules: rule(wires, {
         regex: '(^|/)(features/(?!social/providers/[a-z0-9-]+-defaults\\.js$)|http/|infra/)',
-        message: 'config/ and errors.ts are shared leaves: they import no layer (a provider\'s constant defaults excepted).',
+        message: "config/ and errors.ts are shared leaves: they import no layer (a provider's constant defaults excepted).",
       }),
     },
     {
       files: ['src/http/**'],
-      rules: rule(wires, { group: ['**/features/**'], allowTypeImports: true, message: 'http/ holds transport concerns: it imports feature types at most; inject feature logic (docs/architecture.md).' }),
+      rules: rule(wires, {
+        group: ['**/features/**'],
+        allowTypeImports: true,
+        message: 'http/ holds transport concerns: it imports feature types at most; inject feature logic (docs/architecture.md).',
+      }),
     },
     {
       files: ['src/features/**'],

@@ -22,7 +22,12 @@ export default defineConfig({
       { extends: true, test: { name: 'packages', include: ['test/packages/**/*.test.ts'], testTimeout: 60_000 } },
       // Real PostgreSQL + Redis + SMTP + worker processes: the production shape (needs TEST_DATABASE_URL and redis-server).
       ...(process.env.TEST_DATABASE_URL
-        ? [{ extends: true as const, test: { name: 'services', include: ['test/services/**/*.test.ts'], env: { TESSERA_TEST_DB: 'postgres' }, testTimeout: 60_000 } }]
+        ? [
+            {
+              extends: true as const,
+              test: { name: 'services', include: ['test/services/**/*.test.ts'], env: { TESSERA_TEST_DB: 'postgres' }, testTimeout: 60_000 },
+            },
+          ]
         : []),
       ...engines.map((engine) => ({
         extends: true as const,

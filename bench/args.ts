@@ -31,7 +31,10 @@ export type Phase = (typeof PHASES)[number];
 
 function phaseList(raw: string | undefined): Set<Phase> {
   if (raw === undefined) return new Set(PHASES);
-  const names = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const unknown = names.filter((n) => !(PHASES as readonly string[]).includes(n));
   if (unknown.length || !names.length) throw new Error(`--only: expected some of ${PHASES.join(', ')}; got "${raw}"`);
   return new Set(names as Phase[]);

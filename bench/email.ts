@@ -54,7 +54,16 @@ export async function runEmailBench(cleanup: Cleanup, opts: { messages: number }
   };
   // bcrypt cost 4: registration measures mail, not hashing.
   await runOnFreshServer(REPO_ROOT, cleanup, { label: 'email', workers: 1, rounds: 4, extra: mailEnv }, ({ server, databaseUrl, dataDir }) =>
-    measureEmail({ cleanup, opts, machine, base: server.baseUrl, sink, databaseUrl, dataDir, env: { ...process.env, ...mailEnv, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'development' } }),
+    measureEmail({
+      cleanup,
+      opts,
+      machine,
+      base: server.baseUrl,
+      sink,
+      databaseUrl,
+      dataDir,
+      env: { ...process.env, ...mailEnv, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'development' },
+    }),
   );
 }
 
@@ -118,7 +127,10 @@ async function measureEmail({ cleanup, opts, machine, base, sink, databaseUrl, d
   const known: number[] = [];
   const unknown: number[] = [];
   for (let i = 0; i < 200; i++) {
-    for (const [email, into] of [[`latency.${i % 55}@bench.example`, known], [`nobody.${i}@bench.example`, unknown]] as const) {
+    for (const [email, into] of [
+      [`latency.${i % 55}@bench.example`, known],
+      [`nobody.${i}@bench.example`, unknown],
+    ] as const) {
       const t0 = performance.now();
       if ((await post(base, '/auth/password/forgot', { email })) !== 202) throw new Error('forgot failed');
       into.push(performance.now() - t0);
@@ -126,14 +138,22 @@ async function measureEmail({ cleanup, opts, machine, base, sink, databaseUrl, d
   }
 
   const rows = [
-    ['registration request → SMTP accepted (p50 / p95 / max)', `${ms(quantile(latencies, 0.5))} / ${ms(quantile(latencies, 0.95))} / ${ms(Math.max(...latencies))}`],
+    [
+      'registration request → SMTP accepted (p50 / p95 / max)',
+      `${ms(quantile(latencies, 0.5))} / ${ms(quantile(latencies, 0.95))} / ${ms(Math.max(...latencies))}`,
+    ],
     ['registration response → SMTP accepted (p50 / p95)', `${ms(quantile(afterResponse, 0.5))} / ${ms(quantile(afterResponse, 0.95))}`],
-    [`one worker, ${opts.messages} queued messages → SMTP`, `${(opts.messages / seconds).toFixed(0)} msg/s (${seconds.toFixed(1)} s, ${unsent.rows[0]?.n ?? '?'} left unsent)`],
+    [
+      `one worker, ${opts.messages} queued messages → SMTP`,
+      `${(opts.messages / seconds).toFixed(0)} msg/s (${seconds.toFixed(1)} s, ${unsent.rows[0]?.n ?? '?'} left unsent)`,
+    ],
     ['POST /auth/password/forgot, known address (p50 / p90)', `${ms(quantile(known, 0.5))} / ${ms(quantile(known, 0.9))}`],
     ['POST /auth/password/forgot, unknown address (p50 / p90)', `${ms(quantile(unknown, 0.5))} / ${ms(quantile(unknown, 0.9))}`],
   ];
   console.log(`\n### Email delivery (${new Date().toISOString().slice(0, 10)}, ${describeRevision(REPO_ROOT)})\n`);
-  console.log(`Machine: ${machine.cores} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}. Command: \`npm run bench -- --email --messages ${opts.messages}\`.`);
+  console.log(
+    `Machine: ${machine.cores} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node ${machine.node}. Command: \`npm run bench -- --email --messages ${opts.messages}\`.`,
+  );
   console.log('API server (1 process) + 1 worker (WORKER_CONCURRENCY=5) + Redis + PostgreSQL + SMTP sink, all on this machine.\n');
   console.log('| measure | result |\n|---|---|');
   for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);

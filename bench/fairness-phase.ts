@@ -18,7 +18,13 @@ export interface FairnessResult {
  * logins/s ÷ the bcrypt limit (target ≥ 0.4), the `/users/me` p99 (target < 50 ms),
  * and no timeout on either side (a login that would wait too long gets a 503 at once).
  */
-export async function runFairnessPhase(opts: { baseUrl: string; users: SeedUser[]; accessToken: string; connections: number; duration: number }): Promise<FairnessResult> {
+export async function runFairnessPhase(opts: {
+  baseUrl: string;
+  users: SeedUser[];
+  accessToken: string;
+  connections: number;
+  duration: number;
+}): Promise<FairnessResult> {
   const bodies = opts.users.map((u) => new URLSearchParams({ grant_type: 'password', username: u.email, password: u.password }).toString());
   let next = 0;
   const errorSamples: string[] = [];

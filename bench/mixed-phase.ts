@@ -112,7 +112,15 @@ function summarise(tallies: Tally[], seconds: number): KindSummary {
 
 function stats(tallies: Record<Kind, Tally>, seconds: number): MixedStats {
   const byKind = Object.fromEntries(KINDS.map((k) => [k, summarise([tallies[k]], seconds)])) as Record<Kind, KindSummary>;
-  return { seconds, byKind, total: summarise(KINDS.map((k) => tallies[k]), seconds), refreshAndMe: summarise([tallies.refresh, tallies.me], seconds) };
+  return {
+    seconds,
+    byKind,
+    total: summarise(
+      KINDS.map((k) => tallies[k]),
+      seconds,
+    ),
+    refreshAndMe: summarise([tallies.refresh, tallies.me], seconds),
+  };
 }
 
 const newTallies = (): Record<Kind, Tally> => ({ register: new Tally(), login: new Tally(), refresh: new Tally(), me: new Tally() });

@@ -44,13 +44,23 @@ export interface Measurements {
   cpu: Record<string, CpuShares>;
 }
 
-const errorsOf = (s: LoadSummary) => `${fmt(s.non2xx)} non-2xx (${Object.entries(s.statusCodes).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${n}× ${c}`).join(', ') || 'none'}), ${fmt(s.errors)} socket errors, ${fmt(s.timeouts)} timeouts`;
+const errorsOf = (s: LoadSummary) =>
+  `${fmt(s.non2xx)} non-2xx (${
+    Object.entries(s.statusCodes)
+      .filter(([c]) => !c.startsWith('2'))
+      .map(([c, n]) => `${n}× ${c}`)
+      .join(', ') || 'none'
+  }), ${fmt(s.errors)} socket errors, ${fmt(s.timeouts)} timeouts`;
 
 function fairnessRows(f: FairnessResult, limit: number | undefined, c: number): Row[] {
   const ratio = limit ? f.login.okPerSecond / limit : NaN;
   const timeouts = f.login.timeouts + f.me.timeouts;
   return [
-    row(`fairness: logins/s (${c} conns) while /users/me runs (${ME_CONNECTIONS} conns)`, f.login.okPerSecond, `${fmt(f.login.okPerSecond, 1)}/s · p99 ${ms(f.login.p99Ms)}`),
+    row(
+      `fairness: logins/s (${c} conns) while /users/me runs (${ME_CONNECTIONS} conns)`,
+      f.login.okPerSecond,
+      `${fmt(f.login.okPerSecond, 1)}/s · p99 ${ms(f.login.p99Ms)}`,
+    ),
     row('fairness: logins ÷ bcrypt limit', ratio, fmt(ratio, 2), `≥ ${FAIR_LOGIN_RATIO_TARGET}`, ratio >= FAIR_LOGIN_RATIO_TARGET),
     row('fairness: /users/me/s while logins run', f.me.okPerSecond, `${fmt(f.me.okPerSecond)} req/s · p50 ${ms(f.me.p50Ms)}`),
     row('fairness: /users/me p99', f.me.p99Ms, ms(f.me.p99Ms), `< ${FAIR_ME_P99_LIMIT_MS} ms`, f.me.p99Ms < FAIR_ME_P99_LIMIT_MS),
@@ -85,7 +95,14 @@ export function resultRows(m: Measurements): Row[] {
   const { opts, machine, bcryptLimit, loginOnly, login, fairness, refresh, me, mixed, meByWorkers, restartMs, peaks, cpu } = m;
   const c = opts.connections;
   const rows: Row[] = [];
-  if (bcryptLimit) rows.push(row(`bcrypt limit (cost ${opts.rounds}, ${bcryptLimit.threads} parallel compares)`, bcryptLimit.hashesPerSecond, `${fmt(bcryptLimit.hashesPerSecond, 1)} hashes/s`));
+  if (bcryptLimit)
+    rows.push(
+      row(
+        `bcrypt limit (cost ${opts.rounds}, ${bcryptLimit.threads} parallel compares)`,
+        bcryptLimit.hashesPerSecond,
+        `${fmt(bcryptLimit.hashesPerSecond, 1)} hashes/s`,
+      ),
+    );
   if (loginOnly && login && bcryptLimit) {
     const ratio = loginOnly.login.okPerSecond / bcryptLimit.hashesPerSecond;
     const loginErrors = loginOnly.login.non2xx + loginOnly.login.errors + login.login.non2xx + login.login.errors;
@@ -97,7 +114,13 @@ export function resultRows(m: Measurements): Row[] {
       row('login errors (non-2xx + socket)', loginErrors, fmt(loginErrors), '0', loginErrors === 0),
       row(`/users/me during login, p50 (${login.profileRate} req/s)`, probe?.p50Ms ?? NaN, `${fmt(probe?.p50Ms ?? NaN)} ms`),
       row(`/users/me during login, p99 (${login.profileRate} req/s)`, probe?.p99Ms ?? NaN, `${fmt(probe?.p99Ms ?? NaN)} ms`),
-      row('max event-loop stall during login', login.eventLoopLag.maxMs, `${fmt(login.eventLoopLag.maxMs, 1)} ms`, `≤ ${STALL_LIMIT_MS} ms`, login.eventLoopLag.maxMs <= STALL_LIMIT_MS),
+      row(
+        'max event-loop stall during login',
+        login.eventLoopLag.maxMs,
+        `${fmt(login.eventLoopLag.maxMs, 1)} ms`,
+        `≤ ${STALL_LIMIT_MS} ms`,
+        login.eventLoopLag.maxMs <= STALL_LIMIT_MS,
+      ),
       row('event-loop delay p99 during login (worst worker)', login.eventLoopLag.p99Ms, `${fmt(login.eventLoopLag.p99Ms, 1)} ms`),
     );
   }
@@ -105,26 +128,61 @@ export function resultRows(m: Measurements): Row[] {
   if (refresh) {
     const refreshTarget = REFRESH_PER_CORE_TARGET * machine.cores;
     rows.push(
-      row(`refresh/s (POST /auth/refresh, ${c} conns)`, refresh.refresh.okPerSecond, `${fmt(refresh.refresh.okPerSecond)}/s`, `≥ ${fmt(refreshTarget)}/s`, refresh.refresh.okPerSecond >= refreshTarget),
+      row(
+        `refresh/s (POST /auth/refresh, ${c} conns)`,
+        refresh.refresh.okPerSecond,
+        `${fmt(refresh.refresh.okPerSecond)}/s`,
+        `≥ ${fmt(refreshTarget)}/s`,
+        refresh.refresh.okPerSecond >= refreshTarget,
+      ),
       row('refresh non-2xx (broken rotation chains)', refresh.refresh.non2xx, fmt(refresh.refresh.non2xx), '0', refresh.refresh.non2xx === 0),
       row('refresh 200s that did not rotate (generation not +1)', refresh.notAdvanced, fmt(refresh.notAdvanced), '0', refresh.notAdvanced === 0),
     );
   }
   if (me) {
     rows.push(
-      row(`/users/me alone (${ME_CONNECTIONS} conns, WORKERS=${opts.workers})`, me.okPerSecond, `${fmt(me.okPerSecond)} req/s · p50 ${ms(me.p50Ms)} · p99 ${ms(me.p99Ms)}`, opts.workers === 2 ? `≥ ${fmt(ME_W2_TARGET)}/s` : '', opts.workers === 2 ? me.okPerSecond >= ME_W2_TARGET : null),
+      row(
+        `/users/me alone (${ME_CONNECTIONS} conns, WORKERS=${opts.workers})`,
+        me.okPerSecond,
+        `${fmt(me.okPerSecond)} req/s · p50 ${ms(me.p50Ms)} · p99 ${ms(me.p99Ms)}`,
+        opts.workers === 2 ? `≥ ${fmt(ME_W2_TARGET)}/s` : '',
+        opts.workers === 2 ? me.okPerSecond >= ME_W2_TARGET : null,
+      ),
       row('/users/me alone, errors', me.non2xx + me.errors, errorsOf(me), '0', me.non2xx + me.errors === 0),
     );
   }
   for (const [w, s] of Object.entries(meByWorkers ?? {})) {
     const two = Number(w) === 2;
-    rows.push(row(`/users/me, ${ME_CONNECTIONS} conns, WORKERS=${w} (a server of its own)`, s.okPerSecond, `${fmt(s.okPerSecond)} req/s · p99 ${ms(s.p99Ms)} · ${fmt(s.non2xx + s.errors)} errors`, two ? `≥ ${fmt(ME_W2_TARGET)}/s` : '', two ? s.okPerSecond >= ME_W2_TARGET : null));
+    rows.push(
+      row(
+        `/users/me, ${ME_CONNECTIONS} conns, WORKERS=${w} (a server of its own)`,
+        s.okPerSecond,
+        `${fmt(s.okPerSecond)} req/s · p99 ${ms(s.p99Ms)} · ${fmt(s.non2xx + s.errors)} errors`,
+        two ? `≥ ${fmt(ME_W2_TARGET)}/s` : '',
+        two ? s.okPerSecond >= ME_W2_TARGET : null,
+      ),
+    );
   }
   if (mixed) rows.push(...mixedRows(mixed));
-  if (restartMs !== undefined) rows.push(row('restart: `npm start` (dist/ up to date) until /health/ready answers', restartMs, ms(restartMs), `< ${fmt(RESTART_LIMIT_MS)} ms`, restartMs < RESTART_LIMIT_MS));
+  if (restartMs !== undefined)
+    rows.push(
+      row(
+        'restart: `npm start` (dist/ up to date) until /health/ready answers',
+        restartMs,
+        ms(restartMs),
+        `< ${fmt(RESTART_LIMIT_MS)} ms`,
+        restartMs < RESTART_LIMIT_MS,
+      ),
+    );
   rows.push(
     ...peaks.map((p, i) =>
-      row(`peak RSS, ${p.role === 'primary' ? 'primary' : `worker ${i}`} (pid ${p.pid})`, p.peakMb, `${fmt(p.peakMb)} MB (anon ${fmt(p.peakAnonMb)} MB)`, `< ${RSS_LIMIT_MB} MB`, p.peakMb < RSS_LIMIT_MB),
+      row(
+        `peak RSS, ${p.role === 'primary' ? 'primary' : `worker ${i}`} (pid ${p.pid})`,
+        p.peakMb,
+        `${fmt(p.peakMb)} MB (anon ${fmt(p.peakAnonMb)} MB)`,
+        `< ${RSS_LIMIT_MB} MB`,
+        p.peakMb < RSS_LIMIT_MB,
+      ),
     ),
     ...Object.entries(cpu).map(([name, x]) =>
       row(

@@ -97,15 +97,21 @@ async function measure({ opts, machine, command, base, pid, rss }: BenchRun, ser
     );
   }
   if (on('fairness')) {
-    m.fairness = await phase('fairness', `fairness phase: logins (${c} connections) and /users/me (${ME_CONNECTIONS} connections) at once, ${opts.duration} s`, () =>
-      runFairnessPhase({ baseUrl: base, users, accessToken, connections: c, duration: opts.duration }),
+    m.fairness = await phase(
+      'fairness',
+      `fairness phase: logins (${c} connections) and /users/me (${ME_CONNECTIONS} connections) at once, ${opts.duration} s`,
+      () => runFairnessPhase({ baseUrl: base, users, accessToken, connections: c, duration: opts.duration }),
     );
   }
   if (on('refresh')) {
-    m.refresh = await phase('refresh', `refresh phase: ${c} connections, ${opts.duration} s`, () => runRefreshPhase({ baseUrl: base, sessions: refreshSessions, duration: opts.duration }));
+    m.refresh = await phase('refresh', `refresh phase: ${c} connections, ${opts.duration} s`, () =>
+      runRefreshPhase({ baseUrl: base, sessions: refreshSessions, duration: opts.duration }),
+    );
   }
   if (on('me')) {
-    m.me = await phase('/users/me', `/users/me phase: ${ME_CONNECTIONS} connections, ${opts.duration} s`, () => runUsersMePhase({ baseUrl: base, accessToken, duration: opts.duration }));
+    m.me = await phase('/users/me', `/users/me phase: ${ME_CONNECTIONS} connections, ${opts.duration} s`, () =>
+      runUsersMePhase({ baseUrl: base, accessToken, duration: opts.duration }),
+    );
   }
   if (on('mixed')) {
     // Fresh sessions for the mixed phase's virtual users (the seeded ones may be past

@@ -129,7 +129,10 @@ export function startServer(repoRoot: string, env: ServerEnv, nodeFlags: string[
           throw new Error(`the server exited during start-up (${child.exitCode ?? child.signalCode})`);
         }
         for (const w of childPids(pid)) seen.add(w);
-        const status = await fetch(`${baseUrl}/health/ready`).then((r) => r.status, () => 0);
+        const status = await fetch(`${baseUrl}/health/ready`).then(
+          (r) => r.status,
+          () => 0,
+        );
         if (status === 200) return;
         if (Date.now() > deadline) throw new Error(`GET /health/ready did not answer 200 within 60 s; see ${logFile}`);
         // Often enough to time a restart (bench/run.ts) to a few tens of ms.

@@ -124,9 +124,7 @@ async function soak({ opts, machine, command, base, pid, rss }: BenchRun): Promi
       rssByPidMb: now.byPid,
       cpu,
     });
-    log(
-      `window ${w.index} (${fmt(w.endS)} s): ${fmt(t.requestsPerSecond, 1)} req/s, errors ${pct(errorRate(t))}, p99 ${ms(t.p99Ms)}, RSS ${mb(now.totalMb)}`,
-    );
+    log(`window ${w.index} (${fmt(w.endS)} s): ${fmt(t.requestsPerSecond, 1)} req/s, errors ${pct(errorRate(t))}, p99 ${ms(t.p99Ms)}, RSS ${mb(now.totalMb)}`);
   };
   const mixed = await runMixedPhase({ baseUrl: base, users, sessions, duration: seconds, window: { seconds: WINDOW_SECONDS, onWindow } });
   const cpu = acct.shares(first, acct.snapshot());
@@ -138,7 +136,19 @@ async function soak({ opts, machine, command, base, pid, rss }: BenchRun): Promi
   console.log(renderSoak({ date, command, revision, machine, opts, windows, mixed, summary, peaks }));
   if (mixed.errorSamples.length) console.log(`\nfirst errors:\n${mixed.errorSamples.map((s) => `- ${s}`).join('\n')}`);
   writeJson(
-    { date, command, revision, machine, loadAverageAtEnd: loadavg()[0]!, options: opts, windowSeconds: WINDOW_SECONDS, summary, windows, mixed, peakRss: peaks },
+    {
+      date,
+      command,
+      revision,
+      machine,
+      loadAverageAtEnd: loadavg()[0]!,
+      options: opts,
+      windowSeconds: WINDOW_SECONDS,
+      summary,
+      windows,
+      mixed,
+      peakRss: peaks,
+    },
     RESULTS_FILE,
   );
   log(`wrote ${path.relative(REPO_ROOT, RESULTS_FILE)}`);

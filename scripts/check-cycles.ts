@@ -7,7 +7,10 @@ import madge from 'madge';
 
 /** The unit a file belongs to for the folder-level check: `src/features/mfa/repo.ts` → `features/mfa`. */
 export function unitOf(file: string): string {
-  const [top = '', second = '', ...rest] = file.replace(/\\/g, '/').replace(/^src\//, '').split('/');
+  const [top = '', second = '', ...rest] = file
+    .replace(/\\/g, '/')
+    .replace(/^src\//, '')
+    .split('/');
   if (top === 'features' && rest.length > 0) return `features/${second}`;
   if (second) return top;
   return top.replace(/\.[cm]?[jt]s$/, '');

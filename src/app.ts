@@ -131,7 +131,13 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   });
   await app.register(healthRoutes, { pingDatabase: () => database.ping(), pingRedis: services.sender?.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: infra.keys });
-  await app.register(tokenRoutes, { accounts, sessions, socialCodes: services.webFlow, authenticateClient: createClientAuthenticator(services.clients), passwordGrant: config.passwordGrantEnabled });
+  await app.register(tokenRoutes, {
+    accounts,
+    sessions,
+    socialCodes: services.webFlow,
+    authenticateClient: createClientAuthenticator(services.clients),
+    passwordGrant: config.passwordGrantEnabled,
+  });
   await app.register(socialRoutes, { social: services.social, webFlow: services.webFlow, sessions, publicUrl: config.publicUrl });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
   if (services.introspection) await app.register(introspectionRoutes, { introspection: services.introspection });

@@ -97,13 +97,19 @@ export async function clientsCommand(sub: string | undefined, args: string[], wi
     };
     const { client, secret } = await withServices(({ clients }) => clients.create(null, input));
     const body = toClientBody(client);
-    print(json, { client: body, client_secret: secret }, () => `tessera: registered ${body.name}\n${describe(body)}${secret ? `\n${secretNotice(secret)}` : ''}`);
+    print(
+      json,
+      { client: body, client_secret: secret },
+      () => `tessera: registered ${body.name}\n${describe(body)}${secret ? `\n${secretNotice(secret)}` : ''}`,
+    );
     return 0;
   }
   if (sub === 'list') {
     const list = (await withServices(({ clients }) => clients.list())).map(toClientBody);
     print(json, { clients: list }, () =>
-      list.length ? list.map((c) => `${c.client_id}\t${c.type}\t${c.token_endpoint_auth_method}\t${c.grant_types.join(',')}\t${c.name}`).join('\n') : 'tessera: no clients registered',
+      list.length
+        ? list.map((c) => `${c.client_id}\t${c.type}\t${c.token_endpoint_auth_method}\t${c.grant_types.join(',')}\t${c.name}`).join('\n')
+        : 'tessera: no clients registered',
     );
     return 0;
   }
@@ -118,8 +124,10 @@ export async function clientsCommand(sub: string | undefined, args: string[], wi
     if (overlap > MAX_OVERLAP_SECONDS) throw new SetupError(`--overlap is at most ${MAX_OVERLAP_SECONDS / 86400}d`);
     const r = await withServices(({ clients }) => clients.rotateSecret(null, id, overlap));
     const until = r.previousValidUntil?.toISOString() ?? null;
-    print(json, { client_id: id, client_secret: r.secret, previous_secret_valid_until: until }, () =>
-      `${secretNotice(r.secret)}\n${until ? `The previous secret keeps working until ${until}.` : 'The previous secret no longer works.'}`,
+    print(
+      json,
+      { client_id: id, client_secret: r.secret, previous_secret_valid_until: until },
+      () => `${secretNotice(r.secret)}\n${until ? `The previous secret keeps working until ${until}.` : 'The previous secret no longer works.'}`,
     );
     return 0;
   }

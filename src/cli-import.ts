@@ -49,7 +49,8 @@ async function runImport(batches: AsyncIterable<SourceUser[]>, source: string, d
       source,
       dryRun,
       onConflict: (c) => console.log(`conflict: ${c.sourceRef} ${JSON.stringify(c.email)}: ${c.reason}`),
-      onBatch: (s) => process.stderr.write(`tessera: ${s.read} rows read (up to ${s.lastSourceRef ?? '-'}), ${s.imported} ${dryRun ? 'to import' : 'imported'}\n`),
+      onBatch: (s) =>
+        process.stderr.write(`tessera: ${s.read} rows read (up to ${s.lastSourceRef ?? '-'}), ${s.imported} ${dryRun ? 'to import' : 'imported'}\n`),
     });
     for (const line of describe(summary, dryRun)) console.log(line);
     const seconds = (Date.now() - started) / 1000;
@@ -69,8 +70,11 @@ const batchSize = (v: string | undefined): number => {
 /** `import fastapi-auth --from URL [--dry-run] [--batch-size N] [--after-id N]`, `import csv|jsonl FILE [--dry-run]`. */
 export async function importCommand(kind: string | undefined, args: string[]): Promise<number> {
   if (kind === 'fastapi-auth') {
-    const { values } = parseArgs({ args, options: { from: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' }, 'after-id': { type: 'string' } } });
-    if (!values.from) throw new SetupError('import fastapi-auth needs --from postgres://… (the FastAPI service\'s database)');
+    const { values } = parseArgs({
+      args,
+      options: { from: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' }, 'after-id': { type: 'string' } },
+    });
+    if (!values.from) throw new SetupError("import fastapi-auth needs --from postgres://… (the FastAPI service's database)");
     const after = Number(values['after-id'] ?? 0);
     if (!Number.isInteger(after) || after < 0) throw new SetupError('--after-id takes a source id (a whole number), as the progress lines print it');
     return runImport(readFastapiUsers(values.from, batchSize(values['batch-size']), after), 'fastapi-auth', values['dry-run'] === true);

@@ -49,7 +49,10 @@ export async function keysRotate(args: string[], config: Config, now = new Date(
     if (!(err instanceof KeyError && err.message.includes('does not exist'))) throw err;
   }
   const pending = existing.find((k) => k.state === 'pending');
-  if (pending) throw new SetupError(`key ${pending.key.kid} is already waiting to sign (from ${iso(pending.activatesAt)}); wait for it, or cancel it with \`tessera keys retire ${pending.key.kid}\``);
+  if (pending)
+    throw new SetupError(
+      `key ${pending.key.kid} is already waiting to sign (from ${iso(pending.activatesAt)}); wait for it, or cancel it with \`tessera keys retire ${pending.key.kid}\``,
+    );
   const only = !existing.some((k) => !k.publicOnly);
   // The first key of its algorithm: nothing of that algorithm signs yet, so there is nothing to wait for.
   const first = !existing.some((k) => !k.publicOnly && k.key.alg === alg);
@@ -70,7 +73,10 @@ export async function keysRotate(args: string[], config: Config, now = new Date(
     return;
   }
   console.log(`and starts signing at ${iso(activatesAt)} (in ${inWords(delay)}), replacing ${signing?.key.kid ?? 'the current key'}.`);
-  if (delay < 300) console.log('Warning: verifiers may cache the JWKS for 5 minutes; a shorter delay may reject new tokens at verifiers that do not refetch on an unknown kid.');
+  if (delay < 300)
+    console.log(
+      'Warning: verifiers may cache the JWKS for 5 minutes; a shorter delay may reject new tokens at verifiers that do not refetch on an unknown kid.',
+    );
 }
 
 /** `keys list`: every key of the directory with its state. */
@@ -96,7 +102,8 @@ export async function keysRetire(args: string[], config: Config, now = new Date(
   const keys = keyStatuses(await readKeyDir(dir), now, lifetimes(config), config.jwt.algorithm);
   const key = keys.find((k) => k.key.kid === kid);
   if (!key) throw new SetupError(`no key ${kid} in ${dir}; keys: ${keys.map((k) => k.key.kid).join(', ') || 'none'}`);
-  if (key.state === 'signing') throw new SetupError(`${kid} is the signing key; rotate first (\`tessera keys rotate\`) and retire it once the new key signs and its tokens have expired`);
+  if (key.state === 'signing')
+    throw new SetupError(`${kid} is the signing key; rotate first (\`tessera keys rotate\`) and retire it once the new key signs and its tokens have expired`);
   if (key.state === 'previous' && key.safeToRetireAt && key.safeToRetireAt > now && !values.force) {
     throw new SetupError(
       `access tokens signed by ${kid} may be valid until ${iso(key.safeToRetireAt)} (ACCESS_TOKEN_EXPIRE_MINUTES=${config.jwt.accessTokenMinutes} after it stopped signing at ${iso(key.stoppedSigningAt)}); retire it then, or now with --force (those tokens are refused at once)`,

@@ -82,7 +82,8 @@ function keysGenerate(args: string[]): void {
     console.log(`tessera: wrote ${alg} key pair to ${privatePath} and ${publicPath}`);
     console.log(`Use it with PRIVATE_KEY_FILE=${privatePath} JWT_ALGORITHM=${alg}`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyError(`${path.join(values.out, 'private.pem')} already exists; refusing to overwrite it.`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new KeyError(`${path.join(values.out, 'private.pem')} already exists; refusing to overwrite it.`);
     throw err;
   }
 }
@@ -99,7 +100,11 @@ async function withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T> {
 async function outboxStatus(): Promise<void> {
   const { counts, failed } = await withServices(({ outbox }) => outbox.status(50), { migrate: false });
   const { oldestUnsentAt, ...byStatus } = counts;
-  console.log(Object.entries(byStatus).map(([status, n]) => `${status}: ${n}`).join('  '));
+  console.log(
+    Object.entries(byStatus)
+      .map(([status, n]) => `${status}: ${n}`)
+      .join('  '),
+  );
   if (oldestUnsentAt) console.log(`oldest unsent message: ${oldestUnsentAt.toISOString()}`);
   for (const row of failed) console.log(`failed ${row.id} ${row.kind} to ${row.recipient} after ${row.attempts} attempts: ${row.lastError ?? ''}`);
 }
@@ -111,7 +116,10 @@ async function outboxRetry(args: string[]): Promise<void> {
   const given = ids ? [...new Set(ids.map((id) => id.toLowerCase()))] : undefined;
   const { requeued: n, unknown, notFailed } = await withServices(({ outbox }) => outbox.retryFailed(given), { migrate: false });
   // A mistyped or purged id is an error, and nothing is re-queued: a script must not read "0 re-queued" as done.
-  if (unknown.length) throw new SetupError(`no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`);
+  if (unknown.length)
+    throw new SetupError(
+      `no outbox message with the id${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; nothing was re-queued (\`tessera outbox status\` lists the failed ones)`,
+    );
   for (const [id, status] of notFailed) console.log(`tessera: ${id} is ${status}, not failed; left as it is`);
   console.log(`tessera: ${n} failed message${n === 1 ? '' : 's'} re-queued; the server or the worker sends ${n === 1 ? 'it' : 'them'} shortly`);
 }
@@ -140,14 +148,28 @@ async function withServices<T>(fn: (services: Services, config: Config) => Promi
 async function usersCreate(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { email: { type: 'string' }, admin: { type: 'boolean' }, role: { type: 'string', multiple: true }, 'first-name': { type: 'string' }, 'last-name': { type: 'string' } },
+    options: {
+      email: { type: 'string' },
+      admin: { type: 'boolean' },
+      role: { type: 'string', multiple: true },
+      'first-name': { type: 'string' },
+      'last-name': { type: 'string' },
+    },
   });
   if (!values.email) throw new SetupError('users create needs --email');
   const email = values.email;
   const password = await readPassword();
   const user = await withServices(async ({ admin }, config) => {
     const roles = [...new Set([config.defaultRole, ...(values.admin ? ['admin'] : []), ...(values.role ?? [])])];
-    return admin.createUser(null, { email, password, firstName: values['first-name'], lastName: values['last-name'], emailVerified: true, roles, sendInvite: false });
+    return admin.createUser(null, {
+      email,
+      password,
+      firstName: values['first-name'],
+      lastName: values['last-name'],
+      emailVerified: true,
+      roles,
+      sendInvite: false,
+    });
   });
   console.log(`tessera: created ${user.email} (${user.id})${values.admin ? ' with the admin role' : ''}`);
 }
@@ -163,7 +185,9 @@ async function usersSetRole(args: string[]): Promise<void> {
     if (values.remove) await admin.removeRole(null, found.id, role);
     else await admin.addRole(null, found.id, role);
   });
-  console.log(`tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; Tessera's own routes apply it at once, their tokens from their next refresh`);
+  console.log(
+    `tessera: ${values.remove ? 'took' : 'gave'} the role ${role} ${values.remove ? 'from' : 'to'} ${email}; Tessera's own routes apply it at once, their tokens from their next refresh`,
+  );
 }
 
 async function usersCheckEmails(): Promise<number> {
@@ -176,7 +200,8 @@ async function usersCheckEmails(): Promise<number> {
 
 async function rolesList(): Promise<void> {
   const roles = await withServices(({ admin }) => admin.listRoles());
-  for (const r of roles) console.log(`${r.name}\t${r.users} user${r.users === 1 ? '' : 's'}\t${r.permissions.join(' ') || '-'}${r.builtin ? '\t(built-in)' : ''}\t${r.description}`);
+  for (const r of roles)
+    console.log(`${r.name}\t${r.users} user${r.users === 1 ? '' : 's'}\t${r.permissions.join(' ') || '-'}${r.builtin ? '\t(built-in)' : ''}\t${r.description}`);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -88,7 +88,9 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     // Each worker ends itself at SHUTDOWN_TIMEOUT; one that does not is killed a little later.
     setTimeout(() => {
       const stuck = live();
-      console.error(`tessera: ${stuck.length} worker${stuck.length === 1 ? '' : 's'} still running ${STOP_GRACE_MS} ms after SHUTDOWN_TIMEOUT; killing and exiting 1`);
+      console.error(
+        `tessera: ${stuck.length} worker${stuck.length === 1 ? '' : 's'} still running ${STOP_GRACE_MS} ms after SHUTDOWN_TIMEOUT; killing and exiting 1`,
+      );
       for (const w of stuck) w.process.kill('SIGKILL');
       process.exit(1);
     }, config.shutdownTimeoutMs + STOP_GRACE_MS).unref();
@@ -104,7 +106,9 @@ export async function runClusterPrimary(config: Config): Promise<void> {
       stop('too many worker crashes', 1);
       return;
     }
-    console.error(`tessera: worker ${worker.process.pid} exited (${signal ?? code}); starting another in ${verdict.delayMs} ms (${crashes}, ${restarts.total} since start)`);
+    console.error(
+      `tessera: worker ${worker.process.pid} exited (${signal ?? code}); starting another in ${verdict.delayMs} ms (${crashes}, ${restarts.total} since start)`,
+    );
     if (verdict.delayMs === 0) return fork();
     const timer = setTimeout(() => {
       timers.delete(timer);
@@ -115,8 +119,9 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
   // `kill -HUP <primary>`: every worker re-reads its keys directory now (KEYS_DIR).
-  if (configuredKeysDir(config)) process.on('SIGHUP', () => {
-    for (const w of live()) w.process.kill('SIGHUP');
-  });
+  if (configuredKeysDir(config))
+    process.on('SIGHUP', () => {
+      for (const w of live()) w.process.kill('SIGHUP');
+    });
   console.log(`tessera: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
 }

@@ -40,7 +40,10 @@ export const errorCatalogue = {
 
   // sessions
   session_not_found: { status: 404, message: 'No such session.' },
-  insufficient_user_authentication: { status: 403, message: 'This action needs a sign-in with a second factor (amr "otp"); sign in again with your authenticator code.' },
+  insufficient_user_authentication: {
+    status: 403,
+    message: 'This action needs a sign-in with a second factor (amr "otp"); sign in again with your authenticator code.',
+  },
 
   // roles and administration
   forbidden: { status: 403, message: 'You do not have the permission to do this.' },
@@ -62,14 +65,22 @@ export const errorCatalogue = {
   // third-party sign-in (README "Third-party sign-in")
   provider_not_found: { status: 404, message: 'No such sign-in provider (or it is not enabled).' },
   redirect_uri_not_allowed: { status: 400, message: 'redirect_uri is not one of the allowed redirect URLs (OAUTH_REDIRECT_ALLOWLIST).' },
-  pkce_required: { status: 400, message: 'PKCE is required: send code_challenge (the S256 hash of your code_verifier) with code_challenge_method=S256, and the code_verifier with the code.' },
-  oauth_state_invalid: { status: 400, message: 'This sign-in attempt is unknown, expired, or was started in another browser. Start the sign-in again from the app.' },
+  pkce_required: {
+    status: 400,
+    message:
+      'PKCE is required: send code_challenge (the S256 hash of your code_verifier) with code_challenge_method=S256, and the code_verifier with the code.',
+  },
+  oauth_state_invalid: {
+    status: 400,
+    message: 'This sign-in attempt is unknown, expired, or was started in another browser. Start the sign-in again from the app.',
+  },
   provider_unavailable: { status: 503, message: 'The sign-in provider cannot be reached; retry shortly.' },
   provider_token_invalid: { status: 400, message: 'The provider token is not valid.' },
   provider_email_missing: { status: 422, message: 'The provider did not share a usable email address.' },
   identity_not_linked: {
     status: 409,
-    message: 'An account with this email already exists and was not connected to this provider. Sign in with your password (or reset it), then connect the provider from your account.',
+    message:
+      'An account with this email already exists and was not connected to this provider. Sign in with your password (or reset it), then connect the provider from your account.',
   },
   identity_already_linked: { status: 409, message: 'This provider account is already connected to another user.' },
   provider_already_linked: { status: 409, message: 'Another account of this provider is already connected; disconnect it first.' },

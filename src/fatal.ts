@@ -16,6 +16,14 @@ export class SetupError extends Error {
  * the whole error otherwise.
  */
 export function reportFatal(err: unknown, action: string): void {
-  if (err instanceof ConfigError || err instanceof KeyError || err instanceof DataDirLockedError || err instanceof TemplateError || err instanceof SetupError || err instanceof AppError) console.error(`tessera: ${err.message}`);
+  if (
+    err instanceof ConfigError ||
+    err instanceof KeyError ||
+    err instanceof DataDirLockedError ||
+    err instanceof TemplateError ||
+    err instanceof SetupError ||
+    err instanceof AppError
+  )
+    console.error(`tessera: ${err.message}`);
   else console.error(`tessera: ${action}`, err);
 }

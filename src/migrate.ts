@@ -12,5 +12,6 @@ export async function migrateDatabase(database: DatabaseHandle, say: (line: stri
   const report = await reviewStoredEmails(database.db, { fix: true });
   const lines = describeStoredEmails(report, true);
   for (const line of lines) say(line);
-  if (report.collisions.length || report.invalid.length) say('see `npx tessera users check-emails` and docs/security.md (email addresses) to resolve the accounts above');
+  if (report.collisions.length || report.invalid.length)
+    say('see `npx tessera users check-emails` and docs/security.md (email addresses) to resolve the accounts above');
 }

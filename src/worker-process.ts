@@ -22,7 +22,10 @@ export async function runWorker(config: Config): Promise<void> {
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, logger);
   const database = await openConfiguredDatabase(config, (err) => logger.warn({ err: err.message }, 'idle database connection error'));
   const mail = startMailWorker({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock: systemClock, keys: ring, logger });
-  logger.info({ concurrency: config.email.workerConcurrency, smtp: config.email.smtp ? `${config.email.smtp.host}:${config.email.smtp.port}` : 'files' }, 'email worker started');
+  logger.info(
+    { concurrency: config.email.workerConcurrency, smtp: config.email.smtp ? `${config.email.smtp.host}:${config.email.smtp.port}` : 'files' },
+    'email worker started',
+  );
 
   let closing = false;
   const shutdown = async (signal: string) => {

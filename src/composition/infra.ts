@@ -87,12 +87,20 @@ export function createLazyHasher(config: Config): PasswordHasher {
  * through Redis when configured, this process's own otherwise (and whenever
  * Redis does not answer: the limits stay on). Null when both are off.
  */
-export function createCounters(config: Config, clock: Clock, logger: Logger, redisNotice: OutageNotice | null = null): (Counters & { close(): Promise<void> }) | null {
+export function createCounters(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+  redisNotice: OutageNotice | null = null,
+): (Counters & { close(): Promise<void> }) | null {
   const limits = config.rateLimits;
   if (!limits.enabled && !limits.bruteForce.enabled) return null;
   const local = createMemoryCounterStore(clock);
   const shared = config.redisUrl
-    ? createRedisCounterStore({ url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger, ...(redisNotice ? { notice: redisNotice.connection() } : {}) }, local)
+    ? createRedisCounterStore(
+        { url: config.redisUrl, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger, ...(redisNotice ? { notice: redisNotice.connection() } : {}) },
+        local,
+      )
     : null;
   const store = shared ?? local;
   return {
@@ -135,6 +143,8 @@ function serverRedisNotice(config: Config, database: DatabaseHandle, logger: Log
   const limits = config.rateLimits;
   const countsInRedis = limits.enabled || limits.bruteForce.enabled;
   const queuesInRedis = database.kind === 'postgres';
-  const stillWorks = [countsInRedis ? "rate limits use this process's counters" : '', queuesInRedis ? 'email waits in the outbox' : ''].filter(Boolean).join(' and ');
+  const stillWorks = [countsInRedis ? "rate limits use this process's counters" : '', queuesInRedis ? 'email waits in the outbox' : '']
+    .filter(Boolean)
+    .join(' and ');
   return redisOutageNotice(config.redisUrl, stillWorks, logger);
 }

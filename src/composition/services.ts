@@ -49,7 +49,9 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
 
   const bruteForce = config.rateLimits.bruteForce;
   const signInGuard =
-    infra.counters && bruteForce.enabled ? createSignInGuard({ store: infra.counters.store, settings: bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) }) : undefined;
+    infra.counters && bruteForce.enabled
+      ? createSignInGuard({ store: infra.counters.store, settings: bruteForce, throttled: (limit) => metrics.rateLimited.inc({ limit }) })
+      : undefined;
 
   const signer = createTokenSigner(keys, clock, {
     algorithm: config.jwt.algorithm,
@@ -137,10 +139,31 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     reauthSeconds: config.mfa.reauthSeconds,
   });
   late.social = social;
-  const flows = createEmailFlows({ db, clock, hasher, sessions, tokens: emailTokens, mail, audit, identities: social, ...(signInGuard ? { signInGuard } : {}) });
-  const webFlow = createWebFlow({ db, clock, social, accounts, sessions, audit, publicUrl: config.publicUrl, redirectAllowlist: config.social.redirectAllowlist });
+  const flows = createEmailFlows({
+    db,
+    clock,
+    hasher,
+    sessions,
+    tokens: emailTokens,
+    mail,
+    audit,
+    identities: social,
+    ...(signInGuard ? { signInGuard } : {}),
+  });
+  const webFlow = createWebFlow({
+    db,
+    clock,
+    social,
+    accounts,
+    sessions,
+    audit,
+    publicUrl: config.publicUrl,
+    redirectAllowlist: config.social.redirectAllowlist,
+  });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS.
-  const introspection = config.introspection.clients.length ? createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer }) : null;
+  const introspection = config.introspection.clients.length
+    ? createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer })
+    : null;
   // The OAuth client registry (docs/clients.md): /admin/clients, and client authentication at the token endpoint.
   const clients = createClientService({
     db,
@@ -150,10 +173,29 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
   });
-  const admin = createAdminService({ db, accounts, rbac, sessions, mfa, audit, mail, defaultRole: config.defaultRole, identitiesOf: (id) => social.listIdentities(id) });
+  const admin = createAdminService({
+    db,
+    accounts,
+    rbac,
+    sessions,
+    mfa,
+    audit,
+    mail,
+    defaultRole: config.defaultRole,
+    identitiesOf: (id) => social.listIdentities(id),
+  });
 
   // Email leaves through the outbox: a relay to the job queue, or the server itself without Redis.
-  const sender: EmailSender | null = opts.sendEmail ? createEmailSender(config, { database, keys, clock, outbox, logger: infra.logger, ...(infra.redisNotice ? { redisNotice: infra.redisNotice.connection() } : {}) }) : null;
+  const sender: EmailSender | null = opts.sendEmail
+    ? createEmailSender(config, {
+        database,
+        keys,
+        clock,
+        outbox,
+        logger: infra.logger,
+        ...(infra.redisNotice ? { redisNotice: infra.redisNotice.connection() } : {}),
+      })
+    : null;
 
   return {
     infra,

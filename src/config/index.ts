@@ -31,7 +31,17 @@ import { checkKeySources, jwtConfig, type JwtConfig } from './tokens.js';
 export type { MfaConfig, PasswordsConfig } from './accounts.js';
 export type { DatabaseConfig } from './database.js';
 export { MIN_CLIENT_SECRET_LENGTH, type IntrospectionClient } from './introspection.js';
-export { ACCOUNT_FIELDS, BRUTE_FORCE_LIMITS, KNOWN_CLIENT_SKIPS, RATE_LIMITS, RATE_LIMIT_RULES, SIGNED_IN_RATE_LIMIT_RULES, type RateLimitConfig, type RateLimitName, type RequestBody } from './limits.js';
+export {
+  ACCOUNT_FIELDS,
+  BRUTE_FORCE_LIMITS,
+  KNOWN_CLIENT_SKIPS,
+  RATE_LIMITS,
+  RATE_LIMIT_RULES,
+  SIGNED_IN_RATE_LIMIT_RULES,
+  type RateLimitConfig,
+  type RateLimitName,
+  type RequestBody,
+} from './limits.js';
 export type { EmailConfig, SmtpConfig } from './mail.js';
 export { ConfigError, type Env, type Rate } from './reader.js';
 export type { RedisConfig, ServerConfig, TrustProxy } from './server.js';

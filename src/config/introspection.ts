@@ -26,7 +26,10 @@ export function introspectionClients(r: Reader): IntrospectionClient[] {
   if (file) {
     name = 'INTROSPECTION_CLIENTS_FILE';
     try {
-      entries = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+      entries = readFileSync(file, 'utf8')
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
     } catch (err) {
       r.problems.push(`INTROSPECTION_CLIENTS_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
       return [];

@@ -111,7 +111,10 @@ export interface RateLimitConfig {
 }
 
 export function rateLimitConfig(r: Reader): RateLimitConfig {
-  const limits = Object.fromEntries(Object.entries(RATE_LIMITS).map(([key, [name, fallback]]) => [key, r.rate(name, fallback)])) as Record<RateLimitName, Rate | null>;
+  const limits = Object.fromEntries(Object.entries(RATE_LIMITS).map(([key, [name, fallback]]) => [key, r.rate(name, fallback)])) as Record<
+    RateLimitName,
+    Rate | null
+  >;
   const baseDelaySeconds = r.duration('BRUTE_FORCE_BASE_DELAY', 1, 1, 3600);
   return {
     enabled: r.bool('RATE_LIMIT_ENABLED', true),

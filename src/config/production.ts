@@ -21,18 +21,30 @@ export interface ProductionChecked extends Pick<ServerConfig, 'env' | 'bodyLimit
 export function checkProduction(r: Reader, config: ProductionChecked): void {
   if (config.env !== 'production') return;
   if (!r.raw('PUBLIC_URL')) {
-    r.problems.push('PUBLIC_URL: required when NODE_ENV=production (the public address of Tessera, e.g. https://auth.example.com); it is the token issuer and the base of every emailed link, which would otherwise point at http://localhost');
+    r.problems.push(
+      'PUBLIC_URL: required when NODE_ENV=production (the public address of Tessera, e.g. https://auth.example.com); it is the token issuer and the base of every emailed link, which would otherwise point at http://localhost',
+    );
   }
   if (!config.jwt.privateKeyPem && !config.jwt.keysDir) {
-    r.problems.push('PRIVATE_KEY (or PRIVATE_KEY_FILE, or a KEYS_DIR of keys): required when NODE_ENV=production; generate one with `npx tessera keys generate`, or `KEYS_DIR=… npx tessera keys rotate`');
+    r.problems.push(
+      'PRIVATE_KEY (or PRIVATE_KEY_FILE, or a KEYS_DIR of keys): required when NODE_ENV=production; generate one with `npx tessera keys generate`, or `KEYS_DIR=… npx tessera keys rotate`',
+    );
   }
   if (!config.database.url) {
-    r.problems.push('DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only');
+    r.problems.push(
+      'DATABASE_URL (or DB_HOST, DB_NAME, DB_USER, DB_PASSWORD): required when NODE_ENV=production; the embedded database is for development only',
+    );
   }
-  if (!config.mfa.encryptionKey) r.problems.push('MFA_ENCRYPTION_KEY: required when NODE_ENV=production (32 bytes, base64 or hex: `openssl rand -base64 32`); it encrypts the TOTP secrets');
-  if (!config.email.smtp) r.problems.push('SMTP_SERVER (with SMTP_PORT, SMTP_FROM, SMTP_USERNAME, SMTP_PASSWORD): required when NODE_ENV=production; without it mail is only written to files');
+  if (!config.mfa.encryptionKey)
+    r.problems.push('MFA_ENCRYPTION_KEY: required when NODE_ENV=production (32 bytes, base64 or hex: `openssl rand -base64 32`); it encrypts the TOTP secrets');
+  if (!config.email.smtp)
+    r.problems.push(
+      'SMTP_SERVER (with SMTP_PORT, SMTP_FROM, SMTP_USERNAME, SMTP_PASSWORD): required when NODE_ENV=production; without it mail is only written to files',
+    );
   if (config.bodyLimit > 1024 * 1024) r.problems.push('BODY_LIMIT_BYTES: keep it at most 1 MiB in production');
   if (!config.metricsToken && !config.metricsPublic) {
-    r.problems.push('METRICS_TOKEN: required when NODE_ENV=production (`openssl rand -base64 32`; scrape with Authorization: Bearer <token>), or set METRICS_PUBLIC=true if only a private network reaches /metrics');
+    r.problems.push(
+      'METRICS_TOKEN: required when NODE_ENV=production (`openssl rand -base64 32`; scrape with Authorization: Bearer <token>), or set METRICS_PUBLIC=true if only a private network reaches /metrics',
+    );
   }
 }

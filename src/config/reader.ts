@@ -27,7 +27,11 @@ const UNIT_SECONDS = { '': 1, s: 1, m: 60, h: 3600, d: 86400 } as const;
 const unitSeconds = (unit: string | undefined) => UNIT_SECONDS[(unit ?? '').toLowerCase() as keyof typeof UNIT_SECONDS];
 
 /** A comma-separated list, trimmed, without empty entries. */
-export const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+export const list = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** Reads variables, collecting every problem instead of stopping at the first. */
 export class Reader {

@@ -117,7 +117,10 @@ function parseCorsOrigins(r: Reader): string[] {
       // not a URL: reported just below as not an origin
       origin = null;
     }
-    if (origin !== o) r.problems.push(`CORS_ORIGINS: "${o}" is not an origin; list exact origins like https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case, no path or trailing slash; "*" is not allowed)`);
+    if (origin !== o)
+      r.problems.push(
+        `CORS_ORIGINS: "${o}" is not an origin; list exact origins like https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case, no path or trailing slash; "*" is not allowed)`,
+      );
   }
   return origins;
 }

@@ -74,7 +74,8 @@ export function socialConfig(r: Reader): SocialConfig {
     const teamId = r.raw('APPLE_TEAM_ID');
     const keyId = r.raw('APPLE_KEY_ID');
     const privateKeyPem = r.pem('APPLE_PRIVATE_KEY');
-    if (!teamId || !keyId || !privateKeyPem) r.problems.push('APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_PRIVATE_KEY (or APPLE_PRIVATE_KEY_FILE): required when APPLE_CLIENT_ID is set');
+    if (!teamId || !keyId || !privateKeyPem)
+      r.problems.push('APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_PRIVATE_KEY (or APPLE_PRIVATE_KEY_FILE): required when APPLE_CLIENT_ID is set');
     else if (!isP256PrivateKey(privateKeyPem)) r.problems.push('APPLE_PRIVATE_KEY: expected the .p8 key Apple gave you (an EC P-256 private key, PEM)');
     apple = { ...appleBase, teamId: teamId ?? '', keyId: keyId ?? '', privateKeyPem: privateKeyPem ?? '' };
   }
@@ -109,11 +110,17 @@ export function socialConfig(r: Reader): SocialConfig {
   };
 }
 
-function oidcProvider(r: Reader, prefix: string, id: string, defaults: { displayName: string; issuer: string | null; scopes: string; emailLinking: boolean }): OidcProviderConfig | null {
+function oidcProvider(
+  r: Reader,
+  prefix: string,
+  id: string,
+  defaults: { displayName: string; issuer: string | null; scopes: string; emailLinking: boolean },
+): OidcProviderConfig | null {
   const clientId = r.raw(`${prefix}_CLIENT_ID`);
   if (!clientId) return null;
   const issuer = r.url(`${prefix}_ISSUER`, defaults.issuer, HTTPS);
-  if (!issuer) r.problems.push(`${prefix}_ISSUER: required for the OpenID provider "${id}" (its discovery document is at <issuer>/.well-known/openid-configuration)`);
+  if (!issuer)
+    r.problems.push(`${prefix}_ISSUER: required for the OpenID provider "${id}" (its discovery document is at <issuer>/.well-known/openid-configuration)`);
   return {
     id,
     displayName: r.string(`${prefix}_DISPLAY_NAME`, defaults.displayName),
@@ -129,7 +136,11 @@ function oidcProvider(r: Reader, prefix: string, id: string, defaults: { display
   };
 }
 
-function oauth2Provider(r: Reader, prefix: string, defaults: { scopes: string; authorizationUrl: string; tokenUrl: string; apiUrl: string }): OAuth2ProviderConfig | null {
+function oauth2Provider(
+  r: Reader,
+  prefix: string,
+  defaults: { scopes: string; authorizationUrl: string; tokenUrl: string; apiUrl: string },
+): OAuth2ProviderConfig | null {
   const clientId = r.raw(`${prefix}_CLIENT_ID`);
   if (!clientId) return null;
   const clientSecret = r.raw(`${prefix}_CLIENT_SECRET`);

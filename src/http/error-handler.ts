@@ -22,7 +22,9 @@ function send(reply: FastifyReply, code: ErrorCode, message?: string, details?: 
 
 /** RFC 6749 §5.2: `{error, error_description}`, never cached. */
 function sendOAuth(reply: FastifyReply, err: Pick<OAuthError, 'status' | 'description' | 'extra'> & { code: string }) {
-  return noStore(reply).status(err.status).send({ error: err.code, error_description: err.description, ...err.extra });
+  return noStore(reply)
+    .status(err.status)
+    .send({ error: err.code, error_description: err.description, ...err.extra });
 }
 
 /** Maps framework errors (parsing, validation, limits) to catalogue codes; null for unexpected ones. */
@@ -62,7 +64,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
       if (oauth) {
         // RFC 6749 §5.2 for every answer of the OAuth2 endpoints: a malformed request is invalid_request;
         // a limit or an unsupported content type keeps its catalogue code as `error`.
-        if (code === 'payload_too_large' || code === 'unsupported_media_type') return sendOAuth(reply, { status: errorCatalogue[code].status, code, description: errorCatalogue[code].message });
+        if (code === 'payload_too_large' || code === 'unsupported_media_type')
+          return sendOAuth(reply, { status: errorCatalogue[code].status, code, description: errorCatalogue[code].message });
         return sendOAuth(reply, new OAuthError('invalid_request', details ? validationSentence(details, 'parameter') : errorCatalogue[code].message));
       }
       return send(reply, code, details ? `The request is invalid: ${validationSentence(details, 'field')}` : undefined, details);
@@ -97,7 +100,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allow = allowedMethods(app, path);
-    if (allow.length) return send(reply.header('allow', allow.join(', ')), 'method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow.join(' or ')}.`);
+    if (allow.length)
+      return send(reply.header('allow', allow.join(', ')), 'method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow.join(' or ')}.`);
     return send(reply, 'not_found', `No route for ${request.method} ${path}.`);
   });
 }

@@ -40,7 +40,12 @@ export function registerMetrics(app: FastifyInstance, src: MetricsSources): void
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'password_hash_queue_depth',
     help: 'Password hashes waiting for a hashing thread',
@@ -52,9 +57,22 @@ export function registerMetrics(app: FastifyInstance, src: MetricsSources): void
 
   // Nothing here moves with one message on its way: a scrape before and after a
   // forgot-password must not tell a known address from an unknown one (docs/security.md).
-  const backlog = new Gauge({ name: 'tessera_outbox_backlog_messages', help: 'Messages still unsent a minute after they were written, by status (pending, queued, sending); 0 when mail flows', labelNames: ['status'], registers: [registry] });
-  const failed = new Gauge({ name: 'tessera_outbox_failed_messages', help: 'Messages given up on (`tessera outbox retry` re-queues them)', registers: [registry] });
-  const oldest = new Gauge({ name: 'tessera_outbox_oldest_unsent_age_seconds', help: 'Age of the oldest message still unsent a minute after it was written (0 when none)', registers: [registry] });
+  const backlog = new Gauge({
+    name: 'tessera_outbox_backlog_messages',
+    help: 'Messages still unsent a minute after they were written, by status (pending, queued, sending); 0 when mail flows',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const failed = new Gauge({
+    name: 'tessera_outbox_failed_messages',
+    help: 'Messages given up on (`tessera outbox retry` re-queues them)',
+    registers: [registry],
+  });
+  const oldest = new Gauge({
+    name: 'tessera_outbox_oldest_unsent_age_seconds',
+    help: 'Age of the oldest message still unsent a minute after it was written (0 when none)',
+    registers: [registry],
+  });
   const refreshOutbox = async () => {
     try {
       const o = await src.outbox();

@@ -25,6 +25,7 @@ function nulAt(value: unknown, path: string, depth = 0): string | null {
 export function registerNoNul(app: FastifyInstance): void {
   app.addHook('preValidation', async (request: FastifyRequest) => {
     const field = nulAt(request.params, '') ?? nulAt(request.query, '') ?? nulAt(request.body, '');
-    if (field !== null) throw new AppError('validation_failed', 'Text cannot contain the NUL character (U+0000).', [{ field: field || 'body', message: 'contains U+0000' }]);
+    if (field !== null)
+      throw new AppError('validation_failed', 'Text cannot contain the NUL character (U+0000).', [{ field: field || 'body', message: 'contains U+0000' }]);
   });
 }

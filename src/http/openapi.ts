@@ -83,16 +83,18 @@ const SWAGGER_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w=
  * scripts over https and /docs would stay blank.
  */
 function docsCsp(publicUrl: string): string {
-  return [
-    "default-src 'self'",
-    "base-uri 'self'",
-    "font-src 'self' https: data:",
-    "frame-ancestors 'self'",
-    "img-src 'self' data: validator.swagger.io",
-    "object-src 'none'",
-    "script-src 'self'",
-    "script-src-attr 'none'",
-    `style-src 'self' https: ${SWAGGER_LOGO_STYLE}`,
-    ...(publicUrl.startsWith('https:') ? ['upgrade-insecure-requests'] : []),
-  ].join('; ') + ';';
+  return (
+    [
+      "default-src 'self'",
+      "base-uri 'self'",
+      "font-src 'self' https: data:",
+      "frame-ancestors 'self'",
+      "img-src 'self' data: validator.swagger.io",
+      "object-src 'none'",
+      "script-src 'self'",
+      "script-src-attr 'none'",
+      `style-src 'self' https: ${SWAGGER_LOGO_STYLE}`,
+      ...(publicUrl.startsWith('https:') ? ['upgrade-insecure-requests'] : []),
+    ].join('; ') + ';'
+  );
 }

@@ -1,7 +1,15 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Counter } from 'prom-client';
-import { ACCOUNT_FIELDS, KNOWN_CLIENT_SKIPS, RATE_LIMIT_RULES, SIGNED_IN_RATE_LIMIT_RULES, type Rate, type RateLimitName, type RequestBody } from '../config/index.js';
+import {
+  ACCOUNT_FIELDS,
+  KNOWN_CLIENT_SKIPS,
+  RATE_LIMIT_RULES,
+  SIGNED_IN_RATE_LIMIT_RULES,
+  type Rate,
+  type RateLimitName,
+  type RequestBody,
+} from '../config/index.js';
 import { AppError } from '../errors.js';
 import { ErrorBody, OAuthErrorBody } from './schemas.js';
 import { keyDigest, type CounterStore } from '../infra/counter-store.js';
@@ -17,10 +25,10 @@ const field = (body: Body, name: string): string => {
 // config/limits.ts; this file only applies them to requests.
 
 /** The submitted address a request's per-account limits count (normalised by the `accountKey` option). */
-const submittedAccount = (request: FastifyRequest): string => field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email');
+const submittedAccount = (request: FastifyRequest): string =>
+  field(request.body as Body, ACCOUNT_FIELDS[`${request.method} ${request.routeOptions.url}`] ?? 'email');
 
 const SIGNED_IN_LIMITS = new Set(Object.values(SIGNED_IN_RATE_LIMIT_RULES).flat());
-
 
 /** @fastify/rate-limit's store interface over our counters (shared through Redis, per process as the fallback). */
 function storeClass(counters: CounterStore) {
@@ -117,7 +125,10 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     // The OpenAPI document shows the 429 (in the body shape of the route's other errors).
     if (route.schema?.response && typeof route.schema.response === 'object') {
       const oauth = route.config?.oauthErrors === true;
-      const body = { ...(oauth ? OAuthErrorBody : ErrorBody), description: 'Too many requests (`rate_limited`, or `sign_in_throttled` for a delayed sign-in); wait `Retry-After` seconds' };
+      const body = {
+        ...(oauth ? OAuthErrorBody : ErrorBody),
+        description: 'Too many requests (`rate_limited`, or `sign_in_throttled` for a delayed sign-in); wait `Retry-After` seconds',
+      };
       route.schema = { ...route.schema, response: { ...(route.schema.response as Record<string, unknown>), 429: body } };
     }
   });

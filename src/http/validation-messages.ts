@@ -35,7 +35,11 @@ function describe(e: SchemaError): string {
     case 'required':
       return 'is required';
     case 'type':
-      return `must be ${orList(String(p.type).split(',').map((t) => typeNames[t] ?? t))}`;
+      return `must be ${orList(
+        String(p.type)
+          .split(',')
+          .map((t) => typeNames[t] ?? t),
+      )}`;
     case 'minLength':
       return p.limit === 1 ? 'must not be empty' : `must be at least ${plural(p.limit, 'character')} long`;
     case 'maxLength':
@@ -102,6 +106,7 @@ export function validationSentence(details: FieldError[], noun: 'field' | 'param
   const first = details[0];
   if (!first) return 'The request is invalid.';
   if (first.field === 'body') return `The request body ${first.message}.`;
-  if (noun === 'parameter') return first.message === 'is required' ? `Missing parameter: ${first.field}.` : `Invalid parameter: ${first.field} ${first.message}.`;
+  if (noun === 'parameter')
+    return first.message === 'is required' ? `Missing parameter: ${first.field}.` : `Invalid parameter: ${first.field} ${first.message}.`;
   return `${first.field} ${first.message}.`;
 }

@@ -298,7 +298,9 @@ export function createRedisCounterStore(opts: RedisCounterOptions, fallback: Cou
     reserve: (key, blockKey, windowMs, schedule) =>
       either(
         async () => {
-          const [taken, count, ttlMs, delayMs] = (await redis.counterReserve(PREFIX + key, PREFIX + blockKey, ms(windowMs), schedule.free, ms(schedule.baseMs), ms(schedule.maxMs))).map(Number) as [number, number, number, number];
+          const [taken, count, ttlMs, delayMs] = (
+            await redis.counterReserve(PREFIX + key, PREFIX + blockKey, ms(windowMs), schedule.free, ms(schedule.baseMs), ms(schedule.maxMs))
+          ).map(Number) as [number, number, number, number];
           // The local floor: a delay (and the count that earned it) Redis decided or reported stays in force here if Redis goes away.
           if (taken === 1) {
             await fallback.set(key, count, ttlMs);

@@ -48,7 +48,10 @@ const STAMP = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?=[-_.])/;
 
 /** `20260115T120000Z`: the time in key file names. */
 export function fileStamp(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 function stampOf(name: string): Date | null {
@@ -114,7 +117,8 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
         } catch {
           throw new KeyError(`${f.full} is not a readable PEM private key.`);
         }
-        if (!alg) throw new KeyError(`${f.full} is not a usable signing key: use RSA (at least 2048 bits), EC P-256 or Ed25519 (\`tessera keys rotate\` makes one).`);
+        if (!alg)
+          throw new KeyError(`${f.full} is not a usable signing key: use RSA (at least 2048 bits), EC P-256 or Ed25519 (\`tessera keys rotate\` makes one).`);
         const key = await toSigningKey(pem, alg, f.full);
         const twin = byKid.get(key.kid);
         if (twin) {
@@ -134,8 +138,10 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
   }
   for (const p of publics) {
     const twin = byKid.get(p.key.kid);
-    if (twin && !twin.publicOnly) twin.files.push(p.name); // the public half of a key we have
-    else if (twin) problems.push(`${path.join(dir, p.name)} and ${path.join(dir, twin.files[0] ?? '')} hold the same public key (kid ${p.key.kid}); remove one`);
+    if (twin && !twin.publicOnly)
+      twin.files.push(p.name); // the public half of a key we have
+    else if (twin)
+      problems.push(`${path.join(dir, p.name)} and ${path.join(dir, twin.files[0] ?? '')} hold the same public key (kid ${p.key.kid}); remove one`);
     else byKid.set(p.key.kid, { files: [p.name], key: p.key, activatesAt: p.activatesAt, createdAt: p.createdAt, publicOnly: true });
   }
   if (problems.length) throw new KeyError(`Bad key files in ${dir}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -143,7 +149,11 @@ async function readKeyFiles(dir: string, listed: PemFile[]): Promise<KeyFile[]> 
 }
 
 export function ringOf(files: KeyFile[], clock: { now(): Date }, algorithm: JwtAlgorithm): KeyRing {
-  return createScheduledRing(files.map((f): ScheduledKey => ({ key: f.key, activatesAt: f.activatesAt })), clock, algorithm);
+  return createScheduledRing(
+    files.map((f): ScheduledKey => ({ key: f.key, activatesAt: f.activatesAt })),
+    clock,
+    algorithm,
+  );
 }
 
 export type KeyState = 'pending' | 'signing' | 'previous';
@@ -284,7 +294,9 @@ async function ringOfListing(dir: string, listed: PemFile[], clock: { now(): Dat
 async function fromDirectory(dir: string, clock: { now(): Date }, algorithm: JwtAlgorithm): Promise<LoadedKeys> {
   const first = pemFiles(dir);
   let listing = fingerprint(first);
-  const ring = createSwappableRing(await ringOfListing(dir, first, clock, algorithm, `${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`));
+  const ring = createSwappableRing(
+    await ringOfListing(dir, first, clock, algorithm, `${dir} holds no private key (*.pem); create one with \`tessera keys rotate\`.`),
+  );
   return {
     ring,
     dir,

@@ -139,7 +139,11 @@ export async function toSigningKey(privatePem: string, alg: JwtAlgorithm, source
 export function createKeyRing(keys: VerificationKey[]): KeyRing {
   const first = keys.find(isSigningKey);
   if (!first) throw new KeyError('No signing key: every key is public only.');
-  return createScheduledRing(keys.map((key) => ({ key, activatesAt: null })), systemClock, first.alg);
+  return createScheduledRing(
+    keys.map((key) => ({ key, activatesAt: null })),
+    systemClock,
+    first.alg,
+  );
 }
 
 /**
@@ -152,7 +156,10 @@ export function createKeyRing(keys: VerificationKey[]): KeyRing {
 export function createScheduledRing(entries: ScheduledKey[], clock: { now(): Date }, algorithm: JwtAlgorithm): KeyRing {
   const at = (e: ScheduledKey) => e.activatesAt?.getTime() ?? Number.NEGATIVE_INFINITY;
   // Stable sort: keys without activation times keep their given order.
-  const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => at(b.e) - at(a.e) || a.i - b.i).map(({ e }) => e);
+  const sorted = entries
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => at(b.e) - at(a.e) || a.i - b.i)
+    .map(({ e }) => e);
   const signers = sorted.filter((e) => isSigningKey(e.key) && e.key.alg === algorithm);
   // None active yet (only pending keys): the one activating first signs.
   const fallback = signers.at(-1);

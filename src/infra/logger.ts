@@ -23,7 +23,8 @@ export const redactPaths = [
 export function loggerOptions(config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
   const base = { level: config.logLevel, redact: { paths: redactPaths, censor: '[redacted]' } };
   if (stream) return { ...base, stream };
-  if (config.debug && process.stdout.isTTY) return { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } };
+  if (config.debug && process.stdout.isTTY)
+    return { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } };
   return base;
 }
 

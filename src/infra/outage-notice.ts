@@ -77,7 +77,11 @@ export function redisOutageNotice(url: string, stillWorks: string, logger: Pick<
 export function smtpOutageNotice(smtp: { host: string; port: number; username: string | null }, logger: Pick<Logger, 'warn' | 'info'>): OutageNotice {
   const user = smtp.username ? ` as ${smtp.username}` : '';
   const settings = smtp.username ? 'SMTP_SERVER, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD' : 'SMTP_SERVER, SMTP_PORT';
-  return createOutageNotice({ what: `the SMTP server ${smtp.host}:${smtp.port}${user} (${settings})`, stillWorks: 'email waits in the outbox and is retried', logger });
+  return createOutageNotice({
+    what: `the SMTP server ${smtp.host}:${smtp.port}${user} (${settings})`,
+    stillWorks: 'email waits in the outbox and is retried',
+    logger,
+  });
 }
 
 /** A URL without its password or query, fit for a log line. */

@@ -45,7 +45,12 @@ export interface NewJob<Data> {
  * wait; a command that hangs is cut off by `commandTimeout`.
  */
 export function createJobQueue<Data>(opts: JobQueueOptions) {
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 5000, retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs) });
+  const connection = new Redis(opts.redisUrl, {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    retryStrategy: reconnectWithin(opts.reconnectMaxDelayMs),
+  });
   let warned = false;
   let connectedBefore = false;
   const reconnected = new Set<() => void>();

@@ -122,7 +122,11 @@ describe('the whole flow through the SDK', () => {
     expect(await c.getSession()).toBeNull();
     await expect(c.getUser()).rejects.toMatchObject({ code: 'not_signed_in' });
     // The server ended the session: its refresh token is refused.
-    const refused = await fetch(`${baseUrl}/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) });
+    const refused = await fetch(`${baseUrl}/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: refreshToken }),
+    });
     expect(refused.status).toBe(400);
 
     unsubscribe();
@@ -347,12 +351,19 @@ describe('errors and the other calls', () => {
 
     // The exchange sends the stored verifier and redirect_uri (of the last start), once.
     await expect(c.exchangeSocialCode('abc')).rejects.toMatchObject({ code: 'invalid_grant', status: 400 });
-    expect(Object.fromEntries(new URLSearchParams(sent.at(-1)!.body))).toMatchObject({ grant_type: 'authorization_code', code: 'abc', redirect_uri: 'https://app.example.com/cb', code_verifier: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    expect(Object.fromEntries(new URLSearchParams(sent.at(-1)!.body))).toMatchObject({
+      grant_type: 'authorization_code',
+      code: 'abc',
+      redirect_uri: 'https://app.example.com/cb',
+      code_verifier: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    });
     const before = sent.length;
     await expect(c.exchangeSocialCode('abc')).rejects.toMatchObject({ code: 'pkce_verifier_missing', status: 0 });
     expect(sent.length).toBe(before);
     // Or the app's own (another storage on the finishing page).
-    await expect(c.exchangeSocialCode('abc', { redirectUri: 'https://app.example.com/cb', codeVerifier: start.codeVerifier })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(c.exchangeSocialCode('abc', { redirectUri: 'https://app.example.com/cb', codeVerifier: start.codeVerifier })).rejects.toMatchObject({
+      code: 'invalid_grant',
+    });
     expect(new URLSearchParams(sent.at(-1)!.body).get('code_verifier')).toBe(start.codeVerifier);
 
     await expect(c.signInWithProviderToken('apple', { idToken: 'x.y.z', nonce: 'n' })).rejects.toMatchObject({ code: 'provider_not_found', status: 404 });
@@ -394,7 +405,11 @@ describe('errors and the other calls', () => {
 
   it('storage adapters and JWT decoding', async () => {
     const items = new Map<string, string>();
-    const fake = { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v), removeItem: (k: string) => void items.delete(k) };
+    const fake = {
+      getItem: (k: string) => items.get(k) ?? null,
+      setItem: (k: string, v: string) => void items.set(k, v),
+      removeItem: (k: string) => void items.delete(k),
+    };
     const g = globalThis as { localStorage?: unknown };
     g.localStorage = fake;
     try {
@@ -420,7 +435,11 @@ describe('the package', () => {
   it('builds to ESM + .d.ts with tsc -p packages/client, without Node built-ins', async () => {
     const outDir = mkdtempSync(path.join(tmpdir(), 'tessera-client-build-'));
     try {
-      const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'packages/client'), '--outDir', outDir], { encoding: 'utf8' });
+      const tsc = spawnSync(
+        process.execPath,
+        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'packages/client'), '--outDir', outDir],
+        { encoding: 'utf8' },
+      );
       expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
       expect(existsSync(path.join(outDir, 'index.js'))).toBe(true);
       expect(existsSync(path.join(outDir, 'index.d.ts'))).toBe(true);
@@ -430,10 +449,24 @@ describe('the package', () => {
       }
       // The built module loads as ESM in Node and exports the API.
       const mod = (await import(pathToFileURL(path.join(outDir, 'index.js')).href)) as Record<string, unknown>;
-      expect(Object.keys(mod).sort()).toEqual(['TesseraClient', 'TesseraError', 'TesseraNetworkError', 'createClient', 'decodeJwtPayload', 'localStorageAdapter', 'memoryStorage']);
+      expect(Object.keys(mod).sort()).toEqual([
+        'TesseraClient',
+        'TesseraError',
+        'TesseraNetworkError',
+        'createClient',
+        'decodeJwtPayload',
+        'localStorageAdapter',
+        'memoryStorage',
+      ]);
 
       const pkg = JSON.parse(readFileSync(path.join(ROOT, 'packages/client/package.json'), 'utf8')) as Record<string, unknown>;
-      expect(pkg).toMatchObject({ name: '@tessera/client', type: 'module', sideEffects: false, files: ['dist', 'CHANGELOG.md'], exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } });
+      expect(pkg).toMatchObject({
+        name: '@tessera/client',
+        type: 'module',
+        sideEffects: false,
+        files: ['dist', 'CHANGELOG.md'],
+        exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } },
+      });
       expect(pkg.dependencies).toBeUndefined();
     } finally {
       rmSync(outDir, { recursive: true, force: true });
@@ -449,7 +482,16 @@ describe('the package', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tessera-client-types-'));
     try {
       const config = {
-        compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: true },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2022', 'DOM'],
+          types: [],
+          skipLibCheck: true,
+        },
         files: [path.join(ROOT, 'test/client/fixtures/narrowing.ts')],
       };
       writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(config));

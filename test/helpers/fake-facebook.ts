@@ -92,7 +92,13 @@ export class FakeFacebook {
   /** A user access token (ours by default): what the native SDK would hand over. */
   issueToken(userId: string, opts: { appId?: string; valid?: boolean; type?: FbToken['type'] } = {}): string {
     const token = 'EAA' + randomBytes(24).toString('base64url');
-    this.tokens.set(token, { userId, appId: opts.appId ?? [...this.apps.keys()][0]!, valid: opts.valid ?? true, type: opts.type ?? 'USER', scopes: ['email', 'public_profile'] });
+    this.tokens.set(token, {
+      userId,
+      appId: opts.appId ?? [...this.apps.keys()][0]!,
+      valid: opts.valid ?? true,
+      type: opts.type ?? 'USER',
+      scopes: ['email', 'public_profile'],
+    });
     return token;
   }
 
@@ -151,7 +157,13 @@ export class FakeFacebook {
     if (!code || code.appId !== appId) return graphError(400, 'Invalid verification code format.', 'OAuthException', 100, { error_subcode: 36007 });
     if (code.used) return graphError(400, 'This authorization code has been used.', 'OAuthException', 100, { error_subcode: 36009 });
     if (q.get('redirect_uri') !== code.redirectUri) {
-      return graphError(400, 'Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request', 'OAuthException', 100, { error_subcode: 36008 });
+      return graphError(
+        400,
+        'Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request',
+        'OAuthException',
+        100,
+        { error_subcode: 36008 },
+      );
     }
     if (code.codeChallenge !== null && s256(q.get('code_verifier') ?? '') !== code.codeChallenge) {
       return graphError(400, 'Invalid code verifier.', 'OAuthException', 100);

@@ -40,7 +40,11 @@ const notFound: FakeReply = { status: 404, body: { message: 'Not Found', documen
 const badCredentials: FakeReply = { status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } };
 const tokenError = (error: string, description: string): FakeReply => ({
   status: 200,
-  body: { error, error_description: description, error_uri: `https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#${error.replace(/_/g, '-')}` },
+  body: {
+    error,
+    error_description: description,
+    error_uri: `https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#${error.replace(/_/g, '-')}`,
+  },
 });
 
 export class FakeGithub {

@@ -17,13 +17,19 @@ afterAll(async () => {
 });
 
 type Event = { type: string; ip: string | null; user_agent: string | null; details: Record<string, unknown>; created_at: string };
-const events = async (access: string, query = '') => (json(await t.app.inject({ method: 'GET', url: `/users/me/audit${query}`, headers: bearer(access) })).events as Event[]);
+const events = async (access: string, query = '') =>
+  json(await t.app.inject({ method: 'GET', url: `/users/me/audit${query}`, headers: bearer(access) })).events as Event[];
 
 describe('GET /users/me/audit', () => {
   it('sign-in, failures, refresh-token reuse, logout, session revoke and password change, newest first, without secrets', async () => {
     const u = await signUp(t.app);
     t.clock.advance(1000);
-    await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: 'not the password 1' }, headers: { 'user-agent': 'attacker/1.0' } });
+    await t.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      payload: { email: u.email, password: 'not the password 1' },
+      headers: { 'user-agent': 'attacker/1.0' },
+    });
     t.clock.advance(1000);
     const second = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: PASSWORD } }));
     t.clock.advance(1000);
@@ -34,15 +40,28 @@ describe('GET /users/me/audit', () => {
     t.clock.advance(1000);
     const third = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: PASSWORD } }));
     t.clock.advance(1000);
-    const sessions = (await t.app.inject({ method: 'GET', url: '/users/me/sessions', headers: bearer(u.access) })).json() as Array<{ id: string; current: boolean }>;
+    const sessions = (await t.app.inject({ method: 'GET', url: '/users/me/sessions', headers: bearer(u.access) })).json() as Array<{
+      id: string;
+      current: boolean;
+    }>;
     const other = sessions.find((s) => !s.current);
     expect((await t.app.inject({ method: 'DELETE', url: `/users/me/sessions/${other?.id}`, headers: bearer(u.access) })).statusCode).toBe(204);
     t.clock.advance(1000);
-    expect((await t.app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(u.access), payload: { current_password: PASSWORD, new_password: 'a brand new passphrase 42' } })).statusCode).toBe(204);
+    expect(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/users/me/password',
+          headers: bearer(u.access),
+          payload: { current_password: PASSWORD, new_password: 'a brand new passphrase 42' },
+        })
+      ).statusCode,
+    ).toBe(204);
     t.clock.advance(1000);
     expect((await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(u.access) })).statusCode).toBe(204);
 
-    const fresh = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: 'a brand new passphrase 42' } })).access_token as string;
+    const fresh = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: 'a brand new passphrase 42' } }))
+      .access_token as string;
     const list = await events(fresh);
     expect(list.map((e) => e.type)).toEqual([
       'sign_in',
@@ -58,7 +77,8 @@ describe('GET /users/me/audit', () => {
     expect(list.find((e) => e.type === 'sign_in_failed')).toMatchObject({ user_agent: 'attacker/1.0', details: { reason: 'wrong_password' } });
     expect(list.every((e) => e.ip === '127.0.0.1' || e.ip === null)).toBe(true);
     const text = JSON.stringify(list);
-    for (const secret of [PASSWORD, 'not the password 1', 'a brand new passphrase 42', u.refresh, second.refresh_token, third.access_token]) expect(text).not.toContain(secret);
+    for (const secret of [PASSWORD, 'not the password 1', 'a brand new passphrase 42', u.refresh, second.refresh_token, third.access_token])
+      expect(text).not.toContain(secret);
 
     // Paging: the next page starts before the last event seen.
     const page = await events(fresh, '?limit=3');
@@ -80,7 +100,8 @@ describe('GET /users/me/audit', () => {
 
   it('password reset, email change (requested, confirmed) and sign-out everywhere, without the emailed tokens or addresses in clear', async () => {
     const u = await signUp(t.app);
-    const post = (url: string, payload: object, access?: string) => t.app.inject({ method: 'POST', url, payload, ...(access ? { headers: bearer(access) } : {}) });
+    const post = (url: string, payload: object, access?: string) =>
+      t.app.inject({ method: 'POST', url, payload, ...(access ? { headers: bearer(access) } : {}) });
     t.clock.advance(1000);
     expect((await post('/auth/password/forgot', { email: u.email })).statusCode).toBe(202);
     const resetToken = tokenIn(await smtp.waitFor(u.email, /reset/i));

@@ -20,7 +20,9 @@ let user: { email: string; userId: string };
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_ENDPOINT = `${TEST_ISSUER}/auth/token`;
 
-const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` });
+const basic = (id: string, secret: string) => ({
+  authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+});
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
@@ -80,13 +82,24 @@ describe('the registry (admin API)', () => {
       method: 'POST',
       url: '/admin/clients',
       headers: bearer(adminToken),
-      payload: { name: 'Web app', type: 'confidential', redirect_uris: ['https://app.example.com/cb', 'http://127.0.0.1/cb'], post_logout_redirect_uris: ['https://app.example.com/'], scopes: ['openid', 'email', 'orders:read'] },
+      payload: {
+        name: 'Web app',
+        type: 'confidential',
+        redirect_uris: ['https://app.example.com/cb', 'http://127.0.0.1/cb'],
+        post_logout_redirect_uris: ['https://app.example.com/'],
+        scopes: ['openid', 'email', 'orders:read'],
+      },
     });
     expect(res.statusCode, res.body).toBe(201);
     expect(res.headers['cache-control']).toContain('no-store');
     const body = res.json() as Created;
     expect(body.client_secret).toMatch(/^tcs_[A-Za-z0-9_-]{43}$/);
-    expect(body.client).toMatchObject({ type: 'confidential', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'], first_party: false });
+    expect(body.client).toMatchObject({
+      type: 'confidential',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      first_party: false,
+    });
     expect(body.client.client_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const shown = await t.app.inject({ method: 'GET', url: `/admin/clients/${body.client.client_id}`, headers: bearer(adminToken) });
     expect(shown.statusCode).toBe(200);
@@ -105,7 +118,12 @@ describe('the registry (admin API)', () => {
     const { client, client_secret } = await register({ name: 'SPA', type: 'public', redirect_uris: ['https://spa.example.com/cb'] });
     expect(client_secret).toBeNull();
     expect(client.token_endpoint_auth_method).toBe('none');
-    const patched = await t.app.inject({ method: 'PATCH', url: `/admin/clients/${client.client_id}`, headers: bearer(adminToken), payload: { name: 'SPA 2', access_token_seconds: 300 } });
+    const patched = await t.app.inject({
+      method: 'PATCH',
+      url: `/admin/clients/${client.client_id}`,
+      headers: bearer(adminToken),
+      payload: { name: 'SPA 2', access_token_seconds: 300 },
+    });
     expect(patched.statusCode, patched.body).toBe(200);
     expect((patched.json() as Created).client).toMatchObject({ name: 'SPA 2', access_token_seconds: 300, redirect_uris: ['https://spa.example.com/cb'] });
     const rotate = await t.app.inject({ method: 'POST', url: `/admin/clients/${client.client_id}/rotate-secret`, headers: bearer(adminToken), payload: {} });
@@ -144,7 +162,13 @@ describe('the registry (admin API)', () => {
       method: 'POST',
       url: '/admin/clients',
       headers: bearer(adminToken),
-      payload: { name: 'x', type: 'confidential', token_endpoint_auth_method: 'private_key_jwt', grant_types: ['refresh_token'], jwks: { keys: [await exportJWK(privateKey)] } },
+      payload: {
+        name: 'x',
+        type: 'confidential',
+        token_endpoint_auth_method: 'private_key_jwt',
+        grant_types: ['refresh_token'],
+        jwks: { keys: [await exportJWK(privateKey)] },
+      },
     });
     expect(res.statusCode).toBe(422);
     expect(json(res).message).toMatch(/private/);
@@ -152,20 +176,44 @@ describe('the registry (admin API)', () => {
 
   it('needs clients:manage held now: a plain user and a users-admin are refused; a role with it is enough', async () => {
     const plain = await signUp(t.app);
-    for (const [method, url] of [['GET', '/admin/clients'], ['POST', '/admin/clients'], ['DELETE', '/admin/clients/abc']] as const) {
-      const res = await t.app.inject({ method, url, headers: bearer(plain.access), ...(method === 'POST' ? { payload: { name: 'x', type: 'public', grant_types: ['refresh_token'] } } : {}) });
+    for (const [method, url] of [
+      ['GET', '/admin/clients'],
+      ['POST', '/admin/clients'],
+      ['DELETE', '/admin/clients/abc'],
+    ] as const) {
+      const res = await t.app.inject({
+        method,
+        url,
+        headers: bearer(plain.access),
+        ...(method === 'POST' ? { payload: { name: 'x', type: 'public', grant_types: ['refresh_token'] } } : {}),
+      });
       expect(res.statusCode, `${method} ${url}`).toBe(403);
     }
     // A user administrator (users:*, roles:*) cannot put clients:manage into a role (issue 14's grant rules)...
-    const role = await t.app.inject({ method: 'POST', url: '/admin/roles', headers: bearer(adminToken), payload: { name: 'useradmin', permissions: ['users:read', 'users:write', 'roles:read', 'roles:write'] } });
+    const role = await t.app.inject({
+      method: 'POST',
+      url: '/admin/roles',
+      headers: bearer(adminToken),
+      payload: { name: 'useradmin', permissions: ['users:read', 'users:write', 'roles:read', 'roles:write'] },
+    });
     expect(role.statusCode, role.body).toBe(201);
     const ua = await signUp(t.app);
     await t.app.services.admin.addRole(null, ua.userId, 'useradmin');
-    const sneaky = await t.app.inject({ method: 'POST', url: '/admin/roles', headers: bearer(ua.access), payload: { name: 'clientadmin', permissions: ['clients:manage'] } });
+    const sneaky = await t.app.inject({
+      method: 'POST',
+      url: '/admin/roles',
+      headers: bearer(ua.access),
+      payload: { name: 'clientadmin', permissions: ['clients:manage'] },
+    });
     expect(sneaky.statusCode).toBe(403);
     expect((await t.app.inject({ method: 'GET', url: '/admin/clients', headers: bearer(ua.access) })).statusCode).toBe(403);
     // ...an administrator can, and the permission then works at once.
-    const ok = await t.app.inject({ method: 'POST', url: '/admin/roles', headers: bearer(adminToken), payload: { name: 'clientadmin', permissions: ['clients:manage'] } });
+    const ok = await t.app.inject({
+      method: 'POST',
+      url: '/admin/roles',
+      headers: bearer(adminToken),
+      payload: { name: 'clientadmin', permissions: ['clients:manage'] },
+    });
     expect(ok.statusCode, ok.body).toBe(201);
     await t.app.services.admin.addRole(null, ua.userId, 'clientadmin');
     expect((await t.app.inject({ method: 'GET', url: '/admin/clients', headers: bearer(ua.access) })).statusCode).toBe(200);
@@ -190,7 +238,7 @@ describe('the registry (admin API)', () => {
 });
 
 describe('client authentication at POST /auth/token', () => {
-  it('client_secret_basic and client_secret_post: tokens carry client_id (RFC 9068) and today\'s claims', async () => {
+  it("client_secret_basic and client_secret_post: tokens carry client_id (RFC 9068) and today's claims", async () => {
     const { client, client_secret } = await firstParty({ access_token_seconds: 120 });
     const id = client.client_id;
     const viaBasic = await token(passwordGrant(), basic(id, client_secret as string));
@@ -269,7 +317,13 @@ describe('client authentication at POST /auth/token', () => {
     const both = await token({ ...passwordGrant(), client_id: id, client_secret: client_secret as string }, basic(id, client_secret as string));
     expect(both.statusCode).toBe(400);
     expect(json(both).error).toBe('invalid_request');
-    const withAssertion = await token({ ...passwordGrant(), client_id: id, client_secret: client_secret as string, client_assertion_type: JWT_BEARER, client_assertion: 'a.b.c' });
+    const withAssertion = await token({
+      ...passwordGrant(),
+      client_id: id,
+      client_secret: client_secret as string,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: 'a.b.c',
+    });
     expect(json(withAssertion).error).toBe('invalid_request');
     const otherId = await token({ ...passwordGrant(), client_id: 'someone-else' }, basic(id, client_secret as string));
     expect(json(otherId).error).toBe('invalid_request');
@@ -280,11 +334,19 @@ describe('client authentication at POST /auth/token', () => {
     const res = await token(passwordGrant(), basic(noPassword.client.client_id, noPassword.client_secret as string));
     expect(res.statusCode).toBe(400);
     expect(json(res).error).toBe('unauthorized_client');
-    const code = await token({ grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://a.example/cb' }, basic(noPassword.client.client_id, noPassword.client_secret as string));
+    const code = await token(
+      { grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://a.example/cb' },
+      basic(noPassword.client.client_id, noPassword.client_secret as string),
+    );
     expect(json(code).error).toBe('unauthorized_client');
     // A client that stops being first-party loses the password grant (the registration refuses the combination).
     const fp = await firstParty();
-    const demote = await t.app.inject({ method: 'PATCH', url: `/admin/clients/${fp.client.client_id}`, headers: bearer(adminToken), payload: { first_party: false } });
+    const demote = await t.app.inject({
+      method: 'PATCH',
+      url: `/admin/clients/${fp.client.client_id}`,
+      headers: bearer(adminToken),
+      payload: { first_party: false },
+    });
     expect(demote.statusCode).toBe(422);
   });
 
@@ -306,17 +368,22 @@ describe('client authentication at POST /auth/token', () => {
     expect(decodeJwt(json(asA).access_token as string).client_id).toBe(a.client.client_id);
     // And a token of the implicit client is refused to a registered one.
     const implicit = await token(passwordGrant());
-    const stolen = await token({ grant_type: 'refresh_token', refresh_token: json(implicit).refresh_token as string }, basic(b.client.client_id, b.client_secret as string));
+    const stolen = await token(
+      { grant_type: 'refresh_token', refresh_token: json(implicit).refresh_token as string },
+      basic(b.client.client_id, b.client_secret as string),
+    );
     expect(json(stolen).error).toBe('invalid_grant');
   });
 
-  it('the MFA step of a client\'s password grant opens a session bound to that client', async () => {
+  it("the MFA step of a client's password grant opens a session bound to that client", async () => {
     const a = await firstParty({ access_token_seconds: 90 });
     const u = await signUp(t.app);
     const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', headers: bearer(u.access), payload: {} });
     const secret = json(start).secret as string;
     const code = () => generate({ secret, epoch: Math.floor(t.clock.now().getTime() / 1000) });
-    expect((await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', headers: bearer(u.access), payload: { code: await code() } })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', headers: bearer(u.access), payload: { code: await code() } })).statusCode,
+    ).toBe(200);
     t.clock.advance(31_000);
     const challenge = await token({ grant_type: 'password', username: u.email, password: PASSWORD }, basic(a.client.client_id, a.client_secret as string));
     expect(json(challenge).error).toBe('mfa_required');
@@ -325,7 +392,10 @@ describe('client authentication at POST /auth/token', () => {
     expect(json(done).expires_in).toBe(90);
     expect(decodeJwt(json(done).access_token as string)).toMatchObject({ client_id: a.client.client_id, amr: ['pwd', 'otp'] });
     expect(json(await token({ grant_type: 'refresh_token', refresh_token: json(done).refresh_token as string })).error).toBe('invalid_grant');
-    expect((await token({ grant_type: 'refresh_token', refresh_token: json(done).refresh_token as string }, basic(a.client.client_id, a.client_secret as string))).statusCode).toBe(200);
+    expect(
+      (await token({ grant_type: 'refresh_token', refresh_token: json(done).refresh_token as string }, basic(a.client.client_id, a.client_secret as string)))
+        .statusCode,
+    ).toBe(200);
   });
 
   it('deleting a client ends its sessions', async () => {
@@ -334,7 +404,10 @@ describe('client authentication at POST /auth/token', () => {
     await t.app.inject({ method: 'DELETE', url: `/admin/clients/${a.client.client_id}`, headers: bearer(adminToken) });
     const me = await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(json(issued).access_token as string) });
     expect(me.statusCode).toBe(401);
-    const live = await t.db.handle.db.select().from(sessions).where(and(eq(sessions.clientId, a.client.client_id), isNull(sessions.revokedAt)));
+    const live = await t.db.handle.db
+      .select()
+      .from(sessions)
+      .where(and(eq(sessions.clientId, a.client.client_id), isNull(sessions.revokedAt)));
     expect(live).toEqual([]);
   });
 });
@@ -345,7 +418,12 @@ describe('secret rotation', () => {
     const id = a.client.client_id;
     const old = a.client_secret as string;
     const before = await auditCount('client_secret_rotated');
-    const res = await t.app.inject({ method: 'POST', url: `/admin/clients/${id}/rotate-secret`, headers: bearer(adminToken), payload: { overlap_seconds: 86400 } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: `/admin/clients/${id}/rotate-secret`,
+      headers: bearer(adminToken),
+      payload: { overlap_seconds: 86400 },
+    });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.headers['cache-control']).toContain('no-store');
     const fresh = json(res).client_secret as string;
@@ -369,10 +447,15 @@ describe('secret rotation', () => {
     const a = await firstParty();
     const id = a.client.client_id;
     const results = await Promise.all(
-      Array.from({ length: 6 }, () => t.app.inject({ method: 'POST', url: `/admin/clients/${id}/rotate-secret`, headers: bearer(adminToken), payload: { overlap_seconds: 0 } })),
+      Array.from({ length: 6 }, () =>
+        t.app.inject({ method: 'POST', url: `/admin/clients/${id}/rotate-secret`, headers: bearer(adminToken), payload: { overlap_seconds: 0 } }),
+      ),
     );
     for (const r of results) expect(r.statusCode, r.body).toBe(200);
-    const current = await t.db.handle.db.select().from(oauthClientSecrets).where(and(eq(oauthClientSecrets.clientId, id), isNull(oauthClientSecrets.expiresAt)));
+    const current = await t.db.handle.db
+      .select()
+      .from(oauthClientSecrets)
+      .where(and(eq(oauthClientSecrets.clientId, id), isNull(oauthClientSecrets.expiresAt)));
     expect(current).toHaveLength(1);
     const working: string[] = [];
     for (const r of results) {
@@ -411,7 +494,8 @@ describe('private_key_jwt (RFC 7523)', () => {
       .setJti(o.jti ?? randomUUID())
       .sign(o.sign ?? key);
   };
-  const withAssertion = (jwt: string, extra: Record<string, string> = {}) => token({ ...passwordGrant(), client_assertion_type: JWT_BEARER, client_assertion: jwt, ...extra });
+  const withAssertion = (jwt: string, extra: Record<string, string> = {}) =>
+    token({ ...passwordGrant(), client_assertion_type: JWT_BEARER, client_assertion: jwt, ...extra });
 
   it('a fresh assertion for the token endpoint or the issuer authenticates; its jti only once', async () => {
     const jwt = await assertion();
@@ -459,7 +543,12 @@ describe('PASSWORD_GRANT_ENABLED=false', () => {
       const login = await off.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD } });
       expect(json(login).error).toBe('unsupported_grant_type');
       const issued = await token(passwordGrant());
-      const refreshed = await off.app.inject({ method: 'POST', url: '/auth/token', headers: FORM, payload: form({ grant_type: 'refresh_token', refresh_token: json(issued).refresh_token as string }) });
+      const refreshed = await off.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: FORM,
+        payload: form({ grant_type: 'refresh_token', refresh_token: json(issued).refresh_token as string }),
+      });
       expect(refreshed.statusCode, refreshed.body).toBe(200);
     } finally {
       await off.close();

@@ -119,8 +119,15 @@ describe('Swagger UI in Chromium', () => {
       executablePath: CHROMIUM,
       timeout: 30_000,
       args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-        '--no-first-run', '--disable-component-update', '--disable-sync', `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+        `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`,
       ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
@@ -184,8 +191,12 @@ describe('Swagger UI in Chromium', () => {
     const oauth = dialog.locator('.auth-container').filter({ has: page.locator('h4', { hasText: 'oauth2 (OAuth2, password)' }) });
     // Only what the token endpoint uses: no client_id, client_secret or "Client credentials location" (Tessera has no OAuth clients).
     await oauth.locator('#oauth_username').waitFor({ state: 'visible' });
-    expect(await oauth.locator('input:visible, select:visible').evaluateAll((els: unknown[]) => els.map((e) => (e as { id: string }).id))).toEqual(['oauth_username', 'oauth_password']);
-    for (const hidden of ['#client_id_password', '#client_secret_password', '#password_type']) expect(await oauth.locator(hidden).isVisible(), hidden).toBe(false);
+    expect(await oauth.locator('input:visible, select:visible').evaluateAll((els: unknown[]) => els.map((e) => (e as { id: string }).id))).toEqual([
+      'oauth_username',
+      'oauth_password',
+    ]);
+    for (const hidden of ['#client_id_password', '#client_secret_password', '#password_type'])
+      expect(await oauth.locator(hidden).isVisible(), hidden).toBe(false);
     expect(await oauth.innerText()).not.toMatch(/client_id|client_secret|Client credentials/);
     await oauth.locator('#oauth_username').fill(email);
     await oauth.locator('#oauth_password').fill(PASSWORD);
@@ -195,7 +206,10 @@ describe('Swagger UI in Chromium', () => {
     const loggedIn = oauth.locator('button.authorize', { hasText: 'Logout' });
     await loggedIn.waitFor({ state: 'visible' }).catch(async (err: unknown) => {
       const shown = await oauth.locator('.errors').allInnerTexts();
-      throw new Error(`Authorize failed; dialog says ${JSON.stringify(shown)}; token requests ${JSON.stringify(tokenRequests.map((r) => r.url))} → ${JSON.stringify(tokenResponses)}`, { cause: err });
+      throw new Error(
+        `Authorize failed; dialog says ${JSON.stringify(shown)}; token requests ${JSON.stringify(tokenRequests.map((r) => r.url))} → ${JSON.stringify(tokenResponses)}`,
+        { cause: err },
+      );
     });
 
     // The token request went to this server's /auth/token as an RFC 6749 form, and succeeded.
@@ -261,7 +275,11 @@ describe('Swagger UI in Chromium', () => {
     const me = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } });
     expect(me.statusCode).toBe(200);
     // Two sessions now: the one Swagger UI opened and this one.
-    const sessions = await t.app.inject({ method: 'GET', url: '/users/me/sessions', headers: { authorization: `Bearer ${(json(me) as { access_token: string }).access_token}` } });
+    const sessions = await t.app.inject({
+      method: 'GET',
+      url: '/users/me/sessions',
+      headers: { authorization: `Bearer ${(json(me) as { access_token: string }).access_token}` },
+    });
     expect(sessions.statusCode).toBe(200);
     expect(sessions.json()).toHaveLength(2);
   });

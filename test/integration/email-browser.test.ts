@@ -135,7 +135,8 @@ afterEach(async () => {
  * other failed resource is (the favicon included: the pages name /favicon.ico, which is served).
  */
 function expectCleanConsole(tab: Tab) {
-  const expected = (m: { text: string; url: string }) => /^Failed to load resource: the server responded with a status of 4\d\d\b/.test(m.text) && tab.documents.has(m.url);
+  const expected = (m: { text: string; url: string }) =>
+    /^Failed to load resource: the server responded with a status of 4\d\d\b/.test(m.text) && tab.documents.has(m.url);
   expect(tab.consoleErrors.filter((m) => /content[- ]security[- ]policy|refused to/i.test(m.text))).toEqual([]);
   expect(tab.consoleErrors.filter((m) => !expected(m))).toEqual([]);
   expect(tab.pageErrors).toEqual([]);

@@ -44,7 +44,8 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-const post = (app: FastifyInstance, url: string, payload: object, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url, payload, headers });
+const post = (app: FastifyInstance, url: string, payload: object, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url, payload, headers });
 const login = (app: FastifyInstance, email: string, password: string) => post(app, '/auth/login', { email, password });
 /** What the button of a page posts: a form-encoded body. */
 const formPost = (app: FastifyInstance, url: string, form: Record<string, string>) =>
@@ -72,7 +73,8 @@ const rowsTo = (ta: TestApp, to: string) => ta.db.handle.db.select().from(outbox
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await t.db.handle.db.select().from(outbox).where(eq(outbox.status, 'pending')))}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await t.db.handle.db.select().from(outbox).where(eq(outbox.status, 'pending')))}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -122,7 +124,7 @@ describe('registration and confirmation', () => {
     expect(everything).not.toContain(token);
   });
 
-  it('GET and HEAD of the link change nothing (link scanners, previews): the page\'s button (a form POST) confirms', async () => {
+  it("GET and HEAD of the link change nothing (link scanners, previews): the page's button (a form POST) confirms", async () => {
     const { email } = await register(t.app);
     const link = linkIn(await smtp.waitFor(email, /Confirm/));
     const url = link.slice(TEST_ISSUER.length);
@@ -243,7 +245,12 @@ describe('password reset', () => {
 
   it('a forged Host or X-Forwarded-Host does not change the link', async () => {
     const user = await confirmedUser();
-    const res = await post(t.app, '/auth/password/forgot', { email: user.email }, { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' });
+    const res = await post(
+      t.app,
+      '/auth/password/forgot',
+      { email: user.email },
+      { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+    );
     expect(res.statusCode).toBe(202);
     const mail = await smtp.waitFor(user.email, /Reset/);
     expect(linkIn(mail).startsWith(`${TEST_ISSUER}/auth/password/reset?token=`)).toBe(true);

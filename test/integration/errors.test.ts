@@ -128,7 +128,11 @@ describe('validation messages are written for people', () => {
   it('the token endpoints say which parameter, in plain words', async () => {
     const missing = expectOAuthError(await t.app.inject({ method: 'POST', url: '/auth/token', payload: { username: 'a@b.co' } }), 400, 'invalid_request');
     expect(missing.error_description).toBe('Missing parameter: grant_type.');
-    const wrong = expectOAuthError(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: 42, password: PASSWORD } }), 400, 'invalid_request');
+    const wrong = expectOAuthError(
+      await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: 42, password: PASSWORD } }),
+      400,
+      'invalid_request',
+    );
     expect(wrong.error_description).toBe('Invalid parameter: email must be a string.');
     const notObject = expectOAuthError(await post(t.app, '/auth/refresh', 'application/json', '[]'), 400, 'invalid_request');
     expect(notObject.error_description).toBe('The request body must be a JSON object or a form (application/x-www-form-urlencoded).');
@@ -218,7 +222,12 @@ describe('request bodies', () => {
     expect(Object.keys(json(res))).not.toContain('f1');
 
     const form = Array.from({ length: 5000 }, (_, i) => `f${i}=${i}`).join('&');
-    const tok = await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', `${form}&grant_type=password&username=${encodeURIComponent(email)}&password=${encodeURIComponent(PASSWORD)}`);
+    const tok = await post(
+      t.app,
+      '/auth/token',
+      'application/x-www-form-urlencoded',
+      `${form}&grant_type=password&username=${encodeURIComponent(email)}&password=${encodeURIComponent(PASSWORD)}`,
+    );
     expect(tok.statusCode, tok.body).toBe(200);
   });
 
@@ -242,14 +251,22 @@ describe('OAuth2 endpoints answer in the RFC 6749 §5.2 shape', () => {
   });
 
   it('missing grant_type (JSON or form) → 400 invalid_request naming it', async () => {
-    const j = expectOAuthError(await t.app.inject({ method: 'POST', url: '/auth/token', payload: { username: 'a@b.co', password: PASSWORD } }), 400, 'invalid_request');
+    const j = expectOAuthError(
+      await t.app.inject({ method: 'POST', url: '/auth/token', payload: { username: 'a@b.co', password: PASSWORD } }),
+      400,
+      'invalid_request',
+    );
     expect(j.error_description).toMatch(/grant_type/);
     const f = expectOAuthError(await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', 'username=a%40b.co&password=x'), 400, 'invalid_request');
     expect(f.error_description).toMatch(/grant_type/);
   });
 
   it('missing grant parameters → invalid_request; unknown grant → unsupported_grant_type', async () => {
-    const noPassword = expectOAuthError(await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', 'grant_type=password&username=a%40b.co'), 400, 'invalid_request');
+    const noPassword = expectOAuthError(
+      await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', 'grant_type=password&username=a%40b.co'),
+      400,
+      'invalid_request',
+    );
     expect(noPassword.error_description).toMatch(/password/);
     const noToken = expectOAuthError(await post(t.app, '/auth/token', 'application/x-www-form-urlencoded', 'grant_type=refresh_token'), 400, 'invalid_request');
     expect(noToken.error_description).toMatch(/refresh_token/);
@@ -287,7 +304,12 @@ describe('database outage', () => {
     expectOAuthError(login, 503, 'service_unavailable');
     expectNoInternals(login);
 
-    const token = await post(app, '/auth/token', 'application/x-www-form-urlencoded', new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString());
+    const token = await post(
+      app,
+      '/auth/token',
+      'application/x-www-form-urlencoded',
+      new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString(),
+    );
     expectOAuthError(token, 503, 'service_unavailable');
     expectNoInternals(token);
 

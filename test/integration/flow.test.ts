@@ -38,7 +38,16 @@ describe('the whole flow over HTTP', () => {
     expect(header).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
     expect(header.kid).toBeTruthy();
     const claims = decodeJwt(tokens.access_token);
-    expect(claims).toMatchObject({ iss: t.config.jwt.issuer, aud: 'tessera-test', sub: user.id, email, email_verified: false, roles: ['user'], permissions: [], amr: ['pwd'] });
+    expect(claims).toMatchObject({
+      iss: t.config.jwt.issuer,
+      aud: 'tessera-test',
+      sub: user.id,
+      email,
+      email_verified: false,
+      roles: ['user'],
+      permissions: [],
+      amr: ['pwd'],
+    });
     for (const c of ['iat', 'exp', 'jti', 'sid']) expect(claims).toHaveProperty(c);
 
     const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) });
@@ -79,7 +88,9 @@ describe('the whole flow over HTTP', () => {
 
   it('logout/all ends every session of the user', async () => {
     const u = await signUp(t.app);
-    const second = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } })) as { refresh_token: string };
+    const second = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } })) as {
+      refresh_token: string;
+    };
     const res = await t.app.inject({ method: 'POST', url: '/auth/logout/all', headers: bearer(u.access) });
     expect(res.statusCode).toBe(204);
     for (const rt of [u.refresh, second.refresh_token]) {
@@ -106,17 +117,34 @@ describe('/users/me', () => {
 
   it('password change needs the current password and ends the other sessions', async () => {
     const u = await signUp(t.app);
-    const other = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } })) as { refresh_token: string };
+    const other = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } })) as {
+      refresh_token: string;
+    };
 
-    const wrong = await t.app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(u.access), payload: { current_password: 'not the password', new_password: 'a brand new passphrase' } });
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/password',
+      headers: bearer(u.access),
+      payload: { current_password: 'not the password', new_password: 'a brand new passphrase' },
+    });
     expect(wrong.statusCode).toBe(403);
     expect(json(wrong).error).toBe('invalid_password');
 
-    const common = await t.app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(u.access), payload: { current_password: u.password, new_password: 'password123' } });
+    const common = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/password',
+      headers: bearer(u.access),
+      payload: { current_password: u.password, new_password: 'password123' },
+    });
     expect(common.statusCode).toBe(422);
     expect(json(common).error).toBe('password_too_common');
 
-    const ok = await t.app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(u.access), payload: { current_password: u.password, new_password: 'a brand new passphrase' } });
+    const ok = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/password',
+      headers: bearer(u.access),
+      payload: { current_password: u.password, new_password: 'a brand new passphrase' },
+    });
     expect(ok.statusCode).toBe(204);
 
     // this session lives on, the other one is gone

@@ -204,7 +204,11 @@ describe('body size limit (BODY_LIMIT_BYTES, 64 KiB by default)', () => {
     for (let i = 0; i < 64; i++) chunks.push(chunk);
     const body = chunks.map((c) => Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]));
     body.push(Buffer.from('0\r\n\r\n'));
-    const res = await rawRequest(portOf(t.app), `POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, body);
+    const res = await rawRequest(
+      portOf(t.app),
+      `POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      body,
+    );
     expect(res.status).toBe(413);
     expect(res.text).toContain('"error":"payload_too_large"');
     expect(await hashCount(t.app)).toBe(before);
@@ -261,7 +265,11 @@ describe('header size limit (MAX_HEADER_BYTES)', () => {
 
 describe('CORS (CORS_ORIGINS)', () => {
   const preflight = (app: FastifyInstance, origin: string, method = 'GET', headers = 'authorization,content-type,x-request-id') =>
-    app.inject({ method: 'OPTIONS', url: '/users/me', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers } });
+    app.inject({
+      method: 'OPTIONS',
+      url: '/users/me',
+      headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers },
+    });
 
   it('a preflight from an allowed origin: 204 with that origin, methods, headers, max-age and Vary: Origin', async () => {
     for (const origin of [APP_ORIGIN, DEV_ORIGIN]) {
@@ -310,7 +318,17 @@ describe('CORS (CORS_ORIGINS)', () => {
       'https://b.example:8443',
     ]);
     expect(loadConfig(base).corsOrigins).toEqual([]);
-    for (const bad of ['*', 'https://a.example/', 'https://a.example/app', 'a.example', 'https://A.example', 'https://a.example:443', 'ftp://a.example', 'https://a.example?x=1', 'https://user@a.example']) {
+    for (const bad of [
+      '*',
+      'https://a.example/',
+      'https://a.example/app',
+      'a.example',
+      'https://A.example',
+      'https://a.example:443',
+      'ftp://a.example',
+      'https://a.example?x=1',
+      'https://user@a.example',
+    ]) {
       expect(() => loadConfig({ ...base, CORS_ORIGINS: bad }), bad).toThrow(ConfigError);
     }
   });

@@ -87,7 +87,12 @@ describe('bcrypt concurrency bound', () => {
     const [victim] = await register(shedding, 1);
     const results = await Promise.all(
       Array.from({ length: 60 }, (_, i) =>
-        shedding.app.inject({ method: 'POST', url: '/auth/login', remoteAddress: ip(1000 + i), payload: { email: uniqueEmail('nobody'), password: longPassword() } }),
+        shedding.app.inject({
+          method: 'POST',
+          url: '/auth/login',
+          remoteAddress: ip(1000 + i),
+          payload: { email: uniqueEmail('nobody'), password: longPassword() },
+        }),
       ),
     );
     const shed = results.filter((r) => r.statusCode === 503);

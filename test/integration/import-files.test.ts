@@ -32,7 +32,12 @@ async function importFile(format: 'csv' | 'jsonl', text: string, dryRun = false)
   const file = path.join(dir, `users-${Math.random().toString(36).slice(2)}.${format}`);
   writeFileSync(file, text);
   const db = t.db.handle.db;
-  const service = createImportService({ db, clock: t.clock, rbac: createRbacService({ db, clock: t.clock, defaultRole: 'user' }), audit: createAuditService({ db, clock: t.clock }) });
+  const service = createImportService({
+    db,
+    clock: t.clock,
+    rbac: createRbacService({ db, clock: t.clock, defaultRole: 'user' }),
+    audit: createAuditService({ db, clock: t.clock }),
+  });
   const conflicts: ImportConflict[] = [];
   const summary = await service.run(readFileUsers(format, file, 2), { source: format, dryRun, onConflict: (c) => conflicts.push(c) });
   return { summary, conflicts };

@@ -106,10 +106,15 @@ describe('inactive at once, while the JWT is unexpired', () => {
   it('after the session is revoked from another device', async () => {
     const u = await signUp(t.app);
     const other = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: u.email, password: u.password } }));
-    const sessions = json(await t.app.inject({ method: 'GET', url: '/users/me/sessions', headers: bearer(other.access_token as string) })) as unknown as { id: string; current: boolean }[];
+    const sessions = json(await t.app.inject({ method: 'GET', url: '/users/me/sessions', headers: bearer(other.access_token as string) })) as unknown as {
+      id: string;
+      current: boolean;
+    }[];
     const first = sessions.find((s) => !s.current);
     expect(first).toBeDefined();
-    expect((await t.app.inject({ method: 'DELETE', url: `/users/me/sessions/${first!.id}`, headers: bearer(other.access_token as string) })).statusCode).toBe(204);
+    expect((await t.app.inject({ method: 'DELETE', url: `/users/me/sessions/${first!.id}`, headers: bearer(other.access_token as string) })).statusCode).toBe(
+      204,
+    );
     expectInactive(await introspect({ token: u.access }));
     expect(json(await introspect({ token: other.access_token as string })).active).toBe(true);
   });
@@ -204,14 +209,27 @@ describe('client authentication', () => {
     expect(json(wrongType).error).toBe('invalid_request');
     const tooLong = await introspect({ token: 'x'.repeat(9000) });
     expect(tooLong.statusCode).toBe(400);
-    const badJson = await t.app.inject({ method: 'POST', url: '/auth/introspect', headers: { authorization: ORDERS, 'content-type': 'application/json' }, payload: '{"token":' });
+    const badJson = await t.app.inject({
+      method: 'POST',
+      url: '/auth/introspect',
+      headers: { authorization: ORDERS, 'content-type': 'application/json' },
+      payload: '{"token":',
+    });
     expect(badJson.statusCode).toBe(400);
-    const text = await t.app.inject({ method: 'POST', url: '/auth/introspect', headers: { authorization: ORDERS, 'content-type': 'text/plain' }, payload: 'token=x' });
+    const text = await t.app.inject({
+      method: 'POST',
+      url: '/auth/introspect',
+      headers: { authorization: ORDERS, 'content-type': 'text/plain' },
+      payload: 'token=x',
+    });
     expect(text.statusCode).toBe(415);
   });
 
   it('the OpenAPI document describes the endpoint and its client authentication', async () => {
-    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as { paths: Record<string, Record<string, { security?: unknown }>>; components: { securitySchemes: Record<string, unknown> } };
+    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as {
+      paths: Record<string, Record<string, { security?: unknown }>>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
     expect(doc.paths['/auth/introspect']?.post?.security).toEqual([{ introspectionClient: [] }]);
     expect(doc.components.securitySchemes.introspectionClient).toEqual({ type: 'http', scheme: 'basic' });
   });

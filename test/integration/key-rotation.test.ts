@@ -32,7 +32,14 @@ let verifier: Verifier;
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
     cwd: repo,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', KEYS_DIR: keysDir, DATA_DIR: dataDir, JWT_ALGORITHM: 'ES256', ACCESS_TOKEN_EXPIRE_MINUTES: '15' },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      NODE_ENV: 'test',
+      KEYS_DIR: keysDir,
+      DATA_DIR: dataDir,
+      JWT_ALGORITHM: 'ES256',
+      ACCESS_TOKEN_EXPIRE_MINUTES: '15',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -59,7 +66,14 @@ beforeAll(async () => {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
   // Refetch on an unknown kid without the default 30 s cooldown (that is real time, not the test clock).
-  verifier = createVerifier({ issuer: TEST_ISSUER, audience: 'tessera-test', jwksUri: `${base}/.well-known/jwks.json`, algorithms: ['ES256'], now: () => clock.now(), jwksCooldownMs: 0 });
+  verifier = createVerifier({
+    issuer: TEST_ISSUER,
+    audience: 'tessera-test',
+    jwksUri: `${base}/.well-known/jwks.json`,
+    algorithms: ['ES256'],
+    now: () => clock.now(),
+    jwksCooldownMs: 0,
+  });
 });
 afterAll(async () => {
   await t?.close();
@@ -140,7 +154,13 @@ it('rotate → both keys published, the new one signs after activation, old toke
   expect(await jwksKids()).toEqual([newKid]);
   // The old access token, still unexpired, no longer verifies: at a verifier with a fresh JWKS
   // (a verifier that cached the set keeps the old key until its cache ages out: jwksCacheMaxAgeMs)…
-  const fresh = createVerifier({ issuer: TEST_ISSUER, audience: 'tessera-test', jwksUri: `${base}/.well-known/jwks.json`, algorithms: ['ES256'], now: () => clock.now() });
+  const fresh = createVerifier({
+    issuer: TEST_ISSUER,
+    audience: 'tessera-test',
+    jwksUri: `${base}/.well-known/jwks.json`,
+    algorithms: ['ES256'],
+    now: () => clock.now(),
+  });
   await expect(fresh.verify(before.access)).rejects.toMatchObject({ code: 'invalid_token' });
   expect((await fresh.verify(newAccess)).sub).toBe(before.userId);
   // …and at /users/me at once.
@@ -161,7 +181,13 @@ it('keys rotate with PRIVATE_KEY set explains how to rotate in a secret store', 
   const child = await new Promise<{ code: number | null; out: string }>((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), 'keys', 'rotate'], {
       cwd: repo,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', DATA_DIR: dataDir, JWT_ALGORITHM: 'ES256', PRIVATE_KEY: keys.ring.current.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        NODE_ENV: 'test',
+        DATA_DIR: dataDir,
+        JWT_ALGORITHM: 'ES256',
+        PRIVATE_KEY: keys.ring.current.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -178,7 +204,13 @@ it('PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS: old access tokens verify; old refresh to
   const newPair = generateKeyPairPem('ES256');
   const before = await loadKeyRing({ algorithm: 'ES256', privateKeyPem: oldPair.privateKey, publicKeyPem: null, devKeysDir: null });
   const oldApp = await createTestApp({ algorithm: 'ES256', keys: before.ring, db: t.db });
-  const after = await loadKeyRing({ algorithm: 'ES256', privateKeyPem: newPair.privateKey, publicKeyPem: null, previousPublicKeysPem: oldPair.publicKey, devKeysDir: null });
+  const after = await loadKeyRing({
+    algorithm: 'ES256',
+    privateKeyPem: newPair.privateKey,
+    publicKeyPem: null,
+    previousPublicKeysPem: oldPair.publicKey,
+    devKeysDir: null,
+  });
   const newApp = await createTestApp({ algorithm: 'ES256', keys: after.ring, db: t.db });
   try {
     const u = await signUp(oldApp.app);
@@ -222,7 +254,12 @@ it('JWT_ALGORITHM changed over a development key (DATA_DIR/keys): a key of the n
 
     // Both keys are published; the token signed before the switch still verifies.
     const jwks = json(await after.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).keys as JWK[];
-    expect(jwks.map((k) => [k.kid, k.alg])).toEqual(expect.arrayContaining([[rsa.ring.current.kid, 'RS256'], [es.ring.current.kid, 'ES256']]));
+    expect(jwks.map((k) => [k.kid, k.alg])).toEqual(
+      expect.arrayContaining([
+        [rsa.ring.current.kid, 'RS256'],
+        [es.ring.current.kid, 'ES256'],
+      ]),
+    );
     expect(jwks).toHaveLength(2);
     expect((await after.app.inject({ method: 'GET', url: '/users/me', headers: bearer(u.access) })).statusCode).toBe(200);
   } finally {

@@ -29,7 +29,8 @@ afterAll(async () => {
 
 const at = () => Math.floor(t.clock.now().getTime() / 1000);
 const codeFor = (secret: string, offsetSteps = 0) => generate({ secret, epoch: at() + offsetSteps * 30 });
-const post = (app: FastifyInstance, url: string, payload: object, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url, payload, headers });
+const post = (app: FastifyInstance, url: string, payload: object, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url, payload, headers });
 
 /** Moves the manual clock to the start of the next 30 s step (a fresh TOTP code). */
 function nextStep() {
@@ -75,7 +76,10 @@ describe('enrolment', () => {
 
     // Not active yet: a password sign-in still gives tokens.
     expect((await post(t.app, '/auth/login', { email: user.email, password: PASSWORD })).statusCode).toBe(200);
-    expect(json(await t.app.inject({ method: 'GET', url: '/users/me/mfa', headers: bearer(user.access) }))).toEqual({ totp_enabled: false, recovery_codes_remaining: 0 });
+    expect(json(await t.app.inject({ method: 'GET', url: '/users/me/mfa', headers: bearer(user.access) }))).toEqual({
+      totp_enabled: false,
+      recovery_codes_remaining: 0,
+    });
 
     // The secret at rest is encrypted, never the plain base32.
     const [row] = await t.db.handle.db.select().from(userTotp).where(eq(userTotp.userId, user.userId));
@@ -93,7 +97,10 @@ describe('enrolment', () => {
     // Stored as hashes only.
     const stored = JSON.stringify(await t.db.handle.db.select().from(recoveryCodes).where(eq(recoveryCodes.userId, user.userId)));
     for (const c of codes) expect(stored).not.toContain(c.replace(/-/g, ''));
-    expect(json(await t.app.inject({ method: 'GET', url: '/users/me/mfa', headers: bearer(user.access) }))).toEqual({ totp_enabled: true, recovery_codes_remaining: 10 });
+    expect(json(await t.app.inject({ method: 'GET', url: '/users/me/mfa', headers: bearer(user.access) }))).toEqual({
+      totp_enabled: true,
+      recovery_codes_remaining: 10,
+    });
     expect(json(await post(t.app, '/users/me/mfa/totp', {}, bearer(user.access))).error).toBe('mfa_already_enabled');
   });
 
@@ -205,7 +212,11 @@ describe('sign-in with a second step', () => {
     const base = await t.app.listen({ port: 0, host: '127.0.0.1' });
     const answers = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        fetch(`${base}/auth/mfa/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mfa_token: mfaToken, code: String(100000 + i) }) }),
+        fetch(`${base}/auth/mfa/verify`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ mfa_token: mfaToken, code: String(100000 + i) }),
+        }),
       ),
     );
     const results = await Promise.all(answers.map(async (r) => `${r.status} ${((await r.json()) as { error: string }).error}`));
@@ -225,7 +236,9 @@ describe('sign-in with a second step', () => {
     // Without SMTP the message is written to DATA_DIR/mail/<outbox id>.eml: take the link from there.
     let eml = '';
     for (let i = 0; i < 200 && !eml; i++) {
-      const [row] = (await t.db.handle.db.select().from(outbox).where(eq(outbox.recipient, u.email))).filter((m) => m.kind === 'password_reset' && m.status === 'sent');
+      const [row] = (await t.db.handle.db.select().from(outbox).where(eq(outbox.recipient, u.email))).filter(
+        (m) => m.kind === 'password_reset' && m.status === 'sent',
+      );
       const file = row ? path.join(t.config.dataDir, 'mail', `${row.id}.eml`) : '';
       if (file && existsSync(file)) eml = readFileSync(file, 'utf8').replace(/=\n/g, '');
       else await new Promise((r) => setTimeout(r, 25));
@@ -243,7 +256,12 @@ describe('turning it off and new recovery codes', () => {
   it('need a session signed in with a code, the password and a current code', async () => {
     const u = await enrolled();
     // The session from before enrolment (amr pwd only) may not turn MFA off.
-    const old = await t.app.inject({ method: 'DELETE', url: '/users/me/mfa/totp', payload: { password: PASSWORD, code: await codeFor(u.secret) }, headers: bearer(u.access) });
+    const old = await t.app.inject({
+      method: 'DELETE',
+      url: '/users/me/mfa/totp',
+      payload: { password: PASSWORD, code: await codeFor(u.secret) },
+      headers: bearer(u.access),
+    });
     expect(old.statusCode).toBe(403);
     expect(json(old).error).toBe('insufficient_user_authentication');
 
@@ -268,6 +286,8 @@ describe('turning it off and new recovery codes', () => {
   it('a secret generated elsewhere never verifies', async () => {
     const u = await enrolled();
     const mfaToken = json(await post(t.app, '/auth/login', { email: u.email, password: PASSWORD })).mfa_token as string;
-    expect(json(await post(t.app, '/auth/mfa/verify', { mfa_token: mfaToken, code: await generate({ secret: generateSecret(), epoch: at() }) })).error).toBe('invalid_mfa_code');
+    expect(json(await post(t.app, '/auth/mfa/verify', { mfa_token: mfaToken, code: await generate({ secret: generateSecret(), epoch: at() }) })).error).toBe(
+      'invalid_mfa_code',
+    );
   });
 });

@@ -105,7 +105,14 @@ describe('metrics do not tell a registered address from an unknown one', () => {
   beforeAll(async () => {
     smtp = await SmtpCatcher.start();
     m = await createTestApp({
-      env: { METRICS_TOKEN: 'scrape-secret-123', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '20', EMAIL_RETRY_DELAY_MS: '1000' },
+      env: {
+        METRICS_TOKEN: 'scrape-secret-123',
+        SMTP_SERVER: '127.0.0.1',
+        SMTP_PORT: String(smtp.port),
+        SMTP_TIMEOUT_MS: '5000',
+        OUTBOX_POLL_INTERVAL_MS: '20',
+        EMAIL_RETRY_DELAY_MS: '1000',
+      },
     });
   });
   afterAll(async () => {
@@ -129,8 +136,15 @@ describe('metrics do not tell a registered address from an unknown one', () => {
   /** The samples that changed from `a` to `b`, with their change. */
   const moved = (a: Map<string, number>, b: Map<string, number>) =>
     Object.fromEntries([...new Set([...a.keys(), ...b.keys()])].map((k) => [k, (b.get(k) ?? 0) - (a.get(k) ?? 0)] as const).filter(([, d]) => d !== 0));
-  const forgot = async (email: string) => expect((await m.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
-  const rowTo = async (to: string, kind: string) => (await m.db.handle.db.select().from(outbox).where(and(eq(outbox.recipient, to), eq(outbox.kind, kind))))[0];
+  const forgot = async (email: string) =>
+    expect((await m.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
+  const rowTo = async (to: string, kind: string) =>
+    (
+      await m.db.handle.db
+        .select()
+        .from(outbox)
+        .where(and(eq(outbox.recipient, to), eq(outbox.kind, kind)))
+    )[0];
   async function until(check: () => Promise<boolean>, what: string) {
     const deadline = Date.now() + 10_000;
     while (!(await check())) {
@@ -149,7 +163,10 @@ describe('metrics do not tell a registered address from an unknown one', () => {
     // The SMTP server refuses the first attempt: the reset mail waits in the outbox, unsent.
     smtp.plan.push({ code: 451, message: 'try again later' });
     await forgot(known);
-    await until(async () => (await rowTo(known, 'password_reset'))?.status === 'pending' && (await rowTo(known, 'password_reset'))?.attempts === 1, 'a refused first attempt');
+    await until(
+      async () => (await rowTo(known, 'password_reset'))?.status === 'pending' && (await rowTo(known, 'password_reset'))?.attempts === 1,
+      'a refused first attempt',
+    );
     const k1 = await samples();
     m.clock.advance(1000); // the retry is due
     await smtp.waitFor(known, /Reset/);
@@ -175,13 +192,19 @@ describe('metrics do not tell a registered address from an unknown one', () => {
     const email = uniqueEmail('stuck');
     smtp.plan.push({ code: 451, message: 'try again later' }, { code: 451, message: 'still not' });
     expect((await m.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode).toBe(201);
-    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 1 && (await rowTo(email, 'confirm_email'))?.status === 'pending', 'a refused first attempt');
+    await until(
+      async () => (await rowTo(email, 'confirm_email'))?.attempts === 1 && (await rowTo(email, 'confirm_email'))?.status === 'pending',
+      'a refused first attempt',
+    );
     const young = await scrapeM();
     expect(value(young, 'tessera_outbox_backlog_messages', 'status="pending"')).toBe(0);
 
     m.clock.advance(61_000);
     // Claimed (attempts 2) is not finished: move the clock only once the refusal is recorded, or the retry is scheduled after the move.
-    await until(async () => (await rowTo(email, 'confirm_email'))?.attempts === 2 && (await rowTo(email, 'confirm_email'))?.status === 'pending', 'a refused second attempt');
+    await until(
+      async () => (await rowTo(email, 'confirm_email'))?.attempts === 2 && (await rowTo(email, 'confirm_email'))?.status === 'pending',
+      'a refused second attempt',
+    );
     const stuck = await scrapeM();
     const backlog = ['pending', 'queued', 'sending'].reduce((n, status) => n + value(stuck, 'tessera_outbox_backlog_messages', `status="${status}"`), 0);
     expect(backlog).toBe(1);

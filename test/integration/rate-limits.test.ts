@@ -57,7 +57,13 @@ const freshIp = () => `10.${Math.floor(++nextIp / 250) + 1}.${nextIp % 250}.7`;
 const login = (email: string, password: string, ip: string, app = t) =>
   app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress: ip });
 const tokenGrant = (form: Record<string, string>, ip: string, app = t) =>
-  app.app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString(), remoteAddress: ip });
+  app.app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams(form).toString(),
+    remoteAddress: ip,
+  });
 
 /** A confirmed account (REQUIRE_EMAIL_VERIFICATION is off here), registered from an address of its own. */
 async function account(): Promise<string> {
@@ -107,7 +113,10 @@ describe('brute force on one account', () => {
     expect((await login(email, 'and again', ip)).statusCode).toBe(400);
 
     // The owner sees when a delay started, without a secret in it.
-    const audit = json(await t.app.inject({ method: 'GET', url: '/users/me/audit', headers: bearer(json(ok).access_token as string) })).events as Array<{ type: string; details: Record<string, unknown> }>;
+    const audit = json(await t.app.inject({ method: 'GET', url: '/users/me/audit', headers: bearer(json(ok).access_token as string) })).events as Array<{
+      type: string;
+      details: Record<string, unknown>;
+    }>;
     const throttled = audit.filter((e) => e.type === 'sign_in_throttled');
     expect(throttled).toEqual([expect.objectContaining({ details: { scope: 'account', failures: 5, delay_seconds: 1 } })]);
     expect(JSON.stringify(audit)).not.toContain('wrong password');
@@ -308,16 +317,20 @@ describe('parallel attempts: each is counted before its password is checked', ()
   afterAll(async () => {
     await guardOnly?.close();
   });
-  const login = (email: string, password: string) => fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+  const login = (email: string, password: string) =>
+    fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
 
   it('25 parallel passwords, the right one last: only the 5 free attempts are hashed, the rest get 429 before any hashing', async () => {
     const email = await account();
     const [user] = await t.db.handle.db.select().from(users).where(eq(users.email, email));
     const passwords = [...Array.from({ length: 24 }, (_, i) => `parallel guess ${i}`), PASSWORD];
     const answers = await Promise.all(passwords.map((password) => login(email, password)));
-    const results = await Promise.all(answers.map(async (r) => `${r.status} ${(await r.json() as { error?: string }).error ?? ''}`));
+    const results = await Promise.all(answers.map(async (r) => `${r.status} ${((await r.json()) as { error?: string }).error ?? ''}`));
     // The hashes actually spent: one sign_in_failed event per wrong password that was checked.
-    const checked = await t.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
+    const checked = await t.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
     expect(checked).toHaveLength(5);
     expect(results.filter((r) => r === '400 invalid_grant')).toHaveLength(5);
     expect(results.filter((r) => r === '429 sign_in_throttled')).toHaveLength(20);
@@ -387,7 +400,12 @@ describe('the client IP', () => {
   it('IPv6 clients are counted per /64', async () => {
     const answers = [];
     for (let i = 1; i <= 4; i++) {
-      const res = await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: uniqueEmail('v6') }, remoteAddress: `2001:db8:77:1::${i}` });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/auth/password/forgot',
+        payload: { email: uniqueEmail('v6') },
+        remoteAddress: `2001:db8:77:1::${i}`,
+      });
       answers.push(res.statusCode);
     }
     expect(answers).toEqual([202, 202, 202, 429]);
@@ -396,8 +414,11 @@ describe('the client IP', () => {
 
 describe('the OpenAPI document', () => {
   it('lists the 429 of every limited route, in the body shape of its other errors', async () => {
-    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { properties: Record<string, unknown> } }> }> }>> };
-    const props = (path: string, method: string) => Object.keys(doc.paths[path]?.[method]?.responses['429']?.content?.['application/json']?.schema.properties ?? {});
+    const doc = json(await t.app.inject({ method: 'GET', url: '/docs/json' })) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { properties: Record<string, unknown> } }> }> }>>;
+    };
+    const props = (path: string, method: string) =>
+      Object.keys(doc.paths[path]?.[method]?.responses['429']?.content?.['application/json']?.schema.properties ?? {});
     expect(props('/auth/token', 'post')).toEqual(expect.arrayContaining(['error', 'error_description']));
     expect(props('/auth/login', 'post')).toEqual(expect.arrayContaining(['error', 'error_description']));
     expect(props('/auth/register', 'post')).toEqual(expect.arrayContaining(['error', 'message']));
@@ -411,18 +432,27 @@ describe('every credential endpoint has a limit', () => {
     { name: 'register', url: '/auth/register', payload: (email) => ({ email, password: PASSWORD }), ok: 201, perIp: 3, perAccount: 2 },
     { name: 'forgot password', url: '/auth/password/forgot', payload: (email) => ({ email }), ok: 202, perIp: 3, perAccount: 2 },
     { name: 'confirmation resend', url: '/auth/confirm-email/resend', payload: (email) => ({ email }), ok: 202, perIp: 3, perAccount: 2 },
-    { name: 'MFA verification', url: '/auth/mfa/verify', payload: () => ({ mfa_token: 'not-a-live-token', code: '123456' }), ok: 400, perIp: 3, perAccount: null },
+    {
+      name: 'MFA verification',
+      url: '/auth/mfa/verify',
+      payload: () => ({ mfa_token: 'not-a-live-token', code: '123456' }),
+      ok: 400,
+      perIp: 3,
+      perAccount: null,
+    },
   ];
   for (const row of rows) {
     it(`${row.name}: ${row.perIp} per IP${row.perAccount ? `, ${row.perAccount} per address` : ''}`, async () => {
       const ip = freshIp();
       const byIp: number[] = [];
-      for (let i = 0; i <= row.perIp; i++) byIp.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(uniqueEmail('row')), remoteAddress: ip })).statusCode);
+      for (let i = 0; i <= row.perIp; i++)
+        byIp.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(uniqueEmail('row')), remoteAddress: ip })).statusCode);
       expect(byIp).toEqual([...Array(row.perIp).fill(row.ok), 429]);
       if (!row.perAccount) return;
       const email = uniqueEmail('row');
       const byAccount: number[] = [];
-      for (let i = 0; i <= row.perAccount; i++) byAccount.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(email), remoteAddress: freshIp() })).statusCode);
+      for (let i = 0; i <= row.perAccount; i++)
+        byAccount.push((await t.app.inject({ method: 'POST', url: row.url, payload: row.payload(email), remoteAddress: freshIp() })).statusCode);
       expect(byAccount.at(-1)).toBe(429);
       expect(byAccount.slice(0, -1).every((s) => s !== 429 && s < 500)).toBe(true);
     });
@@ -457,7 +487,8 @@ describe('every credential endpoint has a limit', () => {
   it('one-time code exchange (grant_type=authorization_code): 3 per IP', async () => {
     const ip = freshIp();
     const answers = [];
-    for (let i = 0; i < 4; i++) answers.push((await tokenGrant({ grant_type: 'authorization_code', code: `guess-${i}`, redirect_uri: 'http://app.test/cb' }, ip)).statusCode);
+    for (let i = 0; i < 4; i++)
+      answers.push((await tokenGrant({ grant_type: 'authorization_code', code: `guess-${i}`, redirect_uri: 'http://app.test/cb' }, ip)).statusCode);
     expect(answers.slice(0, 3).every((s) => s === 400)).toBe(true);
     expect(answers[3]).toBe(429);
   });
@@ -466,7 +497,9 @@ describe('every credential endpoint has a limit', () => {
     const ip = freshIp();
     const answers = [];
     for (let i = 0; i < 4; i++) {
-      answers.push((await t.app.inject({ method: 'GET', url: '/auth/oauth/google/authorize?redirect_uri=http%3A%2F%2Fapp.test%2Fcb', remoteAddress: ip })).statusCode);
+      answers.push(
+        (await t.app.inject({ method: 'GET', url: '/auth/oauth/google/authorize?redirect_uri=http%3A%2F%2Fapp.test%2Fcb', remoteAddress: ip })).statusCode,
+      );
     }
     // No provider is configured in this app (404 provider_not_found): the attempts count all the same.
     expect(answers).toEqual([404, 404, 404, 429]);
@@ -513,7 +546,9 @@ async function resetTokenFor(email: string): Promise<string> {
       }
     })();
     for (const f of files) {
-      const text = readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      const text = readFileSync(path.join(dir, f), 'utf8')
+        .replace(/=\r?\n/g, '')
+        .replace(/=3D/g, '=');
       if (!text.includes(email)) continue;
       const token = /reset\?token=([A-Za-z0-9_-]+)/.exec(text)?.[1];
       if (token) return token;

@@ -17,7 +17,8 @@ let root: { access: string; userId: string };
 let n = 0;
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-const call = (method: Method, url: string, token: string, payload?: object) => t.app.inject({ method, url, headers: bearer(token), ...(payload ? { payload } : {}) });
+const call = (method: Method, url: string, token: string, payload?: object) =>
+  t.app.inject({ method, url, headers: bearer(token), ...(payload ? { payload } : {}) });
 const errorOf = async (method: Method, url: string, token: string, payload?: object) => {
   const res = await call(method, url, token, payload);
   return res.statusCode < 300 ? res.statusCode : json(res).error;
@@ -72,12 +73,19 @@ describe('granting roles', () => {
     expect(await errorOf('POST', `/admin/users/${victim.userId}/roles`, helpdesk.access, { role: 'admin' })).toBe('forbidden');
 
     const created = uniqueEmail('made');
-    expect(await errorOf('POST', '/admin/users', helpdesk.access, { email: created, password: 'a brand new passphrase 42', email_verified: true, roles: ['admin'] })).toBe('forbidden');
+    expect(
+      await errorOf('POST', '/admin/users', helpdesk.access, { email: created, password: 'a brand new passphrase 42', email_verified: true, roles: ['admin'] }),
+    ).toBe('forbidden');
     const invited = uniqueEmail('invited');
     expect(await errorOf('POST', '/admin/users', helpdesk.access, { email: invited, roles: ['user', 'admin'] })).toBe('forbidden');
     expect(await userExists(created)).toBe(false);
     expect(await userExists(invited)).toBe(false);
-    expect(await t.db.handle.db.select().from(outbox).where(inArray(outbox.recipient, [created, invited]))).toEqual([]);
+    expect(
+      await t.db.handle.db
+        .select()
+        .from(outbox)
+        .where(inArray(outbox.recipient, [created, invited])),
+    ).toEqual([]);
 
     // What it may hand out, it may: a plain role to another user, a user with a plain role, an invite.
     expect(await errorOf('POST', `/admin/users/${victim.userId}/roles`, helpdesk.access, { role: plain })).toBe(204);
@@ -144,7 +152,9 @@ describe('editing roles with roles:write', () => {
 
     expect(await errorOf('PATCH', '/admin/roles/user', editor.access, { permissions: ['*'] })).toBe('forbidden');
     expect(await errorOf('PATCH', '/admin/roles/user', editor.access, { permissions: ['users:write'] })).toBe('forbidden');
-    expect(await errorOf('PATCH', `/admin/roles/${editorRole}`, editor.access, { permissions: ['roles:read', 'roles:write', 'reports:read', '*'] })).toBe('forbidden');
+    expect(await errorOf('PATCH', `/admin/roles/${editorRole}`, editor.access, { permissions: ['roles:read', 'roles:write', 'reports:read', '*'] })).toBe(
+      'forbidden',
+    );
     expect(await errorOf('PATCH', `/admin/roles/${editorRole}`, editor.access, { permissions: ['roles:write', 'reports:*'] })).toBe('forbidden');
     expect(await errorOf('POST', '/admin/roles', editor.access, { name: `sneaky-${++n}`, permissions: ['users:*'] })).toBe('forbidden');
     expect(await errorOf('PATCH', '/admin/roles/admin', editor.access, { description: 'mine now' })).toBe('forbidden');
@@ -227,7 +237,10 @@ describe('races (parallel requests)', () => {
   it('two administrators demoting each other at once: exactly one wins in every pair', async () => {
     const pairs = await Promise.all(Array.from({ length: 6 }, async () => [await userWith('admin'), await userWith('admin')] as const));
     const results = await Promise.all(
-      pairs.flatMap(([a, b]) => [call('DELETE', `/admin/users/${b.userId}/roles/admin`, a.access), call('DELETE', `/admin/users/${a.userId}/roles/admin`, b.access)]),
+      pairs.flatMap(([a, b]) => [
+        call('DELETE', `/admin/users/${b.userId}/roles/admin`, a.access),
+        call('DELETE', `/admin/users/${a.userId}/roles/admin`, b.access),
+      ]),
     );
     for (const [i, [a, b]] of pairs.entries()) {
       const codes = [results[2 * i]?.statusCode, results[2 * i + 1]?.statusCode].sort();
@@ -256,7 +269,15 @@ describe('races (parallel requests)', () => {
         .from(userRoles)
         .innerJoin(users, eq(users.id, userRoles.userId))
         .where(and(eq(userRoles.role, 'admin'), inArray(users.id, [a.userId, b.userId])));
-      const enabled = await t.db.handle.db.select({ id: users.id, disabledAt: users.disabledAt }).from(users).where(inArray(users.id, left.map((l) => l.id)));
+      const enabled = await t.db.handle.db
+        .select({ id: users.id, disabledAt: users.disabledAt })
+        .from(users)
+        .where(
+          inArray(
+            users.id,
+            left.map((l) => l.id),
+          ),
+        );
       expect(enabled.filter((u) => u.disabledAt === null)).toHaveLength(1);
     } finally {
       await t.app.services.admin.addRole(null, root.userId, 'admin');
@@ -281,7 +302,15 @@ describe('races (parallel requests)', () => {
     const audited = await t.db.handle.db
       .select()
       .from(auditEvents)
-      .where(and(eq(auditEvents.type, 'admin_role_assigned'), inArray(auditEvents.userId, targets.map((u) => u.userId))));
+      .where(
+        and(
+          eq(auditEvents.type, 'admin_role_assigned'),
+          inArray(
+            auditEvents.userId,
+            targets.map((u) => u.userId),
+          ),
+        ),
+      );
     expect(audited).toHaveLength(landed);
     // After the demotion has answered, the same token grants nothing.
     const late = await signUp(t.app);

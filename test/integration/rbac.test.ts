@@ -42,7 +42,11 @@ describe('roles in tokens', () => {
 
   it('mass assignment at registration or PATCH /users/me cannot grant a role', async () => {
     const email = uniqueEmail('sneaky');
-    const reg = await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD, roles: ['admin'], permissions: ['*'], role: 'admin' } });
+    const reg = await t.app.inject({
+      method: 'POST',
+      url: '/auth/register',
+      payload: { email, password: PASSWORD, roles: ['admin'], permissions: ['*'], role: 'admin' },
+    });
     expect(reg.statusCode).toBe(201);
     const tokens = await signIn(email);
     expect(decodeJwt(tokens.access_token)).toMatchObject({ roles: ['user'], permissions: [] });
@@ -62,7 +66,9 @@ describe('guards', () => {
     expect((await call(t.app, 'GET', '/admin/users', 'not-a-token')).statusCode).toBe(401);
 
     // A support role that may read users, nothing else.
-    expect((await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'support', description: 'Reads users', permissions: ['users:read'] })).statusCode).toBe(201);
+    expect(
+      (await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'support', description: 'Reads users', permissions: ['users:read'] })).statusCode,
+    ).toBe(201);
     expect((await call(t.app, 'POST', `/admin/users/${u.userId}/roles`, admin.access, { role: 'support' })).statusCode).toBe(204);
     // Tessera's own routes decide on the roles as stored now: the old token works at once; the next refresh carries them.
     expect((await call(t.app, 'GET', '/admin/users', u.access)).statusCode).toBe(200);
@@ -151,7 +157,12 @@ describe('admin API', () => {
 
   it('create a user: pre-verified with a password, or invited by email to choose one', async () => {
     const email = uniqueEmail('made');
-    const made = await call(t.app, 'POST', '/admin/users', admin.access, { email, password: 'a brand new passphrase 42', email_verified: true, roles: ['user'] });
+    const made = await call(t.app, 'POST', '/admin/users', admin.access, {
+      email,
+      password: 'a brand new passphrase 42',
+      email_verified: true,
+      roles: ['user'],
+    });
     expect(made.statusCode, made.body).toBe(201);
     expect(json(made)).toMatchObject({ email, email_verified: true });
     await signIn(email, 'a brand new passphrase 42');
@@ -166,10 +177,14 @@ describe('admin API', () => {
 
   it('roles: create, update, delete; built-ins stay; names and permissions are validated', async () => {
     expect(json(await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'Bad Name', permissions: [] })).error).toBe('validation_failed');
-    expect(json(await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'refunds', permissions: ['orders:refund', 'has space'] })).error).toBe('validation_failed');
+    expect(json(await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'refunds', permissions: ['orders:refund', 'has space'] })).error).toBe(
+      'validation_failed',
+    );
     expect((await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'refunds', permissions: ['orders:refund'] })).statusCode).toBe(201);
     expect(json(await call(t.app, 'POST', '/admin/roles', admin.access, { name: 'refunds', permissions: [] })).error).toBe('role_exists');
-    expect(json(await call(t.app, 'PATCH', '/admin/roles/refunds', admin.access, { permissions: ['orders:refund', 'orders:read'] }))).toMatchObject({ permissions: ['orders:read', 'orders:refund'] });
+    expect(json(await call(t.app, 'PATCH', '/admin/roles/refunds', admin.access, { permissions: ['orders:refund', 'orders:read'] }))).toMatchObject({
+      permissions: ['orders:read', 'orders:refund'],
+    });
     const list = json(await call(t.app, 'GET', '/admin/roles', admin.access)) as { roles: Array<{ name: string; builtin: boolean }> };
     expect(list.roles.find((r) => r.name === 'admin')).toMatchObject({ builtin: true });
     expect(json(await call(t.app, 'DELETE', '/admin/roles/admin', admin.access)).error).toBe('role_builtin');
@@ -187,6 +202,16 @@ describe('admin API', () => {
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['admin_role_assigned', 'admin_user_deleted']));
     for (const e of events.filter((x) => x.type.startsWith('admin_'))) expect(e.details).toMatchObject({ actor: admin.userId });
     const all = await t.db.handle.db.select().from(auditEvents);
-    expect(all.map((e) => e.type)).toEqual(expect.arrayContaining(['admin_role_created', 'admin_role_updated', 'admin_role_deleted', 'admin_user_disabled', 'admin_user_enabled', 'admin_sessions_revoked', 'admin_user_created']));
+    expect(all.map((e) => e.type)).toEqual(
+      expect.arrayContaining([
+        'admin_role_created',
+        'admin_role_updated',
+        'admin_role_deleted',
+        'admin_user_disabled',
+        'admin_user_enabled',
+        'admin_sessions_revoked',
+        'admin_user_created',
+      ]),
+    );
   });
 });

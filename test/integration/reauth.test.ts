@@ -36,16 +36,38 @@ async function withMfa(user: Awaited<ReturnType<typeof signedIn>>) {
   const code = () => generate({ secret, epoch: Math.floor(t.clock.now().getTime() / 1000) });
   const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', payload: {}, headers: bearer(user.access), remoteAddress: user.home });
   const secret = json(start).secret as string;
-  expect((await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', payload: { code: await code() }, headers: bearer(user.access), remoteAddress: user.home })).statusCode).toBe(200);
+  expect(
+    (
+      await t.app.inject({
+        method: 'POST',
+        url: '/users/me/mfa/totp/verify',
+        payload: { code: await code() },
+        headers: bearer(user.access),
+        remoteAddress: user.home,
+      })
+    ).statusCode,
+  ).toBe(200);
   t.clock.advance(30_000);
-  const challenge = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD }, remoteAddress: user.home }));
-  const done = await t.app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfa_token: challenge.mfa_token, code: await code() }, remoteAddress: user.home });
+  const challenge = json(
+    await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD }, remoteAddress: user.home }),
+  );
+  const done = await t.app.inject({
+    method: 'POST',
+    url: '/auth/mfa/verify',
+    payload: { mfa_token: challenge.mfa_token, code: await code() },
+    remoteAddress: user.home,
+  });
   expect(done.statusCode, done.body).toBe(200);
   return { ...user, access: json(done).access_token as string, code };
 }
 
 const reauthFailures = async (userId: string) =>
-  (await t.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, userId), eq(auditEvents.type, 'reauth_failed')))).map((e) => ({ ip: e.ip, details: e.details }));
+  (
+    await t.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, userId), eq(auditEvents.type, 'reauth_failed')))
+  ).map((e) => ({ ip: e.ip, details: e.details }));
 
 function expectThrottled(res: LightMyRequestResponse): number {
   expect(res.statusCode, res.body).toBe(429);
@@ -60,7 +82,13 @@ describe('re-authentication on signed-in endpoints', () => {
     // A stolen access token, used from elsewhere.
     const thief = freshIp();
     const change = (current: string) =>
-      t.app.inject({ method: 'POST', url: '/users/me/password', payload: { current_password: current, new_password: 'a brand new passphrase 9' }, headers: bearer(user.access), remoteAddress: thief });
+      t.app.inject({
+        method: 'POST',
+        url: '/users/me/password',
+        payload: { current_password: current, new_password: 'a brand new passphrase 9' },
+        headers: bearer(user.access),
+        remoteAddress: thief,
+      });
     const answers: string[] = [];
     for (let i = 1; i <= 10; i++) {
       const res = await change(`guess number ${i}`);
@@ -71,24 +99,63 @@ describe('re-authentication on signed-in endpoints', () => {
 
     // The same counter as sign-in: any stranger's sign-in to the address is delayed too; the owner at home is not.
     expectThrottled(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD }, remoteAddress: freshIp() }));
-    expect((await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD }, remoteAddress: user.home })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD }, remoteAddress: user.home })).statusCode,
+    ).toBe(200);
 
     const audited = await reauthFailures(user.userId);
     expect(audited).toHaveLength(5);
     expect(audited.every((e) => e.ip === thief && JSON.stringify(e.details) === JSON.stringify({ action: 'password_change' }))).toBe(true);
-    const throttled = await t.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, user.userId), eq(auditEvents.type, 'sign_in_throttled')));
+    const throttled = await t.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, user.userId), eq(auditEvents.type, 'sign_in_throttled')));
     expect(throttled.map((e) => e.details)).toEqual([{ scope: 'account', failures: 5, delay_seconds: 1 }]);
 
     t.clock.advance(wait * 1000);
     expect((await change(PASSWORD)).statusCode).toBe(204);
   });
 
-  const endpoints: Array<{ action: string; mfa: boolean; call: (access: string, password: string, ip: string, code: () => Promise<string>) => Promise<LightMyRequestResponse> }> = [
-    { action: 'email_change', mfa: false, call: (access, password, ip) => t.app.inject({ method: 'POST', url: '/users/me/email', payload: { new_email: uniqueEmail('new'), password }, headers: bearer(access), remoteAddress: ip }) },
-    { action: 'account_delete', mfa: false, call: (access, password, ip) => t.app.inject({ method: 'DELETE', url: '/users/me', payload: { password }, headers: bearer(access), remoteAddress: ip }) },
-    { action: 'mfa_enrol', mfa: false, call: (access, password, ip) => t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', payload: { password }, headers: bearer(access), remoteAddress: ip }) },
-    { action: 'mfa_disable', mfa: true, call: async (access, password, ip, code) => t.app.inject({ method: 'DELETE', url: '/users/me/mfa/totp', payload: { password, code: await code() }, headers: bearer(access), remoteAddress: ip }) },
-    { action: 'mfa_recovery_codes', mfa: true, call: (access, password, ip) => t.app.inject({ method: 'POST', url: '/users/me/mfa/recovery-codes', payload: { password }, headers: bearer(access), remoteAddress: ip }) },
+  const endpoints: Array<{
+    action: string;
+    mfa: boolean;
+    call: (access: string, password: string, ip: string, code: () => Promise<string>) => Promise<LightMyRequestResponse>;
+  }> = [
+    {
+      action: 'email_change',
+      mfa: false,
+      call: (access, password, ip) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/users/me/email',
+          payload: { new_email: uniqueEmail('new'), password },
+          headers: bearer(access),
+          remoteAddress: ip,
+        }),
+    },
+    {
+      action: 'account_delete',
+      mfa: false,
+      call: (access, password, ip) => t.app.inject({ method: 'DELETE', url: '/users/me', payload: { password }, headers: bearer(access), remoteAddress: ip }),
+    },
+    {
+      action: 'mfa_enrol',
+      mfa: false,
+      call: (access, password, ip) =>
+        t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', payload: { password }, headers: bearer(access), remoteAddress: ip }),
+    },
+    {
+      action: 'mfa_disable',
+      mfa: true,
+      call: async (access, password, ip, code) =>
+        t.app.inject({ method: 'DELETE', url: '/users/me/mfa/totp', payload: { password, code: await code() }, headers: bearer(access), remoteAddress: ip }),
+    },
+    {
+      action: 'mfa_recovery_codes',
+      mfa: true,
+      call: (access, password, ip) =>
+        t.app.inject({ method: 'POST', url: '/users/me/mfa/recovery-codes', payload: { password }, headers: bearer(access), remoteAddress: ip }),
+    },
   ];
   for (const e of endpoints) {
     it(`${e.action}: wrong passwords share the sign-in delays and are audited`, async () => {

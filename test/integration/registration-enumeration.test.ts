@@ -25,7 +25,10 @@ beforeAll(async () => {
   const mail = { SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50', EMAIL_HOURLY_LIMIT: '3' };
   on = await createTestApp({ env: { ...mail, REGISTRATION_ENUMERATION_PROTECTION: 'true' } });
   off = await createTestApp({ env: mail, db: on.db });
-  limited = await createTestApp({ env: { ...mail, REGISTRATION_ENUMERATION_PROTECTION: 'true', RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_EMAIL_CHANGE_ACCOUNT: '2/1h' }, db: on.db });
+  limited = await createTestApp({
+    env: { ...mail, REGISTRATION_ENUMERATION_PROTECTION: 'true', RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_EMAIL_CHANGE_ACCOUNT: '2/1h' },
+    db: on.db,
+  });
 });
 
 afterAll(async () => {
@@ -50,7 +53,11 @@ async function hashes(app: FastifyInstance): Promise<number> {
 }
 
 const usersWithEmail = async (t: TestApp, email: string) => t.db.handle.db.select().from(users).where(eq(users.email, email));
-const outboxRows = (t: TestApp, to: string, kind: string) => t.db.handle.db.select().from(outbox).where(and(eq(outbox.recipient, to), eq(outbox.kind, kind)));
+const outboxRows = (t: TestApp, to: string, kind: string) =>
+  t.db.handle.db
+    .select()
+    .from(outbox)
+    .where(and(eq(outbox.recipient, to), eq(outbox.kind, kind)));
 
 /** Headers that differ between any two responses (per request, per clock). */
 const VARYING = new Set(['x-request-id', 'date']);
@@ -117,7 +124,9 @@ describe('REGISTRATION_ENUMERATION_PROTECTION on', () => {
     expect(smtp.messagesTo(existing).map((m) => m.subject)).toHaveLength(2);
     // the account is untouched: the owner's password works, the newcomer's does not
     expect((await on.app.inject({ method: 'POST', url: '/auth/login', payload: { email: existing, password: PASSWORD } })).statusCode).toBe(200);
-    expect(json(await on.app.inject({ method: 'POST', url: '/auth/login', payload: { email: existing, password: OTHER_PASSWORD } })).error).toBe('invalid_grant');
+    expect(json(await on.app.inject({ method: 'POST', url: '/auth/login', payload: { email: existing, password: OTHER_PASSWORD } })).error).toBe(
+      'invalid_grant',
+    );
     expect((await usersWithEmail(on, existing))[0]?.firstName).toBe('Ada');
   });
 
@@ -153,7 +162,11 @@ describe('REGISTRATION_ENUMERATION_PROTECTION on', () => {
 describe('POST /users/me/email and registered addresses', () => {
   const changeEmail = (app: FastifyInstance, access: string, newEmail: string, remoteAddress = '127.0.0.1') =>
     app.inject({ method: 'POST', url: '/users/me/email', payload: { new_email: newEmail, password: PASSWORD }, headers: bearer(access), remoteAddress });
-  const linksTo = (t: TestApp, email: string) => t.db.handle.db.select().from(emailTokens).where(and(eq(emailTokens.email, email), eq(emailTokens.purpose, 'change_email')));
+  const linksTo = (t: TestApp, email: string) =>
+    t.db.handle.db
+      .select()
+      .from(emailTokens)
+      .where(and(eq(emailTokens.email, email), eq(emailTokens.purpose, 'change_email')));
 
   it('protection off: a taken address is 409 email_already_registered', async () => {
     const { existing } = addresses();
@@ -216,7 +229,8 @@ describe('POST /users/me/email and registered addresses', () => {
     expect(anonymous.statusCode).toBe(401);
     // An hour later (signed in again: access tokens live 15 minutes), the account may ask again.
     limited.clock.advance(3600_000 + 1000);
-    const again = json(await limited.app.inject({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: PASSWORD } })).access_token as string;
+    const again = json(await limited.app.inject({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: PASSWORD } }))
+      .access_token as string;
     expect((await changeEmail(limited.app, again, addresses().fresh)).statusCode).toBe(202);
   });
 });

@@ -168,14 +168,20 @@ describe('one mailbox, one account (plain local@domain, UTS-46 domains)', () => 
     for (const url of ['/auth/password/forgot', '/auth/confirm-email/resend']) {
       expectError(await t.app.inject({ method: 'POST', url, payload: { email: bad } }), 422, 'invalid_email');
     }
-    const change = await t.app.inject({ method: 'POST', url: '/users/me/email', headers: bearer(tokens.access_token), payload: { new_email: `"${local}.new"@example.test`, password: PASSWORD } });
+    const change = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/email',
+      headers: bearer(tokens.access_token),
+      payload: { new_email: `"${local}.new"@example.test`, password: PASSWORD },
+    });
     expectError(change, 422, 'invalid_email');
     expect(detailsOf(change)).toEqual([{ field: 'new_email', message: 'invalid' }]);
 
     const adminEmail = `admin.${suffix()}@example.test`;
     await t.app.services.admin.createUser(null, { email: adminEmail, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
     const admin = json(await login(t.app, adminEmail, PASSWORD)) as { access_token: string };
-    const create = (email: string) => t.app.inject({ method: 'POST', url: '/admin/users', headers: bearer(admin.access_token), payload: { email, send_invite: false } });
+    const create = (email: string) =>
+      t.app.inject({ method: 'POST', url: '/admin/users', headers: bearer(admin.access_token), payload: { email, send_invite: false } });
     expectError(await create(`${local}@example.test,`), 422, 'invalid_email');
     expectError(await create(`${local}@\uff45xample.test`), 409, 'email_already_registered');
     const idn = await create(`new.${local}@Bücher.example`);
@@ -283,7 +289,14 @@ describe('mass assignment', () => {
       payload: { ...forged(randomUUID()), email: 'someone.else@example.com', first_name: 'Grace' },
     });
     expect(res.statusCode, res.body).toBe(200);
-    expect(json(res)).toMatchObject({ id: created.id, email, email_verified: false, has_password: true, first_name: 'Grace', created_at: before.createdAt.toISOString() });
+    expect(json(res)).toMatchObject({
+      id: created.id,
+      email,
+      email_verified: false,
+      has_password: true,
+      first_name: 'Grace',
+      created_at: before.createdAt.toISOString(),
+    });
     expect(json(res)).not.toHaveProperty('roles');
 
     const row = await rowById(t, created.id);
@@ -357,7 +370,12 @@ describe('prototype pollution', () => {
     await registered(t.app, email);
     const form = (extra: string) => `${extra}&grant_type=password&username=${encodeURIComponent(email)}&password=${encodeURIComponent(PASSWORD)}`;
     for (const extra of ['__proto__[polluted]=1', 'constructor[prototype][polluted]=1', '__proto__.polluted=1', '__proto__=polluted']) {
-      const res = await t.app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form(extra) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: form(extra),
+      });
       expect([200, 400], `${extra} → ${res.body}`).toContain(res.statusCode);
       expectUnpolluted();
       const reg = await t.app.inject({

@@ -42,7 +42,13 @@ async function checkClientSecret(jwt: string, clientId: string, publicKey: KeyOb
   try {
     const header = decodeProtectedHeader(jwt);
     if (header.alg !== 'ES256' || header.kid !== KEY_ID) return 'header';
-    const { payload } = await jwtVerify(jwt, publicKey, { algorithms: ['ES256'], issuer: TEAM, subject: clientId, audience: appleBase, currentDate: t.clock.now() });
+    const { payload } = await jwtVerify(jwt, publicKey, {
+      algorithms: ['ES256'],
+      issuer: TEAM,
+      subject: clientId,
+      audience: appleBase,
+      currentDate: t.clock.now(),
+    });
     if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number' || payload.exp - payload.iat > 15_777_000) return 'lifetime';
     return null;
   } catch (err) {
@@ -164,7 +170,14 @@ describe('Sign in with Apple (web, form_post)', () => {
   it('the stand-in really checks the client secret: one signed with another key is refused', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const now = Math.floor(t.clock.now().getTime() / 1000);
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: KEY_ID }).setIssuer(TEAM).setSubject(SERVICES_ID).setAudience(appleBase).setIssuedAt(now).setExpirationTime(now + 600).sign(other);
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: KEY_ID })
+      .setIssuer(TEAM)
+      .setSubject(SERVICES_ID)
+      .setAudience(appleBase)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 600)
+      .sign(other);
     const res = await fetch(`${appleBase}/auth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

@@ -52,7 +52,11 @@ async function signedIn(res: { statusCode: number; body: string; headers: Record
   const body = JSON.parse(res.body) as { access_token: string; refresh_token: string; token_type: string };
   expect(body.token_type).toBe('Bearer');
   const me = json(await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(body.access_token) }));
-  const identities = json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(body.access_token) })).identities as Array<{ provider: string; email: string | null; email_verified: boolean }>;
+  const identities = json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(body.access_token) })).identities as Array<{
+    provider: string;
+    email: string | null;
+    email_verified: boolean;
+  }>;
   return { ...body, me, identities, claims: decodeJwt(body.access_token) };
 }
 
@@ -151,7 +155,11 @@ describe('GitHub', () => {
   it('web flow: GitHub refusing the code (HTTP 200 {error}) goes back to the app with an error, no code', async () => {
     gh.loginAs = gh.addUser({ emails: [{ email: uniqueEmail('ghbad'), primary: true, verified: true }] }).id;
     const start = await authorize(t.app, 'github', { redirect_uri: APP, state: 's' });
-    const res = await callbackGet(t.app, `${TEST_ISSUER}/auth/oauth/github/callback?code=not-a-code&state=${start.location.searchParams.get('state')}`, start.cookie);
+    const res = await callbackGet(
+      t.app,
+      `${TEST_ISSUER}/auth/oauth/github/callback?code=not-a-code&state=${start.location.searchParams.get('state')}`,
+      start.cookie,
+    );
     const land = landing(res);
     expect(`${land.origin}${land.pathname}`).toBe(APP);
     expect(land.searchParams.get('error')).toBe('server_error');
@@ -282,10 +290,20 @@ describe('Facebook', () => {
   it('the account owner connects Facebook explicitly while signed in; then Facebook signs in that account', async () => {
     const pw = await verifiedPasswordUser();
     const user = fb.addUser({ email: pw.email });
-    const foreign = await t.app.inject({ method: 'POST', url: '/users/me/identities/facebook', headers: bearer(pw.access), payload: { access_token: fb.issueToken(user.id, { appId: '9999999999' }) } });
+    const foreign = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/identities/facebook',
+      headers: bearer(pw.access),
+      payload: { access_token: fb.issueToken(user.id, { appId: '9999999999' }) },
+    });
     expectError(foreign, 400, 'provider_token_invalid');
 
-    const linked = await t.app.inject({ method: 'POST', url: '/users/me/identities/facebook', headers: bearer(pw.access), payload: { access_token: fb.issueToken(user.id) } });
+    const linked = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/identities/facebook',
+      headers: bearer(pw.access),
+      payload: { access_token: fb.issueToken(user.id) },
+    });
     expect(linked.statusCode, linked.body).toBe(201);
     const s = await signedIn(await native('facebook', { access_token: fb.issueToken(user.id) }));
     expect(s.me.id).toBe(pw.userId);

@@ -62,7 +62,11 @@ let n = 0;
 const subject = () => `sub-${process.pid}-${++n}`;
 
 function googleToken(claims: Record<string, unknown> = {}, signer = key, header: { kid?: string } = {}) {
-  return signer.idToken({ iss: GOOGLE.iss, aud: GOOGLE.web, sub: subject(), email: uniqueEmail('g'), email_verified: true, given_name: 'Ada', family_name: 'Lovelace', ...claims }, t.clock.now(), header);
+  return signer.idToken(
+    { iss: GOOGLE.iss, aud: GOOGLE.web, sub: subject(), email: uniqueEmail('g'), email_verified: true, given_name: 'Ada', family_name: 'Lovelace', ...claims },
+    t.clock.now(),
+    header,
+  );
 }
 
 function nativeSignIn(provider: string, body: Record<string, unknown>) {
@@ -135,15 +139,27 @@ describe('Google native id_token', () => {
     expectGrantError(await nativeSignIn('google', { id_token: await googleToken({}, stranger, { kid: key.kid }) }), 'invalid signature');
     expectGrantError(await nativeSignIn('google', { id_token: await googleToken({}, stranger) }), 'key the provider does not publish');
     const [header, , signature] = (await googleToken()).split('.');
-    const forged = Buffer.from(JSON.stringify({ iss: GOOGLE.iss, aud: GOOGLE.web, sub: subject(), email: 'admin@example.com', email_verified: true, iat: 1, exp: 4102444800 })).toString('base64url');
+    const forged = Buffer.from(
+      JSON.stringify({ iss: GOOGLE.iss, aud: GOOGLE.web, sub: subject(), email: 'admin@example.com', email_verified: true, iat: 1, exp: 4102444800 }),
+    ).toString('base64url');
     expectGrantError(await nativeSignIn('google', { id_token: `${header}.${forged}.${signature}` }), 'invalid signature');
   });
 
   it('refuses unsigned and HMAC tokens', async () => {
-    const claims = { iss: GOOGLE.iss, aud: GOOGLE.web, sub: subject(), email: uniqueEmail(), email_verified: true, iat: Math.floor(t.clock.now().getTime() / 1000), exp: Math.floor(t.clock.now().getTime() / 1000) + 600 };
+    const claims = {
+      iss: GOOGLE.iss,
+      aud: GOOGLE.web,
+      sub: subject(),
+      email: uniqueEmail(),
+      email_verified: true,
+      iat: Math.floor(t.clock.now().getTime() / 1000),
+      exp: Math.floor(t.clock.now().getTime() / 1000) + 600,
+    };
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', kid: key.kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
     expectGrantError(await nativeSignIn('google', { id_token: none }));
-    const hs = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: key.kid }).sign(new TextEncoder().encode('google-secret-google-secret-google'));
+    const hs = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256', kid: key.kid })
+      .sign(new TextEncoder().encode('google-secret-google-secret-google'));
     expectGrantError(await nativeSignIn('google', { id_token: hs }), 'algorithm');
     expectGrantError(await nativeSignIn('google', { id_token: 'not.a.jwt' }), 'malformed');
   });
@@ -172,10 +188,20 @@ describe('Google native id_token', () => {
 
 describe('Apple native id_token', () => {
   const appleToken = (claims: Record<string, unknown> = {}) =>
-    key.idToken({ iss: APPLE.iss, aud: APPLE.ios, sub: subject(), email: uniqueEmail('a'), email_verified: 'true', is_private_email: 'false', ...claims }, t.clock.now());
+    key.idToken(
+      { iss: APPLE.iss, aud: APPLE.ios, sub: subject(), email: uniqueEmail('a'), email_verified: 'true', is_private_email: 'false', ...claims },
+      t.clock.now(),
+    );
 
-  it("accepts the SHA-256 of the app's raw nonce (Apple's convention) or the raw nonce, keeps the name the app passes, and reads email_verified \"true\"", async () => {
-    const hashed = await signedIn(await nativeSignIn('apple', { id_token: await appleToken({ nonce: sha256Hex('raw-nonce-1') }), nonce: 'raw-nonce-1', first_name: 'Tim', last_name: 'Apple' }));
+  it('accepts the SHA-256 of the app\'s raw nonce (Apple\'s convention) or the raw nonce, keeps the name the app passes, and reads email_verified "true"', async () => {
+    const hashed = await signedIn(
+      await nativeSignIn('apple', {
+        id_token: await appleToken({ nonce: sha256Hex('raw-nonce-1') }),
+        nonce: 'raw-nonce-1',
+        first_name: 'Tim',
+        last_name: 'Apple',
+      }),
+    );
     expect(hashed.me).toMatchObject({ first_name: 'Tim', last_name: 'Apple', email_verified: true });
     await signedIn(await nativeSignIn('apple', { id_token: await appleToken({ nonce: 'raw-nonce-2' }), nonce: 'raw-nonce-2' }));
     expectGrantError(await nativeSignIn('apple', { id_token: await appleToken({ nonce: sha256Hex('raw-nonce-3') }), nonce: 'other' }), 'nonce');
@@ -194,10 +220,15 @@ describe('linking rules', () => {
     expect(s.me.has_password).toBe(true);
     const ids = json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(u.access) }));
     expect(ids.identities).toEqual([expect.objectContaining({ provider: 'google', email_verified: true })]);
-    const linked = await t.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, u.userId), eq(auditEvents.type, 'identity_linked')));
+    const linked = await t.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, u.userId), eq(auditEvents.type, 'identity_linked')));
     expect(linked.map((e) => e.details)).toEqual([{ method: 'google', via: 'email' }]);
     // The admin view lists it too.
-    const detail = await (t.app as unknown as { services: { admin: { getUser(id: string): Promise<{ identities: Array<{ provider: string }> }> } } }).services.admin.getUser(u.userId);
+    const detail = await (
+      t.app as unknown as { services: { admin: { getUser(id: string): Promise<{ identities: Array<{ provider: string }> }> } } }
+    ).services.admin.getUser(u.userId);
     expect(detail.identities.map((i) => i.provider)).toEqual(['google']);
   });
 
@@ -241,7 +272,10 @@ describe('linking rules', () => {
   it('a disabled account is refused like the password grant does', async () => {
     const sub = subject();
     const s = await signedIn(await nativeSignIn('google', { id_token: await googleToken({ sub }) }));
-    await t.db.handle.db.update(users).set({ disabledAt: t.clock.now() }).where(eq(users.id, s.me.id as string));
+    await t.db.handle.db
+      .update(users)
+      .set({ disabledAt: t.clock.now() })
+      .where(eq(users.id, s.me.id as string));
     expectGrantError(await nativeSignIn('google', { id_token: await googleToken({ sub }) }), 'disabled');
   });
 });
@@ -269,11 +303,25 @@ describe('identities: list, connect, disconnect', () => {
     expect([gone.statusCode, json(gone).error]).toEqual([404, 'identity_not_found']);
     expect((await del('apple')).statusCode).toBe(409);
     // The Apple account now signs in to this user.
-    const viaApple = await signedIn(await nativeSignIn('apple', { id_token: await key.idToken({ iss: APPLE.iss, aud: APPLE.ios, sub: aSub, email: 'x@privaterelay.appleid.com', email_verified: true }, t.clock.now()) }));
+    const viaApple = await signedIn(
+      await nativeSignIn('apple', {
+        id_token: await key.idToken({ iss: APPLE.iss, aud: APPLE.ios, sub: aSub, email: 'x@privaterelay.appleid.com', email_verified: true }, t.clock.now()),
+      }),
+    );
     expect(viaApple.me.id).toBe(s.me.id);
 
-    const types = (await t.db.handle.db.select().from(auditEvents).where(eq(auditEvents.userId, s.me.id as string))).map((e) => [e.type, e.details.method, e.details.via]);
-    expect(types).toEqual(expect.arrayContaining([['identity_linked', 'apple', 'explicit'], ['identity_unlinked', 'google', undefined]]));
+    const types = (
+      await t.db.handle.db
+        .select()
+        .from(auditEvents)
+        .where(eq(auditEvents.userId, s.me.id as string))
+    ).map((e) => [e.type, e.details.method, e.details.via]);
+    expect(types).toEqual(
+      expect.arrayContaining([
+        ['identity_linked', 'apple', 'explicit'],
+        ['identity_unlinked', 'google', undefined],
+      ]),
+    );
   });
 
   it('a password account may disconnect its only provider', async () => {
@@ -287,7 +335,8 @@ describe('identities: list, connect, disconnect', () => {
     const sub = subject();
     await signedIn(await nativeSignIn('google', { id_token: await googleToken({ sub }) }));
     const me = await verifiedPasswordUser();
-    const post = (token: string, access = me.access) => t.app.inject({ method: 'POST', url: '/users/me/identities/google', payload: { id_token: token }, headers: bearer(access) });
+    const post = (token: string, access = me.access) =>
+      t.app.inject({ method: 'POST', url: '/users/me/identities/google', payload: { id_token: token }, headers: bearer(access) });
     const taken = await post(await googleToken({ sub }));
     expect([taken.statusCode, json(taken).error]).toEqual([409, 'identity_already_linked']);
     expect((await post(await googleToken())).statusCode).toBe(201);

@@ -159,7 +159,10 @@ describe('providers and the authorization redirect', () => {
     expect([missing.statusCode, json(missing).error]).toEqual([422, 'validation_failed']);
     // Host names are case-insensitive (URL parsing lower-cases them); a custom scheme for an app works.
     for (const ok of ['https://APP.example/cb', 'https://app.example:443/cb', NATIVE, 'https://app.example:8443/other']) {
-      const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: ok, ...APP_PKCE }).toString()}` });
+      const res = await t.app.inject({
+        method: 'GET',
+        url: `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: ok, ...APP_PKCE }).toString()}`,
+      });
       expect(res.statusCode, ok).toBe(302);
     }
   });
@@ -176,18 +179,21 @@ describe('providers and the authorization redirect', () => {
   });
 
   it('a provider that cannot be reached: back to the app with temporarily_unavailable (web), 503 provider_unavailable (native)', async () => {
-    const res = await t.app.inject({ method: 'GET', url: `/auth/oauth/down/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...APP_PKCE }).toString()}` });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: `/auth/oauth/down/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...APP_PKCE }).toString()}`,
+    });
     expect(res.statusCode).toBe(302);
     expect(Object.fromEntries(landing(res).searchParams)).toMatchObject({ error: 'temporarily_unavailable', state: 'st' });
     const native = await t.app.inject({ method: 'POST', url: '/auth/oauth/down/token', payload: { id_token: 'a.b.c' } });
     expect([native.statusCode, json(native).error]).toEqual([503, 'provider_unavailable']);
     expect(native.headers['retry-after']).toBe('5');
   });
-
 });
 
 describe('PKCE is required (every client of the web flow is public)', () => {
-  const authorizeUrl = (query: Record<string, string>) => `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...query }).toString()}`;
+  const authorizeUrl = (query: Record<string, string>) =>
+    `/auth/oauth/google/authorize?${new URLSearchParams({ redirect_uri: APP, state: 'st', ...query }).toString()}`;
   const stateRows = async () => (await t.db.handle.db.select({ id: oauthStates.id }).from(oauthStates)).length;
 
   it('no code_challenge: 400 pkce_required as JSON, before anything is stored or the provider is asked', async () => {
@@ -238,10 +244,15 @@ describe('PKCE is required (every client of the web flow is public)', () => {
   it('a code without a challenge (issued before PKCE was required) is redeemable by nobody', async () => {
     const u = providerUser();
     const { land } = await webSignIn('google', u.sub);
-    const [issued] = await t.db.handle.db.select().from(oauthCodes).where(eq(oauthCodes.codeHash, sha256Hex(land.searchParams.get('code') ?? '')));
+    const [issued] = await t.db.handle.db
+      .select()
+      .from(oauthCodes)
+      .where(eq(oauthCodes.codeHash, sha256Hex(land.searchParams.get('code') ?? '')));
     const code = newOpaqueToken();
     const now = t.clock.now();
-    await t.db.handle.db.insert(oauthCodes).values({ ...issued!, id: undefined, codeHash: sha256Hex(code), codeChallenge: null, createdAt: now, expiresAt: new Date(now.getTime() + 60_000) });
+    await t.db.handle.db
+      .insert(oauthCodes)
+      .values({ ...issued!, id: undefined, codeHash: sha256Hex(code), codeChallenge: null, createdAt: now, expiresAt: new Date(now.getTime() + 60_000) });
     for (const code_verifier of [undefined, APP_VERIFIER]) {
       const res = await exchangeCode(t.app, { code, redirect_uri: APP, code_verifier });
       expect([res.statusCode, json(res).error]).toEqual([400, 'invalid_grant']);
@@ -272,9 +283,14 @@ describe('the full web flow', () => {
     const me = json(await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(body.access_token) }));
     expect(me).toMatchObject({ email: u.email, email_verified: true, first_name: 'Grace', last_name: 'Hopper', has_password: false });
     const ids = json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(body.access_token) }));
-    expect(ids.identities).toEqual([{ provider: 'google', email: u.email, email_verified: true, created_at: expect.any(String), last_sign_in_at: expect.any(String) }]);
+    expect(ids.identities).toEqual([
+      { provider: 'google', email: u.email, email_verified: true, created_at: expect.any(String), last_sign_in_at: expect.any(String) },
+    ]);
 
-    const events = await t.db.handle.db.select().from(auditEvents).where(eq(auditEvents.userId, me.id as string));
+    const events = await t.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.userId, me.id as string));
     expect(events.map((e) => [e.type, e.details])).toEqual(
       expect.arrayContaining([
         ['identity_linked', { method: 'google', via: 'new_account' }],
@@ -295,7 +311,6 @@ describe('the full web flow', () => {
     const ids = json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(tokens.access_token) }));
     expect((ids.identities as Array<{ provider: string }>).map((i) => i.provider)).toEqual(['corp']);
   });
-
 });
 
 describe('the one-time code', () => {
@@ -398,7 +413,10 @@ describe('callback rejections', () => {
     const callbackUrl = await new Browser().untilRedirectTo(start.location.href, TEST_ISSUER, u.sub);
     // Tessera would send another verifier than the one whose challenge the provider saw.
     const id = sha256Hex(start.location.searchParams.get('state') ?? '');
-    await t.db.handle.db.update(oauthStates).set({ codeVerifier: 'x'.repeat(43) }).where(eq(oauthStates.id, id));
+    await t.db.handle.db
+      .update(oauthStates)
+      .set({ codeVerifier: 'x'.repeat(43) })
+      .where(eq(oauthStates.id, id));
     const land = landing(await callbackGet(t.app, callbackUrl, start.cookie));
     expect(land.searchParams.get('error')).toBe('server_error');
     expect(land.searchParams.get('error_description')).toContain('refused the authorization code (invalid_grant)');
@@ -436,7 +454,12 @@ describe('second factor', () => {
     expect(start.statusCode, start.body).toBe(200);
     const secret = json(start).secret as string;
     const epoch = () => Math.floor(t.clock.now().getTime() / 1000);
-    const verify = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', payload: { code: await generate({ secret, epoch: epoch() }) }, headers: bearer(first.access_token) });
+    const verify = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/mfa/totp/verify',
+      payload: { code: await generate({ secret, epoch: epoch() }) },
+      headers: bearer(first.access_token),
+    });
     expect(verify.statusCode, verify.body).toBe(200);
 
     const { land } = await webSignIn('google', u.sub);
@@ -447,7 +470,11 @@ describe('second factor', () => {
     expect(body.access_token).toBeUndefined();
 
     t.clock.advance(31_000);
-    const done = await t.app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfa_token: body.mfa_token, code: await generate({ secret, epoch: epoch() }) } });
+    const done = await t.app.inject({
+      method: 'POST',
+      url: '/auth/mfa/verify',
+      payload: { mfa_token: body.mfa_token, code: await generate({ secret, epoch: epoch() }) },
+    });
     expect(done.statusCode, done.body).toBe(200);
     expect(decodeJwt(json(done).access_token as string).amr).toEqual(['fed', 'otp']);
   });

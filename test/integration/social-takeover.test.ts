@@ -108,10 +108,13 @@ async function corpTokens(t: TestApp, sub: string) {
   const land = await corpWebSignIn(t, sub);
   if (land.searchParams.get('error')) return { error: land.searchParams.get('error'), tokens: null };
   const res = await exchangeCode(t.app, { code: land.searchParams.get('code') ?? '', redirect_uri: APP });
-  return res.statusCode === 200 ? { error: null, tokens: json(res) as { access_token: string; refresh_token: string } } : { error: json(res).error as string, tokens: null };
+  return res.statusCode === 200
+    ? { error: null, tokens: json(res) as { access_token: string; refresh_token: string } }
+    : { error: json(res).error as string, tokens: null };
 }
 
-const githubNative = (t: TestApp, userId: number) => t.app.inject({ method: 'POST', url: '/auth/oauth/github/token', payload: { access_token: gh.issueToken(userId) } });
+const githubNative = (t: TestApp, userId: number) =>
+  t.app.inject({ method: 'POST', url: '/auth/oauth/github/token', payload: { access_token: gh.issueToken(userId) } });
 
 const db = () => strict.db.handle.db;
 const usersWith = (email: string) => db().select().from(users).where(eq(users.email, email));
@@ -122,7 +125,12 @@ async function ownerResets(t: TestApp, email: string) {
   const before = smtp.messagesTo(email).filter((m) => /^Reset/.test(m.subject)).length;
   expect((await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
   await smtp.until(() => smtp.messagesTo(email).filter((m) => /^Reset/.test(m.subject)).length > before, 10_000, 'the reset mail');
-  const token = tokenIn(smtp.messagesTo(email).filter((m) => /^Reset/.test(m.subject)).at(-1)!);
+  const token = tokenIn(
+    smtp
+      .messagesTo(email)
+      .filter((m) => /^Reset/.test(m.subject))
+      .at(-1)!,
+  );
   const done = await t.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: NEW_PASSWORD } });
   expect(done.statusCode, done.body).toBe(204);
 }
@@ -185,7 +193,10 @@ describe('REQUIRE_EMAIL_VERIFICATION=false: proving the address ends every sign-
     // The owner's notice lists what is left: the password only.
     const notice = await smtp.waitFor(victim, /password was changed/);
     expect(notice.text).toContain('Ways to sign in to your account now: password.');
-    const removed = await db().select().from(auditEvents).where(and(eq(auditEvents.userId, account!.id), eq(auditEvents.type, 'identity_unlinked')));
+    const removed = await db()
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, account!.id), eq(auditEvents.type, 'identity_unlinked')));
     expect(removed.map((e) => e.details)).toEqual([{ method: 'corp', via: 'address_proven' }]);
   });
 
@@ -224,7 +235,12 @@ describe('REQUIRE_EMAIL_VERIFICATION=false: proving the address ends every sign-
     const victim = uniqueEmail('victim');
     const squatter = await signUp(lax.app, victim);
     const theirs = gh.addUser({ emails: [{ email: uniqueEmail('squatter'), primary: true, verified: true }] });
-    const linked = await lax.app.inject({ method: 'POST', url: '/users/me/identities/github', payload: { access_token: gh.issueToken(theirs.id) }, headers: bearer(squatter.access) });
+    const linked = await lax.app.inject({
+      method: 'POST',
+      url: '/users/me/identities/github',
+      payload: { access_token: gh.issueToken(theirs.id) },
+      headers: bearer(squatter.access),
+    });
     expect(linked.statusCode, linked.body).toBe(201);
     expect((await identitiesOf(squatter.userId)).map((i) => [i.provider, i.emailVerified, i.proven])).toEqual([['github', true, false]]);
 
@@ -242,12 +258,20 @@ describe('REQUIRE_EMAIL_VERIFICATION=false: proving the address ends every sign-
     const { tokens } = await corpTokens(lax, sub);
     const userId = decodeJwt(tokens!.access_token).sub as string;
     // GitHub vouches for the account's own address: proven by the address, like the identity that created it.
-    const linked = await lax.app.inject({ method: 'POST', url: '/users/me/identities/github', payload: { access_token: gh.issueToken(gh.addUser({ emails: [{ email, primary: true, verified: true }] }).id) }, headers: bearer(tokens!.access_token) });
+    const linked = await lax.app.inject({
+      method: 'POST',
+      url: '/users/me/identities/github',
+      payload: { access_token: gh.issueToken(gh.addUser({ emails: [{ email, primary: true, verified: true }] }).id) },
+      headers: bearer(tokens!.access_token),
+    });
     expect(linked.statusCode, linked.body).toBe(201);
 
     await ownerResets(lax, email);
 
-    expect((await identitiesOf(userId)).map((i) => [i.provider, i.proven]).sort()).toEqual([['corp', true], ['github', true]]);
+    expect((await identitiesOf(userId)).map((i) => [i.provider, i.proven]).sort()).toEqual([
+      ['corp', true],
+      ['github', true],
+    ]);
     const again = await corpTokens(lax, sub);
     expect(decodeJwt(again.tokens!.access_token).sub).toBe(userId);
     const notice = await smtp.waitFor(email, /password was changed/);

@@ -35,17 +35,46 @@ describe('stored addresses that are not canonical', () => {
   it('rewrites the ones alone in their mailbox, reports the colliding and the invalid ones, and is idempotent', async () => {
     const db = t.db.handle.db;
     const passwordHash = await bcrypt.hash(PASSWORD, 4);
-    const rows = await db.insert(users).values(Object.values(stored).map((email) => ({ email, passwordHash }))).returning();
+    const rows = await db
+      .insert(users)
+      .values(Object.values(stored).map((email) => ({ email, passwordHash })))
+      .returning();
     const idOf = (email: string) => rows.find((r) => r.email === email)!.id;
 
     // The check alone changes nothing.
     const preview = await reviewStoredEmails(db, { fix: false });
     expect(preview.canonicalised.filter((c) => c.from.includes(s))).toHaveLength(3);
-    expect((await db.select().from(users).where(inArray(users.id, rows.map((r) => r.id)))).map((r) => r.email).sort()).toEqual(Object.values(stored).sort());
+    expect(
+      (
+        await db
+          .select()
+          .from(users)
+          .where(
+            inArray(
+              users.id,
+              rows.map((r) => r.id),
+            ),
+          )
+      )
+        .map((r) => r.email)
+        .sort(),
+    ).toEqual(Object.values(stored).sort());
 
     const lines: string[] = [];
     await migrateDatabase(t.db.handle, (line) => lines.push(line));
-    const now = new Map((await db.select().from(users).where(inArray(users.id, rows.map((r) => r.id)))).map((r) => [r.id, r.email]));
+    const now = new Map(
+      (
+        await db
+          .select()
+          .from(users)
+          .where(
+            inArray(
+              users.id,
+              rows.map((r) => r.id),
+            ),
+          )
+      ).map((r) => [r.id, r.email]),
+    );
 
     // Alone in their mailbox: rewritten to it.
     expect(now.get(idOf(stored.unicodeDomain))).toBe(`b.${s}@xn--bcher-kva.example`);
@@ -67,7 +96,12 @@ describe('stored addresses that are not canonical', () => {
     // Run again: nothing left to rewrite; the same findings.
     const again = await reviewStoredEmails(db, { fix: true });
     expect(again.canonicalised).toEqual([]);
-    expect(again.collisions.find((c) => c.mailbox === stored.plain)?.users.map((u) => u.id).sort()).toEqual(['plain', 'quoted', 'trailingDot', 'displayName'].map((k) => idOf(stored[k as keyof typeof stored])).sort());
+    expect(
+      again.collisions
+        .find((c) => c.mailbox === stored.plain)
+        ?.users.map((u) => u.id)
+        .sort(),
+    ).toEqual(['plain', 'quoted', 'trailingDot', 'displayName'].map((k) => idOf(stored[k as keyof typeof stored])).sort());
     expect(again.invalid.map((u) => u.id).sort()).toEqual([idOf(stored.lookalike), idOf(stored.garbage)].sort());
   });
 

@@ -359,7 +359,11 @@ describe('GET /users/me rejects: other tokens used as access tokens', () => {
     });
     await expectRejected(code);
     // the attempt did not spend it: the code is real and still exchanges once
-    const exchange = await t.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: APP_VERIFIER } });
+    const exchange = await t.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      payload: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: APP_VERIFIER },
+    });
     expect(exchange.statusCode, exchange.body).toBe(200);
     expect(decodeJwt(json(exchange).access_token as string).sub).toBe(u.userId);
   });

@@ -145,7 +145,7 @@ console.log(JSON.stringify({
         '  const r: SignInResult = await auth.signIn({ email, password });',
         "  return r.status === 'mfa_required' ? r.mfaToken : (r.session.userId ?? '');",
         '}',
-        "export const isTessera = (e: unknown): e is TesseraError => e instanceof TesseraError;",
+        'export const isTessera = (e: unknown): e is TesseraError => e instanceof TesseraError;',
         "const v = createVerifier({ issuer: 'https://auth.test', audience: 'tessera', algorithms: ['ES256'] });",
         'export const mw = expressAuth(v);',
         "export const ok = (req: AuthRequest): boolean => !!req.auth && hasPermission(req.auth, 'x');",
@@ -173,7 +173,10 @@ console.log(JSON.stringify({
     const dir = path.join(app, 'node_modules/@tessera/client');
     const pkg = readJson<{ exports: Record<string, Record<string, string>>; 'react-native': string; main: string }>(path.join(dir, 'package.json'));
     // Metro with package exports: conditions 'react-native' plus 'import' or 'require' (and 'default'), first match in key order.
-    for (const asserted of [['react-native', 'import'], ['react-native', 'require']]) {
+    for (const asserted of [
+      ['react-native', 'import'],
+      ['react-native', 'require'],
+    ]) {
       const conditions = new Set([...asserted, 'default']);
       const target = Object.entries(pkg.exports['.']!).find(([c]) => conditions.has(c))?.[1];
       expect(target, asserted.join('+')).toBeDefined();
@@ -184,7 +187,10 @@ console.log(JSON.stringify({
     expect(existsSync(path.join(dir, pkg['react-native']))).toBe(true);
 
     // A real bundler with that configuration, for a platform that is not Node: a `node:` import would not resolve.
-    writeFileSync(path.join(app, 'App.js'), "import { createClient, memoryStorage } from '@tessera/client';\nexport const auth = createClient({ baseUrl: 'https://auth.test', storage: memoryStorage() });\n");
+    writeFileSync(
+      path.join(app, 'App.js'),
+      "import { createClient, memoryStorage } from '@tessera/client';\nexport const auth = createClient({ baseUrl: 'https://auth.test', storage: memoryStorage() });\n",
+    );
     const result = await build({
       absWorkingDir: app,
       entryPoints: ['App.js'],

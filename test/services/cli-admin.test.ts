@@ -33,7 +33,13 @@ afterAll(async () => {
 async function cli(args: string[], stdin = ''): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
     cwd: repo,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: db.url ?? '', DATA_DIR: dataDir, PRIVATE_KEY: (await testKeys('RS256')).privateKey, BCRYPT_ROUNDS: '4' },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DATABASE_URL: db.url ?? '',
+      DATA_DIR: dataDir,
+      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
+      BCRYPT_ROUNDS: '4',
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
@@ -115,6 +121,14 @@ it('users create reads the password as one line, or two equal lines, from a pipe
     expect(res.out).toContain(refusals[i]![1]);
     expect((await signIn(email, pw)).statusCode).toBe(400);
   }
-  const rows = await t.db.handle.db.select({ email: users.email }).from(users).where(inArray(users.email, refused.map((r) => r.email)));
+  const rows = await t.db.handle.db
+    .select({ email: users.email })
+    .from(users)
+    .where(
+      inArray(
+        users.email,
+        refused.map((r) => r.email),
+      ),
+    );
   expect(rows).toEqual([]);
 });

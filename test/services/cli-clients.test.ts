@@ -30,7 +30,13 @@ afterAll(async () => {
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
     cwd: repo,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: db.url ?? '', DATA_DIR: dataDir, PRIVATE_KEY: (await testKeys('RS256')).privateKey, BCRYPT_ROUNDS: '4' },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DATABASE_URL: db.url ?? '',
+      DATA_DIR: dataDir,
+      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
+      BCRYPT_ROUNDS: '4',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -45,9 +51,27 @@ const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.
 it('create prints the secret once; rotate-secret --overlap keeps the old one working; delete ends it', async () => {
   const u = await signUp(t.app);
   const grant = (id: string, secret: string) =>
-    t.app.inject({ method: 'POST', url: '/auth/token', headers: basic(id, secret), payload: { grant_type: 'password', username: u.email, password: PASSWORD } });
+    t.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: basic(id, secret),
+      payload: { grant_type: 'password', username: u.email, password: PASSWORD },
+    });
 
-  const created = await cli(['clients', 'create', '--name', 'Backend', '--type', 'confidential', '--first-party', '--grant', 'password,refresh_token', '--access-token-ttl', '5m', '--json']);
+  const created = await cli([
+    'clients',
+    'create',
+    '--name',
+    'Backend',
+    '--type',
+    'confidential',
+    '--first-party',
+    '--grant',
+    'password,refresh_token',
+    '--access-token-ttl',
+    '5m',
+    '--json',
+  ]);
   expect(created.code, created.out).toBe(0);
   const body = JSON.parse(created.out) as { client: { client_id: string; access_token_seconds: number; grant_types: string[] }; client_secret: string };
   expect(body.client).toMatchObject({ access_token_seconds: 300, grant_types: ['password', 'refresh_token'] });

@@ -151,7 +151,12 @@ describe('WORKERS=2', () => {
         const before = cluster.output().length;
         const killedAt = Date.now();
         process.kill(victim!, 'SIGKILL');
-        await until('a replacement worker', () => cluster.workers().some((pid) => !cluster.listeningAt.has(pid) || cluster.listeningAt.get(pid)! > killedAt) && cluster.serving(), 30_000, cluster.output);
+        await until(
+          'a replacement worker',
+          () => cluster.workers().some((pid) => !cluster.listeningAt.has(pid) || cluster.listeningAt.get(pid)! > killedAt) && cluster.serving(),
+          30_000,
+          cluster.output,
+        );
         const fresh = cluster.workers().find((pid) => cluster.listeningAt.get(pid)! > killedAt)!;
         const backoff = Number(/starting another in (\d+) ms/.exec(cluster.output().slice(before))?.[1] ?? 0);
         replacements.push({ ms: cluster.listeningAt.get(fresh)! - killedAt, backoff });
@@ -217,10 +222,18 @@ describe('WORKERS=2', () => {
   it('a shutdown cut off by SHUTDOWN_TIMEOUT: the primary exits 1, as a single process does', async () => {
     const cluster = await startCluster({ BCRYPT_ROUNDS: '13', SHUTDOWN_TIMEOUT: '1' });
     const email = uniqueEmail('cluster-cut');
-    const reg = await fetch(`${cluster.base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+    const reg = await fetch(`${cluster.base}/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: PASSWORD }),
+    });
     expect(reg.status).toBe(201);
     const inFlight = Array.from({ length: 12 }, () =>
-      fetch(`${cluster.base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) }).then(
+      fetch(`${cluster.base}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password: PASSWORD }),
+      }).then(
         (r) => r.status,
         () => 0,
       ),

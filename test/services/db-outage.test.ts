@@ -180,9 +180,11 @@ it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes
   }
 
   const ms = (x: number) => Math.round(x);
-  const show = (s: Sample) => `${s.kind} loop ${s.loop} at ${ms(s.start - stopped.begin)} ms after the stop: ${s.status} in ${ms(s.end - s.start)} ms ${s.body.slice(0, 300)}`;
+  const show = (s: Sample) =>
+    `${s.kind} loop ${s.loop} at ${ms(s.start - stopped.begin)} ms after the stop: ${s.status} in ${ms(s.end - s.start)} ms ${s.body.slice(0, 300)}`;
   const recovery = Object.fromEntries(KINDS.map((k) => [k, recoveredAt[k] === undefined ? null : ms(recoveredAt[k] - started.end)]));
-  const counts = (list: Sample[]) => list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [`${s.kind} ${s.status}`]: (acc[`${s.kind} ${s.status}`] ?? 0) + 1 }), {});
+  const counts = (list: Sample[]) =>
+    list.reduce<Record<string, number>>((acc, s) => ({ ...acc, [`${s.kind} ${s.status}`]: (acc[`${s.kind} ${s.status}`] ?? 0) + 1 }), {});
   console.log(
     [
       `db outage: ${samples.length} requests; pg_ctl stop took ${ms(stopped.end - stopped.begin)} ms, start ${ms(started.end - started.begin)} ms`,
@@ -231,13 +233,22 @@ it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes
   // No 201 lost; no account created by a request that was told 503 once PostgreSQL was really down.
   const registrations = samples.filter((s) => s.kind === 'register');
   const created = registrations.filter((s) => s.status === 201).map((s) => s.email!);
-  const rows = await db.handle.db.select({ email: users.email }).from(users).where(like(users.email, `${prefix}.loop.%`));
+  const rows = await db.handle.db
+    .select({ email: users.email })
+    .from(users)
+    .where(like(users.email, `${prefix}.loop.%`));
   const stored = new Set(rows.map((r) => r.email));
-  expect(created.filter((e) => !stored.has(e)), '201s missing from the users table').toEqual([]);
+  expect(
+    created.filter((e) => !stored.has(e)),
+    '201s missing from the users table',
+  ).toEqual([]);
   // A registration cut off by the shutdown itself may have committed before its connection went: only those may be extra.
   const inDoubt = new Set(registrations.filter((s) => s.status === 503 && s.start < stopped.end).map((s) => s.email!));
   const extra = [...stored].filter((e) => !created.includes(e));
-  expect(extra.filter((e) => !inDoubt.has(e)), 'accounts stored for a 503').toEqual([]);
+  expect(
+    extra.filter((e) => !inDoubt.has(e)),
+    'accounts stored for a 503',
+  ).toEqual([]);
   expect(stored.size - extra.length).toBe(created.length);
   console.log(`registrations: ${created.length} × 201, ${stored.size} rows (${extra.length} committed as the connection was cut)`);
 
@@ -251,7 +262,12 @@ it('PostgreSQL stopped under load: prompt 503s while it is down, service resumes
 // instead (an uncaught exception: in production, the process dies).
 it('a connection cut while a transaction holds it: the transaction fails as unavailable, nothing is thrown out of band', async () => {
   await server.startAgain();
-  const handle = await openDatabase({ url: server.urlFor('tessera'), poolMax: 1, connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
+  const handle = await openDatabase({
+    url: server.urlFor('tessera'),
+    poolMax: 1,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+  });
   const outOfBand: unknown[] = [];
   const record = (err: unknown) => outOfBand.push(err);
   try {
@@ -303,7 +319,9 @@ it('a transaction whose BEGIN meets a dead pooled connection: 503-class failure,
     expect(handle.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
     process.on('uncaughtException', record);
     // Synchronously: this process reads nothing from the socket before the transaction below takes the connection.
-    expect(server.psqlSync('tessera', `select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${name}') t`)).toBe('1');
+    expect(
+      server.psqlSync('tessera', `select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${name}') t`),
+    ).toBe('1');
     const outcome = await handle.db
       .transaction(async (tx) => {
         await tx.execute(sql`select 1`);

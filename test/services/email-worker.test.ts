@@ -58,10 +58,12 @@ function spawnTs(script: string, args: string[], vars: NodeJS.ProcessEnv): Spawn
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
   workers.add(child);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    workers.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      workers.delete(child);
+      resolve(code);
+    }),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -141,13 +143,21 @@ describe('with the worker running', () => {
 
     expect((await t.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode).toBe(202);
     const reset = await smtp.waitFor(email, /Reset your/);
-    expect((await t.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token: tokenIn(reset), password: 'a brand new passphrase 42' } })).statusCode).toBe(204);
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token: tokenIn(reset), password: 'a brand new passphrase 42' } }))
+        .statusCode,
+    ).toBe(204);
     await smtp.waitFor(email, /password was changed/);
     const fresh = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'a brand new passphrase 42' } });
     expect(fresh.statusCode).toBe(200);
 
     const moved = uniqueEmail('moved');
-    const change = await t.app.inject({ method: 'POST', url: '/users/me/email', headers: bearer(json(fresh).access_token as string), payload: { new_email: moved, password: 'a brand new passphrase 42' } });
+    const change = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/email',
+      headers: bearer(json(fresh).access_token as string),
+      payload: { new_email: moved, password: 'a brand new passphrase 42' },
+    });
     expect(change.statusCode, change.body).toBe(202);
     await smtp.waitFor(email, /about to change/);
     const confirmNew = await smtp.waitFor(moved, /Confirm your new/);
@@ -169,7 +179,7 @@ describe('with the worker running', () => {
     expect(smtp.messagesTo(email)).toHaveLength(1);
   });
 
-  it('Redis back after a long outage: the mail leaves within a second (REDIS_RECONNECT_MAX_DELAY_MS), not after ioredis\'s 5 s backoff', async () => {
+  it("Redis back after a long outage: the mail leaves within a second (REDIS_RECONNECT_MAX_DELAY_MS), not after ioredis's 5 s backoff", async () => {
     const figures: string[] = [];
     // Twice: where Redis comes back within a reconnection backoff is chance; 5 s apart it would be missed most times.
     for (let round = 0; round < 2; round++) {
@@ -181,12 +191,18 @@ describe('with the worker running', () => {
       await redis.up();
       const back = Date.now();
       let relayedAfter = -1;
-      await until(async () => {
-        const status = (await rowsTo(email))[0]?.status;
-        if (relayedAfter < 0 && status !== 'pending') relayedAfter = Date.now() - back;
-        return smtp.messagesTo(email).length > 0;
-      }, 'the mail after Redis came back', 15_000).catch(async (err: unknown) => {
-        throw new Error(`round ${round + 1}: ${String(err)} (relayed after ${relayedAfter} ms)\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`);
+      await until(
+        async () => {
+          const status = (await rowsTo(email))[0]?.status;
+          if (relayedAfter < 0 && status !== 'pending') relayedAfter = Date.now() - back;
+          return smtp.messagesTo(email).length > 0;
+        },
+        'the mail after Redis came back',
+        15_000,
+      ).catch(async (err: unknown) => {
+        throw new Error(
+          `round ${round + 1}: ${String(err)} (relayed after ${relayedAfter} ms)\nrows: ${JSON.stringify(await rowsTo(email))}\nworker: ${worker.output()}`,
+        );
       });
       const deliveredAfter = Date.now() - back;
       figures.push(`relayed ${relayedAfter} ms, delivered ${deliveredAfter} ms`);

@@ -86,7 +86,16 @@ async function sourceWith(rows: Row[]): Promise<{ url: string; uuids: string[]; 
     await c.query(
       `INSERT INTO users (uuid, email, is_active, hashed_password, first_name, last_name, auth_provider, third_party_id, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '2023-05-01 10:00:00', '2024-02-03 04:05:06')`,
-      [uuid, r.email, r.active, hash, r.first ?? null, r.last ?? null, r.provider ?? 'EMAIL', r.provider && r.provider !== 'EMAIL' ? `${r.provider}-${i}` : null],
+      [
+        uuid,
+        r.email,
+        r.active,
+        hash,
+        r.first ?? null,
+        r.last ?? null,
+        r.provider ?? 'EMAIL',
+        r.provider && r.provider !== 'EMAIL' ? `${r.provider}-${i}` : null,
+      ],
     );
   }
   await c.end();
@@ -97,7 +106,12 @@ const rowsOf = async (t: TestApp, q: string) => ((await t.db.handle.db.execute(s
 
 async function counts(t: TestApp): Promise<{ users: number; roles: number; audit: number; identities: number }> {
   const q = async (table: string) => Number((await rowsOf(t, `select count(*)::int as n from ${table}`))[0]?.n ?? -1);
-  return { users: await q('users'), roles: await q('user_roles'), audit: await q(`audit_events where type = 'user_imported'`), identities: await q('identities') };
+  return {
+    users: await q('users'),
+    roles: await q('user_roles'),
+    audit: await q(`audit_events where type = 'user_imported'`),
+    identities: await q('identities'),
+  };
 }
 
 function importer(t: TestApp) {
@@ -156,10 +170,20 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
   beforeAll(async () => {
     src = await sourceWith(ROWS);
     smtp = await SmtpCatcher.start();
-    t = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'true', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_TIMEOUT_MS: '5000', OUTBOX_POLL_INTERVAL_MS: '50' } });
+    t = await createTestApp({
+      env: {
+        REQUIRE_EMAIL_VERIFICATION: 'true',
+        SMTP_SERVER: '127.0.0.1',
+        SMTP_PORT: String(smtp.port),
+        SMTP_TIMEOUT_MS: '5000',
+        OUTBOX_POLL_INTERVAL_MS: '50',
+      },
+    });
     dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-import-'));
     // An account that signed up on Tessera before the import: its address is never taken over.
-    expect((await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'taken@example.com', password: 'the tessera owner pw' } })).statusCode).toBe(201);
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'taken@example.com', password: 'the tessera owner pw' } })).statusCode,
+    ).toBe(201);
   });
   afterAll(async () => {
     await t?.close();
@@ -204,7 +228,11 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
       expect(res.statusCode, `${email}: ${res.body}`).toBe(200);
       expect(decodeJwt(json(res).access_token as string)).toMatchObject({ sub: src.uuids[i], email, email_verified: true, roles: ['user'] });
     }
-    const me = await t.app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${json(await signIn(t, 'alice@example.com', 'alice original pw 1')).access_token as string}` } });
+    const me = await t.app.inject({
+      method: 'GET',
+      url: '/users/me',
+      headers: { authorization: `Bearer ${json(await signIn(t, 'alice@example.com', 'alice original pw 1')).access_token as string}` },
+    });
     expect(json(me)).toMatchObject({ id: src.uuids[0], first_name: 'Alice', last_name: 'Liddell', created_at: '2023-05-01T10:00:00.000Z' });
 
     // The inactive user has the right password but must confirm the address first.
@@ -215,7 +243,10 @@ describe.skipIf(!base)('import fastapi-auth (real PostgreSQL)', () => {
     const carol = await signIn(t, 'carol@example.com', 'carol random pw 333');
     expect(carol.statusCode).toBe(400);
     expect(json(carol).error).toBe('invalid_grant');
-    const social = await rowsOf(t, `select email, password_hash, email_verified_at from users where id in ('${src.uuids[2]}', '${src.uuids[3]}') order by email`);
+    const social = await rowsOf(
+      t,
+      `select email, password_hash, email_verified_at from users where id in ('${src.uuids[2]}', '${src.uuids[3]}') order by email`,
+    );
     expect(social).toEqual([
       { email: 'carol@example.com', password_hash: null, email_verified_at: null },
       { email: 'dave@example.com', password_hash: null, email_verified_at: null },
@@ -264,7 +295,13 @@ describe.skipIf(!base)('a run that stops half-way', () => {
   let target: TestDatabase;
   let t: TestApp;
   beforeAll(async () => {
-    src = await sourceWith(Array.from({ length: 10 }, (_, i) => ({ email: `user${i}@example.com`, active: true, hash: '$2b$04$abcdefghijklmnopqrstuu5F7r8/bK3h1WQm0k3sV2VvCwAqgmLRi' })));
+    src = await sourceWith(
+      Array.from({ length: 10 }, (_, i) => ({
+        email: `user${i}@example.com`,
+        active: true,
+        hash: '$2b$04$abcdefghijklmnopqrstuu5F7r8/bK3h1WQm0k3sV2VvCwAqgmLRi',
+      })),
+    );
     target = await createTestDatabase();
     t = await createTestApp({ db: target });
   });

@@ -42,8 +42,10 @@ afterAll(async () => {
 let nextIp = 0;
 const freshIp = () => `10.77.${Math.floor(++nextIp / 250)}.${nextIp % 250}`;
 
-const forgot = (app: TestApp, ip: string) => app.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: uniqueEmail('shared') }, remoteAddress: ip });
-const login = (app: TestApp, email: string, password: string, ip: string) => app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress: ip });
+const forgot = (app: TestApp, ip: string) =>
+  app.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: uniqueEmail('shared') }, remoteAddress: ip });
+const login = (app: TestApp, email: string, password: string, ip: string) =>
+  app.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress: ip });
 
 async function account(): Promise<string> {
   const email = uniqueEmail('shared');
@@ -96,7 +98,10 @@ describe('two instances, one Redis', () => {
     const passwords = [...Array.from({ length: 24 }, (_, i) => `parallel ${i}`), PASSWORD];
     const answers = await Promise.all(passwords.map((password, i) => login(i % 2 ? b : a, email, password, freshIp())));
     const [user] = await a.db.handle.db.select().from(users).where(eq(users.email, email));
-    const checked = await a.db.handle.db.select().from(auditEvents).where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
+    const checked = await a.db.handle.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, user!.id), eq(auditEvents.type, 'sign_in_failed')));
     expect(checked).toHaveLength(5);
     expect(answers.filter((r) => r.statusCode === 400)).toHaveLength(5);
     // The rest: the delay (or, past 10, the request limit per address), never a hash.

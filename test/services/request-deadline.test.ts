@@ -28,7 +28,10 @@ const prefix = `deadline.${process.pid}.${Date.now()}`;
 beforeAll(async () => {
   db = await createTestDatabase();
   appDb = await openDatabase({ url: db.url!, poolMax: POOL, connectTimeoutMs: 5000, statementTimeoutMs: 10_000 });
-  t = await createTestApp({ db: { handle: appDb, url: db.url, drop: async () => undefined }, env: { REQUEST_DEADLINE_MS: String(DEADLINE_MS), DB_POOL_MAX: String(POOL), RATE_LIMIT_ENABLED: 'false', BCRYPT_ROUNDS: '4' } });
+  t = await createTestApp({
+    db: { handle: appDb, url: db.url, drop: async () => undefined },
+    env: { REQUEST_DEADLINE_MS: String(DEADLINE_MS), DB_POOL_MAX: String(POOL), RATE_LIMIT_ENABLED: 'false', BCRYPT_ROUNDS: '4' },
+  });
   base = await t.app.listen({ port: 0, host: '127.0.0.1' });
 });
 afterAll(async () => {
@@ -73,7 +76,10 @@ it('a lock held by another connection: every request gets 503 within REQUEST_DEA
     expect(after.status, after.body).toBe(201);
     expect(after.ms).toBeLessThan(DEADLINE_MS);
     await new Promise((r) => setTimeout(r, 500));
-    const rows = await db.handle.db.select({ email: users.email }).from(users).where(like(users.email, `${prefix}.%`));
+    const rows = await db.handle.db
+      .select({ email: users.email })
+      .from(users)
+      .where(like(users.email, `${prefix}.%`));
     expect(rows.map((r) => r.email)).toEqual([`${prefix}.after@example.com`]);
     // Every pooled connection is back (none leaked by a cut-off request).
     expect(appDb.poolStats()).toMatchObject({ waiting: 0 });

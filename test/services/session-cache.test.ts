@@ -72,15 +72,32 @@ async function startInstance(): Promise<Instance> {
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
   const base = `http://127.0.0.1:${port}`;
-  await until('the instance to be ready', async () => (await fetch(`${base}/health/ready`).then((r) => r.status, () => 0)) === 200, 60_000, () => output);
+  await until(
+    'the instance to be ready',
+    async () =>
+      (await fetch(`${base}/health/ready`).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200,
+    60_000,
+    () => output,
+  );
   return { base, output: () => output };
 }
 
 async function signIn(via: Instance): Promise<{ access: string; sessionId: string }> {
   const email = uniqueEmail('cache');
-  const reg = await fetch(`${via.base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+  const reg = await fetch(`${via.base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
   expect(reg.status).toBe(201);
-  const login = await fetch(`${via.base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+  const login = await fetch(`${via.base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
   expect(login.status).toBe(200);
   const access = ((await login.json()) as { access_token: string }).access_token;
   const payload = JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()) as { sid: string };

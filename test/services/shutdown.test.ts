@@ -61,7 +61,12 @@ async function startServer(env: Record<string, string>) {
   );
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
-  while ((await fetch(`${base}/health/ready`).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(`${base}/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -78,7 +83,11 @@ const login = (base: string, email: string) =>
 
 async function registered(base: string): Promise<string> {
   const email = uniqueEmail('drain');
-  const res = await fetch(`${base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+  const res = await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
   expect(res.status).toBe(201);
   return email;
 }
@@ -112,7 +121,10 @@ describe('SIGTERM', () => {
     expect(closedAfter).toBeLessThan(500);
 
     const statuses = await Promise.all(inFlight);
-    expect(statuses.filter((s) => s !== 200), server.output()).toEqual([]);
+    expect(
+      statuses.filter((s) => s !== 200),
+      server.output(),
+    ).toEqual([]);
     const { code, at } = await server.exited;
     expect(code, server.output()).toBe(0);
     console.log(`SIGTERM with 50 sign-ins in flight: listener closed after ${closedAfter} ms, exit 0 after ${at - signalled} ms`);

@@ -64,7 +64,13 @@ describe('an unreachable database at start', () => {
   it('connection refused: names DATABASE_URL without the password, and ECONNREFUSED', async () => {
     const port = await freePort(); // nothing listens there
     const res = await start({ DATABASE_URL: `postgres://tessera:secret-pw@127.0.0.1:${port}/tessera` });
-    expectOneClearLine(res, /^tessera: cannot connect to PostgreSQL/, new RegExp(`postgres://tessera@127\\.0\\.0\\.1:${port}/tessera`), /DATABASE_URL/, /ECONNREFUSED/);
+    expectOneClearLine(
+      res,
+      /^tessera: cannot connect to PostgreSQL/,
+      new RegExp(`postgres://tessera@127\\.0\\.0\\.1:${port}/tessera`),
+      /DATABASE_URL/,
+      /ECONNREFUSED/,
+    );
   });
 
   it('DB_HOST & co.: names those variables', async () => {
@@ -146,7 +152,9 @@ describe('Redis or SMTP unreachable at start: a warning, and the server serves',
     try {
       const warning = await server.waitFor(/Redis/);
       expect(warning.level).toBe(40);
-      expect(warning.msg).toMatch(new RegExp(`^cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}/0 \\(REDIS_URL\\): connection refused \\(ECONNREFUSED\\)`));
+      expect(warning.msg).toMatch(
+        new RegExp(`^cannot reach Redis at redis://127\\.0\\.0\\.1:${redis.port}/0 \\(REDIS_URL\\): connection refused \\(ECONNREFUSED\\)`),
+      );
       expect(warning.msg).toMatch(/rate limits use this process's counters and email waits in the outbox/);
       await server.waitFor(/Server listening/);
       // Reconnecting every 100 ms for a second more: still that one line.
@@ -165,7 +173,13 @@ describe('Redis or SMTP unreachable at start: a warning, and the server serves',
 
   it('SMTP: one line naming the SMTP settings without the password, and the cause', async () => {
     const port = await freePort(); // nothing listens there
-    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(port), SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'secret-pw' });
+    const server = await run({
+      DATABASE_URL: database.url as string,
+      SMTP_SERVER: '127.0.0.1',
+      SMTP_PORT: String(port),
+      SMTP_USERNAME: 'mailer',
+      SMTP_PASSWORD: 'secret-pw',
+    });
     try {
       const warning = await server.waitFor(/SMTP/);
       expect(warning.level).toBe(40);
@@ -189,10 +203,20 @@ describe('Redis or SMTP unreachable at start: a warning, and the server serves',
       onAuth: (_auth, _session, callback) => callback(new Error('Invalid username or password')),
     });
     await new Promise<void>((resolve) => smtp.listen(port, '127.0.0.1', () => resolve()));
-    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(port), SMTP_USERNAME: 'mailer', SMTP_PASSWORD: 'secret-pw' });
+    const server = await run({
+      DATABASE_URL: database.url as string,
+      SMTP_SERVER: '127.0.0.1',
+      SMTP_PORT: String(port),
+      SMTP_USERNAME: 'mailer',
+      SMTP_PASSWORD: 'secret-pw',
+    });
     try {
       const warning = await server.waitFor(/SMTP/);
-      expect(warning.msg).toMatch(new RegExp(`^cannot reach the SMTP server 127\\.0\\.0\\.1:${port} as mailer \\(SMTP_SERVER, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD\\): authentication failed`));
+      expect(warning.msg).toMatch(
+        new RegExp(
+          `^cannot reach the SMTP server 127\\.0\\.0\\.1:${port} as mailer \\(SMTP_SERVER, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD\\): authentication failed`,
+        ),
+      );
       expect(JSON.stringify(server.lines)).not.toMatch(/secret-pw/);
     } finally {
       await server.stop();

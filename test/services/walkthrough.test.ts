@@ -41,7 +41,12 @@ beforeAll(async () => {
   server.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
   base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 45_000;
-  while ((await fetch(`${base}/health/ready`).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(`${base}/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (server.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -18,7 +18,11 @@ describe('docs/audit.md', () => {
 
   it('lists every audit event type of the catalogue, once', () => {
     const doc = documented();
-    for (const type of Object.keys(auditEventCatalogue)) expect(doc.filter((t) => t === type), `docs/audit.md: ${type}`).toHaveLength(1);
+    for (const type of Object.keys(auditEventCatalogue))
+      expect(
+        doc.filter((t) => t === type),
+        `docs/audit.md: ${type}`,
+      ).toHaveLength(1);
   });
 
   it('lists no type that the catalogue does not have', () => {

@@ -122,7 +122,15 @@ describe('keys rotate / list / retire', () => {
     expect(await refused(() => keysRotate(['--activate-in', 'soon'], config, at(1)))).toContain('--activate-in takes a duration');
     expect(await refused(() => keysRetire([], config, T0))).toContain('takes one key id');
     expect(await refused(() => keysRetire(['nope'], config, T0))).toContain('no key nope in');
-    const production = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', DATABASE_URL: 'postgres://x@localhost/db', MFA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), SMTP_SERVER: 'smtp.example.com', METRICS_TOKEN: 'a-scrape-token', KEYS_DIR: path.join(root, 'prod') });
+    const production = loadConfig({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      DATABASE_URL: 'postgres://x@localhost/db',
+      MFA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+      SMTP_SERVER: 'smtp.example.com',
+      METRICS_TOKEN: 'a-scrape-token',
+      KEYS_DIR: path.join(root, 'prod'),
+    });
     expect(production.jwt.keysDir).toBe(path.join(root, 'prod')); // KEYS_DIR counts as configured keys in production
   });
 

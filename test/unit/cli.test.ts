@@ -303,7 +303,11 @@ describe('tessera migrate', () => {
     it('WORKERS=2: a primary with two workers (heap capped), a killed worker is replaced, SIGTERM stops all with exit 0', async () => {
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
-      const server = start(main, [], envWith({ DATA_DIR: freshDir('cluster'), DATABASE_URL: url, SERVER: '127.0.0.1', SERVER_PORT: String(port), WORKERS: '2', BCRYPT_ROUNDS: '4' }));
+      const server = start(
+        main,
+        [],
+        envWith({ DATA_DIR: freshDir('cluster'), DATABASE_URL: url, SERVER: '127.0.0.1', SERVER_PORT: String(port), WORKERS: '2', BCRYPT_ROUNDS: '4' }),
+      );
       const primary = server.child.pid!;
       let exited = false;
       const markExited = () => (exited = true);

@@ -45,7 +45,15 @@ describe('redirect URIs of registered clients', () => {
     const registered = ['https://app.example.com/cb', 'com.example.app:/cb'];
     expect(redirectUriMatches(registered, 'https://app.example.com/cb')).toBe(true);
     expect(redirectUriMatches(registered, 'com.example.app:/cb')).toBe(true);
-    for (const p of ['https://app.example.com/cb/', 'https://app.example.com/cb?x=1', 'https://APP.example.com/cb', 'https://app.example.com/cb/../cb', 'https://app.example.com:443/cb', 'https://app.example.com/cbx', 'https://app.example.com/cb#x']) {
+    for (const p of [
+      'https://app.example.com/cb/',
+      'https://app.example.com/cb?x=1',
+      'https://APP.example.com/cb',
+      'https://app.example.com/cb/../cb',
+      'https://app.example.com:443/cb',
+      'https://app.example.com/cbx',
+      'https://app.example.com/cb#x',
+    ]) {
       expect(redirectUriMatches(registered, p), p).toBe(false);
     }
   });

@@ -8,7 +8,14 @@ import { generateKeyPairPem } from '../../src/infra/keys.js';
 // Configuration of key rotation (KEYS_DIR, PREVIOUS_PUBLIC_KEYS, KEYS_*) and of POST /auth/introspect.
 
 const pair = generateKeyPairPem('ES256');
-const PROD = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'), METRICS_TOKEN: 'a-scrape-token' };
+const PROD = {
+  NODE_ENV: 'production',
+  PUBLIC_URL: 'https://auth.example.com',
+  DATABASE_URL: 'postgres://u:p@db/tessera',
+  SMTP_SERVER: 'smtp.example.com',
+  MFA_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+  METRICS_TOKEN: 'a-scrape-token',
+};
 const SECRET = 'x'.repeat(32);
 
 function problems(env: Record<string, string>): string[] {

@@ -145,13 +145,28 @@ describe('validation', () => {
     expect(loadConfig({ NODE_ENV: 'development' }).host).toBe('127.0.0.1');
     expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
     expect(loadConfig({ SERVER: '0.0.0.0' }).host).toBe('0.0.0.0');
-    const ready = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com', METRICS_TOKEN: 'a-scrape-token' };
+    const ready = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      PRIVATE_KEY: pem,
+      DATABASE_URL: 'postgres://u:p@db/tessera',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+      SMTP_SERVER: 'smtp.example.com',
+      METRICS_TOKEN: 'a-scrape-token',
+    };
     expect(loadConfig(ready).host).toBe('0.0.0.0');
     expect(loadConfig({ ...ready, SERVER: '10.1.2.3' }).host).toBe('10.1.2.3');
   });
 
   it('in production without PUBLIC_URL, PUBLIC_URL is the one problem (no localhost issuer, no localhost links in emails)', () => {
-    const ready = { NODE_ENV: 'production', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, SMTP_SERVER: 'smtp.example.com', METRICS_TOKEN: 'a-scrape-token' };
+    const ready = {
+      NODE_ENV: 'production',
+      PRIVATE_KEY: pem,
+      DATABASE_URL: 'postgres://u:p@db/tessera',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+      SMTP_SERVER: 'smtp.example.com',
+      METRICS_TOKEN: 'a-scrape-token',
+    };
     const err = configError(ready);
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^PUBLIC_URL: required when NODE_ENV=production/);
@@ -165,7 +180,14 @@ describe('validation', () => {
   });
 
   it('in production without SMTP_SERVER, SMTP_SERVER is the one problem', () => {
-    const err = configError({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
+    const err = configError({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      PRIVATE_KEY: pem,
+      DATABASE_URL: 'postgres://u:p@db/tessera',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+      METRICS_TOKEN: 'a-scrape-token',
+    });
     expect(err.problems).toHaveLength(1);
     expect(err.problems[0]).toMatch(/^SMTP_SERVER\b/);
     expect(err.problems[0]).toContain('NODE_ENV=production');
@@ -182,7 +204,14 @@ describe('validation', () => {
   });
 
   it('in production without METRICS_TOKEN, METRICS_TOKEN is the one problem; METRICS_PUBLIC=true serves /metrics openly on purpose', () => {
-    const prod = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY };
+    const prod = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      PRIVATE_KEY: pem,
+      DATABASE_URL: 'postgres://u:p@db/tessera',
+      SMTP_SERVER: 'smtp.example.com',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+    };
     for (const env of [prod, { ...prod, METRICS_PUBLIC: 'false' }]) {
       const err = configError(env);
       expect(err.problems).toHaveLength(1);
@@ -200,11 +229,28 @@ describe('validation', () => {
   });
 
   it('in production, runs once PRIVATE_KEY, a database, MFA_ENCRYPTION_KEY, SMTP_SERVER and METRICS_TOKEN are set', () => {
-    const c = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DATABASE_URL: 'postgres://u:p@db/tessera', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
+    const c = loadConfig({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      PRIVATE_KEY: pem,
+      DATABASE_URL: 'postgres://u:p@db/tessera',
+      SMTP_SERVER: 'smtp.example.com',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+      METRICS_TOKEN: 'a-scrape-token',
+    });
     expect(c.env).toBe('production');
     expect(c.jwt.privateKeyPem).toBe(pem.trim());
     expect(c.email.smtp?.host).toBe('smtp.example.com');
-    const viaDbVars = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', PRIVATE_KEY: pem, DB_HOST: 'db', DB_PASSWORD: 'p', SMTP_SERVER: 'smtp.example.com', MFA_ENCRYPTION_KEY: MFA_KEY, METRICS_TOKEN: 'a-scrape-token' });
+    const viaDbVars = loadConfig({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      PRIVATE_KEY: pem,
+      DB_HOST: 'db',
+      DB_PASSWORD: 'p',
+      SMTP_SERVER: 'smtp.example.com',
+      MFA_ENCRYPTION_KEY: MFA_KEY,
+      METRICS_TOKEN: 'a-scrape-token',
+    });
     expect(viaDbVars.database.url).toBe('postgresql://postgres:p@db:5432/tessera');
   });
 
@@ -435,7 +481,10 @@ describe('email settings', () => {
   });
 
   it('rejects durations out of range (confirm: 60 s to 30 days; reset: 60 s to 7 days)', () => {
-    expect(loadConfig({ EMAIL_CONFIRM_TTL: '30d', PASSWORD_RESET_TTL: '7d' }).email).toMatchObject({ confirmTtlSeconds: 30 * 86400, passwordResetTtlSeconds: 7 * 86400 });
+    expect(loadConfig({ EMAIL_CONFIRM_TTL: '30d', PASSWORD_RESET_TTL: '7d' }).email).toMatchObject({
+      confirmTtlSeconds: 30 * 86400,
+      passwordResetTtlSeconds: 7 * 86400,
+    });
     expect(loadConfig({ EMAIL_CONFIRM_TTL: '60', PASSWORD_RESET_TTL: '1m' }).email).toMatchObject({ confirmTtlSeconds: 60, passwordResetTtlSeconds: 60 });
 
     const tooLong = configError({ EMAIL_CONFIRM_TTL: '31d', PASSWORD_RESET_TTL: '8d' });

@@ -49,7 +49,8 @@ describe('backoffMs', () => {
 });
 
 describe('isPermanentMailError', () => {
-  const smtpError = (responseCode: number, response: string) => Object.assign(new Error(`Message failed: ${response}`), { code: 'EMESSAGE', responseCode, response });
+  const smtpError = (responseCode: number, response: string) =>
+    Object.assign(new Error(`Message failed: ${response}`), { code: 'EMESSAGE', responseCode, response });
   const socketError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
   it('an SMTP 5xx reply is permanent', () => {

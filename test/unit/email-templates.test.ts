@@ -185,7 +185,9 @@ describe('EMAIL_TEMPLATES_DIR overrides', () => {
 
   it('a value shaped like a placeholder is rendered as text, never expanded', () => {
     const templates = loadTemplates(null);
-    expect(templates.render('password_changed', { app_name: 'A', email: 'e@x.io', name: '{{email}}', sign_in_methods: 'password' }).text).toContain('Hello {{email}},');
+    expect(templates.render('password_changed', { app_name: 'A', email: 'e@x.io', name: '{{email}}', sign_in_methods: 'password' }).text).toContain(
+      'Hello {{email}},',
+    );
   });
 
   it('an override that is not a readable file stops loading with a TemplateError', () => {
@@ -296,7 +298,9 @@ describe('createComposer', () => {
   it('a password_changed row queued before it listed the sign-in methods still renders; a new one lists them', () => {
     const compose = composer();
     expect(compose(row({ kind: 'password_changed', payload: { name: 'Ada' } })).text).toContain('Ways to sign in to your account now: password.');
-    expect(compose(row({ kind: 'password_changed', payload: { name: 'Ada', sign_in_methods: 'password, GitHub' } })).text).toContain('Ways to sign in to your account now: password, GitHub.');
+    expect(compose(row({ kind: 'password_changed', payload: { name: 'Ada', sign_in_methods: 'password, GitHub' } })).text).toContain(
+      'Ways to sign in to your account now: password, GitHub.',
+    );
   });
 
   it('kinds without a link need no secret', () => {

@@ -12,7 +12,11 @@ const rows = async (...chunks: string[]) => (await collect(parseCsv(chunks))).ma
 
 describe('parseCsv', () => {
   it('splits plain fields and records on LF and CRLF, keeps empty fields, skips blank lines', async () => {
-    expect(await rows('a,b,c\n1,,3\r\n\n,x,\n')).toEqual([['a', 'b', 'c'], ['1', '', '3'], ['', 'x', '']]);
+    expect(await rows('a,b,c\n1,,3\r\n\n,x,\n')).toEqual([
+      ['a', 'b', 'c'],
+      ['1', '', '3'],
+      ['', 'x', ''],
+    ]);
     expect(await rows('no,final,newline')).toEqual([['no', 'final', 'newline']]);
   });
 
@@ -46,8 +50,20 @@ describe('parseCsv', () => {
 
 describe('file rows', () => {
   it('maps CSV columns; an unknown column is refused before any row', async () => {
-    const users = await collect(csvUsers(['email,password_hash,first_name,last_name,email_verified,roles\nA@X.io,,Ann,,yes,"user editor"\nb@x.io,,,,maybe,\nc@x.io,too,many,fields,,,,\n']));
-    expect(users[0]).toMatchObject({ sourceRef: 'line 2', email: 'A@X.io', passwordHash: null, firstName: 'Ann', lastName: null, emailVerified: true, roles: ['user', 'editor'] });
+    const users = await collect(
+      csvUsers([
+        'email,password_hash,first_name,last_name,email_verified,roles\nA@X.io,,Ann,,yes,"user editor"\nb@x.io,,,,maybe,\nc@x.io,too,many,fields,,,,\n',
+      ]),
+    );
+    expect(users[0]).toMatchObject({
+      sourceRef: 'line 2',
+      email: 'A@X.io',
+      passwordHash: null,
+      firstName: 'Ann',
+      lastName: null,
+      emailVerified: true,
+      roles: ['user', 'editor'],
+    });
     expect(users[1]?.problem).toMatch(/email_verified "maybe" is not true or false/);
     expect(users[2]?.problem).toMatch(/8 fields, the header has 6/);
     await expect(collect(csvUsers(['email,pasword_hash\n']))).rejects.toThrow(/unknown column pasword_hash/);
@@ -55,7 +71,9 @@ describe('file rows', () => {
   });
 
   it('maps JSON Lines; bad lines are rows with a problem, blank lines are skipped', async () => {
-    const users = await collect(jsonlUsers(['{"email":"a@x.io","email_verified":true,"roles":["user"]}', '', 'not json', '{"email":"b@x.io","pasword":"x"}', '{"email":5}']));
+    const users = await collect(
+      jsonlUsers(['{"email":"a@x.io","email_verified":true,"roles":["user"]}', '', 'not json', '{"email":"b@x.io","pasword":"x"}', '{"email":5}']),
+    );
     expect(users.map((u) => [u.sourceRef, u.problem ?? null])).toEqual([
       ['line 1', null],
       ['line 3', 'not a JSON object'],
@@ -74,7 +92,17 @@ it('linesOf splits LF and CRLF across chunks', async () => {
 });
 
 describe('checkUser', () => {
-  const base = { sourceRef: '1', id: null, passwordHash: null, firstName: null, lastName: null, emailVerified: false, createdAt: null, updatedAt: null, roles: [] };
+  const base = {
+    sourceRef: '1',
+    id: null,
+    passwordHash: null,
+    firstName: null,
+    lastName: null,
+    emailVerified: false,
+    createdAt: null,
+    updatedAt: null,
+    roles: [],
+  };
   const now = new Date('2026-01-01T00:00:00Z');
 
   it('keeps bcrypt ($2a$/$2b$/$2y$, cost 4-31) and refuses argon2 and anything else with a reason', () => {
@@ -88,7 +116,10 @@ describe('checkUser', () => {
   it('uses the one canonical address form; an address that is not plain is a conflict', () => {
     const ok = checkUser({ ...base, email: '  Ann@EXAMPLE.com ' }, now);
     expect(ok).toMatchObject({ ok: true, row: { email: 'ann@example.com', id: idForEmail('Ann@EXAMPLE.com'), emailVerifiedAt: null, createdAt: now } });
-    expect(checkUser({ ...base, email: '"Ann" <ann@example.com>' }, now)).toMatchObject({ ok: false, reason: expect.stringMatching(/invalid email/) as unknown });
+    expect(checkUser({ ...base, email: '"Ann" <ann@example.com>' }, now)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/invalid email/) as unknown,
+    });
     expect(checkUser({ ...base, email: 'pаypal@example.com' }, now).ok).toBe(false);
   });
 

@@ -81,9 +81,15 @@ describe('reading a keys directory', () => {
     expect(ring.privateByKid(rsa)?.alg).toBe('RS256'); // its refresh tokens and sealed links still open
     const files = await readKeyDir(dir);
     const life = { accessTokenSeconds: 15 * 60, refreshTokenSeconds: 30 * 86400 };
-    expect(keyStatuses(files, at(30), life, 'ES256').map((k) => [k.key.alg, k.state])).toEqual([['EdDSA', 'previous'], ['RS256', 'previous'], ['ES256', 'signing']]);
+    expect(keyStatuses(files, at(30), life, 'ES256').map((k) => [k.key.alg, k.state])).toEqual([
+      ['EdDSA', 'previous'],
+      ['RS256', 'previous'],
+      ['ES256', 'signing'],
+    ]);
     // The same directory under JWT_ALGORITHM=EdDSA: the Ed25519 key signs.
-    expect((await loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, keysDir: dir, devKeysDir: null, clock })).ring.current.alg).toBe('EdDSA');
+    expect((await loadKeyRing({ algorithm: 'EdDSA', privateKeyPem: null, publicKeyPem: null, keysDir: dir, devKeysDir: null, clock })).ring.current.alg).toBe(
+      'EdDSA',
+    );
   });
 
   it('a KEYS_DIR without a key of JWT_ALGORITHM stops with a clear message (never signs with another algorithm)', async () => {
@@ -235,7 +241,12 @@ describe('reloading', () => {
     expect(ring.all.map((k) => k.kid)).toEqual([next.kid, first]);
     rmSync(path.join(dir, 'broken.pem'));
 
-    rmSync(path.join(dir, readdirSync(dir).find((f) => f.includes(first))!));
+    rmSync(
+      path.join(
+        dir,
+        readdirSync(dir).find((f) => f.includes(first))!,
+      ),
+    );
     expect((await loaded.reload!()).changed).toBe(true);
     expect(ring.byKid(first)).toBeUndefined();
     expect(createSecretBox(ring).open(sealed)).toBeNull();
@@ -308,7 +319,9 @@ describe('PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS', () => {
     // An access token of the previous key still verifies (RS256 next to the current ES256)…
     expect((await verifier.verifyAccess(await sign(oldKey.privateKey, 'RS256', oldKid)))?.email).toBe('a@example.com');
     // …but only with its own algorithm.
-    const forged = await new SignJWT({ sid: 'x' }).setProtectedHeader({ alg: 'ES256', kid: oldKid, typ: 'at+jwt' }).sign((await toSigningKey(pairs.ES256.privateKey, 'ES256', 'x')).privateKey);
+    const forged = await new SignJWT({ sid: 'x' })
+      .setProtectedHeader({ alg: 'ES256', kid: oldKid, typ: 'at+jwt' })
+      .sign((await toSigningKey(pairs.ES256.privateKey, 'ES256', 'x')).privateKey);
     expect(await verifier.verifyAccess(forged)).toBeNull();
     // A refresh token of the previous key cannot be checked: its secret came from the private key, which is gone.
     const refresh = await new SignJWT({ sid: '7d9f0c1e-8c1b-4d35-9a43-4b2f3f4a5b6c', gen: 1 })
@@ -320,7 +333,11 @@ describe('PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS', () => {
       .setExpirationTime(Math.floor(T0.getTime() / 1000) + 3600)
       .sign(oldKey.refreshSecret);
     expect(await verifier.verifyRefresh(refresh)).toBeNull();
-    const withPrivate = createTokenVerifier((await loadKeyRing({ algorithm: 'RS256', privateKeyPem: old.privateKey, publicKeyPem: null, devKeysDir: null })).ring, new ManualClock(T0), { issuer, audience: 'tessera' });
+    const withPrivate = createTokenVerifier(
+      (await loadKeyRing({ algorithm: 'RS256', privateKeyPem: old.privateKey, publicKeyPem: null, devKeysDir: null })).ring,
+      new ManualClock(T0),
+      { issuer, audience: 'tessera' },
+    );
     expect(await withPrivate.verifyRefresh(refresh)).toMatchObject({ gen: 1 });
   });
 
@@ -331,7 +348,9 @@ describe('PRIVATE_KEY + PREVIOUS_PUBLIC_KEYS', () => {
     const garbage = await keyError(() => loadKeyRing({ ...base, previousPublicKeysPem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }));
     expect(garbage.message).toBe('PREVIOUS_PUBLIC_KEYS (key 1) is not a readable PEM public key.');
     const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    expect((await keyError(() => loadKeyRing({ ...base, previousPublicKeysPem: `${pairs.RS256.publicKey}${p384}` }))).message).toContain('(key 2) is an EC secp384r1 key');
+    expect((await keyError(() => loadKeyRing({ ...base, previousPublicKeysPem: `${pairs.RS256.publicKey}${p384}` }))).message).toContain(
+      '(key 2) is an EC secp384r1 key',
+    );
     expect((await keyError(() => loadKeyRing({ ...base, previousPublicKeysPem: 'no pem here' }))).message).toContain('no PEM block');
   });
 });

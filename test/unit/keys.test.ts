@@ -191,7 +191,9 @@ it('the token signer refuses to sign with a key of another algorithm than JWT_AL
   const ring = createKeyRing([await toSigningKey(pairs.RS256.privateKey, 'RS256', 'PRIVATE_KEY')]);
   const claims: AccessClaims = { sub: 'u', sid: 's', email: 'a@example.com', email_verified: true, roles: [], permissions: [], amr: ['pwd'] };
   const opts = { issuer: 'http://tessera.test', audience: 'tessera', accessTokenSeconds: 900 };
-  await expect(createTokenSigner(ring, new ManualClock(new Date()), { ...opts, algorithm: 'ES256' }).signAccess(claims)).rejects.toThrow('refusing to sign with RS256');
+  await expect(createTokenSigner(ring, new ManualClock(new Date()), { ...opts, algorithm: 'ES256' }).signAccess(claims)).rejects.toThrow(
+    'refusing to sign with RS256',
+  );
   const { token } = await createTokenSigner(ring, new ManualClock(new Date()), { ...opts, algorithm: 'RS256' }).signAccess(claims);
   expect(token.split('.')).toHaveLength(3);
 });

@@ -28,11 +28,17 @@ describe('the layer rules of `npm run lint` (docs/architecture.md, "Rules")', ()
   it("refuses a value import of a feature in http/, a feature's reaching into another feature's repo, and a feature wiring the app", async () => {
     const http = await lint('src/http/lint-fixture.ts', "import { normaliseEmail } from '../features/accounts/email.js';\nexport const n = normaliseEmail;\n");
     expect(http.join('\n')).toMatch(/http\/ holds transport concerns/);
-    const typeOnly = await lint('src/http/lint-fixture.ts', "import type { SessionService } from '../features/sessions/service.js';\nexport type S = SessionService;\n");
+    const typeOnly = await lint(
+      'src/http/lint-fixture.ts',
+      "import type { SessionService } from '../features/sessions/service.js';\nexport type S = SessionService;\n",
+    );
     expect(typeOnly).toEqual([]);
     const repo = await lint('src/features/mfa/lint-fixture.ts', "import * as outbox from '../outbox/repo.js';\nexport const o = outbox;\n");
     expect(repo.join('\n')).toMatch(/never through the other's repo/);
-    const wiring = await lint('src/features/mfa/lint-fixture.ts', "import { createServices } from '../../composition/services.js';\nexport const c = createServices;\n");
+    const wiring = await lint(
+      'src/features/mfa/lint-fixture.ts',
+      "import { createServices } from '../../composition/services.js';\nexport const c = createServices;\n",
+    );
     expect(wiring.join('\n')).toMatch(/Only the composition/);
   }, 120_000);
 });
@@ -58,9 +64,15 @@ describe('check-cycles (run by `npm run lint`)', () => {
       'src/infra/clock.ts': [],
     };
     expect(problemsOf(tree, [])).toEqual(['folder cycle: features/x → features/y → features/x']);
-    const acyclic = { 'src/features/x/service.ts': ['src/features/y/service.ts'], 'src/features/y/service.ts': ['src/infra/clock.ts'], 'src/infra/clock.ts': [] };
+    const acyclic = {
+      'src/features/x/service.ts': ['src/features/y/service.ts'],
+      'src/features/y/service.ts': ['src/infra/clock.ts'],
+      'src/infra/clock.ts': [],
+    };
     expect(problemsOf(acyclic, [])).toEqual([]);
     // A listed cycle that no longer exists must be deleted from the list.
-    expect(problemsOf(acyclic, ['features/x → features/y → features/x'])).toEqual(['gone (delete it from KNOWN_FEATURE_CYCLES): features/x → features/y → features/x']);
+    expect(problemsOf(acyclic, ['features/x → features/y → features/x'])).toEqual([
+      'gone (delete it from KNOWN_FEATURE_CYCLES): features/x → features/y → features/x',
+    ]);
   });
 });

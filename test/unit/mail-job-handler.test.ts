@@ -9,10 +9,19 @@ describe('the mail job handler', () => {
   it.each<[DeliveryOutcome, ReturnType<typeof toJobResult>]>([
     [{ kind: 'sent' }, { kind: 'done' }],
     [{ kind: 'skipped' }, { kind: 'done' }],
-    [{ kind: 'retry', error: 'SMTP 421', retryAt: at }, { kind: 'delay', until: at }],
-    [{ kind: 'failed', error: 'SMTP 550' }, { kind: 'give_up', error: 'SMTP 550' }],
+    [
+      { kind: 'retry', error: 'SMTP 421', retryAt: at },
+      { kind: 'delay', until: at },
+    ],
+    [
+      { kind: 'failed', error: 'SMTP 550' },
+      { kind: 'give_up', error: 'SMTP 550' },
+    ],
     // Another sender holds the row: try just after its claim ends.
-    [{ kind: 'busy', until: at }, { kind: 'delay', until: new Date(at.getTime() + 100) }],
+    [
+      { kind: 'busy', until: at },
+      { kind: 'delay', until: new Date(at.getTime() + 100) },
+    ],
   ])('%o becomes %o', (outcome, result) => {
     expect(toJobResult(outcome)).toEqual(result);
   });

@@ -13,13 +13,28 @@ describe('rate limit configuration', () => {
     expect(c.limits.sign_in_ip).toEqual({ max: 30, windowSeconds: 300 });
     expect(c.limits.sign_in_account).toEqual({ max: 10, windowSeconds: 300 });
     expect(c.limits.register_ip).toEqual({ max: 30, windowSeconds: 3600 });
-    expect(c.bruteForce).toEqual({ enabled: true, freeAttempts: 5, baseDelaySeconds: 1, maxDelaySeconds: 900, windowSeconds: 86400, knownClientSeconds: 30 * 86400, ipFailures: { max: 30, windowSeconds: 900 } });
+    expect(c.bruteForce).toEqual({
+      enabled: true,
+      freeAttempts: 5,
+      baseDelaySeconds: 1,
+      maxDelaySeconds: 900,
+      windowSeconds: 86400,
+      knownClientSeconds: 30 * 86400,
+      ipFailures: { max: 30, windowSeconds: 900 },
+    });
     expect(loadConfig({ BRUTE_FORCE_KNOWN_CLIENT_TTL: '0' }).rateLimits.bruteForce.knownClientSeconds).toBe(0);
     expect(loadConfig({ BRUTE_FORCE_KNOWN_CLIENT_TTL: '7d' }).rateLimits.bruteForce.knownClientSeconds).toBe(7 * 86400);
   });
 
   it('reads count/duration with the duration units, and off', () => {
-    const c = loadConfig({ RATE_LIMIT_SIGN_IN_IP: '10/1m', RATE_LIMIT_REGISTER_IP: '5 / h', RATE_LIMIT_REFRESH_IP: 'off', RATE_LIMIT_MFA_VERIFY_IP: '7/90', BRUTE_FORCE_IP_FAILURES: 'off', RATE_LIMIT_ENABLED: 'false' }).rateLimits;
+    const c = loadConfig({
+      RATE_LIMIT_SIGN_IN_IP: '10/1m',
+      RATE_LIMIT_REGISTER_IP: '5 / h',
+      RATE_LIMIT_REFRESH_IP: 'off',
+      RATE_LIMIT_MFA_VERIFY_IP: '7/90',
+      BRUTE_FORCE_IP_FAILURES: 'off',
+      RATE_LIMIT_ENABLED: 'false',
+    }).rateLimits;
     expect(c.enabled).toBe(false);
     expect(c.limits.sign_in_ip).toEqual({ max: 10, windowSeconds: 60 });
     expect(c.limits.register_ip).toEqual({ max: 5, windowSeconds: 3600 });
@@ -31,13 +46,20 @@ describe('rate limit configuration', () => {
   it('names every bad value', () => {
     let err: unknown;
     try {
-      loadConfig({ RATE_LIMIT_SIGN_IN_IP: 'ten per minute', RATE_LIMIT_TOKEN_IP: '10/30d', BRUTE_FORCE_FREE_ATTEMPTS: '0', BRUTE_FORCE_MAX_DELAY: 'soon', BRUTE_FORCE_KNOWN_CLIENT_TTL: 'forever' });
+      loadConfig({
+        RATE_LIMIT_SIGN_IN_IP: 'ten per minute',
+        RATE_LIMIT_TOKEN_IP: '10/30d',
+        BRUTE_FORCE_FREE_ATTEMPTS: '0',
+        BRUTE_FORCE_MAX_DELAY: 'soon',
+        BRUTE_FORCE_KNOWN_CLIENT_TTL: 'forever',
+      });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems.join('\n');
-    for (const name of ['RATE_LIMIT_SIGN_IN_IP', 'RATE_LIMIT_TOKEN_IP', 'BRUTE_FORCE_FREE_ATTEMPTS', 'BRUTE_FORCE_MAX_DELAY', 'BRUTE_FORCE_KNOWN_CLIENT_TTL']) expect(problems).toContain(name);
+    for (const name of ['RATE_LIMIT_SIGN_IN_IP', 'RATE_LIMIT_TOKEN_IP', 'BRUTE_FORCE_FREE_ATTEMPTS', 'BRUTE_FORCE_MAX_DELAY', 'BRUTE_FORCE_KNOWN_CLIENT_TTL'])
+      expect(problems).toContain(name);
     expect(problems).toContain('10/1m');
   });
 });
@@ -98,7 +120,15 @@ describe('memory counters', () => {
 });
 
 describe('sign-in guard', () => {
-  const settings = { enabled: true, freeAttempts: 3, baseDelaySeconds: 2, maxDelaySeconds: 10, windowSeconds: 3600, knownClientSeconds: 86400, ipFailures: null };
+  const settings = {
+    enabled: true,
+    freeAttempts: 3,
+    baseDelaySeconds: 2,
+    maxDelaySeconds: 10,
+    windowSeconds: 3600,
+    knownClientSeconds: 86400,
+    ipFailures: null,
+  };
 
   it('doubles the delay per failure up to the maximum, and forgets a window after the last failure', async () => {
     const clock = new ManualClock(0);
@@ -136,14 +166,22 @@ describe('sign-in guard', () => {
     // A stranger's failures go to the address's counter, and delay every other unknown client too.
     const outcomes = [];
     for (let i = 0; i < 3; i++) outcomes.push(await guard.reserve('d@example.com', stranger));
-    expect(outcomes.map((o) => [o.scope, o.delaySeconds])).toEqual([['account', 0], ['account', 0], ['account', 2]]);
+    expect(outcomes.map((o) => [o.scope, o.delaySeconds])).toEqual([
+      ['account', 0],
+      ['account', 0],
+      ['account', 2],
+    ]);
     await expect(guard.check('d@example.com', stranger)).rejects.toMatchObject({ code: 'sign_in_throttled' });
     await expect(guard.check('d@example.com', other)).rejects.toMatchObject({ code: 'sign_in_throttled' });
     await expect(guard.check('d@example.com', home)).resolves.toBeUndefined();
     // The owner's typos go to the client's own counter, with the same free attempts and growth.
     const own = [];
     for (let i = 0; i < 3; i++) own.push(await guard.reserve('d@example.com', home));
-    expect(own.map((o) => [o.scope, o.failures, o.delaySeconds])).toEqual([['client', 1, 0], ['client', 2, 0], ['client', 3, 2]]);
+    expect(own.map((o) => [o.scope, o.failures, o.delaySeconds])).toEqual([
+      ['client', 1, 0],
+      ['client', 2, 0],
+      ['client', 3, 2],
+    ]);
     await expect(guard.check('d@example.com', home)).rejects.toMatchObject({ code: 'sign_in_throttled', retryAfterSeconds: 2 });
     // The same /64 is the same client.
     await guard.succeeded('e@example.com', '2001:db8:1:2::1');
@@ -152,7 +190,7 @@ describe('sign-in guard', () => {
     await expect(guard.check('e@example.com', '2001:db8:1:3::1')).rejects.toMatchObject({ code: 'sign_in_throttled' });
   });
 
-  it('a success from a known client clears only its own counter; from a stranger, the address\'s; known clients are forgotten after knownClientSeconds', async () => {
+  it("a success from a known client clears only its own counter; from a stranger, the address's; known clients are forgotten after knownClientSeconds", async () => {
     const clock = new ManualClock(0);
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings });
     const [home, stranger] = ['192.0.2.20', '198.51.100.8'];
@@ -174,7 +212,7 @@ describe('sign-in guard', () => {
     expect(await guard.reserve('f@example.com', '203.0.113.99')).toMatchObject({ scope: 'account', failures: 1 });
   });
 
-  it('with knownClientSeconds 0, or no client IP, everyone shares the address\'s counter', async () => {
+  it("with knownClientSeconds 0, or no client IP, everyone shares the address's counter", async () => {
     const clock = new ManualClock(0);
     const guard = createSignInGuard({ store: createMemoryCounterStore(clock), settings: { ...settings, knownClientSeconds: 0 } });
     await guard.succeeded('g@example.com', '192.0.2.30');

@@ -137,10 +137,19 @@ describe('session cache', () => {
 
   it('holds at most maxEntries, dropping the oldest', async () => {
     const cache = createSessionCache({ ttlMs: 1000, broadcast: fakeBroadcast(), now: () => 0, maxEntries: 2 });
-    for (const u of ['a', 'b', 'c']) await cache.lookup(`s-${u}`, async () => session(u), () => true);
+    for (const u of ['a', 'b', 'c'])
+      await cache.lookup(
+        `s-${u}`,
+        async () => session(u),
+        () => true,
+      );
     expect(cache.size).toBe(2);
     let read = false;
-    await cache.lookup('s-a', async () => ((read = true), session('a')), () => true);
+    await cache.lookup(
+      's-a',
+      async () => ((read = true), session('a')),
+      () => true,
+    );
     expect(read).toBe(true);
   });
 });

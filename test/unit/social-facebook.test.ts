@@ -29,7 +29,8 @@ afterEach(() => {
 });
 
 const codeFor = (userId: string) => fb.issueCode(userId, CALLBACK, s256(VERIFIER));
-const exchange = (code: string, codeVerifier = VERIFIER) => facebook.exchangeCode({ code, codeVerifier, nonce: 'n', callbackUrl: CALLBACK, callbackParams: {} });
+const exchange = (code: string, codeVerifier = VERIFIER) =>
+  facebook.exchangeCode({ code, codeVerifier, nonce: 'n', callbackUrl: CALLBACK, callbackParams: {} });
 const query = (path: string, i = 0) => Object.fromEntries(fb.http.to(`/v21.0${path}`)[i]!.url.searchParams);
 
 describe('Facebook provider', () => {
@@ -57,7 +58,13 @@ describe('Facebook provider', () => {
       const profile = await exchange(codeFor(user.id));
       expect(profile).toEqual({ subject: user.id, email: 'mark@example.com', emailVerified: true, firstName: 'Mark', lastName: 'Example' });
 
-      expect(query('/oauth/access_token')).toEqual({ client_id: APP_ID, redirect_uri: CALLBACK, client_secret: APP_SECRET, code: expect.any(String), code_verifier: VERIFIER });
+      expect(query('/oauth/access_token')).toEqual({
+        client_id: APP_ID,
+        redirect_uri: CALLBACK,
+        client_secret: APP_SECRET,
+        code: expect.any(String),
+        code_verifier: VERIFIER,
+      });
       const userToken = [...fb.tokens.entries()].find(([, t]) => t.userId === user.id)![0];
       expect(query('/debug_token')).toEqual({ input_token: userToken, access_token: `${APP_ID}|${APP_SECRET}` });
       const me = query('/me');
@@ -88,7 +95,10 @@ describe('Facebook provider', () => {
     });
 
     it('a transient Graph error (code 4, rate limit) or a 5xx at the exchange is unavailable', async () => {
-      fb.http.override('/v21.0/oauth/access_token', { status: 400, body: { error: { message: 'Application request limit reached', type: 'OAuthException', code: 4, fbtrace_id: 'x' } } });
+      fb.http.override('/v21.0/oauth/access_token', {
+        status: 400,
+        body: { error: { message: 'Application request limit reached', type: 'OAuthException', code: 4, fbtrace_id: 'x' } },
+      });
       expect(await providerError(exchange('c'))).toMatchObject({ reason: 'provider_error', unavailable: true });
       fb.http.override('/v21.0/oauth/access_token', { status: 503, body: 'Service Unavailable' });
       expect(await providerError(exchange('c'))).toMatchObject({ reason: 'provider_error', unavailable: true });
@@ -186,7 +196,12 @@ describe('Facebook provider', () => {
       const user = fb.addUser({ email: 'n@example.com' });
       const token = fb.issueToken(user.id);
       fb.http.override('/v21.0/me', { status: 200, body: { id: user.id, name: 'Ada Lovelace', email: 'n@example.com' } });
-      expect(await facebook.verifyNativeToken({ accessToken: token })).toMatchObject({ firstName: 'Ada', lastName: 'Lovelace', email: 'n@example.com', emailVerified: true });
+      expect(await facebook.verifyNativeToken({ accessToken: token })).toMatchObject({
+        firstName: 'Ada',
+        lastName: 'Lovelace',
+        email: 'n@example.com',
+        emailVerified: true,
+      });
     });
   });
 });

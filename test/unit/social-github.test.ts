@@ -89,7 +89,12 @@ describe('GitHub provider', () => {
     });
 
     it('subject is the numeric id, not the login (logins can be renamed and reused)', async () => {
-      const user = gh.addUser({ id: 583231, login: 'octocat', name: 'The Octocat', emails: [{ email: 'octocat@github.example', primary: true, verified: true }] });
+      const user = gh.addUser({
+        id: 583231,
+        login: 'octocat',
+        name: 'The Octocat',
+        emails: [{ email: 'octocat@github.example', primary: true, verified: true }],
+      });
       const profile = await exchange(codeFor(user.id));
       expect(profile.subject).toBe('583231');
     });
@@ -138,7 +143,12 @@ describe('GitHub provider', () => {
     const profileOf = async (user: Parameters<FakeGithub['addUser']>[0]) => exchange(codeFor(gh.addUser(user).id));
 
     it('an unverified primary: the first verified address is used', async () => {
-      const p = await profileOf({ emails: [{ email: 'primary@example.com', primary: true, verified: false }, { email: 'second@example.com', primary: false, verified: true }] });
+      const p = await profileOf({
+        emails: [
+          { email: 'primary@example.com', primary: true, verified: false },
+          { email: 'second@example.com', primary: false, verified: true },
+        ],
+      });
       expect(p).toMatchObject({ email: 'second@example.com', emailVerified: true });
     });
 
@@ -212,7 +222,10 @@ describe('GitHub provider', () => {
     it('a check answer naming another client id is rejected: wrong_app', async () => {
       const user = gh.addUser({ emails: [{ email: 'x@example.com', primary: true, verified: true }] });
       const token = gh.issueToken(user.id);
-      gh.http.override('/api/v3/applications/gh-client-id/token', { status: 200, body: { token, app: { client_id: 'other-app-id', name: 'Other' }, user: { id: user.id } } });
+      gh.http.override('/api/v3/applications/gh-client-id/token', {
+        status: 200,
+        body: { token, app: { client_id: 'other-app-id', name: 'Other' }, user: { id: user.id } },
+      });
       const err = await providerError(github.verifyNativeToken({ accessToken: token }));
       expect(err.reason).toBe('wrong_app');
       expect(gh.http.to('/api/v3/user')).toHaveLength(0);

@@ -111,7 +111,13 @@ beforeAll(async () => {
   user = await signUp(t.app);
   // An administrator made by Tessera itself (the path `tessera users create --admin` takes), signed in over HTTP.
   const adminEmail = `verify-admin.${Date.now()}@example.com`;
-  await t.app.services.admin.createUser(null, { email: adminEmail, password: 'the admin passphrase 42', emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+  await t.app.services.admin.createUser(null, {
+    email: adminEmail,
+    password: 'the admin passphrase 42',
+    emailVerified: true,
+    roles: ['admin', 'user'],
+    sendInvite: false,
+  });
   const signIn = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: adminEmail, password: 'the admin passphrase 42' } });
   adminToken = (signIn.json() as { access_token: string }).access_token;
 });
@@ -155,7 +161,10 @@ describe('createVerifier against a live Tessera', () => {
   });
 
   const rejects = async (v: Verifier, token: string, code: VerifyError['code']) => {
-    const err = await v.verify(token).then(() => null, (e: unknown) => e);
+    const err = await v.verify(token).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err, 'should have been rejected').toBeInstanceOf(VerifyError);
     expect((err as VerifyError).code).toBe(code);
     return err as VerifyError;
@@ -168,7 +177,7 @@ describe('createVerifier against a live Tessera', () => {
     await rejects(verifierFor(), await mint({ iss: 'http://evil.test' }), 'invalid_token');
   });
 
-  it('rejects a wrong typ: a plain JWT, and Tessera\'s refresh token (rt+jwt, HS256)', async () => {
+  it("rejects a wrong typ: a plain JWT, and Tessera's refresh token (rt+jwt, HS256)", async () => {
     const v = verifierFor();
     const e = await rejects(v, await mint({}, { header: { typ: 'JWT' } }), 'invalid_token');
     expect(e.message).toMatch(/typ/);
@@ -236,7 +245,12 @@ describe('createVerifier: JWT attack suite', () => {
     return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
   };
   const rejected = async (token: string) => {
-    const err = await verifierFor().verify(token).then(() => null, (e: unknown) => e);
+    const err = await verifierFor()
+      .verify(token)
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err, 'should have been rejected').toBeInstanceOf(VerifyError);
     expect((err as VerifyError).code).toBe('invalid_token');
   };
@@ -254,14 +268,20 @@ describe('createVerifier: JWT attack suite', () => {
   it.each([
     ['an empty signature', async () => user.access.split('.').slice(0, 2).join('.') + '.'],
     ['HS256 with the public key PEM as secret', async () => hs256({ alg: 'HS256', typ: 'at+jwt', kid }, claims(), (await testKeys('RS256')).publicKey)],
-    ['HS256 with the public JWK as secret', async () => hs256({ alg: 'HS256', typ: 'at+jwt', kid }, claims(), JSON.stringify((await testKeys('RS256')).ring.current.publicJwk))],
+    [
+      'HS256 with the public JWK as secret',
+      async () => hs256({ alg: 'HS256', typ: 'at+jwt', kid }, claims(), JSON.stringify((await testKeys('RS256')).ring.current.publicJwk)),
+    ],
     ['kid path traversal', async () => mint({}, { header: { kid: '../../../../dev/null' } })],
-    ["kid SQL injection", async () => mint({}, { header: { kid: "' OR '1'='1" } })],
+    ['kid SQL injection', async () => mint({}, { header: { kid: "' OR '1'='1" } })],
     ['a 10 KB kid', async () => mint({}, { header: { kid: 'k'.repeat(10 * 1024) } })],
-    ['an embedded jwk (attacker key)', async () => {
-      const other = await generateKeyPair('RS256', { extractable: true });
-      return mint({}, { key: other.privateKey, header: { jwk: await exportJWK(other.publicKey) } });
-    }],
+    [
+      'an embedded jwk (attacker key)',
+      async () => {
+        const other = await generateKeyPair('RS256', { extractable: true });
+        return mint({}, { key: other.privateKey, header: { jwk: await exportJWK(other.publicKey) } });
+      },
+    ],
     ['nbf beyond the skew', async () => mint({ nbf: nowSeconds() + MAX_IAT_SKEW_SECONDS + 60 })],
     ['iat beyond the skew', async () => mint({ iat: nowSeconds() + MAX_IAT_SKEW_SECONDS + 1 })],
     ['a missing aud', async () => mint({ aud: undefined })],
@@ -278,10 +298,12 @@ describe('createVerifier: JWT attack suite', () => {
 
   it.each(['jku', 'x5u'])('a %s header pointing at a local server: rejected, and the server received no request', async (member) => {
     const seen: string[] = [];
-    const url = await listen(createServer((req, res) => {
-      seen.push(String(req.url));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
-    }));
+    const url = await listen(
+      createServer((req, res) => {
+        seen.push(String(req.url));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
+      }),
+    );
     const other = await generateKeyPair('RS256', { extractable: true });
     await rejected(await mint({}, { key: other.privateKey, header: { [member]: `${url}/keys.json` } }));
     await rejected(await mint({}, { key: other.privateKey, header: { [member]: `${url}/keys.json`, kid: 'attacker' } }));
@@ -501,7 +523,11 @@ describe('package', () => {
   it('builds to ESM + .d.ts with tsc -p packages/verify; fastify/express only as types', () => {
     const outDir = mkdtempSync(path.join(tmpdir(), 'tessera-verify-build-'));
     try {
-      const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'packages/verify'), '--outDir', outDir], { encoding: 'utf8' });
+      const tsc = spawnSync(
+        process.execPath,
+        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'packages/verify'), '--outDir', outDir],
+        { encoding: 'utf8' },
+      );
       expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
       const pkg = JSON.parse(readFileSync(path.join(ROOT, 'packages/verify/package.json'), 'utf8')) as {
         exports: Record<string, { types: string; import: string }>;
@@ -536,7 +562,17 @@ describe('package', () => {
         ].join('\n'),
       );
       const config = {
-        compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: false, typeRoots: [] },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2022', 'DOM'],
+          types: [],
+          skipLibCheck: false,
+          typeRoots: [],
+        },
         files: ['consumer.ts'],
       };
       writeFileSync(path.join(outDir, 'tsconfig.json'), JSON.stringify(config));

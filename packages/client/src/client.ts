@@ -189,7 +189,9 @@ export class TesseraClient {
 
   /** Email and password, through the OAuth2 token endpoint (`POST /auth/token`, `grant_type=password`, form-encoded). */
   signIn(input: { email: string; password: string }): Promise<SignInResult> {
-    return this.signInWith(() => this.call<TokenResponse>('POST', '/auth/token', { form: { grant_type: 'password', username: input.email, password: input.password } }));
+    return this.signInWith(() =>
+      this.call<TokenResponse>('POST', '/auth/token', { form: { grant_type: 'password', username: input.email, password: input.password } }),
+    );
   }
 
   /** The second step after `{status: 'mfa_required'}`: a 6-digit code or a recovery code. */
@@ -227,7 +229,11 @@ export class TesseraClient {
     const codeVerifier = opts.codeVerifier ?? pending?.codeVerifier;
     const redirectUri = opts.redirectUri ?? pending?.redirectUri;
     if (codeVerifier === undefined || redirectUri === undefined) {
-      throw new TesseraError('pkce_verifier_missing', 0, 'No PKCE verifier for this code: start the sign-in with socialAuthorizeUrl (with the same storage), or pass codeVerifier and redirectUri.');
+      throw new TesseraError(
+        'pkce_verifier_missing',
+        0,
+        'No PKCE verifier for this code: start the sign-in with socialAuthorizeUrl (with the same storage), or pass codeVerifier and redirectUri.',
+      );
     }
     const form: Record<string, string> = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier };
     return this.signInWith(() => this.call<TokenResponse>('POST', '/auth/token', { form }));
@@ -491,7 +497,8 @@ export class TesseraClient {
     } catch (err) {
       if (err instanceof TesseraError && err.code === 'mfa_required') {
         const b = err.body as { mfa_token?: unknown; expires_in?: unknown };
-        if (typeof b.mfa_token === 'string') return { status: 'mfa_required', mfaToken: b.mfa_token, expiresIn: typeof b.expires_in === 'number' ? b.expires_in : 300 };
+        if (typeof b.mfa_token === 'string')
+          return { status: 'mfa_required', mfaToken: b.mfa_token, expiresIn: typeof b.expires_in === 'number' ? b.expires_in : 300 };
       }
       throw err;
     }

@@ -29,7 +29,11 @@ function challenge(opts: AuthOptions, params: Record<string, string> = {}): stri
 }
 
 /** Verifies the request's bearer token: its claims, or the response to send instead. */
-export async function authenticate(verifier: Verifier, authorization: string | string[] | undefined, opts: AuthOptions = {}): Promise<{ claims: AccessTokenClaims } | { denial: Denial }> {
+export async function authenticate(
+  verifier: Verifier,
+  authorization: string | string[] | undefined,
+  opts: AuthOptions = {},
+): Promise<{ claims: AccessTokenClaims } | { denial: Denial }> {
   const token = bearerToken(authorization);
   if (!token) {
     const message = authorization ? 'The Authorization header is not a Bearer token.' : 'A valid access token is required (Authorization: Bearer <token>).';
@@ -40,11 +44,23 @@ export async function authenticate(verifier: Verifier, authorization: string | s
   } catch (err) {
     if (err instanceof VerifyError && err.code === 'jwks_unavailable') {
       // The issuer's keys are unreachable: not the client's fault, and it must not sign out over it.
-      return { denial: { status: 503, headers: { 'retry-after': '5' }, body: { error: 'service_unavailable', message: 'The token could not be checked right now; retry shortly.' } } };
+      return {
+        denial: {
+          status: 503,
+          headers: { 'retry-after': '5' },
+          body: { error: 'service_unavailable', message: 'The token could not be checked right now; retry shortly.' },
+        },
+      };
     }
     if (!(err instanceof VerifyError)) throw err;
     const message = err.code === 'token_expired' ? 'The access token has expired.' : 'The access token is invalid.';
-    return { denial: { status: 401, headers: { 'www-authenticate': challenge(opts, { error: 'invalid_token', error_description: message }) }, body: { error: 'invalid_token', message } } };
+    return {
+      denial: {
+        status: 401,
+        headers: { 'www-authenticate': challenge(opts, { error: 'invalid_token', error_description: message }) },
+        body: { error: 'invalid_token', message },
+      },
+    };
   }
 }
 

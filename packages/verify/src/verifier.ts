@@ -81,10 +81,13 @@ const isKeySelectionError = (err: unknown) =>
 function toVerifyError(err: unknown): VerifyError {
   if (err instanceof VerifyError) return err;
   if (err instanceof errors.JWTExpired) return new VerifyError('token_expired', 'The access token has expired.', { cause: err });
-  if (err instanceof errors.JWKSNoMatchingKey) return new VerifyError('invalid_token', 'The access token is not signed by a key of the issuer (unknown kid).', { cause: err });
-  if (err instanceof errors.JOSEAlgNotAllowed) return new VerifyError('invalid_token', 'The access token is signed with an algorithm that is not accepted.', { cause: err });
+  if (err instanceof errors.JWKSNoMatchingKey)
+    return new VerifyError('invalid_token', 'The access token is not signed by a key of the issuer (unknown kid).', { cause: err });
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new VerifyError('invalid_token', 'The access token is signed with an algorithm that is not accepted.', { cause: err });
   if (err instanceof errors.JWSSignatureVerificationFailed) return new VerifyError('invalid_token', 'The access token signature is invalid.', { cause: err });
-  if (err instanceof errors.JWTClaimValidationFailed) return new VerifyError('invalid_token', `The access token is not valid here: ${err.message}`, { cause: err });
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return new VerifyError('invalid_token', `The access token is not valid here: ${err.message}`, { cause: err });
   return new VerifyError('invalid_token', 'The access token is malformed or invalid.', { cause: err });
 }
 
@@ -156,7 +159,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
     }
     if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number') throw new VerifyError('invalid_token', 'The iat/exp claims are not numbers.');
     const nowSeconds = (currentDate() ?? new Date()).getTime() / 1000;
-    if (payload.iat > nowSeconds + clockTolerance + MAX_IAT_SKEW_SECONDS) throw new VerifyError('invalid_token', 'The access token is not valid here: its "iat" is in the future.');
+    if (payload.iat > nowSeconds + clockTolerance + MAX_IAT_SKEW_SECONDS)
+      throw new VerifyError('invalid_token', 'The access token is not valid here: its "iat" is in the future.');
     return {
       iss: payload.iss as string,
       aud: payload.aud as string | string[],

@@ -67,7 +67,11 @@ export function createAccountMail(deps: {
 
     /** The address was confirmed: the ways to sign in now, after sign-ins that were not proven were removed. */
     async emailConfirmed(tx: Database, user: Recipient & { passwordHash: string | null }): Promise<void> {
-      await outbox.add(tx, { kind: 'email_confirmed', to: user.email, vars: { name: name(user), sign_in_methods: await methods(tx, user, user.passwordHash !== null) } });
+      await outbox.add(tx, {
+        kind: 'email_confirmed',
+        to: user.email,
+        vars: { name: name(user), sign_in_methods: await methods(tx, user, user.passwordHash !== null) },
+      });
     },
 
     /** An account created by an administrator: a link to choose a password (valid EMAIL_CONFIRM_TTL). */

@@ -40,7 +40,12 @@ export function createEmailFlows(deps: EmailFlowDeps) {
    * the cap query run whether or not the account exists, so the answer takes
    * as long either way and says nothing.
    */
-  async function capped(email: string, kind: 'confirm_email' | 'password_reset', wanted: (u: UserRow) => boolean, write: (tx: Database, u: UserRow) => Promise<void>) {
+  async function capped(
+    email: string,
+    kind: 'confirm_email' | 'password_reset',
+    wanted: (u: UserRow) => boolean,
+    write: (tx: Database, u: UserRow) => Promise<void>,
+  ) {
     const user = await repo.findUserByEmail(db, email);
     const written = await db.transaction(async (tx) => {
       const allowed = await mail.allowed(tx, email, kind);
@@ -96,13 +101,23 @@ export function createEmailFlows(deps: EmailFlowDeps) {
     /** Always succeeds; mails only an existing, unconfirmed, enabled account, within the caps. */
     async resendConfirmation(input: string): Promise<void> {
       const email = validEmailFrom(input);
-      await capped(email, 'confirm_email', (u) => !u.emailVerifiedAt && !u.disabledAt, (tx, u) => mail.confirmation(tx, u));
+      await capped(
+        email,
+        'confirm_email',
+        (u) => !u.emailVerifiedAt && !u.disabledAt,
+        (tx, u) => mail.confirmation(tx, u),
+      );
     },
 
     /** Always succeeds; mails only an existing, enabled account, within the caps. */
     async requestPasswordReset(input: string): Promise<void> {
       const email = validEmailFrom(input);
-      await capped(email, 'password_reset', (u) => !u.disabledAt, (tx, u) => mail.passwordReset(tx, u));
+      await capped(
+        email,
+        'password_reset',
+        (u) => !u.disabledAt,
+        (tx, u) => mail.passwordReset(tx, u),
+      );
     },
 
     /** The address a live reset link belongs to (for the form); the token stays unused. */

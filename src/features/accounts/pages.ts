@@ -48,7 +48,11 @@ export interface NextStep {
 /** An error page that names the stable code, so support and apps can tell errors apart, and links to the fix. */
 export function errorPage(appName: string, title: string, message: string, code: string, next?: NextStep): string {
   const fix = next ? `\n<p><a href="${escapeHtml(next.href)}">${escapeHtml(next.label)}</a></p>` : '';
-  return page(appName, title, `<p class="error" role="alert">${escapeHtml(message)}</p>${fix}\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`);
+  return page(
+    appName,
+    title,
+    `<p class="error" role="alert">${escapeHtml(message)}</p>${fix}\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`,
+  );
 }
 
 const requests = {

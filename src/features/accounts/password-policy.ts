@@ -8,7 +8,9 @@ export const MAX_PASSWORD_BYTES = 72;
 // The most common leaked passwords that are long enough to pass the length rule
 // (assets/README.md says where the list comes from). Same relative path from src/ and dist/.
 const common = new Set(
-  readFileSync(new URL('../../../assets/common-passwords.txt', import.meta.url), 'utf8').split('\n').filter(Boolean),
+  readFileSync(new URL('../../../assets/common-passwords.txt', import.meta.url), 'utf8')
+    .split('\n')
+    .filter(Boolean),
 );
 
 /** The catalogue code that refuses `password`, or null when it is acceptable. */

@@ -16,7 +16,15 @@ export interface NewUser {
 export async function insertUser(db: Database, u: NewUser): Promise<UserRow | null> {
   const rows = await db
     .insert(users)
-    .values({ email: u.email, passwordHash: u.passwordHash, firstName: u.firstName, lastName: u.lastName, emailVerifiedAt: u.emailVerifiedAt ?? null, createdAt: u.now, updatedAt: u.now })
+    .values({
+      email: u.email,
+      passwordHash: u.passwordHash,
+      firstName: u.firstName,
+      lastName: u.lastName,
+      emailVerifiedAt: u.emailVerifiedAt ?? null,
+      createdAt: u.now,
+      updatedAt: u.now,
+    })
     .onConflictDoNothing({ target: users.email })
     .returning();
   return rows[0] ?? null;

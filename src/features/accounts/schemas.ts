@@ -15,15 +15,9 @@ export const RegisterBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const UpdateProfileBody = Type.Object(
-  { first_name: Type.Optional(Name), last_name: Type.Optional(Name) },
-  { additionalProperties: false },
-);
+export const UpdateProfileBody = Type.Object({ first_name: Type.Optional(Name), last_name: Type.Optional(Name) }, { additionalProperties: false });
 
-export const ChangePasswordBody = Type.Object(
-  { current_password: Type.String({ maxLength: 1024 }), new_password: Password },
-  { additionalProperties: false },
-);
+export const ChangePasswordBody = Type.Object({ current_password: Type.String({ maxLength: 1024 }), new_password: Password }, { additionalProperties: false });
 
 export const DeleteAccountBody = Type.Object({ password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false });
 

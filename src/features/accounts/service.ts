@@ -72,7 +72,17 @@ function assertAcceptablePassword(password: string, field: string): void {
 
 /** What a new account's row would be: the answer to a sign-up with a taken email (never stored). */
 function lookalikeUser(f: { email: string; passwordHash: string; firstName: string | null; lastName: string | null; now: Date }): UserRow {
-  return { id: randomUUID(), email: f.email, passwordHash: f.passwordHash, firstName: f.firstName, lastName: f.lastName, emailVerifiedAt: null, disabledAt: null, createdAt: f.now, updatedAt: f.now };
+  return {
+    id: randomUUID(),
+    email: f.email,
+    passwordHash: f.passwordHash,
+    firstName: f.firstName,
+    lastName: f.lastName,
+    emailVerifiedAt: null,
+    disabledAt: null,
+    createdAt: f.now,
+    updatedAt: f.now,
+  };
 }
 
 const cleanName = (v: string | null | undefined): string | null | undefined => (v === undefined || v === null ? v : v.trim() || null);
@@ -89,13 +99,18 @@ export function createAccountService(deps: AccountServiceDeps) {
   }
 
   /** Audits the delay (or IP throttle) that a failed password `counted` started; the address masked when no account has it. */
-  async function recordThrottle(counted: FailureOutcome, who: { userId: string | null; ip: string | null; userAgent: string | null }, email: string): Promise<void> {
+  async function recordThrottle(
+    counted: FailureOutcome,
+    who: { userId: string | null; ip: string | null; userAgent: string | null },
+    email: string,
+  ): Promise<void> {
     if (counted.delaySeconds > 0) {
       // scope: 'account' (the address's counter, strangers) or 'client' (a known client's own).
       const details = { scope: counted.scope, failures: counted.failures, delay_seconds: counted.delaySeconds };
       await deps.audit.record(db, { ...who, type: 'sign_in_throttled', details: who.userId ? details : { ...details, email: maskEmail(email) } });
     }
-    if (counted.ipThrottled) await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
+    if (counted.ipThrottled)
+      await deps.audit.record(db, { ...who, userId: null, type: 'sign_in_throttled', details: { scope: 'ip', failures: counted.ipFailures } });
   }
 
   /**
@@ -187,7 +202,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (deps.requireEmailVerification && !user.emailVerifiedAt) {
         throw await fail(
           'email_not_verified',
-          new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.'),
+          new OAuthError(
+            'email_not_verified',
+            'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.',
+          ),
         );
       }
       if (await deps.secondFactor.required(user.id)) {
@@ -201,7 +219,13 @@ export function createAccountService(deps: AccountServiceDeps) {
       return db.transaction(async (tx) => {
         if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
         const tokens = await sessions.start(user, ['pwd'], meta, tx, client);
-        await deps.audit.record(tx, { userId: user.id, type: 'sign_in', ip: meta.ip, userAgent: meta.userAgent, details: { method: 'password', ...(client ? { client: client.clientId } : {}) } });
+        await deps.audit.record(tx, {
+          userId: user.id,
+          type: 'sign_in',
+          ip: meta.ip,
+          userAgent: meta.userAgent,
+          details: { method: 'password', ...(client ? { client: client.clientId } : {}) },
+        });
         return tokens;
       });
     },

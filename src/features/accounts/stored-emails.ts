@@ -38,7 +38,9 @@ export async function reviewStoredEmails(db: Database, opts: { fix: boolean }): 
   const suspects = await db
     .select({ id: users.id, email: users.email })
     .from(users)
-    .where(sql`${users.email} !~ ${PLAIN} or position('xn--' in ${users.email}) > 0 or octet_length(${users.email}) > 254 or length(split_part(${users.email}, '@', 1)) > 64`);
+    .where(
+      sql`${users.email} !~ ${PLAIN} or position('xn--' in ${users.email}) > 0 or octet_length(${users.email}) > 254 or length(split_part(${users.email}, '@', 1)) > 64`,
+    );
   const report: StoredEmailReport = { canonicalised: [], collisions: [], invalid: [] };
   const byMailbox = new Map<string, Map<string, string>>();
   for (const u of suspects) {
@@ -49,7 +51,10 @@ export async function reviewStoredEmails(db: Database, opts: { fix: boolean }): 
   // Canonical rows that a suspect's mailbox is: the account that owns it today.
   const mailboxes = [...byMailbox.keys()];
   for (let i = 0; i < mailboxes.length; i += 500) {
-    const owners = await db.select({ id: users.id, email: users.email }).from(users).where(inArray(users.email, mailboxes.slice(i, i + 500)));
+    const owners = await db
+      .select({ id: users.id, email: users.email })
+      .from(users)
+      .where(inArray(users.email, mailboxes.slice(i, i + 500)));
     for (const o of owners) byMailbox.get(o.email)?.set(o.id, o.email);
   }
   for (const [mailbox, rows] of [...byMailbox.entries()].sort(([a], [b]) => a.localeCompare(b))) {
@@ -76,9 +81,13 @@ export async function reviewStoredEmails(db: Database, opts: { fix: boolean }): 
 export function describeStoredEmails(report: StoredEmailReport, fixed: boolean): string[] {
   const show = (s: string) => JSON.stringify(s);
   return [
-    ...report.canonicalised.map((c) => `email of user ${c.id} ${fixed ? 'rewritten' : 'not canonical'}: ${show(c.from)} → ${show(c.to)}${fixed ? '' : ' (`tessera migrate` rewrites it)'}`),
+    ...report.canonicalised.map(
+      (c) =>
+        `email of user ${c.id} ${fixed ? 'rewritten' : 'not canonical'}: ${show(c.from)} → ${show(c.to)}${fixed ? '' : ' (`tessera migrate` rewrites it)'}`,
+    ),
     ...report.collisions.map(
-      (c) => `COLLISION: ${c.users.length} accounts reach the mailbox ${c.mailbox}, left unchanged: ${c.users.map((u) => `${u.id} ${show(u.email)}`).join(', ')}`,
+      (c) =>
+        `COLLISION: ${c.users.length} accounts reach the mailbox ${c.mailbox}, left unchanged: ${c.users.map((u) => `${u.id} ${show(u.email)}`).join(', ')}`,
     ),
     ...report.invalid.map((u) => `INVALID: the email of user ${u.id} names no single mailbox, left unchanged: ${show(u.email)}`),
   ];

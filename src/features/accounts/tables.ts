@@ -4,7 +4,9 @@ import { pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core
 export const users = pgTable(
   'users',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     /** Canonical (email-address.ts): a plain local@domain, local part NFKC and lower-cased, domain as UTS-46 ASCII; one per mailbox. */
     email: text('email').notNull(),
     /** Null for accounts that only sign in through a third party. */

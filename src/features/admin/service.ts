@@ -46,7 +46,8 @@ function decodeCursor(cursor: string | undefined): Cursor | undefined {
     const createdAt = new Date(at);
     // Years 1–9999 only: PostgreSQL does not read the ±6-digit years JavaScript writes for its extreme dates (a 500 before).
     const time = createdAt.getTime();
-    if (Number.isNaN(time) || time < MIN_CURSOR_TIME || time > MAX_CURSOR_TIME || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new Error('cursor');
+    if (Number.isNaN(time) || time < MIN_CURSOR_TIME || time > MAX_CURSOR_TIME || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+      throw new Error('cursor');
     return { createdAt, id };
   } catch {
     throw new AppError('validation_failed', 'The cursor is not one this API returned.', [{ field: 'cursor', message: 'invalid' }]);
@@ -63,8 +64,13 @@ export function createAdminService(deps: AdminDeps) {
   const { db, accounts, rbac, sessions, mfa, audit, mail } = deps;
 
   /** Audits a change with the acting administrator (`cli` without one). */
-  const record = (tx: Database, actor: Actor | null, type: Extract<AuditEventType, `admin_${string}`>, userId: string | null, details: Record<string, string | number | boolean> = {}) =>
-    audit.record(tx, { userId, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', ...details } });
+  const record = (
+    tx: Database,
+    actor: Actor | null,
+    type: Extract<AuditEventType, `admin_${string}`>,
+    userId: string | null,
+    details: Record<string, string | number | boolean> = {},
+  ) => audit.record(tx, { userId, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', ...details } });
 
   function notSelf(actor: Actor, userId: string) {
     if (actor.id === userId) throw new AppError('cannot_modify_self');
@@ -78,8 +84,20 @@ export function createAdminService(deps: AdminDeps) {
   const acting = (tx: Database, actor: Actor | null, permission: string) => rbac.actingAs(tx, actor?.id ?? null, permission);
 
   return {
-    async listUsers(q: { emailPrefix?: string | undefined; role?: string | undefined; status?: 'active' | 'disabled' | 'unverified' | undefined; limit: number; cursor?: string | undefined }) {
-      const rows = await accounts.search({ emailPrefix: q.emailPrefix?.trim().toLowerCase(), role: q.role, status: q.status, limit: q.limit + 1, after: decodeCursor(q.cursor) });
+    async listUsers(q: {
+      emailPrefix?: string | undefined;
+      role?: string | undefined;
+      status?: 'active' | 'disabled' | 'unverified' | undefined;
+      limit: number;
+      cursor?: string | undefined;
+    }) {
+      const rows = await accounts.search({
+        emailPrefix: q.emailPrefix?.trim().toLowerCase(),
+        role: q.role,
+        status: q.status,
+        limit: q.limit + 1,
+        after: decodeCursor(q.cursor),
+      });
       const page = rows.slice(0, q.limit);
       const last = page[page.length - 1];
       return { users: page, nextCursor: rows.length > q.limit && last ? encodeCursor(last) : null };
@@ -94,7 +112,15 @@ export function createAdminService(deps: AdminDeps) {
     /** Roles named in `input.roles` must be ones the actor may hand out; without them the user gets DEFAULT_ROLE, as at sign-up. */
     async createUser(
       actor: Actor | null,
-      input: { email: string; password: string | null; firstName?: string | null | undefined; lastName?: string | null | undefined; emailVerified: boolean; roles?: string[] | undefined; sendInvite: boolean },
+      input: {
+        email: string;
+        password: string | null;
+        firstName?: string | null | undefined;
+        lastName?: string | null | undefined;
+        emailVerified: boolean;
+        roles?: string[] | undefined;
+        sendInvite: boolean;
+      },
     ): Promise<UserRow> {
       const user = await db.transaction(async (tx) => {
         const by = await acting(tx, actor, 'users:write');

@@ -33,7 +33,14 @@ export function createAuditService(deps: { db: Database; clock: Clock }) {
       if (!events.length) return;
       const createdAt = deps.clock.now();
       await tx.insert(auditEvents).values(
-        events.map((e) => ({ userId: e.userId, type: e.type, ip: e.ip ?? null, userAgent: e.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null, details: e.details ?? {}, createdAt })),
+        events.map((e) => ({
+          userId: e.userId,
+          type: e.type,
+          ip: e.ip ?? null,
+          userAgent: e.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
+          details: e.details ?? {},
+          createdAt,
+        })),
       );
     },
 

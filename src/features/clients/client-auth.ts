@@ -48,7 +48,8 @@ export function findClientCredentials(request: FastifyRequest, body: ClientAuthF
   if (basic) {
     const parsed = parseBasic(header);
     if (parsed.clientId === '') throw invalidClient();
-    if (clientId !== undefined && clientId !== parsed.clientId) throw new OAuthError('invalid_request', 'client_id in the body is not the client of the Authorization header.');
+    if (clientId !== undefined && clientId !== parsed.clientId)
+      throw new OAuthError('invalid_request', 'client_id in the body is not the client of the Authorization header.');
     return { credentials: { method: 'client_secret_basic', ...parsed } };
   }
   if (secret !== undefined) {

@@ -44,12 +44,15 @@ export function redirectUriProblem(uri: string): string | null {
     return url.href === uri ? null : `is not in canonical form (write it as ${url.href})`;
   }
   if (scheme === 'http') {
-    if (url.hostname === 'localhost') return 'uses http://localhost: register the loopback IP literal http://127.0.0.1:{port}/… or http://[::1]:{port}/… instead (RFC 8252 §8.3)';
-    if (!LOOPBACK_HOSTS.has(url.hostname)) return 'uses plain http: only https, a loopback IP literal (http://127.0.0.1/…) or an app scheme (com.example.app:/…) are accepted';
+    if (url.hostname === 'localhost')
+      return 'uses http://localhost: register the loopback IP literal http://127.0.0.1:{port}/… or http://[::1]:{port}/… instead (RFC 8252 §8.3)';
+    if (!LOOPBACK_HOSTS.has(url.hostname))
+      return 'uses plain http: only https, a loopback IP literal (http://127.0.0.1/…) or an app scheme (com.example.app:/…) are accepted';
     return url.href === uri ? null : `is not in canonical form (write it as ${url.href})`;
   }
   if (SPECIAL_SCHEMES.has(scheme)) return `uses the scheme ${scheme}:`;
-  if (!PRIVATE_SCHEME.test(scheme)) return `uses the scheme ${scheme}: an app's own scheme must be a reverse domain name with a dot, such as com.example.app:/callback (RFC 8252 §7.1)`;
+  if (!PRIVATE_SCHEME.test(scheme))
+    return `uses the scheme ${scheme}: an app's own scheme must be a reverse domain name with a dot, such as com.example.app:/callback (RFC 8252 §7.1)`;
   return null;
 }
 

@@ -77,11 +77,7 @@ export async function liveSecrets(db: Database, clientId: string, now: Date): Pr
  */
 export async function useAssertion(db: Database, clientId: string, jti: string, expiresAt: Date, now: Date): Promise<boolean> {
   await db.delete(oauthClientAssertions).where(and(eq(oauthClientAssertions.clientId, clientId), lte(oauthClientAssertions.expiresAt, now)));
-  const rows = await db
-    .insert(oauthClientAssertions)
-    .values({ clientId, jti, expiresAt })
-    .onConflictDoNothing()
-    .returning({ jti: oauthClientAssertions.jti });
+  const rows = await db.insert(oauthClientAssertions).values({ clientId, jti, expiresAt }).onConflictDoNothing().returning({ jti: oauthClientAssertions.jti });
   return rows.length > 0;
 }
 

@@ -21,19 +21,34 @@ const Uris = Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 });
 const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()]);
 
 const Fields = {
-  token_endpoint_auth_method: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Literal('private_key_jwt')], { description: 'none (public), client_secret_basic (default), client_secret_post or private_key_jwt' })),
+  token_endpoint_auth_method: Type.Optional(
+    Type.Union([Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Literal('private_key_jwt')], {
+      description: 'none (public), client_secret_basic (default), client_secret_post or private_key_jwt',
+    }),
+  ),
   redirect_uris: Type.Optional(Uris),
   post_logout_redirect_uris: Type.Optional(Uris),
-  grant_types: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10, description: 'authorization_code, refresh_token, password (first-party only); default authorization_code refresh_token' })),
+  grant_types: Type.Optional(
+    Type.Array(Type.String({ maxLength: 64 }), {
+      maxItems: 10,
+      description: 'authorization_code, refresh_token, password (first-party only); default authorization_code refresh_token',
+    }),
+  ),
   scopes: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 50, description: 'default openid profile email' })),
   first_party: Type.Optional(Type.Boolean()),
   access_token_seconds: Type.Optional(Nullable(Type.Integer({ minimum: 60, maximum: 86400 }))),
   refresh_token_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 3650 }))),
-  jwks: Type.Optional(Type.Union([Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 10 }) }, { additionalProperties: true }), Type.Null()])),
+  jwks: Type.Optional(
+    Type.Union([Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 10 }) }, { additionalProperties: true }), Type.Null()]),
+  ),
   jwks_uri: Type.Optional(Nullable(Type.String({ maxLength: 2048 }))),
   backchannel_logout_uri: Type.Optional(Nullable(Type.String({ maxLength: 2048 }))),
 };
-const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), type: Type.Union([Type.Literal('public'), Type.Literal('confidential')]), ...Fields });
+const CreateBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  type: Type.Union([Type.Literal('public'), Type.Literal('confidential')]),
+  ...Fields,
+});
 const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), ...Fields }, { minProperties: 1 });
 
 const Secret = Type.Object({ created_at: Type.String(), expires_at: Type.Union([Type.String(), Type.Null()]) });
@@ -54,7 +69,11 @@ const ClientBody = Type.Object({
   backchannel_logout_uri: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String(),
   updated_at: Type.String(),
-  secrets: Type.Optional(Type.Array(Secret, { description: 'The secrets that authenticate the client now (never their values): the current one (expires_at null) and those in a rotation overlap' })),
+  secrets: Type.Optional(
+    Type.Array(Secret, {
+      description: 'The secrets that authenticate the client now (never their values): the current one (expires_at null) and those in a rotation overlap',
+    }),
+  ),
   live_secrets: Type.Optional(Type.Integer()),
 });
 const WithSecret = Type.Object({
@@ -120,69 +139,120 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
   const guard = [authenticate(sessions), requirePermission(grantsOf, CLIENTS_PERMISSION)];
   const tags = ['admin'];
 
-  app.get('/admin/clients', {
-    preHandler: guard,
-    schema: { tags, summary: 'Registered OAuth clients', security: secured, response: { 200: Type.Object({ clients: Type.Array(ClientBody) }), ...errorResponses(401, 403) } },
-  }, async () => ({ clients: (await clients.list()).map(toClientBody) }));
-
-  app.post('/admin/clients', {
-    preHandler: guard,
-    schema: {
-      tags,
-      summary: 'Register a client; a confidential one gets its secret in this answer only',
-      security: secured,
-      body: CreateBody,
-      response: { 201: WithSecret, ...errorResponses(401, 403, 422) },
-    },
-  }, async (request, reply) => {
-    const { client, secret } = await clients.create(actor(request), toClientInput(request.body) as ClientInput);
-    return noStore(reply).status(201).send({ client: toClientBody(client), client_secret: secret });
-  });
-
-  app.get('/admin/clients/:client_id', {
-    preHandler: guard,
-    schema: { tags, summary: 'A client, with the creation and expiry of its live secrets', security: secured, params: ClientIdParam, response: { 200: ClientBody, ...errorResponses(401, 403, 404) } },
-  }, async (request) => toClientBody(await clients.get(request.params.client_id)));
-
-  app.patch('/admin/clients/:client_id', {
-    preHandler: guard,
-    schema: {
-      tags,
-      summary: 'Change a client (not its type); moving to a secret method gives a first secret, shown once',
-      security: secured,
-      params: ClientIdParam,
-      body: PatchBody,
-      response: { 200: WithSecret, ...errorResponses(401, 403, 404, 422) },
-    },
-  }, async (request, reply) => {
-    const { client, secret } = await clients.update(actor(request), request.params.client_id, toClientInput(request.body));
-    return noStore(reply).send({ client: toClientBody(client), client_secret: secret });
-  });
-
-  app.post('/admin/clients/:client_id/rotate-secret', {
-    preHandler: guard,
-    schema: {
-      tags,
-      summary: 'A new secret (shown once); the previous one keeps working for overlap_seconds (default 0)',
-      security: secured,
-      params: ClientIdParam,
-      body: Type.Object({ overlap_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: 'How long the previous secret keeps working (default 0: not at all)' })) }),
-      response: {
-        200: Type.Object({ client_id: Type.String(), client_secret: Type.String(), previous_secret_valid_until: Type.Union([Type.String(), Type.Null()]) }),
-        ...errorResponses(401, 403, 404, 409, 422),
+  app.get(
+    '/admin/clients',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'Registered OAuth clients',
+        security: secured,
+        response: { 200: Type.Object({ clients: Type.Array(ClientBody) }), ...errorResponses(401, 403) },
       },
     },
-  }, async (request, reply) => {
-    const id = request.params.client_id;
-    const rotated = await clients.rotateSecret(actor(request), id, request.body.overlap_seconds ?? 0);
-    return noStore(reply).send({ client_id: id, client_secret: rotated.secret, previous_secret_valid_until: rotated.previousValidUntil?.toISOString() ?? null });
-  });
+    async () => ({ clients: (await clients.list()).map(toClientBody) }),
+  );
 
-  app.delete('/admin/clients/:client_id', {
-    preHandler: guard,
-    schema: { tags, summary: 'Delete a client: its secrets go, its sessions end', security: secured, params: ClientIdParam, response: { 204: NoContent, ...errorResponses(401, 403, 404) } },
-  }, async (request, reply) => {
-    await clients.delete(actor(request), request.params.client_id);
-    return reply.status(204).send(null);
-  });
+  app.post(
+    '/admin/clients',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'Register a client; a confidential one gets its secret in this answer only',
+        security: secured,
+        body: CreateBody,
+        response: { 201: WithSecret, ...errorResponses(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { client, secret } = await clients.create(actor(request), toClientInput(request.body) as ClientInput);
+      return noStore(reply)
+        .status(201)
+        .send({ client: toClientBody(client), client_secret: secret });
+    },
+  );
+
+  app.get(
+    '/admin/clients/:client_id',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'A client, with the creation and expiry of its live secrets',
+        security: secured,
+        params: ClientIdParam,
+        response: { 200: ClientBody, ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request) => toClientBody(await clients.get(request.params.client_id)),
+  );
+
+  app.patch(
+    '/admin/clients/:client_id',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'Change a client (not its type); moving to a secret method gives a first secret, shown once',
+        security: secured,
+        params: ClientIdParam,
+        body: PatchBody,
+        response: { 200: WithSecret, ...errorResponses(401, 403, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { client, secret } = await clients.update(actor(request), request.params.client_id, toClientInput(request.body));
+      return noStore(reply).send({ client: toClientBody(client), client_secret: secret });
+    },
+  );
+
+  app.post(
+    '/admin/clients/:client_id/rotate-secret',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'A new secret (shown once); the previous one keeps working for overlap_seconds (default 0)',
+        security: secured,
+        params: ClientIdParam,
+        body: Type.Object({
+          overlap_seconds: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_SECONDS, description: 'How long the previous secret keeps working (default 0: not at all)' }),
+          ),
+        }),
+        response: {
+          200: Type.Object({ client_id: Type.String(), client_secret: Type.String(), previous_secret_valid_until: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses(401, 403, 404, 409, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const id = request.params.client_id;
+      const rotated = await clients.rotateSecret(actor(request), id, request.body.overlap_seconds ?? 0);
+      return noStore(reply).send({
+        client_id: id,
+        client_secret: rotated.secret,
+        previous_secret_valid_until: rotated.previousValidUntil?.toISOString() ?? null,
+      });
+    },
+  );
+
+  app.delete(
+    '/admin/clients/:client_id',
+    {
+      preHandler: guard,
+      schema: {
+        tags,
+        summary: 'Delete a client: its secrets go, its sessions end',
+        security: secured,
+        params: ClientIdParam,
+        response: { 204: NoContent, ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await clients.delete(actor(request), request.params.client_id);
+      return reply.status(204).send(null);
+    },
+  );
 };

@@ -130,7 +130,10 @@ async function checkJwks(jwks: unknown): Promise<JSONWebKeySet> {
     if (!['RSA', 'EC', 'OKP'].includes(String(jwk.kty))) throw problem('jwks', 'takes public RSA, EC or OKP keys only');
     if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) throw problem('jwks', 'has a private or symmetric key member: register the public keys only');
     try {
-      await importJWK({ ...jwk, alg: jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : jwk.crv === 'P-384' ? 'ES384' : jwk.crv === 'P-521' ? 'ES512' : 'ES256') });
+      await importJWK({
+        ...jwk,
+        alg: jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : jwk.crv === 'P-384' ? 'ES384' : jwk.crv === 'P-521' ? 'ES512' : 'ES256'),
+      });
     } catch {
       throw problem('jwks', 'has a key that cannot be read');
     }
@@ -157,7 +160,8 @@ async function validate(c: ClientInput): Promise<Validated> {
   if (grantTypes.length === 0) throw problem('grant_types', 'must name at least one grant');
   const firstParty = c.firstParty ?? false;
   if (grantTypes.includes('password') && !firstParty) throw problem('grant_types', 'may include password only for a first-party client (RFC 9700 §2.4)');
-  if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw problem('redirect_uris', 'must have at least one entry for the authorization_code grant');
+  if (grantTypes.includes('authorization_code') && redirectUris.length === 0)
+    throw problem('redirect_uris', 'must have at least one entry for the authorization_code grant');
   const scopes = list('scopes', c.scopes ?? ['openid', 'profile', 'email'], 50, (s) => (SCOPE_TOKEN.test(s) ? null : 'is not a scope token (RFC 6749 §3.3)'));
   const accessTokenSeconds = c.accessTokenSeconds ?? null;
   if (accessTokenSeconds !== null && (!Number.isInteger(accessTokenSeconds) || accessTokenSeconds < 60 || accessTokenSeconds > 86400)) {
@@ -169,7 +173,8 @@ async function validate(c: ClientInput): Promise<Validated> {
   }
   const jwksUri = httpsUri('jwks_uri', c.jwksUri);
   const jwks = c.jwks === undefined || c.jwks === null ? null : await checkJwks(c.jwks);
-  if (method === 'private_key_jwt' && (jwks === null) === (jwksUri === null)) throw problem('jwks', 'or jwks_uri (exactly one) is required for private_key_jwt');
+  if (method === 'private_key_jwt' && (jwks === null) === (jwksUri === null))
+    throw problem('jwks', 'or jwks_uri (exactly one) is required for private_key_jwt');
   if (c.type === 'public' && (jwks || jwksUri)) throw problem('jwks', 'is for confidential clients with private_key_jwt');
   return {
     name,
@@ -188,7 +193,8 @@ async function validate(c: ClientInput): Promise<Validated> {
   };
 }
 
-const usesSecret = (c: Pick<ClientRow, 'tokenEndpointAuthMethod'>) => c.tokenEndpointAuthMethod === 'client_secret_basic' || c.tokenEndpointAuthMethod === 'client_secret_post';
+const usesSecret = (c: Pick<ClientRow, 'tokenEndpointAuthMethod'>) =>
+  c.tokenEndpointAuthMethod === 'client_secret_basic' || c.tokenEndpointAuthMethod === 'client_secret_post';
 
 const toInput = (c: ClientRow): ClientInput => ({
   name: c.name,
@@ -226,7 +232,13 @@ export function createClientService(deps: ClientServiceDeps) {
   const remoteKeys = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
   const record = (tx: Database, actor: Actor | null, type: AuditEventType, clientId: string, details: Record<string, string | number | boolean> = {}) =>
-    audit.record(tx, { userId: null, type, ip: actor?.ip ?? null, userAgent: actor?.userAgent ?? null, details: { actor: actor?.id ?? 'cli', client: clientId, ...details } });
+    audit.record(tx, {
+      userId: null,
+      type,
+      ip: actor?.ip ?? null,
+      userAgent: actor?.userAgent ?? null,
+      details: { actor: actor?.id ?? 'cli', client: clientId, ...details },
+    });
 
   async function view(tx: Database, c: ClientRow): Promise<ClientView> {
     const secrets = await repo.liveSecrets(tx, c.clientId, clock.now());
@@ -269,7 +281,8 @@ export function createClientService(deps: ClientServiceDeps) {
     }
     const exp = payload.exp as number;
     const jti = payload.jti;
-    if (exp > now.getTime() / 1000 + MAX_ASSERTION_SECONDS + CLOCK_TOLERANCE_SECONDS || typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw invalidClient();
+    if (exp > now.getTime() / 1000 + MAX_ASSERTION_SECONDS + CLOCK_TOLERANCE_SECONDS || typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
+      throw invalidClient();
     // Kept until its exp (plus the tolerance a late replay would get): each assertion authenticates once.
     const keepUntil = new Date((exp + CLOCK_TOLERANCE_SECONDS) * 1000);
     if (!(await repo.useAssertion(db, client.clientId, jti, keepUntil, now))) throw invalidClient();
@@ -297,7 +310,12 @@ export function createClientService(deps: ClientServiceDeps) {
         const row = await repo.insertClient(tx, { ...v, clientId: newClientId(), createdAt: now, updatedAt: now });
         const secret = usesSecret(row) ? newSecret() : null;
         if (secret) await repo.insertSecret(tx, row.clientId, hashSecret(secret), now);
-        await record(tx, actor, 'client_created', row.clientId, { type: row.type, method: row.tokenEndpointAuthMethod, grants: row.grantTypes.join(' '), first_party: row.firstParty });
+        await record(tx, actor, 'client_created', row.clientId, {
+          type: row.type,
+          method: row.tokenEndpointAuthMethod,
+          grants: row.grantTypes.join(' '),
+          first_party: row.firstParty,
+        });
         return { client: await view(tx, row), secret };
       });
     },

@@ -14,10 +14,22 @@ export const oauthClients = pgTable('oauth_clients', {
   /** `none` (public), `client_secret_basic`, `client_secret_post` or `private_key_jwt`. */
   tokenEndpointAuthMethod: text('token_endpoint_auth_method').notNull(),
   /** Exact redirect URIs (loopback IP literals match on any port, RFC 8252 §7.3). */
-  redirectUris: text('redirect_uris').array().notNull().default(sql`'{}'::text[]`),
-  postLogoutRedirectUris: text('post_logout_redirect_uris').array().notNull().default(sql`'{}'::text[]`),
-  grantTypes: text('grant_types').array().notNull().default(sql`'{}'::text[]`),
-  scopes: text('scopes').array().notNull().default(sql`'{}'::text[]`),
+  redirectUris: text('redirect_uris')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  postLogoutRedirectUris: text('post_logout_redirect_uris')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  grantTypes: text('grant_types')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  scopes: text('scopes')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
   /** First-party clients get no consent screen and may be given the password grant. */
   firstParty: boolean('first_party').notNull().default(false),
   /** Per-client lifetimes; null = the server's ACCESS_TOKEN_EXPIRE_MINUTES / REFRESH_TOKEN_EXPIRE_DAYS. */
@@ -40,7 +52,9 @@ export const oauthClients = pgTable('oauth_clients', {
 export const oauthClientSecrets = pgTable(
   'oauth_client_secrets',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     clientId: text('client_id')
       .notNull()
       .references(() => oauthClients.clientId, { onDelete: 'cascade' }),
@@ -49,7 +63,12 @@ export const oauthClientSecrets = pgTable(
     /** Null for the current secret; the end of the overlap for a rotated one. */
     expiresAt: timestamp('expires_at', { withTimezone: true }),
   },
-  (t) => [index('oauth_client_secrets_client_idx').on(t.clientId), uniqueIndex('oauth_client_secrets_one_current').on(t.clientId).where(sql`${t.expiresAt} is null`)],
+  (t) => [
+    index('oauth_client_secrets_client_idx').on(t.clientId),
+    uniqueIndex('oauth_client_secrets_one_current')
+      .on(t.clientId)
+      .where(sql`${t.expiresAt} is null`),
+  ],
 );
 
 /** `jti` of the private_key_jwt assertions seen, kept until their `exp`: each assertion is single-use (RFC 7523 §3). */

@@ -6,7 +6,9 @@ export async function insertToken(
   db: Database,
   t: { userId: string; purpose: EmailTokenPurpose; tokenHash: string; email: string; now: Date; expiresAt: Date },
 ): Promise<void> {
-  await db.insert(emailTokens).values({ userId: t.userId, purpose: t.purpose, tokenHash: t.tokenHash, email: t.email, createdAt: t.now, expiresAt: t.expiresAt });
+  await db
+    .insert(emailTokens)
+    .values({ userId: t.userId, purpose: t.purpose, tokenHash: t.tokenHash, email: t.email, createdAt: t.now, expiresAt: t.expiresAt });
 }
 
 /** Marks every live token of this purpose as consumed (a newer link replaces them). */

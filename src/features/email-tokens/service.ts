@@ -32,7 +32,14 @@ export function createEmailTokenService(deps: { db: Database; clock: Clock }) {
       const now = clock.now();
       if (t.replace) await repo.consumeAllOfPurpose(tx, t.userId, t.purpose, now);
       const token = newOpaqueToken();
-      await repo.insertToken(tx, { userId: t.userId, purpose: t.purpose, tokenHash: sha256Hex(token), email: t.email, now, expiresAt: new Date(now.getTime() + t.ttlSeconds * 1000) });
+      await repo.insertToken(tx, {
+        userId: t.userId,
+        purpose: t.purpose,
+        tokenHash: sha256Hex(token),
+        email: t.email,
+        now,
+        expiresAt: new Date(now.getTime() + t.ttlSeconds * 1000),
+      });
       return token;
     },
 

@@ -35,20 +35,28 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
       },
     );
 
-  app.get('/health/live', {
-    schema: { tags: ['operations'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
-  }, async () => ({ status: 'ok' as const }));
-
-  app.get('/health/ready', {
-    schema: {
-      tags: ['operations'],
-      summary: 'Ready to serve: 503 when the database is down or the process is shutting down',
-      response: { 200: Readiness, 503: Readiness },
+  app.get(
+    '/health/live',
+    {
+      schema: { tags: ['operations'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
     },
-  }, async (_request, reply) => {
-    const [database, redis] = await Promise.all([check('database', pingDatabase), pingRedis ? check('redis', pingRedis) : Promise.resolve(undefined)]);
-    const status = database === 'down' ? 'unavailable' : redis === 'down' ? 'degraded' : 'ready';
-    reply.header('cache-control', 'no-store');
-    return reply.status(database === 'up' ? 200 : 503).send({ status, checks: redis ? { database, redis } : { database } });
-  });
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Ready to serve: 503 when the database is down or the process is shutting down',
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
+      const [database, redis] = await Promise.all([check('database', pingDatabase), pingRedis ? check('redis', pingRedis) : Promise.resolve(undefined)]);
+      const status = database === 'down' ? 'unavailable' : redis === 'down' ? 'degraded' : 'ready';
+      reply.header('cache-control', 'no-store');
+      return reply.status(database === 'up' ? 200 : 503).send({ status, checks: redis ? { database, redis } : { database } });
+    },
+  );
 };

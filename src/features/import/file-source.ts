@@ -24,7 +24,8 @@ export function userFromValues(sourceRef: string, get: (c: Column) => unknown): 
   if (typeof verified === 'boolean') emailVerified = verified;
   else if (verified === undefined || verified === null) emailVerified = false;
   else if (typeof verified === 'string' && TRUE.has(verified.trim().toLowerCase())) emailVerified = true;
-  else if (!(typeof verified === 'string' && FALSE.has(verified.trim().toLowerCase()))) problems.push(`email_verified ${JSON.stringify(verified)} is not true or false`);
+  else if (!(typeof verified === 'string' && FALSE.has(verified.trim().toLowerCase())))
+    problems.push(`email_verified ${JSON.stringify(verified)} is not true or false`);
   const rawRoles = get('roles');
   let roles: string[] = [];
   if (Array.isArray(rawRoles) && rawRoles.every((r) => typeof r === 'string')) roles = rawRoles;
@@ -69,7 +70,10 @@ export async function* csvUsers(chunks: AsyncIterable<string> | Iterable<string>
     if (!header) {
       const names = rec.fields.map((f) => f.trim().toLowerCase());
       const unknown = names.filter((n) => !(FILE_COLUMNS as readonly string[]).includes(n));
-      if (unknown.length) throw new CsvError(`line ${rec.line}: unknown column${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the columns are ${FILE_COLUMNS.join(', ')}`);
+      if (unknown.length)
+        throw new CsvError(
+          `line ${rec.line}: unknown column${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the columns are ${FILE_COLUMNS.join(', ')}`,
+        );
       if (!names.includes('email')) throw new CsvError(`line ${rec.line}: the header has no email column`);
       if (new Set(names).size !== names.length) throw new CsvError(`line ${rec.line}: a column is named twice`);
       header = names as Column[];
@@ -106,7 +110,9 @@ export async function* jsonlUsers(lines: AsyncIterable<string> | Iterable<string
     const obj = value as Record<string, unknown>;
     const unknown = Object.keys(obj).filter((k) => !(FILE_COLUMNS as readonly string[]).includes(k));
     const user = userFromValues(ref, (c) => obj[c]);
-    yield unknown.length ? { ...user, problem: [user.problem, `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`].filter(Boolean).join('; ') } : user;
+    yield unknown.length
+      ? { ...user, problem: [user.problem, `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`].filter(Boolean).join('; ') }
+      : user;
   }
 }
 

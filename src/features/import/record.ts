@@ -46,7 +46,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Why a stored hash cannot be kept, or null when Tessera verifies it as it is. */
 export function hashProblem(hash: string): string | null {
   if (BCRYPT.test(hash)) return null;
-  if (hash.startsWith('$argon2')) return 'argon2 password hash: Tessera verifies bcrypt only (no argon2 implementation is installed); import the account without a hash to make its owner reset the password';
+  if (hash.startsWith('$argon2'))
+    return 'argon2 password hash: Tessera verifies bcrypt only (no argon2 implementation is installed); import the account without a hash to make its owner reset the password';
   return 'password hash is not a bcrypt hash ($2a$/$2b$/$2y$, cost 04-31)';
 }
 

@@ -44,7 +44,12 @@ class DryRunDone extends Error {}
  * one `user_imported` audit event each); what is taken already is never
  * overwritten or merged. Memory stays constant: only the current batch is held.
  */
-export function createImportService(deps: { db: Database; clock: Clock; rbac: Pick<RbacService, 'assignToNew' | 'missingRoles'>; audit: Pick<AuditService, 'recordMany'> }) {
+export function createImportService(deps: {
+  db: Database;
+  clock: Clock;
+  rbac: Pick<RbacService, 'assignToNew' | 'missingRoles'>;
+  audit: Pick<AuditService, 'recordMany'>;
+}) {
   const { db, clock, rbac, audit } = deps;
 
   async function importBatch(tx: Database, rows: ImportRow[], source: string, summary: ImportSummary, conflict: (c: ImportConflict) => void): Promise<void> {
@@ -59,7 +64,11 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
     summary.imported += mine.length;
     summary.mustProveAddress += mine.filter((r) => r.passwordHash === null && r.emailVerifiedAt === null).length;
     const left = rows.filter((r) => !inserted.has(r.id));
-    const taken = await repo.findByIdsOrEmails(tx, left.map((r) => r.id), left.map((r) => r.email));
+    const taken = await repo.findByIdsOrEmails(
+      tx,
+      left.map((r) => r.id),
+      left.map((r) => r.email),
+    );
     const byId = new Map(taken.map((t) => [t.id, t.email]));
     const byEmail = new Map(taken.map((t) => [t.email, t.id]));
     const insertedFrom = new Map(mine.map((r) => [r.id, r.sourceRef]));
@@ -106,10 +115,16 @@ export function createImportService(deps: { db: Database; clock: Clock; rbac: Pi
             if (checked.ok) rows.push(checked.row);
             else conflict({ sourceRef: checked.sourceRef, email: checked.email, reason: checked.reason });
           }
-          const missing = new Set(await rbac.missingRoles(outer ?? db, rows.flatMap((r) => r.roles)));
+          const missing = new Set(
+            await rbac.missingRoles(
+              outer ?? db,
+              rows.flatMap((r) => r.roles),
+            ),
+          );
           const usable = rows.filter((r) => {
             const unknown = r.roles.filter((role) => missing.has(role));
-            if (unknown.length) conflict({ sourceRef: r.sourceRef, email: r.sourceEmail, reason: `no such role: ${unknown.join(', ')} (create it first: POST /admin/roles)` });
+            if (unknown.length)
+              conflict({ sourceRef: r.sourceRef, email: r.sourceEmail, reason: `no such role: ${unknown.join(', ')} (create it first: POST /admin/roles)` });
             return unknown.length === 0;
           });
           // importBatch counts its own conflicts.

@@ -61,31 +61,34 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
   return { id: body.client_id, secret: body.client_secret };
 }
 
-
 /** POST /auth/introspect (RFC 7662); registered only when INTROSPECTION_CLIENTS is set. */
 export const introspectionRoutes: FastifyPluginAsyncTypebox<IntrospectionRoutesOptions> = async (app, { introspection }) => {
-  app.post('/auth/introspect', {
-    config: { oauthErrors: true },
-    schema: {
-      tags: ['auth'],
-      summary: 'Token introspection (RFC 7662): is this token active now?',
-      description:
-        'For resource servers that must see a logout, a revoked session or a disabled user at once. The caller authenticates as a client of ' +
-        '`INTROSPECTION_CLIENTS`, with HTTP Basic (client_secret_basic) or `client_id` and `client_secret` in the body (client_secret_post). ' +
-        'Form-encoded (RFC 7662) or JSON. One database read per call; verifying the JWT locally with the JWKS costs none.',
-      consumes: ['application/x-www-form-urlencoded', 'application/json'],
-      security: [{ introspectionClient: [] }],
-      body: IntrospectRequest,
-      response: { 200: IntrospectResponse, 400: OAuthErrorBody, 401: OAuthErrorBody },
+  app.post(
+    '/auth/introspect',
+    {
+      config: { oauthErrors: true },
+      schema: {
+        tags: ['auth'],
+        summary: 'Token introspection (RFC 7662): is this token active now?',
+        description:
+          'For resource servers that must see a logout, a revoked session or a disabled user at once. The caller authenticates as a client of ' +
+          '`INTROSPECTION_CLIENTS`, with HTTP Basic (client_secret_basic) or `client_id` and `client_secret` in the body (client_secret_post). ' +
+          'Form-encoded (RFC 7662) or JSON. One database read per call; verifying the JWT locally with the JWKS costs none.',
+        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        security: [{ introspectionClient: [] }],
+        body: IntrospectRequest,
+        response: { 200: IntrospectResponse, 400: OAuthErrorBody, 401: OAuthErrorBody },
+      },
     },
-  }, async (request, reply) => {
-    const body = request.body;
-    const client = clientCredentials(request, body);
-    if (!client || !introspection.authenticateClient(client.id, client.secret)) {
-      reply.header('www-authenticate', 'Basic realm="tessera"');
-      throw new OAuthError('invalid_client', 'Client authentication failed.');
-    }
-    if (!body.token) throw new OAuthError('invalid_request', 'Missing parameter: token.');
-    return noStore(reply).send(await introspection.introspect(body.token, body.token_type_hint));
-  });
+    async (request, reply) => {
+      const body = request.body;
+      const client = clientCredentials(request, body);
+      if (!client || !introspection.authenticateClient(client.id, client.secret)) {
+        reply.header('www-authenticate', 'Basic realm="tessera"');
+        throw new OAuthError('invalid_client', 'Client authentication failed.');
+      }
+      if (!body.token) throw new OAuthError('invalid_request', 'Missing parameter: token.');
+      return noStore(reply).send(await introspection.introspect(body.token, body.token_type_hint));
+    },
+  );
 };

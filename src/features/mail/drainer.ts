@@ -10,7 +10,14 @@ import * as repo from './outbox-repo.js';
  * The in-process sender used when there is no Redis: polls the outbox and
  * delivers due rows itself, with the same claim, retry and failure rules as the worker.
  */
-export function createDrainer(opts: { db: Database; clock: Clock; deliver: Deliver; concurrency: number; pollIntervalMs: number; logger: Pick<Logger, 'warn' | 'error' | 'info'> }): Poller {
+export function createDrainer(opts: {
+  db: Database;
+  clock: Clock;
+  deliver: Deliver;
+  concurrency: number;
+  pollIntervalMs: number;
+  logger: Pick<Logger, 'warn' | 'error' | 'info'>;
+}): Poller {
   const { db, clock, logger } = opts;
   const purge = sentPurge(db, clock);
   return createPoller(

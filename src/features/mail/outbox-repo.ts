@@ -97,7 +97,11 @@ export async function lockPendingForRelay(tx: Database, now: Date, limit: number
 }
 
 export async function markQueued(db: Database, ids: string[], now: Date): Promise<void> {
-  if (ids.length) await db.update(outbox).set({ status: 'queued', queuedAt: now }).where(and(inArray(outbox.id, ids), eq(outbox.status, 'pending')));
+  if (ids.length)
+    await db
+      .update(outbox)
+      .set({ status: 'queued', queuedAt: now })
+      .where(and(inArray(outbox.id, ids), eq(outbox.status, 'pending')));
 }
 
 /**
@@ -152,7 +156,10 @@ export async function countByStatus(db: Database): Promise<Record<OutboxStatus, 
  * For /metrics: unsent messages written before `writtenBefore` (by status), failed
  * messages, and the creation time of the oldest of those unsent ones.
  */
-export async function backlog(db: Database, writtenBefore: Date): Promise<{ unsent: Record<'pending' | 'queued' | 'sending', number>; failed: number; oldestUnsentAt: Date | null }> {
+export async function backlog(
+  db: Database,
+  writtenBefore: Date,
+): Promise<{ unsent: Record<'pending' | 'queued' | 'sending', number>; failed: number; oldestUnsentAt: Date | null }> {
   const rows = await db
     .select({ status: outbox.status, n: count(), oldest: sql<Date | string | null>`min(${outbox.createdAt})` })
     .from(outbox)

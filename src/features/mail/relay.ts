@@ -23,7 +23,14 @@ const SWEEP_EVERY_MS = 30_000;
  * queued row is added again at once when the connection to Redis comes back;
  * the job id dedupes, so a job that still exists is not doubled.
  */
-export function createRelay(opts: { db: Database; clock: Clock; queue: JobQueue; pollIntervalMs: number; staleAfterMs: number; logger: Pick<Logger, 'warn' | 'info'> }): Poller {
+export function createRelay(opts: {
+  db: Database;
+  clock: Clock;
+  queue: JobQueue;
+  pollIntervalMs: number;
+  staleAfterMs: number;
+  logger: Pick<Logger, 'warn' | 'info'>;
+}): Poller {
   const { db, clock, queue, logger } = opts;
   let lastSweep = 0;
   const purge = sentPurge(db, clock);

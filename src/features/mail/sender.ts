@@ -24,7 +24,10 @@ export interface EmailSender {
  * Redis, or on the embedded database (where no worker may open it), the server
  * sends them itself.
  */
-export function createEmailSender(config: Config, deps: { database: DatabaseHandle; keys: KeyRing; clock: Clock; outbox: OutboxService; logger: FastifyBaseLogger; redisNotice?: OutageReporter }): EmailSender {
+export function createEmailSender(
+  config: Config,
+  deps: { database: DatabaseHandle; keys: KeyRing; clock: Clock; outbox: OutboxService; logger: FastifyBaseLogger; redisNotice?: OutageReporter },
+): EmailSender {
   const { database, clock, logger } = deps;
   const log = logger.child({ component: 'email' });
   let poller: Poller;
@@ -36,7 +39,10 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
   if (config.redisUrl && database.kind === 'postgres') {
     // The worker renders; loading the templates here too reports a broken override at start.
     loadTemplates(config.email.templatesDir);
-    const relayed = createConfiguredRelay({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock, logger: log, ...(deps.redisNotice ? { redisNotice: deps.redisNotice } : {}) });
+    const relayed = createConfiguredRelay(
+      { ...config, redisUrl: config.redisUrl },
+      { db: database.db, clock, logger: log, ...(deps.redisNotice ? { redisNotice: deps.redisNotice } : {}) },
+    );
     poller = relayed.relay;
     close = relayed.close;
     redis = { ping: () => relayed.queue.ping() };
@@ -45,7 +51,14 @@ export function createEmailSender(config: Config, deps: { database: DatabaseHand
     if (config.redisUrl) log.info('REDIS_URL is not used on the embedded database: the server sends email itself (a worker cannot open PGlite)');
     const mailer = createConfiguredMailer(config, log);
     const deliver = createConfiguredDelivery(config, { db: database.db, clock, keys: deps.keys, mailer, logger: log });
-    poller = createDrainer({ db: database.db, clock, deliver, concurrency: config.email.workerConcurrency, pollIntervalMs: config.email.pollIntervalMs, logger: log });
+    poller = createDrainer({
+      db: database.db,
+      clock,
+      deliver,
+      concurrency: config.email.workerConcurrency,
+      pollIntervalMs: config.email.pollIntervalMs,
+      logger: log,
+    });
     close = () => mailer.close();
     // The server sends: a wrong SMTP host or password is said at start, not at the first registration.
     check = () => mailer.check?.() ?? Promise.resolve();

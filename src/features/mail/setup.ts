@@ -31,7 +31,10 @@ export function claimLeaseMs(config: Config): number {
 }
 
 /** The one way a message leaves the outbox, for the in-process sender and the worker alike. */
-export function createConfiguredDelivery(config: Config, deps: { db: Database; clock: Clock; keys: KeyRing; mailer: Mailer; logger: Pick<Logger, 'info' | 'warn' | 'error'> }): Deliver {
+export function createConfiguredDelivery(
+  config: Config,
+  deps: { db: Database; clock: Clock; keys: KeyRing; mailer: Mailer; logger: Pick<Logger, 'info' | 'warn' | 'error'> },
+): Deliver {
   const compose = createComposer({
     templates: loadTemplates(config.email.templatesDir),
     box: createSecretBox(deps.keys),

@@ -11,7 +11,9 @@ import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-o
 export const outbox = pgTable(
   'outbox',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     /** The template: confirm_email, password_reset, password_changed, email_change_confirm, email_change_notice. */
     kind: text('kind').notNull(),
     recipient: text('recipient').notNull(),
@@ -31,8 +33,12 @@ export const outbox = pgTable(
     messageId: text('message_id'),
   },
   (t) => [
-    index('outbox_due_idx').on(t.availableAt).where(sql`status = 'pending'`),
-    index('outbox_queued_idx').on(t.queuedAt).where(sql`status in ('queued', 'sending')`),
+    index('outbox_due_idx')
+      .on(t.availableAt)
+      .where(sql`status = 'pending'`),
+    index('outbox_queued_idx')
+      .on(t.queuedAt)
+      .where(sql`status in ('queued', 'sending')`),
     index('outbox_recipient_idx').on(t.recipient, t.kind, t.createdAt),
   ],
 );

@@ -87,7 +87,8 @@ export function loadTemplates(overrideDir: string | null) {
       if (!loaded) throw new TemplateError(`missing email template ${name}`);
       const allowed = variables[kind];
       for (const [, used = ''] of loaded.source.matchAll(PLACEHOLDER)) {
-        if (!allowed.includes(used)) throw new TemplateError(`${loaded.file}: unknown placeholder {{${used}}}; ${kind} templates can use ${allowed.map((v) => `{{${v}}}`).join(', ')}`);
+        if (!allowed.includes(used))
+          throw new TemplateError(`${loaded.file}: unknown placeholder {{${used}}}; ${kind} templates can use ${allowed.map((v) => `{{${v}}}`).join(', ')}`);
       }
       files.set(name, loaded);
     }
@@ -101,7 +102,9 @@ export function loadTemplates(overrideDir: string | null) {
       const html = get(`${kind}.html`);
       return {
         // One line: a newline in a subject would be a header injection.
-        subject: fill(subject.source, vars, (s) => s, subject.file).replace(/\s+/g, ' ').trim(),
+        subject: fill(subject.source, vars, (s) => s, subject.file)
+          .replace(/\s+/g, ' ')
+          .trim(),
         text: fill(text.source, vars, (s) => s, text.file),
         html: fill(html.source, vars, escapeHtml, html.file),
       };

@@ -85,15 +85,27 @@ export async function useRecoveryCode(db: Database, userId: string, codeHash: st
 }
 
 export async function countUnusedRecoveryCodes(db: Database, userId: string): Promise<number> {
-  const rows = await db.select({ n: count() }).from(recoveryCodes).where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt)));
+  const rows = await db
+    .select({ n: count() })
+    .from(recoveryCodes)
+    .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt)));
   return Number(rows[0]?.n ?? 0);
 }
 
 export async function insertChallenge(
   db: Database,
-  c: { userId: string; tokenHash: string; amr: string[]; now: Date; expiresAt: Date; client?: { clientId: string; accessTokenSeconds: number | null; refreshTokenDays: number | null } | null },
+  c: {
+    userId: string;
+    tokenHash: string;
+    amr: string[];
+    now: Date;
+    expiresAt: Date;
+    client?: { clientId: string; accessTokenSeconds: number | null; refreshTokenDays: number | null } | null;
+  },
 ): Promise<void> {
-  await db.insert(mfaChallenges).values({ userId: c.userId, tokenHash: c.tokenHash, amr: c.amr, createdAt: c.now, expiresAt: c.expiresAt, client: c.client ?? null });
+  await db
+    .insert(mfaChallenges)
+    .values({ userId: c.userId, tokenHash: c.tokenHash, amr: c.amr, createdAt: c.now, expiresAt: c.expiresAt, client: c.client ?? null });
 }
 
 export async function findLiveChallenge(db: Database, tokenHash: string, now: Date) {

@@ -14,7 +14,9 @@ import type { Grants } from './grant-rules.js';
 export function grantColumns(user: SQLWrapper) {
   return {
     roles: sql<string[]>`(select coalesce(array_agg(ur.role collate "C" order by ur.role collate "C"), '{}') from ${userRoles} ur where ur.user_id = ${user})`,
-    permissions: sql<string[]>`(select coalesce(array_agg(distinct p collate "C" order by p collate "C"), '{}') from ${userRoles} ur join ${roles} r on r.name = ur.role cross join unnest(r.permissions) p where ur.user_id = ${user})`,
+    permissions: sql<
+      string[]
+    >`(select coalesce(array_agg(distinct p collate "C" order by p collate "C"), '{}') from ${userRoles} ur join ${roles} r on r.name = ur.role cross join unnest(r.permissions) p where ur.user_id = ${user})`,
   };
 }
 

@@ -41,17 +41,28 @@ export async function ensureRole(db: Database, name: string): Promise<void> {
 }
 
 export async function updateRole(db: Database, name: string, changes: { description?: string; permissions?: string[] }, now: Date): Promise<RoleRow | null> {
-  const rows = await db.update(roles).set({ ...changes, updatedAt: now }).where(eq(roles.name, name)).returning();
+  const rows = await db
+    .update(roles)
+    .set({ ...changes, updatedAt: now })
+    .where(eq(roles.name, name))
+    .returning();
   return rows[0] ?? null;
 }
 
 export async function deleteRole(db: Database, name: string): Promise<boolean> {
-  const rows = await db.delete(roles).where(and(eq(roles.name, name), eq(roles.builtin, false))).returning({ name: roles.name });
+  const rows = await db
+    .delete(roles)
+    .where(and(eq(roles.name, name), eq(roles.builtin, false)))
+    .returning({ name: roles.name });
   return rows.length > 0;
 }
 
 export async function addUserRoles(db: Database, userId: string, names: string[]): Promise<void> {
-  if (names.length) await db.insert(userRoles).values(names.map((role) => ({ userId, role }))).onConflictDoNothing();
+  if (names.length)
+    await db
+      .insert(userRoles)
+      .values(names.map((role) => ({ userId, role })))
+      .onConflictDoNothing();
 }
 
 export async function addUserRolePairs(db: Database, pairs: Array<{ userId: string; role: string }>): Promise<void> {
@@ -59,7 +70,10 @@ export async function addUserRolePairs(db: Database, pairs: Array<{ userId: stri
 }
 
 export async function removeUserRole(db: Database, userId: string, name: string): Promise<boolean> {
-  const rows = await db.delete(userRoles).where(and(eq(userRoles.userId, userId), eq(userRoles.role, name))).returning({ role: userRoles.role });
+  const rows = await db
+    .delete(userRoles)
+    .where(and(eq(userRoles.userId, userId), eq(userRoles.role, name)))
+    .returning({ role: userRoles.role });
   return rows.length > 0;
 }
 
@@ -79,6 +93,10 @@ export async function countOtherEnabledHolders(db: Database, role: string, userI
 }
 
 export async function holdsRole(db: Database, userId: string, role: string): Promise<boolean> {
-  const rows = await db.select({ role: userRoles.role }).from(userRoles).where(and(eq(userRoles.userId, userId), eq(userRoles.role, role))).limit(1);
+  const rows = await db
+    .select({ role: userRoles.role })
+    .from(userRoles)
+    .where(and(eq(userRoles.userId, userId), eq(userRoles.role, role)))
+    .limit(1);
   return rows.length > 0;
 }

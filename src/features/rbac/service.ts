@@ -22,7 +22,12 @@ export type ActingGrants = Grants | null;
 
 function checkPermissions(list: string[]): string[] {
   const bad = list.filter((p) => !PERMISSION.test(p));
-  if (bad.length) throw new AppError('validation_failed', `Invalid permission: ${bad.join(', ')}`, bad.map((p) => ({ field: 'permissions', message: `invalid: ${p}` })));
+  if (bad.length)
+    throw new AppError(
+      'validation_failed',
+      `Invalid permission: ${bad.join(', ')}`,
+      bad.map((p) => ({ field: 'permissions', message: `invalid: ${p}` })),
+    );
   return [...new Set(list)].sort();
 }
 
@@ -34,7 +39,8 @@ const flatten = (rows: Array<{ name: string; permissions: string[] }>): Grants =
 /** 403 unless `by` may give, edit or take away `role`. */
 function mustHandOut(by: ActingGrants, role: RoleRow): void {
   if (!by || mayHandOut(by, role)) return;
-  if (role.name === ADMIN_ROLE && !by.roles.includes(ADMIN_ROLE)) throw new AppError('forbidden', 'Only an administrator can give, change or take away the admin role.');
+  if (role.name === ADMIN_ROLE && !by.roles.includes(ADMIN_ROLE))
+    throw new AppError('forbidden', 'Only an administrator can give, change or take away the admin role.');
   throw new AppError('forbidden', `The role ${role.name} has permissions you do not hold: ${notHeld(by, role.permissions).join(', ')}.`);
 }
 
@@ -115,7 +121,10 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     async assignToNew(tx: Database, userIds: string[], extra: (userId: string) => string[]): Promise<void> {
       if (!userIds.length) return;
       await repo.ensureRole(tx, deps.defaultRole);
-      await repo.addUserRolePairs(tx, userIds.flatMap((userId) => [...new Set([deps.defaultRole, ...extra(userId)])].map((role) => ({ userId, role }))));
+      await repo.addUserRolePairs(
+        tx,
+        userIds.flatMap((userId) => [...new Set([deps.defaultRole, ...extra(userId)])].map((role) => ({ userId, role }))),
+      );
     },
 
     /** Which of `names` are not roles. */
@@ -128,7 +137,10 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     list: () => repo.listRoles(db),
 
     async create(tx: Database, by: ActingGrants, r: { name: string; description?: string | undefined; permissions: string[] }): Promise<RoleRow> {
-      if (!ROLE_NAME.test(r.name)) throw new AppError('validation_failed', 'A role name is lower-case letters, digits, _ - or :, starting with a letter.', [{ field: 'name', message: 'invalid' }]);
+      if (!ROLE_NAME.test(r.name))
+        throw new AppError('validation_failed', 'A role name is lower-case letters, digits, _ - or :, starting with a letter.', [
+          { field: 'name', message: 'invalid' },
+        ]);
       const permissions = checkPermissions(r.permissions);
       mustHoldAll(by, permissions);
       const created = await repo.insertRole(tx, { name: r.name, description: r.description ?? '', permissions, now: clock.now() });
@@ -137,7 +149,12 @@ export function createRbacService(deps: { db: Database; clock: Clock; defaultRol
     },
 
     /** Only a role `by` could hand out, and only with permissions `by` holds (the built-in `user` included). */
-    async update(tx: Database, by: ActingGrants, name: string, changes: { description?: string | undefined; permissions?: string[] | undefined }): Promise<RoleRow> {
+    async update(
+      tx: Database,
+      by: ActingGrants,
+      name: string,
+      changes: { description?: string | undefined; permissions?: string[] | undefined },
+    ): Promise<RoleRow> {
       const current = await findRole(tx, name);
       mustHandOut(by, current);
       const set: { description?: string; permissions?: string[] } = {};

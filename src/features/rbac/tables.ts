@@ -6,7 +6,10 @@ import { users } from '../accounts/tables.js';
 export const roles = pgTable('roles', {
   name: text('name').primaryKey(),
   description: text('description').notNull().default(''),
-  permissions: text('permissions').array().notNull().default(sql`'{}'::text[]`),
+  permissions: text('permissions')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
   /** Built-in roles (admin, user) cannot be deleted. */
   builtin: boolean('builtin').notNull().default(false),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

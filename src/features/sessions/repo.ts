@@ -119,7 +119,13 @@ function statements(db: Database) {
  * `gen + 1` only if it is still at `gen`, live, unexpired and its user enabled.
  * Returns null when any of that fails (the caller looks at why).
  */
-export async function advanceGeneration(db: Database, sessionId: string, gen: number, now: Date, clientId: string | null = null): Promise<SessionWithGrants | null> {
+export async function advanceGeneration(
+  db: Database,
+  sessionId: string,
+  gen: number,
+  now: Date,
+  clientId: string | null = null,
+): Promise<SessionWithGrants | null> {
   const rows = await statements(db).advance.execute({ id: sessionId, gen, now: now.toISOString(), client: clientId });
   return rows[0] ?? null;
 }

@@ -76,23 +76,36 @@ export function createSessionService(deps: SessionServiceDeps) {
   const isLive = (s: repo.SessionWithUser) => !s.revokedAt && s.expiresAt > clock.now() && !s.disabledAt;
 
   async function issue(
-    s: { sessionId: string; userId: string; generation: number; amr: string[]; expiresAt: Date; email: string; emailVerifiedAt: Date | null; roles?: string[]; permissions?: string[] },
+    s: {
+      sessionId: string;
+      userId: string;
+      generation: number;
+      amr: string[];
+      expiresAt: Date;
+      email: string;
+      emailVerifiedAt: Date | null;
+      roles?: string[];
+      permissions?: string[];
+    },
     tx: Database = db,
     client: IssuingClient | null = null,
   ): Promise<TokenResponse> {
     // A refresh brings the grants with its compare-and-swap; sign-in and the grace path read them.
     const grants = s.roles && s.permissions ? { roles: s.roles, permissions: s.permissions } : await deps.grantsOf(s.userId, tx);
     const [access, refresh] = await Promise.all([
-      signer.signAccess({
-        sub: s.userId,
-        sid: s.sessionId,
-        email: s.email,
-        email_verified: s.emailVerifiedAt !== null,
-        roles: grants.roles,
-        permissions: grants.permissions,
-        amr: s.amr,
-        ...(client ? { client_id: client.clientId } : {}),
-      }, client?.accessTokenSeconds),
+      signer.signAccess(
+        {
+          sub: s.userId,
+          sid: s.sessionId,
+          email: s.email,
+          email_verified: s.emailVerifiedAt !== null,
+          roles: grants.roles,
+          permissions: grants.permissions,
+          amr: s.amr,
+          ...(client ? { client_id: client.clientId } : {}),
+        },
+        client?.accessTokenSeconds,
+      ),
       signer.signRefresh({ sub: s.userId, sid: s.sessionId, gen: s.generation }, s.expiresAt),
     ]);
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: refresh };

@@ -17,7 +17,8 @@ export interface SessionCacheHandle {
 
 /** The session cache of this process: on with Redis and SESSION_CACHE_TTL_MS > 0; `noSessionCache` otherwise. */
 export function sessionCacheFor(config: RedisConfig, logger: Pick<Logger, 'warn' | 'info'>): SessionCacheHandle {
-  if (!config.redisUrl || config.sessionCacheTtlMs <= 0) return { cache: noSessionCache, enabled: false, start: async () => undefined, stop: async () => undefined };
+  if (!config.redisUrl || config.sessionCacheTtlMs <= 0)
+    return { cache: noSessionCache, enabled: false, start: async () => undefined, stop: async () => undefined };
   const broadcast = createRedisBroadcast({ url: config.redisUrl, channel: SESSION_CHANNEL, reconnectMaxDelayMs: config.redisReconnectMaxDelayMs, logger });
   return {
     cache: createSessionCache({ ttlMs: config.sessionCacheTtlMs, broadcast }),

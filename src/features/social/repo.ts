@@ -6,12 +6,20 @@ import { identities, oauthCodes, oauthStates, type IdentityRow, type OAuthCodeRo
 // ---- identities ---------------------------------------------------------------
 
 export async function findIdentity(db: Database, provider: string, subject: string): Promise<IdentityRow | null> {
-  const rows = await db.select().from(identities).where(and(eq(identities.provider, provider), eq(identities.subject, subject))).limit(1);
+  const rows = await db
+    .select()
+    .from(identities)
+    .where(and(eq(identities.provider, provider), eq(identities.subject, subject)))
+    .limit(1);
   return rows[0] ?? null;
 }
 
 export async function findIdentityOfUser(db: Database, userId: string, provider: string): Promise<IdentityRow | null> {
-  const rows = await db.select().from(identities).where(and(eq(identities.userId, userId), eq(identities.provider, provider))).limit(1);
+  const rows = await db
+    .select()
+    .from(identities)
+    .where(and(eq(identities.userId, userId), eq(identities.provider, provider)))
+    .limit(1);
   return rows[0] ?? null;
 }
 
@@ -31,7 +39,16 @@ export async function insertIdentity(
 ): Promise<IdentityRow | null> {
   const rows = await db
     .insert(identities)
-    .values({ userId: i.userId, provider: i.provider, subject: i.subject, email: i.email, emailVerified: i.emailVerified, proven: i.proven, createdAt: i.now, lastSignInAt: i.now })
+    .values({
+      userId: i.userId,
+      provider: i.provider,
+      subject: i.subject,
+      email: i.email,
+      emailVerified: i.emailVerified,
+      proven: i.proven,
+      createdAt: i.now,
+      lastSignInAt: i.now,
+    })
     .onConflictDoNothing()
     .returning();
   return rows[0] ?? null;
@@ -48,7 +65,10 @@ export async function deleteIdentity(db: Database, userId: string, provider: str
 
 /** Deletes the identities of the user whose claim on the account is not proven; returns them. */
 export async function deleteUnproven(db: Database, userId: string): Promise<IdentityRow[]> {
-  return db.delete(identities).where(and(eq(identities.userId, userId), eq(identities.proven, false))).returning();
+  return db
+    .delete(identities)
+    .where(and(eq(identities.userId, userId), eq(identities.proven, false)))
+    .returning();
 }
 
 /** The user row, locked until the transaction ends (serialises unlinking against itself). */

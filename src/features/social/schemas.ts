@@ -2,7 +2,9 @@ import { Type } from 'typebox';
 import type { IdentityRow } from './tables.js';
 import { MAX_APPLE_USER_LENGTH, MAX_STATE_LENGTH, MAX_TOKEN_LENGTH } from '../../limits.js';
 
-export const ProviderParams = Type.Object({ provider: Type.String({ maxLength: 64, description: '`google`, `apple`, `github`, `facebook` or a configured OIDC provider' }) });
+export const ProviderParams = Type.Object({
+  provider: Type.String({ maxLength: 64, description: '`google`, `apple`, `github`, `facebook` or a configured OIDC provider' }),
+});
 
 export const ProvidersBody = Type.Object({
   providers: Type.Array(
@@ -19,7 +21,12 @@ export const AuthorizeQuery = Type.Object({
   redirect_uri: Type.String({ maxLength: 2048, description: 'Where the one-time code goes: exactly one of OAUTH_REDIRECT_ALLOWLIST' }),
   state: Type.Optional(Type.String({ maxLength: MAX_STATE_LENGTH, description: "The app's own state, returned unchanged with the code" })),
   // Required (400 pkce_required without them), but checked by the flow, not the schema: a confidential client may be exempted one day.
-  code_challenge: Type.Optional(Type.String({ maxLength: 128, description: "Required: the app's PKCE challenge, BASE64URL(SHA-256(code_verifier)); the code_verifier goes to POST /auth/token" })),
+  code_challenge: Type.Optional(
+    Type.String({
+      maxLength: 128,
+      description: "Required: the app's PKCE challenge, BASE64URL(SHA-256(code_verifier)); the code_verifier goes to POST /auth/token",
+    }),
+  ),
   code_challenge_method: Type.Optional(Type.String({ maxLength: 10, description: 'Required: `S256` (the only method accepted; `plain` is refused)' })),
 });
 
@@ -37,7 +44,7 @@ export const NativeTokenBody = Type.Object({
   id_token: Type.Optional(Type.String({ maxLength: 8192, description: 'OpenID providers (Google, Apple, generic): the ID token from the SDK' })),
   access_token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH, description: 'GitHub, Facebook: the access token from the SDK' })),
   nonce: Type.Optional(Type.String({ maxLength: MAX_STATE_LENGTH, description: 'The raw nonce given to the SDK (Apple: the token carries its SHA-256)' })),
-  first_name: Type.Optional(Type.String({ maxLength: 100, description: "Apple gives the name to the app on the first sign-in only: pass it on" })),
+  first_name: Type.Optional(Type.String({ maxLength: 100, description: 'Apple gives the name to the app on the first sign-in only: pass it on' })),
   last_name: Type.Optional(Type.String({ maxLength: 100 })),
 });
 

@@ -90,14 +90,20 @@ export function createSocialService(deps: SocialServiceDeps) {
     if (identity) return { kind: 'known', user: await accounts.getProfile(identity.userId), identity, email: null };
     const email = profile.email ? canonicalEmail(profile.email) : null;
     if (!email) {
-      throw new AppError('provider_email_missing', `${p.displayName} did not share a usable email address; allow access to your email at ${p.displayName}, or sign up with a password.`);
+      throw new AppError(
+        'provider_email_missing',
+        `${p.displayName} did not share a usable email address; allow access to your email at ${p.displayName}, or sign up with a password.`,
+      );
     }
     const existing = await accounts.findByEmail(email);
     if (!existing) {
       // Before any write: an account (and identity) made from an address nobody proved would be claimed later by
       // whoever does prove it (a reset, the confirmation link), with this identity still able to sign in.
       if (deps.requireEmailVerification && !profile.emailVerified) {
-        throw new OAuthError('email_not_verified', `${p.displayName} does not confirm that ${email} is verified. Verify the address at ${p.displayName} and try again, or sign up with a password.`);
+        throw new OAuthError(
+          'email_not_verified',
+          `${p.displayName} does not confirm that ${email} is verified. Verify the address at ${p.displayName} and try again, or sign up with a password.`,
+        );
       }
       return { kind: 'created', user: null, identity: null, email };
     }
@@ -200,7 +206,10 @@ export function createSocialService(deps: SocialServiceDeps) {
   const disabled = () => new OAuthError('invalid_grant', 'This account is disabled.');
   const unavailable = () => new AppError('provider_unavailable', undefined, undefined, 5);
   const notVerified = () =>
-    new OAuthError('email_not_verified', 'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.');
+    new OAuthError(
+      'email_not_verified',
+      'Confirm your email address before signing in: open the link we emailed you, or ask for a new one at POST /auth/confirm-email/resend.',
+    );
 
   /** A native token's verified profile; a refusal by the provider becomes `refused(message)`, an outage 503. */
   async function verifyNative(p: Provider, token: NativeToken, refused: (message: string) => Error): Promise<ProviderProfile> {
@@ -300,9 +309,16 @@ export function createSocialService(deps: SocialServiceDeps) {
      * token must not be able to add its own way in. `created` is false when this
      * identity was already connected to the account.
      */
-    async link(userId: string, signedInAt: Date, providerId: string, token: NativeToken, meta: ClientMeta): Promise<{ identity: IdentityRow; created: boolean }> {
+    async link(
+      userId: string,
+      signedInAt: Date,
+      providerId: string,
+      token: NativeToken,
+      meta: ClientMeta,
+    ): Promise<{ identity: IdentityRow; created: boolean }> {
       const p = provider(providerId);
-      if (clock.now().getTime() - signedInAt.getTime() > deps.reauthSeconds * 1000) throw new AppError('reauthentication_required', 'Sign in again (recently) to connect a provider.');
+      if (clock.now().getTime() - signedInAt.getTime() > deps.reauthSeconds * 1000)
+        throw new AppError('reauthentication_required', 'Sign in again (recently) to connect a provider.');
       const profile = await verifyNative(p, token, (message) => new AppError('provider_token_invalid', message));
       const owner = await repo.findIdentity(db, p.id, profile.subject);
       if (owner && owner.userId === userId) return { identity: owner, created: false };
@@ -316,7 +332,15 @@ export function createSocialService(deps: SocialServiceDeps) {
       const vouched = profile.email !== null && profile.emailVerified && p.emailLinking ? canonicalEmail(profile.email) : null;
       const proven = account.emailVerifiedAt !== null && vouched === account.email;
       const identity = await db.transaction(async (tx) => {
-        const row = await repo.insertIdentity(tx, { userId, provider: p.id, subject: profile.subject, email: profile.email, emailVerified: profile.emailVerified, proven, now: clock.now() });
+        const row = await repo.insertIdentity(tx, {
+          userId,
+          provider: p.id,
+          subject: profile.subject,
+          email: profile.email,
+          emailVerified: profile.emailVerified,
+          proven,
+          now: clock.now(),
+        });
         if (!row) {
           const again = await repo.findIdentity(tx, p.id, profile.subject);
           throw new AppError(again && again.userId !== userId ? 'identity_already_linked' : 'provider_already_linked');

@@ -10,7 +10,9 @@ import { users } from '../accounts/tables.js';
 export const identities = pgTable(
   'identities',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     userId: uuid('user_id')
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
@@ -74,7 +76,9 @@ export const oauthStates = pgTable(
 export const oauthCodes = pgTable(
   'oauth_codes',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     codeHash: text('code_hash').notNull(),
     userId: uuid('user_id')
       .notNull()

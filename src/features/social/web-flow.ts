@@ -80,13 +80,7 @@ export interface AuthorizeResult {
 
 /** The errors a callback reports to the app's redirect_uri (`?error=…&error_description=…`). */
 export type CallbackError =
-  | 'access_denied'
-  | 'temporarily_unavailable'
-  | 'invalid_request'
-  | 'server_error'
-  | 'identity_not_linked'
-  | 'provider_email_missing'
-  | 'email_not_verified';
+  'access_denied' | 'temporarily_unavailable' | 'invalid_request' | 'server_error' | 'identity_not_linked' | 'provider_email_missing' | 'email_not_verified';
 
 export type WebFlow = ReturnType<typeof createWebFlow>;
 
@@ -112,7 +106,9 @@ export function createWebFlow(deps: WebFlowDeps) {
       if (pkceRequired(PUBLIC_CLIENT) && input.codeChallenge === undefined && input.codeChallengeMethod === undefined) throw new AppError('pkce_required');
       if (input.codeChallenge !== undefined || input.codeChallengeMethod !== undefined) {
         if (input.codeChallengeMethod !== 'S256' || !input.codeChallenge || !OPAQUE.test(input.codeChallenge)) {
-          throw new AppError('validation_failed', 'PKCE: send code_challenge (43 base64url characters) with code_challenge_method=S256.', [{ field: 'code_challenge', message: 'invalid' }]);
+          throw new AppError('validation_failed', 'PKCE: send code_challenge (43 base64url characters) with code_challenge_method=S256.', [
+            { field: 'code_challenge', message: 'invalid' },
+          ]);
         }
       }
       const binding = bindingCookie && OPAQUE.test(bindingCookie) ? bindingCookie : newOpaqueToken();
@@ -124,7 +120,15 @@ export function createWebFlow(deps: WebFlowDeps) {
         location = (await p.authorizationUrl({ state, codeChallenge: s256(verifier), nonce, callbackUrl: callbackUrl(p) })).href;
       } catch (err) {
         if (!(err instanceof ProviderError)) throw err;
-        return { location: fail({ redirectUri, appState: input.appState ?? null }, 'temporarily_unavailable', `${p.displayName} cannot be reached; try again shortly.`), binding, responseMode: p.responseMode };
+        return {
+          location: fail(
+            { redirectUri, appState: input.appState ?? null },
+            'temporarily_unavailable',
+            `${p.displayName} cannot be reached; try again shortly.`,
+          ),
+          binding,
+          responseMode: p.responseMode,
+        };
       }
       const now = clock.now();
       if (now.getTime() - lastPurge >= PURGE_EVERY_MS) {
@@ -159,20 +163,34 @@ export function createWebFlow(deps: WebFlowDeps) {
       if (!row || row.provider !== p.id) throw new AppError('oauth_state_invalid', 'This sign-in attempt is unknown. Start the sign-in again from the app.');
       // Bound to the browser that started it: a state lifted from a URL is useless elsewhere (login CSRF).
       if (!bindingCookie || sha256Hex(bindingCookie) !== row.bindingHash) {
-        throw new AppError('oauth_state_invalid', 'This sign-in attempt was started in another browser (or its cookie is gone). Start the sign-in again from the app.');
+        throw new AppError(
+          'oauth_state_invalid',
+          'This sign-in attempt was started in another browser (or its cookie is gone). Start the sign-in again from the app.',
+        );
       }
       const live = await repo.consumeState(db, row.id, clock.now());
       if (!live) return fail(row, 'invalid_request', 'This sign-in attempt has expired or was already completed; start again.');
 
       if (params.error) {
-        const error: CallbackError = params.error === 'access_denied' ? 'access_denied' : params.error === 'temporarily_unavailable' ? 'temporarily_unavailable' : 'server_error';
-        return fail(row, error, error === 'access_denied' ? `The sign-in with ${p.displayName} was cancelled or refused.` : `${p.displayName} reported an error.`);
+        const error: CallbackError =
+          params.error === 'access_denied' ? 'access_denied' : params.error === 'temporarily_unavailable' ? 'temporarily_unavailable' : 'server_error';
+        return fail(
+          row,
+          error,
+          error === 'access_denied' ? `The sign-in with ${p.displayName} was cancelled or refused.` : `${p.displayName} reported an error.`,
+        );
       }
       if (!params.code) return fail(row, 'invalid_request', `${p.displayName} sent no authorization code.`);
 
       let profile: ProviderProfile;
       try {
-        profile = await p.exchangeCode({ code: params.code, codeVerifier: live.codeVerifier, nonce: live.nonce, callbackUrl: callbackUrl(p), callbackParams: params });
+        profile = await p.exchangeCode({
+          code: params.code,
+          codeVerifier: live.codeVerifier,
+          nonce: live.nonce,
+          callbackUrl: callbackUrl(p),
+          callbackParams: params,
+        });
       } catch (err) {
         if (!(err instanceof ProviderError)) throw err;
         if (err.unavailable) return fail(row, 'temporarily_unavailable', `${p.displayName} cannot be reached; try again shortly.`);
@@ -217,14 +235,22 @@ export function createWebFlow(deps: WebFlowDeps) {
           await deps.sessions.revokeOwn(used.userId, used.sessionId).catch((err: unknown) => {
             if (!(err instanceof AppError && err.code === 'session_not_found')) throw err;
           });
-          await deps.audit.record(db, { userId: used.userId, type: 'oauth_code_reuse', ip: meta.ip, userAgent: meta.userAgent, details: { method: used.provider, session: used.sessionId } });
+          await deps.audit.record(db, {
+            userId: used.userId,
+            type: 'oauth_code_reuse',
+            ip: meta.ip,
+            userAgent: meta.userAgent,
+            details: { method: used.provider, session: used.sessionId },
+          });
         }
         throw invalid();
       }
-      if (allowedRedirectUri(input.redirectUri, [row.redirectUri]) === null) throw new OAuthError('invalid_grant', 'redirect_uri differs from the one of the authorization request.');
+      if (allowedRedirectUri(input.redirectUri, [row.redirectUri]) === null)
+        throw new OAuthError('invalid_grant', 'redirect_uri differs from the one of the authorization request.');
       if (row.codeChallenge) {
         if (!input.codeVerifier) throw new OAuthError('invalid_grant', 'Missing code_verifier: the authorization request had a code_challenge (PKCE).');
-        if (!VERIFIER.test(input.codeVerifier) || s256(input.codeVerifier) !== row.codeChallenge) throw new OAuthError('invalid_grant', 'The code_verifier does not match the code_challenge.');
+        if (!VERIFIER.test(input.codeVerifier) || s256(input.codeVerifier) !== row.codeChallenge)
+          throw new OAuthError('invalid_grant', 'The code_verifier does not match the code_challenge.');
       } else if (pkceRequired(PUBLIC_CLIENT)) {
         // A code issued before PKCE was required (or a row written by hand): no verifier can redeem it.
         throw new OAuthError('invalid_grant', 'This code was issued without a code_challenge; PKCE (S256) is required. Start the sign-in again.');

@@ -28,12 +28,24 @@ const TokenRequest = Type.Object({
   refresh_token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })),
   code: Type.Optional(Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code)' })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
-  code_verifier: Type.Optional(Type.String({ maxLength: 256, description: 'The PKCE verifier of the code_challenge sent to /auth/oauth/:provider/authorize (required with grant_type=authorization_code)' })),
+  code_verifier: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: 'The PKCE verifier of the code_challenge sent to /auth/oauth/:provider/authorize (required with grant_type=authorization_code)',
+    }),
+  ),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
-  client_id: Type.Optional(Type.String({ maxLength: 256, description: 'A registered client: with client_secret (client_secret_post), alone (a public client), or with client_assertion' })),
+  client_id: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: 'A registered client: with client_secret (client_secret_post), alone (a public client), or with client_assertion',
+    }),
+  ),
   client_secret: Type.Optional(Type.String({ maxLength: 1024, description: 'client_secret_post (or send HTTP Basic: client_secret_basic)' })),
-  client_assertion: Type.Optional(Type.String({ maxLength: 8192, description: 'private_key_jwt (RFC 7523): a JWT signed with the client\'s registered key' })),
-  client_assertion_type: Type.Optional(Type.String({ maxLength: 128, description: '`urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with client_assertion' })),
+  client_assertion: Type.Optional(Type.String({ maxLength: 8192, description: "private_key_jwt (RFC 7523): a JWT signed with the client's registered key" })),
+  client_assertion_type: Type.Optional(
+    Type.String({ maxLength: 128, description: '`urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with client_assertion' }),
+  ),
 });
 
 const LoginBody = Type.Object({ email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) });
@@ -63,7 +75,10 @@ function allow(client: TokenClient | null, grant: string): void {
 
 const passwordGrantOff = () => new OAuthError('unsupported_grant_type', 'The password grant is turned off on this server (PASSWORD_GRANT_ENABLED=false).');
 
-export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { accounts, sessions, socialCodes, authenticateClient: authenticate, passwordGrant }) => {
+export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (
+  app,
+  { accounts, sessions, socialCodes, authenticateClient: authenticate, passwordGrant },
+) => {
   /** The registered client of the request (null: none named); every failure is 401 invalid_client with a Basic challenge. */
   async function authenticateClient(request: FastifyRequest, reply: FastifyReply, body: Parameters<ClientAuthenticator>[1]): Promise<TokenClient | null> {
     try {
@@ -75,57 +90,77 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
     }
   }
 
-  app.post('/auth/token', {
-    config: { oauthErrors: true },
-    schema: {
-      tags: ['auth'],
-      summary: 'OAuth2 token endpoint (RFC 6749): password, refresh_token and authorization_code grants',
-      description: 'Accepts `application/x-www-form-urlencoded` (as OAuth2 clients and Swagger UI send it) or JSON.',
-      consumes: ['application/x-www-form-urlencoded', 'application/json'],
-      body: TokenRequest,
-      response: tokenResponses,
+  app.post(
+    '/auth/token',
+    {
+      config: { oauthErrors: true },
+      schema: {
+        tags: ['auth'],
+        summary: 'OAuth2 token endpoint (RFC 6749): password, refresh_token and authorization_code grants',
+        description: 'Accepts `application/x-www-form-urlencoded` (as OAuth2 clients and Swagger UI send it) or JSON.',
+        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        body: TokenRequest,
+        response: tokenResponses,
+      },
     },
-  }, async (request, reply) => {
-    const body = request.body;
-    const client = await authenticateClient(request, reply, body);
-    switch (body.grant_type) {
-      case 'password':
-        if (!passwordGrant) throw passwordGrantOff();
-        allow(client, 'password');
-        // RFC 9700 §2.4: only a first-party client may collect passwords (also checked at registration).
-        if (client && !client.firstParty) throw new OAuthError('unauthorized_client', 'Only a first-party client may use the password grant.');
-        return sendTokens(
-          reply,
-          await accounts.signInWithPassword(required(body.username, 'username'), required(body.password, 'password'), clientMeta(request), client ? issuing(client) : null),
-        );
-      case 'refresh_token':
-        allow(client, 'refresh_token');
-        return sendTokens(reply, await sessions.refresh(required(body.refresh_token, 'refresh_token'), client ? issuing(client) : null));
-      case 'authorization_code':
-        if (client) {
-          allow(client, 'authorization_code');
-          // The codes of today's third-party web sign-in belong to the implicit client; the OpenID authorization endpoint (issue 16) will issue codes to clients.
-          throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired, or was not issued to this client.');
-        }
-        if (!socialCodes) break;
-        return sendTokens(
-          reply,
-          await socialCodes.exchange({ code: required(body.code, 'code'), redirectUri: required(body.redirect_uri, 'redirect_uri'), codeVerifier: body.code_verifier }, clientMeta(request)),
-        );
-    }
-    throw new OAuthError('unsupported_grant_type', `Supported grant types: password, refresh_token${socialCodes ? ', authorization_code' : ''}.`);
-  });
+    async (request, reply) => {
+      const body = request.body;
+      const client = await authenticateClient(request, reply, body);
+      switch (body.grant_type) {
+        case 'password':
+          if (!passwordGrant) throw passwordGrantOff();
+          allow(client, 'password');
+          // RFC 9700 §2.4: only a first-party client may collect passwords (also checked at registration).
+          if (client && !client.firstParty) throw new OAuthError('unauthorized_client', 'Only a first-party client may use the password grant.');
+          return sendTokens(
+            reply,
+            await accounts.signInWithPassword(
+              required(body.username, 'username'),
+              required(body.password, 'password'),
+              clientMeta(request),
+              client ? issuing(client) : null,
+            ),
+          );
+        case 'refresh_token':
+          allow(client, 'refresh_token');
+          return sendTokens(reply, await sessions.refresh(required(body.refresh_token, 'refresh_token'), client ? issuing(client) : null));
+        case 'authorization_code':
+          if (client) {
+            allow(client, 'authorization_code');
+            // The codes of today's third-party web sign-in belong to the implicit client; the OpenID authorization endpoint (issue 16) will issue codes to clients.
+            throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired, or was not issued to this client.');
+          }
+          if (!socialCodes) break;
+          return sendTokens(
+            reply,
+            await socialCodes.exchange(
+              { code: required(body.code, 'code'), redirectUri: required(body.redirect_uri, 'redirect_uri'), codeVerifier: body.code_verifier },
+              clientMeta(request),
+            ),
+          );
+      }
+      throw new OAuthError('unsupported_grant_type', `Supported grant types: password, refresh_token${socialCodes ? ', authorization_code' : ''}.`);
+    },
+  );
 
-  app.post('/auth/login', {
-    config: { oauthErrors: true },
-    schema: { tags: ['auth'], summary: 'Sign in with email and password (JSON)', body: LoginBody, response: tokenResponses },
-  }, async (request, reply) => {
-    if (!passwordGrant) throw passwordGrantOff();
-    return sendTokens(reply, await accounts.signInWithPassword(request.body.email, request.body.password, clientMeta(request)));
-  });
+  app.post(
+    '/auth/login',
+    {
+      config: { oauthErrors: true },
+      schema: { tags: ['auth'], summary: 'Sign in with email and password (JSON)', body: LoginBody, response: tokenResponses },
+    },
+    async (request, reply) => {
+      if (!passwordGrant) throw passwordGrantOff();
+      return sendTokens(reply, await accounts.signInWithPassword(request.body.email, request.body.password, clientMeta(request)));
+    },
+  );
 
-  app.post('/auth/refresh', {
-    config: { oauthErrors: true },
-    schema: { tags: ['auth'], summary: 'Exchange a refresh token for new tokens (JSON)', body: RefreshBody, response: tokenResponses },
-  }, async (request, reply) => sendTokens(reply, await sessions.refresh(request.body.refresh_token)));
+  app.post(
+    '/auth/refresh',
+    {
+      config: { oauthErrors: true },
+      schema: { tags: ['auth'], summary: 'Exchange a refresh token for new tokens (JSON)', body: RefreshBody, response: tokenResponses },
+    },
+    async (request, reply) => sendTokens(reply, await sessions.refresh(request.body.refresh_token)),
+  );
 };

@@ -31,7 +31,12 @@ export function memoizeAccessTokens(verifier: TokenVerifier, clock: Clock, opts:
       const started = now();
       const claims = await verifier.verifyAccess(token);
       if (!claims) return null;
-      const frozen = Object.freeze({ ...claims, roles: Object.freeze([...claims.roles]), permissions: Object.freeze([...claims.permissions]), amr: Object.freeze([...claims.amr]) }) as unknown as VerifiedAccessToken;
+      const frozen = Object.freeze({
+        ...claims,
+        roles: Object.freeze([...claims.roles]),
+        permissions: Object.freeze([...claims.permissions]),
+        amr: Object.freeze([...claims.amr]),
+      }) as unknown as VerifiedAccessToken;
       if (memo.size >= maxEntries) {
         const oldest = memo.keys().next().value;
         if (oldest !== undefined) memo.delete(oldest);

@@ -49,7 +49,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
  */
 function withDeadlines(db: Database): Database {
   const transaction = db.transaction.bind(db);
-  db.transaction = (async (fn: (tx: never) => Promise<unknown>, config?: unknown) => {
+  db.transaction = async (fn: (tx: never) => Promise<unknown>, config?: unknown) => {
     const deadline = currentDeadline();
     if (!deadline) return transaction(fn as never, config as never);
     deadline.throwIfExpired();
@@ -66,12 +66,13 @@ function withDeadlines(db: Database): Database {
     } finally {
       endCommit();
     }
-  });
+  };
   return db;
 }
 
 /** A statement's text, whichever way pg's query() was called. */
-const statementText = (arg: unknown): string => (typeof arg === 'string' ? arg : typeof (arg as { text?: unknown } | null)?.text === 'string' ? (arg as { text: string }).text : '');
+const statementText = (arg: unknown): string =>
+  typeof arg === 'string' ? arg : typeof (arg as { text?: unknown } | null)?.text === 'string' ? (arg as { text: string }).text : '';
 
 /** Refuses a statement of a request whose deadline has passed (a ROLLBACK still goes through). */
 function refusedByDeadline(arg: unknown): boolean {
@@ -149,7 +150,9 @@ function transactionSafePool(Base: typeof Pool): typeof Pool {
 
     override connect(): Promise<PoolClient>;
     override connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): void;
-    override connect(callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<PoolClient> | void {
+    override connect(
+      callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void,
+    ): Promise<PoolClient> | void {
       if (callback) return super.connect(callback);
       const deadline = currentDeadline();
       return super.connect().then((client) => {
@@ -193,10 +196,15 @@ async function openPglite(dir: string | null): Promise<DatabaseHandle> {
   try {
     const client = dir ? await PGlite.create(dir) : await PGlite.create();
     const db = drizzle(client) as unknown as Database;
-    return handleFor(db, 'pglite', (d) => migrate(d as never, { migrationsFolder }), async () => {
-      await client.close();
-      lock?.release();
-    });
+    return handleFor(
+      db,
+      'pglite',
+      (d) => migrate(d as never, { migrationsFolder }),
+      async () => {
+        await client.close();
+        lock?.release();
+      },
+    );
   } catch (err) {
     lock?.release();
     throw err;

@@ -45,7 +45,8 @@ export function describeConnectFailure(err: unknown): string | null {
       const d = describeConnectFailure(inner[0]);
       if (d) return d;
     }
-    if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(message)) return 'connection timed out (DB_CONNECT_TIMEOUT_MS): a firewall, or the wrong host?';
+    if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(message))
+      return 'connection timed out (DB_CONNECT_TIMEOUT_MS): a firewall, or the wrong host?';
     if (/self[- ]signed certificate|certificate|SSL/i.test(message)) return `TLS failed: ${message}`;
   }
   return null;

@@ -12,7 +12,7 @@ export class DataDirLockedError extends Error {
   ) {
     super(
       `The embedded database in ${dir} is in use by process ${pid}. ` +
-        'PGlite is single-process: two processes on one directory lose each other\'s writes. ' +
+        "PGlite is single-process: two processes on one directory lose each other's writes. " +
         'Stop that process first, or use PostgreSQL (DATABASE_URL) to run several processes.',
     );
     this.name = 'DataDirLockedError';

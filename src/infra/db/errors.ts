@@ -21,7 +21,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
       if (code.startsWith('08') || code.startsWith('57P0') || code === '53300' || code === '57014') return true;
     }
     const message = (e as { message?: unknown }).message;
-    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end on the pool|PGlite is closed/i.test(message)) {
+    if (
+      typeof message === 'string' &&
+      /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end on the pool|PGlite is closed/i.test(
+        message,
+      )
+    ) {
       return true;
     }
   }

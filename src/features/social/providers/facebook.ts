@@ -45,10 +45,15 @@ export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpO
 
   /** debug_token: a valid USER token of this app; returns the app-scoped user id it names. */
   async function debugToken(accessToken: string): Promise<string> {
-    const res = await requestJson(opts, 'Facebook debug_token', graph('/debug_token', { input_token: accessToken, access_token: `${config.clientId}|${config.clientSecret}` }), {
-      method: 'GET',
-      headers: { accept: 'application/json' },
-    });
+    const res = await requestJson(
+      opts,
+      'Facebook debug_token',
+      graph('/debug_token', { input_token: accessToken, access_token: `${config.clientId}|${config.clientSecret}` }),
+      {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+      },
+    );
     if (res.status !== 200) {
       // The input token's problems come back as 200 {data: {is_valid: false}}; an error here is about
       // our app credentials or Facebook itself: not the user's fault.
@@ -68,13 +73,19 @@ export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpO
   async function profile(accessToken: string): Promise<ProviderProfile> {
     const userId = await debugToken(accessToken);
     const proof = createHmac('sha256', config.clientSecret).update(accessToken).digest('hex');
-    const res = await requestJson(opts, 'Facebook /me', graph('/me', { fields: 'id,email,first_name,last_name,name', access_token: accessToken, appsecret_proof: proof }), {
-      method: 'GET',
-      headers: { accept: 'application/json' },
-    });
+    const res = await requestJson(
+      opts,
+      'Facebook /me',
+      graph('/me', { fields: 'id,email,first_name,last_name,name', access_token: accessToken, appsecret_proof: proof }),
+      {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+      },
+    );
     if (res.status !== 200) {
       const e = graphError(res);
-      if (res.status === 401 || (e && e.code !== null && TOKEN_CODES.has(e.code))) throw new ProviderError('token_invalid', `Facebook /me refused the access token${e ? `: ${describe(e)}` : ''}`);
+      if (res.status === 401 || (e && e.code !== null && TOKEN_CODES.has(e.code)))
+        throw new ProviderError('token_invalid', `Facebook /me refused the access token${e ? `: ${describe(e)}` : ''}`);
       throw new ProviderError('provider_error', `Facebook /me: HTTP ${res.status}${e ? ` ${describe(e)}` : ''}`, true);
     }
     const me = res.body;
@@ -124,8 +135,10 @@ export function createFacebookProvider(config: OAuth2ProviderConfig, opts: HttpO
       });
       const res = await requestJson(opts, 'Facebook token exchange', url, { method: 'GET', headers: { accept: 'application/json' } });
       const e = graphError(res);
-      if (res.status >= 500 || e?.transient) throw new ProviderError('provider_error', `Facebook token exchange: HTTP ${res.status}${e ? ` ${describe(e)}` : ''}`, true);
-      if (e || res.status !== 200) throw new ProviderError('token_exchange_failed', `Facebook refused the code${e ? `: ${describe(e)}` : ` (HTTP ${res.status})`}`);
+      if (res.status >= 500 || e?.transient)
+        throw new ProviderError('provider_error', `Facebook token exchange: HTTP ${res.status}${e ? ` ${describe(e)}` : ''}`, true);
+      if (e || res.status !== 200)
+        throw new ProviderError('token_exchange_failed', `Facebook refused the code${e ? `: ${describe(e)}` : ` (HTTP ${res.status})`}`);
       const accessToken = isObject(res.body) ? text(res.body.access_token) : null;
       if (!accessToken) throw new ProviderError('bad_response', 'Facebook token exchange: no access_token in the answer', true);
       return profile(accessToken);

@@ -42,7 +42,8 @@ export function createGithubProvider(config: OAuth2ProviderConfig, opts: HttpOpt
   /** Throws the right ProviderError for a non-2xx answer of the REST API. */
   function apiFailure(what: string, res: JsonResponse): never {
     if (res.status === 401) throw new ProviderError('token_invalid', `${what}: GitHub does not accept the access token`);
-    if (res.status === 403 || res.status === 429) throw new ProviderError('provider_rate_limited', `${what}: GitHub refused the call (HTTP ${res.status}, rate limit or permission)`, true);
+    if (res.status === 403 || res.status === 429)
+      throw new ProviderError('provider_rate_limited', `${what}: GitHub refused the call (HTTP ${res.status}, rate limit or permission)`, true);
     throw new ProviderError('provider_error', `${what}: GitHub answered HTTP ${res.status}`, true);
   }
 

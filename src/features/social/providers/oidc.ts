@@ -78,7 +78,7 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
     const doc = res.body;
     if (res.status !== 200 || !isObject(doc)) throw new ProviderError('discovery_failed', `${name} discovery: HTTP ${res.status}`, true);
     if (doc.issuer !== config.issuer) throw new ProviderError('discovery_failed', `${name} discovery: the document names another issuer`, true);
-    const endpoint = (override: string | null, key: string): string | null => override ?? (typeof doc[key] === 'string' ? (doc[key]) : null);
+    const endpoint = (override: string | null, key: string): string | null => override ?? (typeof doc[key] === 'string' ? doc[key] : null);
     const authorization = endpoint(config.authorizationUrl, 'authorization_endpoint');
     const token = endpoint(config.tokenUrl, 'token_endpoint');
     const jwks = endpoint(config.jwksUrl, 'jwks_uri');
@@ -97,7 +97,14 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
   /** The endpoints: configured, or discovered once (a failure is not cached: the next call retries). */
   async function endpoints(): Promise<Endpoints> {
     if (config.authorizationUrl && config.tokenUrl && config.jwksUrl) {
-      return { authorization: config.authorizationUrl, token: config.tokenUrl, jwks: config.jwksUrl, userinfo: config.userinfoUrl, authMethods: null, issParameter: false };
+      return {
+        authorization: config.authorizationUrl,
+        token: config.tokenUrl,
+        jwks: config.jwksUrl,
+        userinfo: config.userinfoUrl,
+        authMethods: null,
+        issParameter: false,
+      };
     }
     const now = clock.now().getTime();
     if (!discovered || now - discovered.at > DISCOVERY_TTL_MS) {
@@ -177,7 +184,10 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
   /** Fills in the email and names from the userinfo endpoint when the ID token carries none. */
   async function withUserinfo(claims: JWTPayload, accessToken: unknown, ep: Endpoints): Promise<Record<string, unknown>> {
     if (text(claims.email) || !ep.userinfo || typeof accessToken !== 'string') return claims;
-    const res = await requestJson(http, `${name} userinfo`, ep.userinfo, { method: 'GET', headers: { accept: 'application/json', authorization: `Bearer ${accessToken}` } });
+    const res = await requestJson(http, `${name} userinfo`, ep.userinfo, {
+      method: 'GET',
+      headers: { accept: 'application/json', authorization: `Bearer ${accessToken}` },
+    });
     if (res.status >= 500) throw new ProviderError('provider_error', `${name} userinfo: HTTP ${res.status}`, true);
     if (res.status !== 200 || !isObject(res.body)) throw new ProviderError('userinfo_failed', `${name} userinfo: HTTP ${res.status}`);
     // The userinfo answer is not signed: it only counts for the subject the verified ID token names.
@@ -191,7 +201,11 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
       body.set('client_id', webClientId);
       return;
     }
-    const method = quirks.tokenAuthMethod ?? (ep.authMethods && !ep.authMethods.includes('client_secret_basic') && ep.authMethods.includes('client_secret_post') ? 'client_secret_post' : 'client_secret_basic');
+    const method =
+      quirks.tokenAuthMethod ??
+      (ep.authMethods && !ep.authMethods.includes('client_secret_basic') && ep.authMethods.includes('client_secret_post')
+        ? 'client_secret_post'
+        : 'client_secret_basic');
     if (method === 'client_secret_post') {
       body.set('client_id', webClientId);
       body.set('client_secret', secret);
@@ -230,9 +244,17 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
       // announces the parameter must send it.
       const iss = exchange.callbackParams.iss;
       if (iss !== undefined ? !issuers.includes(iss) : ep.issParameter) {
-        throw new ProviderError('issuer_mismatch', `The answer did not come from ${name} (RFC 9207 "iss" ${iss === undefined ? 'missing' : 'of another issuer'}).`);
+        throw new ProviderError(
+          'issuer_mismatch',
+          `The answer did not come from ${name} (RFC 9207 "iss" ${iss === undefined ? 'missing' : 'of another issuer'}).`,
+        );
       }
-      const body = new URLSearchParams({ grant_type: 'authorization_code', code: exchange.code, redirect_uri: exchange.callbackUrl, code_verifier: exchange.codeVerifier });
+      const body = new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: exchange.code,
+        redirect_uri: exchange.callbackUrl,
+        code_verifier: exchange.codeVerifier,
+      });
       const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
       await clientAuth(ep, body, headers);
       const res = await requestJson(http, `${name} token endpoint`, ep.token, { method: 'POST', headers, body: body.toString() });
@@ -253,7 +275,9 @@ export function createOidcProvider(config: OidcProviderConfig, http: HttpOptions
       const raw = token.nonce;
       // With a nonce sent, the token must carry it; a token carrying a nonce needs the app to send it.
       const nonceOk = (claim: unknown) =>
-        raw === undefined ? claim === undefined : typeof claim === 'string' && (claim === raw || (quirks.hashedNativeNonce === true && claim === sha256Hex(raw)));
+        raw === undefined
+          ? claim === undefined
+          : typeof claim === 'string' && (claim === raw || (quirks.hashedNativeNonce === true && claim === sha256Hex(raw)));
       const claims = await verifyIdToken(token.idToken, config.clientIds, nonceOk);
       const sent = { firstName: text(token.firstName), lastName: text(token.lastName) };
       const profile = profileFrom(claims);
