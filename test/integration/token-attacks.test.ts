@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
 import { generate } from 'otplib';
 import { oauthCodes } from '../../src/features/social/tables.js';
-import { MAX_IAT_SKEW_SECONDS } from '../../src/features/tokens/token-verifier.js';
+import { MAX_IAT_SKEW_SECONDS } from '../../src/features/sessions/token-verifier.js';
 import { newOpaqueToken, sha256Hex } from '../../src/infra/opaque-token.js';
 import { testKeys } from '../helpers/keys.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';

@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/infra/clock.js';
 import { createKeyFile, fileStamp, keyStatuses, loadKeyRing, readKeyDir } from '../../src/infra/key-store.js';
 import { KeyError, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
 import { createSecretBox } from '../../src/infra/secret-box.js';
-import { createTokenVerifier } from '../../src/features/tokens/token-verifier.js';
+import { createTokenVerifier } from '../../src/features/sessions/token-verifier.js';
 import { watchKeys } from '../../src/runtime.js';
 import { rejectionOf } from '../helpers/rejection.js';
 

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtAlgorithm } from '../../src/config/index.js';
 import { loadKeyRing } from '../../src/infra/key-store.js';
 import { KeyError, createKeyRing, generateKeyPairPem, toSigningKey } from '../../src/infra/keys.js';
-import type { AccessClaims } from '../../src/features/tokens/claims.js';
-import { createTokenSigner } from '../../src/features/tokens/token-signer.js';
+import type { AccessClaims } from '../../src/features/sessions/claims.js';
+import { createTokenSigner } from '../../src/features/sessions/token-signer.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { rejectionOf } from '../helpers/rejection.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { VerifiedAccessToken } from '../../src/features/tokens/claims.js';
-import type { TokenVerifier } from '../../src/features/tokens/token-verifier.js';
-import { memoizeAccessTokens } from '../../src/features/tokens/verified-access-memo.js';
+import type { VerifiedAccessToken } from '../../src/features/sessions/claims.js';
+import type { TokenVerifier } from '../../src/features/sessions/token-verifier.js';
+import { memoizeAccessTokens } from '../../src/features/sessions/verified-access-memo.js';
 import { ManualClock } from '../../src/infra/clock.js';
 
 const claims = (exp: number): VerifiedAccessToken => ({

@@ -41,6 +41,9 @@ function actor(request: FastifyRequest): Actor {
   return { id: caller(request).token.sub, ip: meta.ip, userAgent: meta.userAgent };
 }
 
+/** The signed-in caller's user id, for the RBAC guards. */
+const callerId = (request: FastifyRequest) => caller(request).token.sub;
+
 /**
  * /admin/*: permission-guarded (users:read, users:write, roles:read, roles:write;
  * the built-in admin role holds `*`) on the caller's roles as stored now. An actor
@@ -48,7 +51,7 @@ function actor(request: FastifyRequest): Actor {
  */
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { admin, sessions, grantsOf }) => {
   const auth = authenticate(sessions);
-  const can = (...p: string[]) => [auth, requirePermission(grantsOf, ...p)];
+  const can = (...p: string[]) => [auth, requirePermission(grantsOf, callerId, ...p)];
   const tags = ['admin'];
 
   app.get(

@@ -130,13 +130,16 @@ function actor(request: FastifyRequest): Actor {
   return { id: caller(request).token.sub, ip: meta.ip, userAgent: meta.userAgent };
 }
 
+/** The signed-in caller's user id, for the RBAC guards. */
+const callerId = (request: FastifyRequest) => caller(request).token.sub;
+
 /**
  * /admin/clients: the OAuth client registry (docs/clients.md), guarded by the
  * permission `clients:manage` on the caller's grants as stored now (the built-in
  * `admin` holds it through `*`). Every change is audited; secrets are shown once.
  */
 export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = async (app, { clients, sessions, grantsOf }) => {
-  const guard = [authenticate(sessions), requirePermission(grantsOf, CLIENTS_PERMISSION)];
+  const guard = [authenticate(sessions), requirePermission(grantsOf, callerId, CLIENTS_PERMISSION)];
   const tags = ['admin'];
 
   app.get(

@@ -1,13 +1,12 @@
 import type { Clock } from '../../infra/clock.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
-import type { AuditService } from '../audit/service.js';
 import type { ClientMeta } from '../../http/client-meta.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
 import type { Database } from '../../infra/db/client.js';
 import { AppError, OAuthError } from '../../errors.js';
-import type { TokenSigner } from '../tokens/token-signer.js';
-import type { TokenVerifier } from '../tokens/token-verifier.js';
-import type { VerifiedAccessToken, VerifiedRefreshToken } from '../tokens/claims.js';
+import type { TokenSigner } from './token-signer.js';
+import type { TokenVerifier } from './token-verifier.js';
+import type { VerifiedAccessToken, VerifiedRefreshToken } from './claims.js';
 import * as repo from './repo.js';
 import { noSessionCache, type SessionCache } from './session-cache.js';
 import type { SessionRow } from './tables.js';
@@ -42,6 +41,20 @@ export interface Authenticated {
   session: repo.SessionWithUser;
 }
 
+/** What sessions write to the audit log (the audit feature's service provides it; sessions do not import that feature). */
+export interface SessionAudit {
+  record(
+    tx: Database,
+    event: {
+      userId: string;
+      type: 'logout' | 'logout_all' | 'session_revoked' | 'refresh_token_reuse';
+      ip?: string | null;
+      userAgent?: string | null;
+      details?: Record<string, string | number | boolean>;
+    },
+  ): Promise<void>;
+}
+
 export interface SessionServiceDeps {
   db: Database;
   clock: Clock;
@@ -52,7 +65,7 @@ export interface SessionServiceDeps {
   metrics: Pick<ServiceMetrics, 'refreshReuse'>;
   /** Roles and permissions for the access token, read at every issue: a role change shows in tokens at the next refresh. */
   grantsOf: (userId: string, tx?: Database) => Promise<{ roles: string[]; permissions: string[] }>;
-  audit: Pick<AuditService, 'record'>;
+  audit: SessionAudit;
   /** "Sign out everywhere" also voids every emailed link of the account (reset, confirmation, email change). */
   emailTokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
   /** Live sessions of recent checks (session-cache.ts); none by default. */
