@@ -14,7 +14,11 @@ export const CLIENT_TYPES = ['public', 'confidential'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
 export const AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
-/** The grants a client may be given. `client_credentials` is not implemented (refused). */
+/**
+ * The grants a client may be registered with. Tessera's tokens always name a user, so the machine-to-machine
+ * `client_credentials` grant is not offered: registering it is refused with a field error, and the token
+ * endpoint answers it `unsupported_grant_type`.
+ */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'password'] as const;
 export const STANDARD_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
 /** The permission of /admin/clients (held by `admin` through `*`). */
@@ -155,7 +159,11 @@ async function validate(c: ClientInput): Promise<Validated> {
   const redirectUris = list('redirect_uris', c.redirectUris, 20, redirectUriProblem);
   const postLogoutRedirectUris = list('post_logout_redirect_uris', c.postLogoutRedirectUris, 20, redirectUriProblem);
   const grantTypes = list('grant_types', c.grantTypes ?? ['authorization_code', 'refresh_token'], 10, (g) =>
-    g === 'client_credentials' ? 'is not supported yet' : (GRANT_TYPES as readonly string[]).includes(g) ? null : `is not one of ${GRANT_TYPES.join(', ')}`,
+    g === 'client_credentials'
+      ? 'is not supported: Tessera issues tokens for users only'
+      : (GRANT_TYPES as readonly string[]).includes(g)
+        ? null
+        : `is not one of ${GRANT_TYPES.join(', ')}`,
   );
   if (grantTypes.length === 0) throw problem('grant_types', 'must name at least one grant');
   const firstParty = c.firstParty ?? false;
