@@ -51,7 +51,7 @@ export interface BcryptHasher extends PasswordHasher {
 const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
 /**
- * bcrypt on `concurrency` dedicated threads (DESIGN §9): hashing never occupies
+ * bcrypt on `concurrency` dedicated threads (docs/hardening.md, "Password hashing under load"): hashing never occupies
  * libuv's pool, which jose's Web Crypto needs for every signature. The threads run
  * at nice `nice` (BCRYPT_NICE, default 0): when session checks and sign-ins both
  * saturate the CPU, the scheduler shares it between them (docs/operations.md,
@@ -64,8 +64,7 @@ const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
  * flood queues up to a bound, then sheds load (503 + Retry-After) instead of
  * holding every request (and its body) in memory until clients time out.
  */
-export function createBcryptHasher(rounds: number, concurrency: number, options: number | BcryptHasherOptions = {}): BcryptHasher {
-  const opts: BcryptHasherOptions = typeof options === 'number' ? { maxQueue: options } : options;
+export function createBcryptHasher(rounds: number, concurrency: number, opts: BcryptHasherOptions = {}): BcryptHasher {
   const maxQueue = opts.maxQueue ?? Number.POSITIVE_INFINITY;
   const maxWaitMs = opts.maxWaitMs ?? Number.POSITIVE_INFINITY;
   // [hashing now, most ever hashing at once, the last hash's µs], updated by the threads themselves (hash-worker.js).

@@ -34,7 +34,7 @@ const ip = (i: number) => `10.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 beforeAll(async () => {
   hasher = createBcryptHasher(4, CONCURRENCY);
   // cost 10 (~50 ms a hash): a queue filled here stays full long enough to be seen by a request
-  small = createBcryptHasher(10, 1, 5);
+  small = createBcryptHasher(10, 1, { maxQueue: 5 });
   t = await createTestApp({ hasher });
   shedding = await createTestApp({ hasher: small, db: t.db });
 });
