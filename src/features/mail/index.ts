@@ -16,7 +16,7 @@
  *
  * Other features import from this file only: the outbox service and its types.
  */
-export { BACKLOG_GRACE_MS, createOutboxService, outboxAdmin, type OutboxMessage, type OutboxService, type SendCaps } from './outbox.js';
+export { BACKLOG_GRACE_MS, createOutboxService, type OutboxMessage, type OutboxService, type SendCaps } from './outbox.js';
 export type { OutboxStatus } from './tables.js';
 export { EMAIL_KINDS, TemplateError, type EmailKind } from './templates.js';
 export { createEmailSender, type EmailSender } from './sender.js';

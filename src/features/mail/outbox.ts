@@ -85,11 +85,3 @@ export function createOutboxService(deps: { db: Database; clock: Clock; box: Sec
     },
   };
 }
-
-/** The operator's view (`tessera outbox status` and `retry`), on the caller's connection or transaction. */
-export const outboxAdmin = {
-  countByStatus: repo.countByStatus,
-  listFailed: repo.listFailed,
-  statusesOf: repo.statusesOf,
-  requeueFailed: repo.requeueFailed,
-};
