@@ -16,7 +16,10 @@ export interface ReceivedMail {
 }
 
 /** What to do with the next message: accept it, refuse it with an SMTP reply, or hold it (no reply) until released. */
-export type Verdict = { accept: true } | { code: number; message: string } | { hold: true };
+export type Verdict = ({ accept: true } | { code: number; message: string } | { hold: true }) & {
+  /** Applies to the next message to this address only (others pass it by); any message when absent. */
+  to?: string;
+};
 
 /**
  * A real SMTP server for tests (smtp-server), listening on a free loopback port.
@@ -60,7 +63,9 @@ export class SmtpCatcher {
 
   private async onMessage(raw: Buffer, session: SMTPServerSession, callback: (err?: Error | null) => void) {
     this.attempts++;
-    const verdict = this.plan.shift() ?? { accept: true };
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const at = this.plan.findIndex((v) => v.to === undefined || recipients.includes(v.to));
+    const verdict = at < 0 ? { accept: true as const } : this.plan.splice(at, 1)[0]!;
     if ('code' in verdict) {
       const err = Object.assign(new Error(verdict.message), { responseCode: verdict.code });
       callback(err);

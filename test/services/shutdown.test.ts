@@ -92,12 +92,34 @@ async function registered(base: string): Promise<string> {
   return email;
 }
 
-/** A server with `n` sign-ins in flight (300 ms after they were sent) that has just been sent SIGTERM. */
+const THREADS = 2;
+
+/**
+ * Resolves once the server has received all `n` sign-ins, read from /metrics: those answered, those
+ * waiting for a hashing thread, and two per thread (a queue forms only when every thread is busy).
+ * A fixed pause is not enough on a loaded machine: requests not yet read when SIGTERM comes are refused.
+ */
+async function untilReceived(base: string, n: number, output: () => string) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const text = await fetch(`${base}/metrics`).then((r) => r.text());
+    const sum = (re: RegExp) => [...text.matchAll(re)].reduce((t, m) => t + Number(m[1]), 0);
+    const answered = sum(/^http_requests_total\{[^}]*route="\/auth\/login"[^}]*\} (\d+)$/gm);
+    const queued = sum(/^password_hash_queue_depth (\d+)$/gm);
+    // Each thread runs one hash and piscina has handed it the next one ahead, which its queueSize leaves out.
+    if (queued > 0 && answered + queued + 2 * THREADS >= n) return;
+    if (Date.now() > deadline) throw new Error(`the ${n} sign-ins did not all reach the server (answered ${answered}, queued ${queued}):\n${output()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A server with `n` sign-ins in flight (all received, most of them waiting for a hashing thread) that has just been sent SIGTERM. */
 async function sigtermWithSignInsInFlight(env: Record<string, string>, n: number) {
-  const server = await startServer(env);
+  // No early 503 for a long queue (BCRYPT_MAX_WAIT_MS): every sign-in here waits for its hash.
+  const server = await startServer({ BCRYPT_CONCURRENCY: String(THREADS), BCRYPT_MAX_WAIT_MS: '600000', ...env });
   const email = await registered(server.base);
   const inFlight = Array.from({ length: n }, () => login(server.base, email));
-  await new Promise((r) => setTimeout(r, 300));
+  await untilReceived(server.base, n, server.output);
   const signalled = Date.now();
   server.child.kill('SIGTERM');
   return { server, inFlight, signalled };
