@@ -10,6 +10,11 @@ export interface AccessClaims {
   amr: string[];
   /** The registered OAuth client the token was issued to (RFC 9068 §2.2); absent for the implicit first-party client. */
   client_id?: string;
+  /**
+   * The scopes granted to that client, space-separated (RFC 9068 §2.2.3), e.g. "openid profile email".
+   * Absent for the implicit first-party client, whose tokens carry every claim of the user.
+   */
+  scope?: string;
 }
 
 export interface VerifiedAccessToken extends AccessClaims {
