@@ -16,10 +16,12 @@ import { discoveryRoutes } from './features/discovery/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
+import { revocationRoutes } from './features/revocation/routes.js';
 import { caller } from './features/sessions/authenticate.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { socialRoutes } from './features/social/routes.js';
 import { tokenRoutes } from './features/tokens/routes.js';
+import { userinfoRoutes } from './features/userinfo/routes.js';
 import { clientErrorHandler } from './http/client-errors.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerMetrics } from './http/metrics.js';
@@ -131,16 +133,20 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   });
   await app.register(healthRoutes, { pingDatabase: () => database.ping(), pingRedis: services.sender?.redis?.ping ?? null });
   await app.register(discoveryRoutes, { config, keys: infra.keys });
+  const authenticateClient = createClientAuthenticator(services.clients);
   await app.register(tokenRoutes, {
     accounts,
     sessions,
     socialCodes: services.webFlow,
-    authenticateClient: createClientAuthenticator(services.clients),
+    authenticateClient,
     passwordGrant: config.passwordGrantEnabled,
   });
+  // The OpenID Provider's token-side endpoints (docs/openid-provider.md).
+  await app.register(userinfoRoutes, { userinfo: services.userinfo });
+  await app.register(revocationRoutes, { sessions, authenticateClient });
   await app.register(socialRoutes, { social: services.social, webFlow: services.webFlow, sessions, publicUrl: config.publicUrl });
-  // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
-  if (services.introspection) await app.register(introspectionRoutes, { introspection: services.introspection });
+  // RFC 7662 introspection: the resource servers of INTROSPECTION_CLIENTS, and registered confidential clients.
+  await app.register(introspectionRoutes, { introspection: services.introspection, authenticateClient });
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });

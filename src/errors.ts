@@ -21,6 +21,8 @@ export const errorCatalogue = {
   unauthorized: { status: 401, message: 'A valid access token is required.' },
   invalid_token: { status: 401, message: 'The access token is invalid or expired.' },
   session_revoked: { status: 401, message: 'This session has ended; sign in again.' },
+  /** RFC 6750 §3.1 (userinfo): the access token was not granted the scope the resource needs. */
+  insufficient_scope: { status: 403, message: 'The access token was not granted the scope this needs (openid).' },
 
   // accounts
   email_already_registered: { status: 409, message: 'An account with this email already exists.' },
@@ -131,6 +133,8 @@ export const oauthErrorCatalogue = {
   /** RFC 6749 §5.2: the client authenticated but is not allowed this grant type. */
   unauthorized_client: 400,
   invalid_scope: 400,
+  /** RFC 7009 §2.2.1: token revocation of a token type Tessera does not revoke (an ID token). */
+  unsupported_token_type: 400,
   /** Not in RFC 6749: the right password of an account whose email is not confirmed yet (REQUIRE_EMAIL_VERIFICATION). */
   email_not_verified: 403,
   /** Not in RFC 6749: the right password of an account with MFA; the body carries `mfa_token` and `expires_in`. */

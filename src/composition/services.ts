@@ -18,6 +18,7 @@ import { createSocialService, type SocialService } from '../features/social/serv
 import { createWebFlow } from '../features/social/web-flow.js';
 import { createTokenSigner } from '../features/sessions/token-signer.js';
 import { createTokenVerifier } from '../features/sessions/token-verifier.js';
+import { createUserinfoService } from '../features/userinfo/service.js';
 import { memoizeAccessTokens } from '../features/sessions/verified-access-memo.js';
 import { createMetrics, instrumentHasher } from '../infra/metrics.js';
 import { createSecretBox, createStaticBox } from '../infra/secret-box.js';
@@ -160,10 +161,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     publicUrl: config.publicUrl,
     redirectAllowlist: config.social.redirectAllowlist,
   });
-  // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS.
-  const introspection = config.introspection.clients.length
-    ? createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer })
-    : null;
+  // RFC 7662 introspection: the clients of INTROSPECTION_CLIENTS, and registered confidential clients (their own tokens).
+  const introspection = createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer });
   // The OAuth client registry (docs/clients.md): /admin/clients, and client authentication at the token endpoint.
   const clients = createClientService({
     db,
@@ -173,6 +172,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
   });
+  // OpenID Connect userinfo (docs/openid-provider.md): the claims of the token's scopes, read now.
+  const userinfo = createUserinfoService({ sessions, profileOf: (userId) => accounts.getProfile(userId) });
   const admin = createAdminService({
     db,
     accounts,
@@ -216,6 +217,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     flows,
     webFlow,
     introspection,
+    userinfo,
     admin,
     clients,
     sender,

@@ -237,20 +237,21 @@ describe('client authentication', () => {
   it('the discovery document names the endpoint', async () => {
     const doc = json(await t.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' }));
     expect(doc.introspection_endpoint).toBe(`${TEST_ISSUER}/auth/introspect`);
-    expect(doc.introspection_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post']);
+    expect(doc.introspection_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
   });
 });
 
 describe('without INTROSPECTION_CLIENTS', () => {
-  it('the endpoint does not exist (404) and is not advertised', async () => {
+  it('the endpoint is there for registered clients only: a resource-server id is an unknown client (401)', async () => {
     const plain = await createTestApp({ db: t.db });
     try {
       const res = await plain.app.inject({ method: 'POST', url: '/auth/introspect', headers: { authorization: ORDERS }, payload: { token: 'x' } });
-      expect(res.statusCode).toBe(404);
-      expect(json(res).error).toBe('not_found');
-      expect(json(await plain.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' }))).not.toHaveProperty('introspection_endpoint');
+      expectInvalidClient(res);
+      expect(json(await plain.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).introspection_endpoint).toBe(
+        `${TEST_ISSUER}/auth/introspect`,
+      );
     } finally {
-      await plain.close();
+      await plain.app.close();
     }
   });
 });

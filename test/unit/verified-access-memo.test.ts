@@ -30,6 +30,7 @@ function setup() {
       return valid.get(token) ?? null;
     },
     verifyRefresh: async () => null,
+    isOwnToken: async () => false,
   };
   const memo = memoizeAccessTokens(inner, clock, { ttlMs: 1000, now: () => t });
   return { memo, clock, valid, calls: () => calls, advance: (ms: number) => (t += ms) };

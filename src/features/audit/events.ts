@@ -18,6 +18,8 @@ export const auditEventCatalogue = {
   logout_all: 'Every session of the user was ended (`sessions`: how many).',
   session_revoked: 'The user ended one of their sessions by its id (`session`).',
   refresh_token_reuse: 'An old refresh token came back after the grace window: the session was revoked (`session`).',
+  token_revoked:
+    'A client revoked a token (RFC 7009, POST /auth/revoke): its session ended (`session`, `token_type`: `refresh_token` or `access_token`, `client` unless the implicit first-party client).',
   oauth_code_reuse: 'A one-time sign-in code was used twice: the session it opened was ended (`method`, `session`).',
 
   // the account

@@ -135,44 +135,50 @@ export async function findSessionWithUser(db: Database, sessionId: string): Prom
   return rows[0] ?? null;
 }
 
-export async function revokeSession(db: Database, sessionId: string, now: Date, reason: string, userId?: string): Promise<boolean> {
+/** A session that a revocation just ended: who held it, and the client its tokens were issued to (back-channel logout). */
+export interface EndedSession {
+  sessionId: string;
+  userId: string;
+  clientId: string | null;
+}
+
+const endedColumns = { sessionId: sessions.id, userId: sessions.userId, clientId: sessions.clientId };
+
+/** Ends one live session (of `userId` when given); the session ended, or null when it was not live. */
+export async function revokeSession(db: Database, sessionId: string, now: Date, reason: string, userId?: string): Promise<EndedSession | null> {
   const rows = await db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt), userId ? eq(sessions.userId, userId) : undefined))
-    .returning({ id: sessions.id });
-  return rows.length > 0;
+    .returning(endedColumns);
+  return rows[0] ?? null;
 }
 
 /** Revokes every live session of the user, except `keepSessionId` when given. */
-export async function revokeUserSessions(db: Database, userId: string, now: Date, reason: string, keepSessionId?: string): Promise<number> {
-  const rows = await db
+export async function revokeUserSessions(db: Database, userId: string, now: Date, reason: string, keepSessionId?: string): Promise<EndedSession[]> {
+  return db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), keepSessionId ? ne(sessions.id, keepSessionId) : undefined))
-    .returning({ id: sessions.id });
-  return rows.length;
+    .returning(endedColumns);
 }
 
-/** Revokes every live session issued to a registered client (the client was deleted). */
-/** Revokes every live session issued to the client; the users whose sessions ended (one entry per session). */
-export async function revokeClientSessions(db: Database, clientId: string, now: Date, reason: string): Promise<string[]> {
-  const rows = await db
+/** Revokes every live session issued to the client (the client was deleted). */
+export async function revokeClientSessions(db: Database, clientId: string, now: Date, reason: string): Promise<EndedSession[]> {
+  return db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
-    .returning({ userId: sessions.userId });
-  return rows.map((r) => r.userId);
+    .returning(endedColumns);
 }
 
 /** Revokes every live session of the user opened with `method` among its `amr` (e.g. every third-party sign-in: "fed"). */
-export async function revokeUserSessionsWithAmr(db: Database, userId: string, method: string, now: Date, reason: string): Promise<number> {
-  const rows = await db
+export async function revokeUserSessionsWithAmr(db: Database, userId: string, method: string, now: Date, reason: string): Promise<EndedSession[]> {
+  return db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), sql`${method} = any(${sessions.amr})`))
-    .returning({ id: sessions.id });
-  return rows.length;
+    .returning(endedColumns);
 }
 
 export async function listLiveSessions(db: Database, userId: string, now: Date): Promise<SessionRow[]> {

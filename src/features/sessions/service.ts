@@ -21,6 +21,7 @@ export interface TokenResponse {
 
 /** Who made a request (the transport's view: http/client-meta.ts). */
 export type { ClientMeta };
+export type { EndedSession } from './repo.js';
 
 /** The registered OAuth client tokens are issued to (features/clients); absent or null = the implicit first-party client. */
 export interface IssuingClient {
@@ -47,13 +48,22 @@ export interface SessionAudit {
     tx: Database,
     event: {
       userId: string;
-      type: 'logout' | 'logout_all' | 'session_revoked' | 'refresh_token_reuse';
+      type: 'logout' | 'logout_all' | 'session_revoked' | 'refresh_token_reuse' | 'token_revoked';
       ip?: string | null;
       userAgent?: string | null;
       details?: Record<string, string | number | boolean>;
     },
   ): Promise<void>;
 }
+
+/**
+ * Told of the sessions that just ended, inside the transaction that ends them, whatever the cause
+ * (back-channel logout writes its outbox rows there: features/backchannel).
+ */
+export type SessionsEnded = (tx: Database, ended: repo.EndedSession[]) => Promise<void>;
+
+/** What a token revocation did (RFC 7009): the route turns the last two into errors. */
+export type RevocationOutcome = 'revoked' | 'inactive' | 'not_this_client' | 'unsupported_token_type';
 
 export interface SessionServiceDeps {
   db: Database;
@@ -70,6 +80,8 @@ export interface SessionServiceDeps {
   emailTokens: Pick<EmailTokenService, 'revokeAllOfUser'>;
   /** Live sessions of recent checks (session-cache.ts); none by default. */
   cache?: SessionCache;
+  /** Called in the transaction of every ended session (back-channel logout). */
+  onEnded?: SessionsEnded;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -84,6 +96,13 @@ export function createSessionService(deps: SessionServiceDeps) {
   const ended = <T>(userId: string, result: T): T => {
     cache.invalidateUser(userId);
     return result;
+  };
+  /** Runs `work` in the caller's transaction, or in one of its own when the caller gave none (`db`). */
+  const within = <T>(tx: Database, work: (tx: Database) => Promise<T>): Promise<T> => (tx === db ? db.transaction(work) : work(tx));
+  /** Tells the listener of the sessions just ended (in `tx`); their count. */
+  const notify = async (tx: Database, endedSessions: repo.EndedSession[]): Promise<number> => {
+    if (endedSessions.length && deps.onEnded) await deps.onEnded(tx, endedSessions);
+    return endedSessions.length;
   };
   /** A session its tokens may still be used with: not revoked, not expired, its user not disabled. */
   const isLive = (s: repo.SessionWithUser) => !s.revokedAt && s.expiresAt > clock.now() && !s.disabledAt;
@@ -128,7 +147,9 @@ export function createSessionService(deps: SessionServiceDeps) {
   async function endSession(userId: string, sessionId: string, type: 'logout' | 'session_revoked', meta?: ClientMeta): Promise<boolean> {
     const done = await db.transaction(async (tx) => {
       const reason = type === 'logout' ? 'logout' : 'revoked_by_user';
-      if (!(await repo.revokeSession(tx, sessionId, clock.now(), reason, userId))) return false;
+      const session = await repo.revokeSession(tx, sessionId, clock.now(), reason, userId);
+      if (!session) return false;
+      await notify(tx, [session]);
       await deps.audit.record(tx, { userId, type, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { session: sessionId } });
       return true;
     });
@@ -182,7 +203,8 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (claims.gen === current.generation - 1 && inGrace) return issue(current, db, client);
 
       await db.transaction(async (tx) => {
-        await repo.revokeSession(tx, current.sessionId, now, 'refresh_token_reuse');
+        const revoked = await repo.revokeSession(tx, current.sessionId, now, 'refresh_token_reuse');
+        if (revoked) await notify(tx, [revoked]);
         await deps.audit.record(tx, { userId: current.userId, type: 'refresh_token_reuse', details: { session: current.sessionId } });
       });
       cache.invalidateUser(current.userId);
@@ -219,13 +241,54 @@ export function createSessionService(deps: SessionServiceDeps) {
       return endSession(claims.sub, claims.sid, 'logout', meta);
     },
 
+    /**
+     * Token revocation (RFC 7009) by the client `clientId` (null: the implicit first-party client).
+     * A refresh or access token of a session issued to that client ends the session: its refresh
+     * token stops at once, and so do its access tokens wherever Tessera checks them (an API call,
+     * userinfo, introspection); a service verifying the JWT locally sees the end only at `exp`.
+     * A token of another client changes nothing (`not_this_client`); an invalid, expired or unknown
+     * token is `inactive`, another JWT of ours (an ID token) `unsupported_token_type`.
+     */
+    async revokeToken(token: string, hint: string | undefined, clientId: string | null, meta?: ClientMeta): Promise<RevocationOutcome> {
+      const asRefresh = async () => {
+        const c = await verifier.verifyRefresh(token);
+        return c ? { sub: c.sub, sid: c.sid, type: 'refresh_token' } : null;
+      };
+      const asAccess = async () => {
+        const c = await verifier.verifyAccess(token);
+        return c ? { sub: c.sub, sid: c.sid, type: 'access_token' } : null;
+      };
+      // The hint orders the search; a wrong or unknown hint does not stop it (RFC 7009 §2.1).
+      let found: { sub: string; sid: string; type: string } | null = null;
+      for (const lookup of hint === 'access_token' ? [asAccess, asRefresh] : [asRefresh, asAccess]) if ((found = await lookup())) break;
+      if (!found) return (await verifier.isOwnToken(token)) ? 'unsupported_token_type' : 'inactive';
+      const session = await repo.findSessionWithUser(db, found.sid);
+      if (!session || session.userId !== found.sub) return 'inactive';
+      if (session.clientId !== clientId) return 'not_this_client';
+      const { sub, sid, type } = found;
+      const done = await db.transaction(async (tx) => {
+        const revoked = await repo.revokeSession(tx, sid, clock.now(), 'token_revoked', sub);
+        if (!revoked) return false;
+        await notify(tx, [revoked]);
+        await deps.audit.record(tx, {
+          userId: sub,
+          type: 'token_revoked',
+          ip: meta?.ip ?? null,
+          userAgent: meta?.userAgent ?? null,
+          details: { session: sid, token_type: type, ...(clientId ? { client: clientId } : {}) },
+        });
+        return true;
+      });
+      return done ? ended(sub, 'revoked') : 'inactive';
+    },
+
     async logout(userId: string, sessionId: string, meta?: ClientMeta): Promise<void> {
       await endSession(userId, sessionId, 'logout', meta);
     },
 
     async logoutAll(userId: string, meta?: ClientMeta): Promise<number> {
       const n = await db.transaction(async (tx) => {
-        const n = await repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all');
+        const n = await notify(tx, await repo.revokeUserSessions(tx, userId, clock.now(), 'logout_all'));
         await deps.emailTokens.revokeAllOfUser(tx, userId);
         await deps.audit.record(tx, { userId, type: 'logout_all', ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, details: { sessions: n } });
         return n;
@@ -235,7 +298,7 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     // Inside the caller's transaction: published before its commit, which session-cache.ts allows for.
     async revokeAll(userId: string, reason: string, tx: Database = db): Promise<number> {
-      return ended(userId, await repo.revokeUserSessions(tx, userId, clock.now(), reason));
+      return ended(userId, await within(tx, async (t) => notify(t, await repo.revokeUserSessions(t, userId, clock.now(), reason))));
     },
 
     /**
@@ -245,26 +308,33 @@ export function createSessionService(deps: SessionServiceDeps) {
      * address above all) must not outlive the response to the incident.
      */
     async endEverywhere(userId: string, reason: string, tx: Database = db): Promise<number> {
-      const n = await repo.revokeUserSessions(tx, userId, clock.now(), reason);
-      await deps.emailTokens.revokeAllOfUser(tx, userId);
+      const n = await within(tx, async (t) => {
+        const count = await notify(t, await repo.revokeUserSessions(t, userId, clock.now(), reason));
+        await deps.emailTokens.revokeAllOfUser(t, userId);
+        return count;
+      });
       return ended(userId, n);
     },
 
     async revokeOthers(userId: string, keepSessionId: string, reason: string, tx: Database = db): Promise<number> {
-      return ended(userId, await repo.revokeUserSessions(tx, userId, clock.now(), reason, keepSessionId));
+      return ended(userId, await within(tx, async (t) => notify(t, await repo.revokeUserSessions(t, userId, clock.now(), reason, keepSessionId))));
     },
 
     /** Ends every session issued to a registered client (the client was deleted); the count ended. */
     async revokeByClient(clientId: string, reason: string, tx: Database = db): Promise<number> {
-      const users = await repo.revokeClientSessions(tx, clientId, clock.now(), reason);
+      const endedSessions = await within(tx, async (t) => {
+        const rows = await repo.revokeClientSessions(t, clientId, clock.now(), reason);
+        await notify(t, rows);
+        return rows;
+      });
       // Every instance forgets those users' cached sessions (session-cache.ts).
-      for (const userId of new Set(users)) cache.invalidateUser(userId);
-      return users.length;
+      for (const userId of new Set(endedSessions.map((e) => e.userId))) cache.invalidateUser(userId);
+      return endedSessions.length;
     },
 
     /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */
     async revokeByMethod(userId: string, method: string, reason: string, tx: Database = db): Promise<number> {
-      return ended(userId, await repo.revokeUserSessionsWithAmr(tx, userId, method, clock.now(), reason));
+      return ended(userId, await within(tx, async (t) => notify(t, await repo.revokeUserSessionsWithAmr(t, userId, method, clock.now(), reason))));
     },
 
     /** Every instance forgets the user's cached sessions: for changes outside this service (an account deleted). */

@@ -12,6 +12,12 @@ export interface TokenVerifier {
   /** The verified claims, or null for any invalid, expired or foreign token. */
   verifyAccess(token: string): Promise<VerifiedAccessToken | null>;
   verifyRefresh(token: string): Promise<VerifiedRefreshToken | null>;
+  /**
+   * Whether the token is another unexpired JWT Tessera signed (an ID token, a logout token): signature
+   * by a key of the ring and our issuer, any `typ` and audience. Token revocation answers such a token
+   * `unsupported_token_type` (RFC 7009 §2.2.1).
+   */
+  isOwnToken(token: string): Promise<boolean>;
 }
 
 /**
@@ -80,6 +86,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
           permissions: isStringArray(p.permissions) ? p.permissions : [],
           amr: isStringArray(p.amr) ? p.amr : [],
           ...(typeof p.client_id === 'string' ? { client_id: p.client_id } : {}),
+          ...(typeof p.scope === 'string' ? { scope: p.scope } : {}),
         };
       } catch {
         // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
@@ -103,6 +110,16 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
       } catch {
         // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
         return null;
+      }
+    },
+    async isOwnToken(token) {
+      if (!COMPACT_JWS_RE.test(token)) return false;
+      try {
+        await jwtVerify(token, accessKey, { algorithms: keys.algorithms(), issuer: opts.issuer, requiredClaims: ['exp'], currentDate: clock.now() });
+        return true;
+      } catch {
+        // not ours, or expired: an unknown token
+        return false;
       }
     },
   };
