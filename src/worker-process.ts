@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { Config } from './config/index.js';
+import { backchannelNotices } from './features/backchannel/post-notice.js';
 import { startMailWorker } from './features/mail/index.js';
 import { SetupError } from './fatal.js';
 import { systemClock } from './infra/clock.js';
@@ -21,7 +22,11 @@ export async function runWorker(config: Config): Promise<void> {
   // Links sealed under a newly rotated-in key must open here too.
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, logger);
   const database = await openConfiguredDatabase(config, (err) => logger.warn({ err: err.message }, 'idle database connection error'));
-  const mail = startMailWorker({ ...config, redisUrl: config.redisUrl }, { db: database.db, clock: systemClock, keys: ring, logger });
+  const mail = startMailWorker(
+    { ...config, redisUrl: config.redisUrl },
+    // The worker delivers back-channel logout notices too (they travel through the same outbox and queue).
+    { db: database.db, clock: systemClock, keys: ring, logger, notices: backchannelNotices({ keys: ring, clock: systemClock, issuer: config.jwt.issuer }) },
+  );
   logger.info(
     { concurrency: config.email.workerConcurrency, smtp: config.email.smtp ? `${config.email.smtp.host}:${config.email.smtp.port}` : 'files' },
     'email worker started',

@@ -5,6 +5,8 @@ import { createAccountService } from '../features/accounts/service.js';
 import { createSignInGuard } from '../features/accounts/sign-in-guard.js';
 import { createAdminService } from '../features/admin/service.js';
 import { createAuditService } from '../features/audit/service.js';
+import { backchannelNotices } from '../features/backchannel/post-notice.js';
+import { createBackchannelLogout, type BackchannelLogout } from '../features/backchannel/service.js';
 import { createClientService } from '../features/clients/service.js';
 import { createEmailSender, createOutboxService, type EmailSender } from '../features/mail/index.js';
 import { createEmailTokenService } from '../features/email-tokens/service.js';
@@ -65,7 +67,10 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     ttlMs: infra.sessionCache.enabled ? config.sessionCacheTtlMs : 0,
   });
   const emailTokens = createEmailTokenService({ db, clock });
+  // Built after the clients and the outbox it needs; every ended session goes through it (back-channel logout).
+  const lateLogout: { backchannel?: BackchannelLogout } = {};
   const sessions = createSessionService({
+    onEnded: (tx, ended) => lateLogout.backchannel?.sessionsEnded(tx, ended) ?? Promise.resolve(),
     cache: infra.sessionCache.cache,
     db,
     clock,
@@ -172,6 +177,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
   });
+  // OpenID Connect back-channel logout (docs/openid-provider.md): a notice per ended session of a client with a URI.
+  lateLogout.backchannel = createBackchannelLogout({ urisOf: (tx, ids) => clients.backchannelUris(tx, ids), outbox });
   // OpenID Connect userinfo (docs/openid-provider.md): the claims of the token's scopes, read now.
   const userinfo = createUserinfoService({ sessions, profileOf: (userId) => accounts.getProfile(userId) });
   const admin = createAdminService({
@@ -195,6 +202,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
         outbox,
         logger: infra.logger,
         ...(infra.redisNotice ? { redisNotice: infra.redisNotice.connection() } : {}),
+        notices: backchannelNotices({ keys, clock, issuer: config.jwt.issuer }),
       })
     : null;
 

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, lte, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { oauthClientAssertions, oauthClients, oauthClientSecrets, type ClientRow, type ClientSecretRow } from './tables.js';
 
@@ -79,6 +79,15 @@ export async function useAssertion(db: Database, clientId: string, jti: string, 
   await db.delete(oauthClientAssertions).where(and(eq(oauthClientAssertions.clientId, clientId), lte(oauthClientAssertions.expiresAt, now)));
   const rows = await db.insert(oauthClientAssertions).values({ clientId, jti, expiresAt }).onConflictDoNothing().returning({ jti: oauthClientAssertions.jti });
   return rows.length > 0;
+}
+
+/** The `backchannel_logout_uri` of those of `clientIds` that have one. */
+export async function backchannelUris(db: Database, clientIds: string[]): Promise<Map<string, string>> {
+  const rows = await db
+    .select({ clientId: oauthClients.clientId, uri: oauthClients.backchannelLogoutUri })
+    .from(oauthClients)
+    .where(and(inArray(oauthClients.clientId, clientIds), isNotNull(oauthClients.backchannelLogoutUri)));
+  return new Map(rows.map((r) => [r.clientId, r.uri as string]));
 }
 
 /** How many secrets each client has live (for listings). */

@@ -379,12 +379,16 @@ export function createClientService(deps: ClientServiceDeps) {
       });
     },
 
+    /** The back-channel logout URIs of those of `clientIds` that registered one (read in `tx`). */
+    backchannelUris: (tx: Database, clientIds: string[]): Promise<Map<string, string>> => repo.backchannelUris(tx, clientIds),
+
     /** Deletes a client, its secrets, and ends the sessions it holds. */
     async delete(actor: Actor | null, clientId: string): Promise<void> {
       await db.transaction(async (tx) => {
         await deps.acting(tx, actor?.id ?? null, CLIENTS_PERMISSION);
-        if (!(await repo.deleteClient(tx, clientId))) throw new AppError('client_not_found');
+        // Its sessions end first, while the client (and its back-channel logout URI) is still there to be told.
         const sessions = await deps.sessions.revokeByClient(clientId, 'client_deleted', tx);
+        if (!(await repo.deleteClient(tx, clientId))) throw new AppError('client_not_found');
         await record(tx, actor, 'client_deleted', clientId, { sessions });
       });
     },

@@ -16,11 +16,23 @@ export type DeliveryOutcome =
   /** Nothing to do: already sent, failed, or gone. */
   | { kind: 'skipped' };
 
+/**
+ * How an outbox row of a kind other than email leaves (a back-channel logout notice: an HTTP POST).
+ * Resolves to a reference recorded like a Message-ID; throws to be retried, or an error with
+ * `permanent: true` to give up at once.
+ */
+export type NoticeSender = (row: OutboxRow) => Promise<string>;
+
+/** Whether a failed notice should not be tried again (its sender said so). */
+const isPermanentNotice = (err: unknown) => (err as { permanent?: unknown } | null)?.permanent === true;
+
 export interface DeliveryOptions {
   db: Database;
   clock: Clock;
   mailer: Mailer;
   compose: (row: OutboxRow) => OutgoingMail;
+  /** Senders of the outbox's other kinds, by kind; every other row is an email. */
+  notices?: Readonly<Record<string, NoticeSender>>;
   maxAttempts: number;
   /** First retry delay; doubles each attempt (the same curve as BullMQ's exponential backoff). */
   retryDelayMs: number;
@@ -28,6 +40,13 @@ export interface DeliveryOptions {
   leaseMs: number;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
+
+/** One line about a failed notice: its message (the sender keeps response bodies out of it). */
+const describeNoticeError = (err: unknown) => {
+  const e = err as { name?: string; code?: string; cause?: { code?: string }; message?: string } | null;
+  const code = e?.cause?.code ?? e?.code ?? (e?.name === 'TimeoutError' ? 'timeout' : undefined);
+  return `${code ? `${code}: ` : ''}${(e?.message ?? String(err)).slice(0, 300)}`;
+};
 
 export const backoffMs = (retryDelayMs: number, attempt: number) => retryDelayMs * 2 ** Math.max(0, attempt - 1);
 
@@ -66,33 +85,46 @@ export function createDelivery(opts: DeliveryOptions) {
       return { kind: 'skipped' };
     }
 
-    let mail: OutgoingMail;
-    try {
-      mail = opts.compose(row);
-    } catch (err) {
-      const error = `cannot render: ${(err as Error).message}`;
-      await repo.markFailed(db, id, error);
-      logger.error({ outboxId: id, kind: row.kind, err }, 'email cannot be rendered; marked failed');
-      return { kind: 'failed', error };
-    }
-
-    try {
-      await opts.mailer.send(mail);
-    } catch (err) {
-      const error = describeMailError(err);
-      if (isPermanentMailError(err) || row.attempts >= opts.maxAttempts) {
+    // The kind dispatch: a notice has its own sender; everything else is an email (compose, then SMTP).
+    const notice = opts.notices && Object.hasOwn(opts.notices, row.kind) ? opts.notices[row.kind] : undefined;
+    let send: () => Promise<string>;
+    if (notice) {
+      send = () => notice(row);
+    } else {
+      let mail: OutgoingMail;
+      try {
+        mail = opts.compose(row);
+      } catch (err) {
+        const error = `cannot render: ${(err as Error).message}`;
         await repo.markFailed(db, id, error);
-        logger.error({ outboxId: id, kind: row.kind, attempts: row.attempts, error }, 'email failed for good; `tessera outbox retry` re-queues it');
+        logger.error({ outboxId: id, kind: row.kind, err }, 'email cannot be rendered; marked failed');
+        return { kind: 'failed', error };
+      }
+      send = async () => {
+        await opts.mailer.send(mail);
+        return mail.messageId;
+      };
+    }
+    const what = notice ? 'notice' : 'email';
+
+    let reference: string;
+    try {
+      reference = await send();
+    } catch (err) {
+      const error = notice ? describeNoticeError(err) : describeMailError(err);
+      if ((notice ? isPermanentNotice(err) : isPermanentMailError(err)) || row.attempts >= opts.maxAttempts) {
+        await repo.markFailed(db, id, error);
+        logger.error({ outboxId: id, kind: row.kind, attempts: row.attempts, error }, `${what} failed for good; \`tessera outbox retry\` re-queues it`);
         return { kind: 'failed', error };
       }
       const retryAt = new Date(clock.now().getTime() + backoffMs(opts.retryDelayMs, row.attempts));
       await repo.markRetry(db, id, retryAs, retryAt, error);
-      logger.warn({ outboxId: id, kind: row.kind, attempts: row.attempts, error, retryAt }, 'email not sent; will retry');
+      logger.warn({ outboxId: id, kind: row.kind, attempts: row.attempts, error, retryAt }, `${what} not sent; will retry`);
       return { kind: 'retry', error, retryAt };
     }
 
-    await recordSent(id, mail.messageId);
-    logger.info({ outboxId: id, kind: row.kind, attempts: row.attempts }, 'email sent');
+    await recordSent(id, reference);
+    logger.info({ outboxId: id, kind: row.kind, attempts: row.attempts }, `${what} sent`);
     return { kind: 'sent' };
   };
 }

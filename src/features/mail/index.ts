@@ -9,15 +9,25 @@
  *   relay.ts         outbox rows → BullMQ jobs (queue.ts: the `email` queue over infra/queue.ts)
  *   job-handler.ts   what `npm run worker` runs for each job (src/worker-process.ts runs the process)
  *   drainer.ts       the no-Redis path: the server delivers due rows itself
- *   delivery.ts      claims a row, composes it, sends it once, records the outcome
+ *   delivery.ts      claims a row, composes it, sends it once, records the outcome (rows of another
+ *                    kind — back-channel logout notices — go to their own sender instead)
  *   compose.ts       row → message (link from the sealed token); templates.ts the templates
  *   transport.ts     nodemailer: SMTP, or .eml files in development
  *   purge.ts         deletes sent rows after a week
  *
  * Other features import from this file only: the outbox service and its types.
  */
-export { BACKLOG_GRACE_MS, createOutboxService, type OutboxMessage, type OutboxService, type SendCaps } from './outbox.js';
-export type { OutboxStatus } from './tables.js';
+export {
+  BACKCHANNEL_LOGOUT_KIND,
+  BACKLOG_GRACE_MS,
+  createOutboxService,
+  type LogoutNotice,
+  type OutboxMessage,
+  type OutboxService,
+  type SendCaps,
+} from './outbox.js';
+export type { NoticeSender } from './delivery.js';
+export type { OutboxRow, OutboxStatus } from './tables.js';
 export { EMAIL_KINDS, TemplateError, type EmailKind } from './templates.js';
 export { createEmailSender, type EmailSender } from './sender.js';
 export { startMailWorker, type MailWorker } from './job-handler.js';

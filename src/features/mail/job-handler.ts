@@ -5,7 +5,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { KeyRing } from '../../infra/keys.js';
 import { redisOutageNotice } from '../../infra/outage-notice.js';
 import type { JobResult } from '../../infra/queue.js';
-import type { Deliver, DeliveryOutcome } from './delivery.js';
+import type { Deliver, DeliveryOutcome, NoticeSender } from './delivery.js';
 import { createEmailWorker } from './queue.js';
 import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './setup.js';
 
@@ -45,7 +45,14 @@ export interface MailWorker {
  */
 export function startMailWorker(
   config: Config & { redisUrl: string },
-  deps: { db: Database; clock: Clock; keys: KeyRing; logger: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'> },
+  deps: {
+    db: Database;
+    clock: Clock;
+    keys: KeyRing;
+    logger: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+    /** The senders of the outbox's other kinds (back-channel logout notices). */
+    notices?: Readonly<Record<string, NoticeSender>>;
+  },
 ): MailWorker {
   const { db, clock, keys, logger } = deps;
   const mailer = createConfiguredMailer(config, logger);
@@ -53,7 +60,7 @@ export function startMailWorker(
   void mailer.check?.();
   // The worker's connections to Redis (jobs, relay) say an outage once between them.
   const redisNotice = redisOutageNotice(config.redisUrl, 'email waits in the outbox', logger);
-  const deliver = createConfiguredDelivery(config, { db, clock, keys, mailer, logger });
+  const deliver = createConfiguredDelivery(config, { db, clock, keys, mailer, logger, ...(deps.notices ? { notices: deps.notices } : {}) });
   const worker = createEmailWorker(
     {
       redisUrl: config.redisUrl,

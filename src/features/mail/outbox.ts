@@ -14,6 +14,20 @@ export interface OutboxMessage {
   secret?: string;
 }
 
+/**
+ * A back-channel logout notice (OpenID Connect Back-Channel Logout 1.0): the outbox's one kind
+ * that is not an email. Its row's recipient is the client's `backchannel_logout_uri`; the
+ * logout token is signed when it is delivered (features/backchannel), so nothing secret is stored.
+ */
+export interface LogoutNotice {
+  uri: string;
+  clientId: string;
+  sub: string;
+  sid: string;
+}
+
+export const BACKCHANNEL_LOGOUT_KIND = 'backchannel_logout';
+
 export interface SendCaps {
   /** Minimum seconds between two messages of this kind to one address. */
   intervalSeconds: number;
@@ -33,6 +47,17 @@ export function createOutboxService(deps: { db: Database; clock: Clock; box: Sec
     /** Writes a message in the caller's transaction: it is sent if and only if that transaction commits. */
     async add(tx: Database, m: OutboxMessage): Promise<string> {
       return repo.insertMessage(tx, { kind: m.kind, recipient: m.to, payload: m.vars, sealedSecret: m.secret ? box.seal(m.secret) : null, now: clock.now() });
+    },
+
+    /** Writes a back-channel logout notice in the caller's transaction: delivered if and only if it commits. */
+    async addLogoutNotice(tx: Database, n: LogoutNotice): Promise<string> {
+      return repo.insertMessage(tx, {
+        kind: BACKCHANNEL_LOGOUT_KIND,
+        recipient: n.uri,
+        payload: { client_id: n.clientId, sub: n.sub, sid: n.sid },
+        sealedSecret: null,
+        now: clock.now(),
+      });
     },
 
     /**

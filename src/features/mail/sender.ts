@@ -7,6 +7,7 @@ import type { OutageReporter } from '../../infra/outage-notice.js';
 import type { Poller } from '../../infra/poller.js';
 import { createDrainer } from './drainer.js';
 import type { OutboxService } from './outbox.js';
+import type { NoticeSender } from './delivery.js';
 import { createConfiguredDelivery, createConfiguredMailer, createConfiguredRelay } from './setup.js';
 import { loadTemplates } from './templates.js';
 
@@ -26,7 +27,16 @@ export interface EmailSender {
  */
 export function createEmailSender(
   config: Config,
-  deps: { database: DatabaseHandle; keys: KeyRing; clock: Clock; outbox: OutboxService; logger: FastifyBaseLogger; redisNotice?: OutageReporter },
+  deps: {
+    database: DatabaseHandle;
+    keys: KeyRing;
+    clock: Clock;
+    outbox: OutboxService;
+    logger: FastifyBaseLogger;
+    redisNotice?: OutageReporter;
+    /** The senders of the outbox's other kinds (back-channel logout notices), for the in-process path. */
+    notices?: Readonly<Record<string, NoticeSender>>;
+  },
 ): EmailSender {
   const { database, clock, logger } = deps;
   const log = logger.child({ component: 'email' });
@@ -50,7 +60,14 @@ export function createEmailSender(
   } else {
     if (config.redisUrl) log.info('REDIS_URL is not used on the embedded database: the server sends email itself (a worker cannot open PGlite)');
     const mailer = createConfiguredMailer(config, log);
-    const deliver = createConfiguredDelivery(config, { db: database.db, clock, keys: deps.keys, mailer, logger: log });
+    const deliver = createConfiguredDelivery(config, {
+      db: database.db,
+      clock,
+      keys: deps.keys,
+      mailer,
+      logger: log,
+      ...(deps.notices ? { notices: deps.notices } : {}),
+    });
     poller = createDrainer({
       db: database.db,
       clock,

@@ -9,7 +9,7 @@ import { createFileMailer, createSmtpMailer, type Mailer } from './transport.js'
 import { createSecretBox } from '../../infra/secret-box.js';
 import type { Poller } from '../../infra/poller.js';
 import { createEmailQueue, type EmailQueue } from './queue.js';
-import { createDelivery, type Deliver } from './delivery.js';
+import { createDelivery, type Deliver, type NoticeSender } from './delivery.js';
 import { createRelay } from './relay.js';
 import { createComposer } from './compose.js';
 import { loadTemplates } from './templates.js';
@@ -33,7 +33,15 @@ export function claimLeaseMs(config: Config): number {
 /** The one way a message leaves the outbox, for the in-process sender and the worker alike. */
 export function createConfiguredDelivery(
   config: Config,
-  deps: { db: Database; clock: Clock; keys: KeyRing; mailer: Mailer; logger: Pick<Logger, 'info' | 'warn' | 'error'> },
+  deps: {
+    db: Database;
+    clock: Clock;
+    keys: KeyRing;
+    mailer: Mailer;
+    logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+    /** The senders of the outbox's other kinds (back-channel logout notices). */
+    notices?: Readonly<Record<string, NoticeSender>>;
+  },
 ): Deliver {
   const compose = createComposer({
     templates: loadTemplates(config.email.templatesDir),
@@ -47,6 +55,7 @@ export function createConfiguredDelivery(
     clock: deps.clock,
     mailer: deps.mailer,
     compose,
+    ...(deps.notices ? { notices: deps.notices } : {}),
     maxAttempts: config.email.maxAttempts,
     retryDelayMs: config.email.retryDelayMs,
     leaseMs: claimLeaseMs(config),

@@ -14,7 +14,7 @@ export const outbox = pgTable(
     id: uuid('id')
       .primaryKey()
       .default(sql`gen_random_uuid()`),
-    /** The template: confirm_email, password_reset, password_changed, email_change_confirm, email_change_notice. */
+    /** The template (confirm_email, password_reset, …), or `backchannel_logout`: a notice POSTed to a client (recipient = its URI). */
     kind: text('kind').notNull(),
     recipient: text('recipient').notNull(),
     /** Template variables (never a secret). */
