@@ -1,14 +1,17 @@
 import { TesseraError, TesseraNetworkError, errorFromBody } from './errors.js';
 import { decodeJwtPayload } from './jwt.js';
-import { createPkce } from './pkce.js';
+import { createPkce, randomToken } from './pkce.js';
+import { DEFAULT_SCOPE, buildAuthorizationUrl, checkCallback, checkIdToken, type AuthorizationOptions } from './redirect-flow.js';
 import { memoryStorage, type TokenStorage } from './storage.js';
 import type {
+  AuthorizationRequest,
   AuthEvent,
   AuthListener,
   ClientOptions,
   FetchLike,
   MfaStatus,
   ProviderCredentials,
+  RedirectSignedIn,
   Session,
   SessionInfo,
   SignInResult,
@@ -22,7 +25,9 @@ interface TokenResponse {
   access_token: string;
   token_type: string;
   expires_in?: number;
+  /** Absent from a code exchange without `offline_access` for a third-party client: the session then ends with its access token. */
   refresh_token: string;
+  id_token?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -92,6 +97,7 @@ function parseStored(raw: string | null): Session | null {
       expiresAt: typeof s.expiresAt === 'number' ? s.expiresAt : null,
       userId: typeof s.userId === 'string' ? s.userId : null,
       amr: Array.isArray(s.amr) ? s.amr : [],
+      ...(typeof s.clientId === 'string' ? { clientId: s.clientId } : {}),
     };
   } catch {
     return null;
@@ -120,6 +126,9 @@ export class TesseraClient {
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly key: string;
+  private readonly issuer: string;
+  /** Where the redirect flow keeps its request between its two steps. */
+  private readonly requestKey: string;
   /** Where a web social sign-in keeps its PKCE verifier between its two steps. */
   private readonly pkceKey: string;
   private session: Session | null = null;
@@ -137,6 +146,8 @@ export class TesseraClient {
     this.now = opts.now ?? (() => Date.now());
     this.key = opts.storageKey ?? 'tessera.session';
     this.pkceKey = `${this.key}.pkce`;
+    this.requestKey = `${this.key}.authorization`;
+    this.issuer = (opts.issuer ?? this.baseUrl).replace(/\/+$/, '');
     this.mfa = {
       status: async () => {
         const b = await this.authed<Json>('GET', '/users/me/mfa');
@@ -237,6 +248,59 @@ export class TesseraClient {
     }
     const form: Record<string, string> = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier };
     return this.signInWith(() => this.call<TokenResponse>('POST', '/auth/token', { form }));
+  }
+
+  /**
+   * The OpenID Connect redirect flow, step 1 (authorization code + PKCE S256): the URL of Tessera's
+   * authorization endpoint, with a fresh `state`, `nonce` and PKCE verifier. The result is also kept in
+   * this client's storage until `handleCallback`; keep it yourself when the page (or app process) that
+   * finishes has another storage, and never send `codeVerifier` anywhere else.
+   */
+  async createAuthorizationRequest(opts: AuthorizationOptions): Promise<AuthorizationRequest> {
+    const { verifier, challenge } = await createPkce();
+    const state = randomToken();
+    const nonce = randomToken();
+    const request: AuthorizationRequest = {
+      url: buildAuthorizationUrl(this.baseUrl, opts, { state, nonce, codeChallenge: challenge }),
+      clientId: opts.clientId,
+      redirectUri: opts.redirectUri,
+      scope: opts.scope ?? DEFAULT_SCOPE,
+      state,
+      nonce,
+      codeVerifier: verifier,
+    };
+    await this.storage.set(this.requestKey, JSON.stringify(request));
+    return request;
+  }
+
+  /**
+   * The redirect flow, step 2: checks the callback URL (RFC 9207 `iss`, then `state`, then an `error`
+   * answer, thrown as a `TesseraError` with the server's code: `access_denied`, `login_required`, …),
+   * exchanges the code at the token endpoint as a public client (`client_id` + `code_verifier`),
+   * checks the ID token's claims (iss, aud, azp, nonce, exp; see redirect-flow.ts for the signature),
+   * and signs in. The stored request is used once, whatever the outcome.
+   */
+  async handleCallback(callbackUrl: string | URL, saved?: AuthorizationRequest): Promise<RedirectSignedIn> {
+    const stored = await this.storage.get(this.requestKey);
+    await this.storage.remove(this.requestKey);
+    const request = saved ?? (stored ? (JSON.parse(stored) as AuthorizationRequest) : null);
+    if (!request)
+      throw new TesseraError(
+        'authorization_request_missing',
+        0,
+        'No authorization request to finish: start with createAuthorizationRequest (same storage), or pass it.',
+      );
+    const code = checkCallback(callbackUrl, request, this.issuer);
+    const tokens = await this.call<TokenResponse>('POST', '/auth/token', {
+      form: { grant_type: 'authorization_code', code, redirect_uri: request.redirectUri, client_id: request.clientId, code_verifier: request.codeVerifier },
+    });
+    const openid = request.scope.split(' ').includes('openid');
+    if (openid && !tokens.id_token) throw new TesseraError('id_token_invalid', 0, 'The token response has no ID token although openid was asked for.');
+    const idTokenClaims = tokens.id_token
+      ? checkIdToken(tokens.id_token, { issuer: this.issuer, clientId: request.clientId, nonce: request.nonce, nowMs: this.now() })
+      : null;
+    const signedIn = await this.start(tokens, request.clientId);
+    return { ...signedIn, idToken: tokens.id_token ?? null, idTokenClaims };
   }
 
   /** Native social sign-in: the provider SDK's ID token or access token → `POST /auth/oauth/:provider/token`. */
@@ -410,7 +474,12 @@ export class TesseraClient {
     }
     let tokens: TokenResponse;
     try {
-      tokens = await this.call<TokenResponse>('POST', '/auth/refresh', { json: { refresh_token: current.refreshToken } });
+      // A refresh token works only for its client: a redirect-flow session refreshes as that (public) client.
+      tokens = current.clientId
+        ? await this.call<TokenResponse>('POST', '/auth/token', {
+            form: { grant_type: 'refresh_token', refresh_token: current.refreshToken, client_id: current.clientId },
+          })
+        : await this.call<TokenResponse>('POST', '/auth/refresh', { json: { refresh_token: current.refreshToken } });
     } catch (err) {
       if (err instanceof TesseraError && err.code === 'invalid_grant') {
         // Lost a race with another client that stored newer tokens meanwhile? Use those.
@@ -424,7 +493,7 @@ export class TesseraClient {
       }
       throw err;
     }
-    const next = this.sessionFrom(tokens);
+    const next = this.sessionFrom(tokens, current.clientId);
     await this.save(next);
     this.emit('tokenRefreshed');
     return next;
@@ -466,7 +535,7 @@ export class TesseraClient {
     }
   }
 
-  private sessionFrom(t: TokenResponse): Session {
+  private sessionFrom(t: TokenResponse, clientId?: string): Session {
     const receivedAt = this.now();
     const claims = decodeJwtPayload(t.access_token);
     const exp = typeof claims?.exp === 'number' ? claims.exp : null;
@@ -480,11 +549,12 @@ export class TesseraClient {
       expiresAt: lifetimeMs !== null ? receivedAt + lifetimeMs : exp !== null ? exp * 1000 : null,
       userId: typeof claims?.sub === 'string' ? claims.sub : null,
       amr,
+      ...(clientId ? { clientId } : {}),
     };
   }
 
-  private async start(tokens: TokenResponse): Promise<SignedIn> {
-    const session = this.sessionFrom(tokens);
+  private async start(tokens: TokenResponse, clientId?: string): Promise<SignedIn> {
+    const session = this.sessionFrom(tokens, clientId);
     await this.save(session);
     this.emit('signedIn');
     return { status: 'signed_in', session };

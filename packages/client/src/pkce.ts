@@ -29,6 +29,11 @@ function webCrypto(): WebCrypto {
   return c as WebCrypto;
 }
 
+/** `bytes` random bytes, base64url: for `state` and `nonce`. */
+export function randomToken(bytes = 32): string {
+  return base64url(webCrypto().getRandomValues(new Uint8Array(bytes)));
+}
+
 /** A new verifier (32 random bytes: 43 base64url characters) and its S256 challenge. */
 export async function createPkce(): Promise<{ verifier: string; challenge: string }> {
   const crypto = webCrypto();

@@ -16,6 +16,11 @@ export interface ClientOptions {
   now?: () => number;
   /** The storage key. Default `tessera.session`; use another to keep two sessions apart in one storage. */
   storageKey?: string;
+  /**
+   * The issuer the redirect flow expects in `iss` (RFC 9207) and in ID tokens: Tessera's JWT_ISSUER.
+   * Default: `baseUrl` (Tessera's default issuer is its PUBLIC_URL).
+   */
+  issuer?: string;
 }
 
 /** The tokens of the signed-in session, as stored. */
@@ -32,6 +37,33 @@ export interface Session {
   userId: string | null;
   /** How the session was signed in: `["pwd"]`, or `["pwd","otp"]` after a second factor. */
   amr: string[];
+  /**
+   * The registered client the tokens were issued to (the redirect flow); refreshes name it, since a
+   * refresh token works only for its client. Absent for Tessera's own sign-in (the implicit client).
+   */
+  clientId?: string;
+}
+
+/** What `createAuthorizationRequest` gives: the URL to open, and everything `handleCallback` must get back. */
+export interface AuthorizationRequest {
+  /** Open this in the browser (web: `location.assign`; native: the system browser / an auth session). */
+  url: string;
+  clientId: string;
+  redirectUri: string;
+  /** The scopes asked for (space-separated). */
+  scope: string;
+  /** Sent as `state`; the callback must bring it back (CSRF). */
+  state: string;
+  /** Sent as `nonce`; the ID token must carry it (replay). */
+  nonce: string;
+  /** The PKCE (S256) verifier, sent with the code: keep it secret until then. */
+  codeVerifier: string;
+}
+
+/** `handleCallback`'s result: signed in, with the ID token and its (checked) claims when `openid` was asked for. */
+export interface RedirectSignedIn extends SignedIn {
+  idToken: string | null;
+  idTokenClaims: Record<string, unknown> | null;
 }
 
 export interface SignedIn {
