@@ -1,9 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { oauthClients } from '../../src/features/clients/tables.js';
 import { outbox, type OutboxStatus } from '../../src/features/mail/tables.js';
 import { EMAIL_QUEUE } from '../../src/features/mail/queue.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -274,6 +278,49 @@ describe('with the worker running', () => {
     await smtp.waitFor(email, /Confirm/);
     await untilStatus(email, 'sent', 'sent after the retry');
     expect(smtp.messagesTo(email)).toHaveLength(1);
+  });
+
+  it('a back-channel logout notice goes the same way: relay → BullMQ → worker → a signed logout token POSTed to the client', async () => {
+    const tokens: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        tokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const uri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/backchannel`;
+      const { client, secret } = await t.app.services.clients.create(null, { name: 'bc', type: 'confidential', firstParty: true, grantTypes: ['password'] });
+      // Registration takes https URIs only; the receiver here is plain http on loopback.
+      await db.handle.db.update(oauthClients).set({ backchannelLogoutUri: uri }).where(eq(oauthClients.clientId, client.clientId));
+      const email = uniqueEmail('bc-worker');
+      await t.app.services.admin.createUser(null, { email, password: PASSWORD, emailVerified: true, roles: ['user'], sendInvite: false });
+      const signIn = await t.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        payload: new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString(),
+      });
+      const access = json(signIn).access_token as string;
+      expect((await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(access) })).statusCode).toBe(204);
+      await until(async () => tokens.length === 1, 'the logout token');
+      const { payload, protectedHeader } = await jwtVerify(tokens[0]!, createLocalJWKSet(t.app.services.infra.keys.jwks()), {
+        issuer: TEST_ISSUER,
+        audience: client.clientId,
+        typ: 'logout+jwt',
+      });
+      expect(protectedHeader.typ).toBe('logout+jwt');
+      expect(payload.sid).toBe(decodeJwt(access).sid);
+      await untilStatus(uri, 'sent');
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
   });
 
   it('a job delivered twice sends one email', async () => {

@@ -10,8 +10,10 @@ export interface ErrorDetail {
  * match on it, never on the message. The SDK adds codes of its own:
  * `not_signed_in` (a call that needs a session, without one; status 0),
  * `pkce_verifier_missing` (`exchangeSocialCode` without the verifier of
- * `socialAuthorizeUrl`; status 0) and `unexpected_response` (a body that is
- * not Tessera's JSON).
+ * `socialAuthorizeUrl`; status 0), `unexpected_response` (a body that is
+ * not Tessera's JSON), and those of the redirect flow (status 0):
+ * `issuer_mismatch`, `state_mismatch`, `redirect_uri_mismatch`,
+ * `authorization_request_missing`, `id_token_invalid`, `invalid_callback`.
  */
 export class TesseraError extends Error {
   override readonly name = 'TesseraError';

@@ -29,7 +29,7 @@ export const revocationRoutes: FastifyPluginAsyncTypebox<RevocationRoutesOptions
     {
       config: { oauthErrors: true },
       schema: {
-        tags: ['openid'],
+        tags: ['auth'],
         summary: 'Token revocation (RFC 7009): end the session of a refresh or access token',
         description:
           'The client authenticates as at the token endpoint (or names none: the implicit first-party client). A token of that client ends its ' +

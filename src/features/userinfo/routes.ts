@@ -59,7 +59,7 @@ export const userinfoRoutes: FastifyPluginAsyncTypebox<UserinfoRoutesOptions> = 
     }
   };
   const schema = {
-    tags: ['openid'],
+    tags: ['auth'],
     summary: 'OpenID Connect userinfo: the claims of the access token’s scopes',
     description:
       '`sub` always; `email`, `email_verified` with the `email` scope; `name`, `given_name`, `family_name`, `updated_at` with `profile`. ' +
