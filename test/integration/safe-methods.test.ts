@@ -8,6 +8,7 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 /** Reviewed: these only read (or render a page whose button POSTs). */
 const READ_ONLY = [
   '/.well-known/jwks.json',
+  '/.well-known/oauth-authorization-server',
   '/.well-known/openid-configuration',
   '/admin/clients',
   '/admin/clients/:client_id',
@@ -19,6 +20,7 @@ const READ_ONLY = [
   '/auth/password/forgot', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/reset', // the reset form; the token is only looked at
   '/auth/providers',
+  '/auth/userinfo', // OpenID userinfo: reads the claims of the Bearer token
   '/docs',
   '/docs/',
   '/docs/*',

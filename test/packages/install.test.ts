@@ -121,7 +121,18 @@ console.log(JSON.stringify({
     const res = spawnSync(process.execPath, ['main.js'], { cwd: app, encoding: 'utf8', timeout: 30_000 });
     expect(res.status, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout)).toEqual({
-      client: ['TesseraClient', 'TesseraError', 'TesseraNetworkError', 'createClient', 'decodeJwtPayload', 'localStorageAdapter', 'memoryStorage'],
+      client: [
+        'TesseraClient',
+        'TesseraError',
+        'TesseraNetworkError',
+        'buildAuthorizationUrl',
+        'checkCallback',
+        'checkIdToken',
+        'createClient',
+        'decodeJwtPayload',
+        'localStorageAdapter',
+        'memoryStorage',
+      ],
       verify: expect.arrayContaining(['VerifyError', 'bearerToken', 'createVerifier', 'hasPermission', 'hasRole']),
       fastify: expect.arrayContaining(['fastifyAuth', 'requirePermission', 'requireRole']),
       express: expect.arrayContaining(['expressAuth', 'expressRequirePermission', 'expressRequireRole']),
