@@ -287,6 +287,29 @@ describe('a notice per ended client session, whatever the cause', () => {
     );
   });
 
+  it('the account deleted (by the user, or by an administrator): every client session', async () => {
+    const u = await register();
+    const a = await signIn(web, u.email);
+    const b = await signIn(second, u.email);
+    await expectLogouts(
+      async () =>
+        expect((await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(a.access), payload: { password: PASSWORD } })).statusCode).toBe(204),
+      [
+        { sid: a.sid, sub: u.userId, aud: web.id },
+        { sid: b.sid, sub: u.userId, aud: second.id },
+      ],
+    );
+    const v = await register();
+    const c = await signIn(web, v.email);
+    const adminEmail = uniqueEmail('bc-admin');
+    await t.app.services.admin.createUser(null, { email: adminEmail, password: PASSWORD, emailVerified: true, roles: ['admin', 'user'], sendInvite: false });
+    const admin = json(await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: adminEmail, password: PASSWORD } })).access_token as string;
+    await expectLogouts(
+      async () => expect((await t.app.inject({ method: 'DELETE', url: `/admin/users/${v.userId}`, headers: bearer(admin) })).statusCode).toBe(204),
+      [{ sid: c.sid, sub: v.userId, aud: web.id }],
+    );
+  });
+
   it('a session that was already over writes nothing (logout twice, in parallel)', async () => {
     const u = await register();
     const a = await signIn(web, u.email);

@@ -197,6 +197,28 @@ describe('userinfo', () => {
     expect(postHeader.statusCode, postHeader.body).toBe(200);
   });
 
+  it('CORS as the rest of the API: a browser app of CORS_ORIGINS may call it with its Bearer token', async () => {
+    const cors = await createTestApp({ env: { CORS_ORIGINS: 'https://spa.example.com' }, db: t.db });
+    try {
+      const origin = 'https://spa.example.com';
+      const preflight = await cors.app.inject({
+        method: 'OPTIONS',
+        url: '/auth/userinfo',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
+      expect(preflight.statusCode).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe(origin);
+      expect(String(preflight.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization');
+      const denied = await cors.app.inject({ method: 'GET', url: '/auth/userinfo', headers: { origin: 'https://evil.example' } });
+      expect(denied.headers['access-control-allow-origin']).toBeUndefined();
+      const answer = await cors.app.inject({ method: 'GET', url: '/auth/userinfo', headers: { origin } });
+      expect(answer.headers['access-control-allow-origin']).toBe(origin);
+      expect(String(answer.headers['access-control-expose-headers'])).toContain('WWW-Authenticate');
+    } finally {
+      await cors.app.close();
+    }
+  });
+
   it('a user without a name gets no name claims (not empty strings)', async () => {
     const u = await signUp(t.app);
     const body = json(await userinfo(u.access));

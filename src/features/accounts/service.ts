@@ -319,6 +319,8 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     async removeByAdmin(tx: Database, id: string): Promise<void> {
+      // Ended first, so that the clients the user signed in to hear of it (back-channel logout); the rows go with the user.
+      await sessions.revokeAll(id, 'account_deleted', tx);
       if (!(await repo.deleteUser(tx, id))) throw new AppError('user_not_found');
       sessions.forgetUser(id);
     },
@@ -329,6 +331,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       // Like the admin API: the last enabled administrator does not go (the RBAC lock serialises it with demotions).
       await db.transaction(async (tx) => {
         await deps.keepAnAdmin?.(tx, id);
+        await sessions.revokeAll(id, 'account_deleted', tx);
         await repo.deleteUser(tx, id);
       });
       sessions.forgetUser(id);
