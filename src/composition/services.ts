@@ -11,6 +11,10 @@ import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
 import { createSecondFactor } from '../features/mfa/second-factor.js';
+import { createBrowserSessions } from '../features/oidc/browser-session.js';
+import { createCodeExchange } from '../features/oidc/code-exchange.js';
+import { createEndSession } from '../features/oidc/end-session.js';
+import { createOidcFlow } from '../features/oidc/service.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
 import { createProviderRegistry } from '../features/social/registry.js';
@@ -173,6 +177,22 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     assertionAudiences: [`${config.publicUrl}/auth/token`, config.jwt.issuer],
   });
+  // The OpenID Provider (docs/openid-provider.md): the authorization endpoint and hosted pages over the same accounts, MFA and sessions.
+  const findClient = async (clientId: string) => (clientId.length <= 256 ? await clients.find(clientId) : null);
+  const browserSessions = createBrowserSessions({ db, clock, sessions });
+  const oidc = createOidcFlow({
+    db,
+    clock,
+    issuer: config.jwt.issuer,
+    findClient,
+    accounts,
+    mfa,
+    secondFactor,
+    browserSessions,
+    audit,
+  });
+  const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });
+  const endSession = createEndSession({ db, keys, issuer: config.jwt.issuer, findClient, browserSessions, audit });
   const admin = createAdminService({
     db,
     accounts,
@@ -218,6 +238,10 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     introspection,
     admin,
     clients,
+    browserSessions,
+    oidc,
+    oidcCodes,
+    endSession,
     sender,
     /** Starts the background work: the shared counters answer, the email sender runs. */
     async start(): Promise<void> {

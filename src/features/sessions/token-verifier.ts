@@ -80,6 +80,7 @@ export function createTokenVerifier(keys: KeyRing, clock: Clock, opts: TokenVeri
           permissions: isStringArray(p.permissions) ? p.permissions : [],
           amr: isStringArray(p.amr) ? p.amr : [],
           ...(typeof p.client_id === 'string' ? { client_id: p.client_id } : {}),
+          ...(typeof p.scope === 'string' ? { scope: p.scope } : {}),
         };
       } catch {
         // any failure to verify (signature, claims, expiry, malformed JWT) means "not a valid token"
