@@ -1,5 +1,6 @@
 import { and, count, eq, isNull } from 'drizzle-orm';
 import { createLocalJWKSet, jwtVerify, decodeJwt } from 'jose';
+import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents } from '../../src/features/audit/tables.js';
 import { atHash } from '../../src/features/sessions/token-signer.js';
@@ -275,5 +276,275 @@ describe('codes at the token endpoint', () => {
     const results = await Promise.all(Array.from({ length: 10 }, () => exchangeWeb(code)));
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
     expect(results.filter((r) => r.statusCode === 400)).toHaveLength(9);
+  });
+});
+
+/** A new user with TOTP on (enrolled through the API); the secret to compute codes. */
+async function mfaUser() {
+  const u = await signUp(t.app);
+  const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', headers: bearer(u.access), payload: {} });
+  const secret = (start.json() as { secret: string }).secret;
+  const at = () => Math.floor(t.clock.now().getTime() / 1000);
+  const verify = await t.app.inject({
+    method: 'POST',
+    url: '/users/me/mfa/totp/verify',
+    headers: bearer(u.access),
+    payload: { code: await generate({ secret, epoch: at() }) },
+  });
+  expect(verify.statusCode, verify.body).toBe(200);
+  // The next code must be of a later time step (no replay).
+  return { ...u, code: async () => (t.clock.advance(30_000), generate({ secret, epoch: at() })) };
+}
+
+describe('single sign-on, consent, prompt, max_age and acr_values', () => {
+  it('consent is asked once for a third-party client, never for a first-party one; a second client signs in without the password', async () => {
+    await t.app.inject({ method: 'DELETE', url: `/users/me/consents/${web.id}`, headers: bearer(user.access) });
+    const b = new InjectBrowser(t.app);
+    const granted = await auditCount('consent_granted');
+    const first = await signIn(b, webParams());
+    expect(first.external?.searchParams.get('code')).toBeTruthy();
+    expect(await auditCount('consent_granted')).toBe(granted + 1);
+    // Again: the browser session and the remembered consent, no page at all.
+    const again = await b.get(authorizeUrl(webParams()));
+    expect(again.statusCode).toBe(303);
+    expect(new URL(String(again.headers.location)).searchParams.get('code')).toBeTruthy();
+    // A first-party SPA: straight back with a code.
+    const p = pkce();
+    const spaRes = await b.get(
+      authorizeUrl({ client_id: spa.id, redirect_uri: SPA_CB, scope: 'openid', code_challenge: p.challenge, code_challenge_method: 'S256' }),
+    );
+    expect(new URL(String(spaRes.headers.location)).searchParams.get('code')).toBeTruthy();
+    // prompt=consent asks again; more scopes than consented ask again.
+    const prompted = await b.open(authorizeUrl(webParams({ prompt: 'consent' })));
+    expect(prompted.res.body).toContain('action="/auth/ui/consent"');
+  });
+
+  it('a withdrawn consent is asked again (GET and DELETE /users/me/consents)', async () => {
+    const b = new InjectBrowser(t.app);
+    await signIn(b, webParams());
+    const list = await t.app.inject({ method: 'GET', url: '/users/me/consents', headers: bearer(user.access) });
+    expect(list.json()).toEqual(expect.arrayContaining([expect.objectContaining({ client_id: web.id, client_name: 'Partner Web' })]));
+    const del = await t.app.inject({ method: 'DELETE', url: `/users/me/consents/${web.id}`, headers: bearer(user.access) });
+    expect(del.statusCode).toBe(204);
+    expect((await t.app.inject({ method: 'DELETE', url: `/users/me/consents/${web.id}`, headers: bearer(user.access) })).statusCode).toBe(404);
+    expect((await b.open(authorizeUrl(webParams()))).res.body).toContain('action="/auth/ui/consent"');
+    const none = await b.get(authorizeUrl(webParams({ prompt: 'none' })));
+    expect(new URL(String(none.headers.location)).searchParams.get('error')).toBe('consent_required');
+  });
+
+  it('prompt=none: login_required without a session, a code with one; prompt=login asks the password again', async () => {
+    const fresh = new InjectBrowser(t.app);
+    const res = await fresh.get(authorizeUrl(webParams({ prompt: 'none' })));
+    const url = new URL(String(res.headers.location));
+    expect(url.searchParams.get('error')).toBe('login_required');
+    expect(url.searchParams.get('state')).toBe('st-1');
+    expect(url.searchParams.get('iss')).toBe(TEST_ISSUER);
+    const b = new InjectBrowser(t.app);
+    await signIn(b, webParams());
+    const silent = await b.get(authorizeUrl(webParams({ prompt: 'none' })));
+    expect(new URL(String(silent.headers.location)).searchParams.get('code')).toBeTruthy();
+    const login = await b.open(authorizeUrl(webParams({ prompt: 'login' })));
+    expect(login.res.body).toContain('action="/auth/ui/sign-in"');
+    const done = await b.submit(login.res, { email: user.email, password: PASSWORD });
+    expect(done.external?.searchParams.get('code')).toBeTruthy();
+  });
+
+  it('max_age: an older sign-in asks the password again (prompt=none: login_required); auth_time says when', async () => {
+    const b = new InjectBrowser(t.app);
+    await signIn(b, webParams());
+    const signedInAt = Math.floor(t.clock.now().getTime() / 1000);
+    t.clock.advance(120_000);
+    const old = await b.get(authorizeUrl(webParams({ prompt: 'none', max_age: '60' })));
+    expect(new URL(String(old.headers.location)).searchParams.get('error')).toBe('login_required');
+    const ok = await b.get(authorizeUrl(webParams({ prompt: 'none', max_age: '600' })));
+    const code = new URL(String(ok.headers.location)).searchParams.get('code') as string;
+    const idToken = (await exchangeWeb(code)).json() as { id_token: string };
+    expect(decodeJwt(idToken.id_token).auth_time).toBe(signedInAt);
+    const again = await b.open(authorizeUrl(webParams({ max_age: '60' })));
+    expect(again.res.body).toContain('action="/auth/ui/sign-in"');
+  });
+
+  it('prompt=select_account shows the account, and "use another account" asks for a sign-in', async () => {
+    const b = new InjectBrowser(t.app);
+    await signIn(b, webParams());
+    const page = await b.open(authorizeUrl(webParams({ prompt: 'select_account' })));
+    expect(page.res.body).toContain(user.email);
+    const cont = await b.submit(page.res, { choice: 'continue' });
+    expect(cont.external?.searchParams.get('code')).toBeTruthy();
+    const page2 = await b.open(authorizeUrl(webParams({ prompt: 'select_account' })));
+    const another = await b.submit(page2.res, { choice: 'another' });
+    expect(another.res.body).toContain('action="/auth/ui/sign-in"');
+  });
+
+  it('a user with TOTP: password then code; acr=mfa in the ID token', async () => {
+    const u = await mfaUser();
+    const b = new InjectBrowser(t.app);
+    const start = await b.open(authorizeUrl(webParams()));
+    const mfa = await b.submit(start.res, { email: u.email, password: PASSWORD });
+    expect(mfa.res.body).toContain('action="/auth/ui/mfa"');
+    const wrong = await b.submit(mfa.res, { code: '000000' });
+    expect(wrong.res.statusCode).toBe(400);
+    expect(wrong.res.body).toContain('role="alert"');
+    let done = await b.submit(wrong.res, { code: await u.code() });
+    if (!done.external) done = await b.submit(done.res, { decision: 'allow' });
+    const code = done.external?.searchParams.get('code') as string;
+    const body = (await exchangeWeb(code)).json() as { id_token: string };
+    expect(decodeJwt(body.id_token)).toMatchObject({ acr: 'mfa', amr: ['pwd', 'otp'], sub: u.userId });
+  });
+
+  it('acr_values=mfa steps up a password-only browser session; without a second factor: unmet_authentication_requirements', async () => {
+    const u = await mfaUser();
+    // A browser session with a password only: the user turned TOTP on after signing in here.
+    const plain = await signUp(t.app);
+    const b = new InjectBrowser(t.app);
+    await signIn(b, webParams(), { email: plain.email });
+    const unmet = await b.get(authorizeUrl(webParams({ acr_values: 'mfa' })));
+    expect(new URL(String(unmet.headers.location)).searchParams.get('error')).toBe('unmet_authentication_requirements');
+    const none = await b.get(authorizeUrl(webParams({ acr_values: 'mfa', prompt: 'none' })));
+    expect(new URL(String(none.headers.location)).searchParams.get('error')).toBe('interaction_required');
+
+    const b2 = new InjectBrowser(t.app);
+    // Sign in as the TOTP user with password + code, then drop the otp by signing in with a password-only session... instead:
+    // step-up is shown by a user whose browser session has only "pwd": sign in before enabling TOTP.
+    const late = await signUp(t.app);
+    await signIn(b2, webParams(), { email: late.email });
+    const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', headers: bearer(late.access), payload: {} });
+    const secret = (start.json() as { secret: string }).secret;
+    const at = () => Math.floor(t.clock.now().getTime() / 1000);
+    await t.app.inject({
+      method: 'POST',
+      url: '/users/me/mfa/totp/verify',
+      headers: bearer(late.access),
+      payload: { code: await generate({ secret, epoch: at() }) },
+    });
+    const step = await b2.open(authorizeUrl(webParams({ acr_values: 'mfa' })));
+    expect(step.res.body).toContain('action="/auth/ui/mfa"');
+    t.clock.advance(30_000);
+    const done = await b2.submit(step.res, { code: await generate({ secret, epoch: at() }) });
+    const code = done.external?.searchParams.get('code') as string;
+    const body = (await exchangeWeb(code)).json() as { id_token: string };
+    expect(decodeJwt(body.id_token)).toMatchObject({ acr: 'mfa', sub: late.userId });
+    expect(u.userId).toBeTruthy();
+  });
+});
+
+describe('forms and pages an attacker pokes at', () => {
+  it('every form refuses a missing or wrong CSRF value, and a cross-site POST; nothing changes', async () => {
+    const b = new InjectBrowser(t.app);
+    const start = await b.open(authorizeUrl(webParams()));
+    const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
+    const csrfValue = /name="csrf" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
+    const failedBefore = await auditCount('sign_in_failed');
+    for (const path of ['/auth/ui/sign-in', '/auth/ui/mfa', '/auth/ui/consent', '/auth/ui/select-account']) {
+      const fields = { request: handle, email: user.email, password: PASSWORD, code: '123456', decision: 'allow', choice: 'continue' };
+      expect((await b.post(path, fields)).statusCode, path).toBe(403);
+      expect((await b.post(path, { ...fields, csrf: `${csrfValue.slice(0, -1)}A` })).statusCode, path).toBe(403);
+      expect((await b.post(path, { ...fields, csrf: csrfValue }, { 'sec-fetch-site': 'cross-site' })).statusCode, path).toBe(403);
+      expect((await b.post(path, { ...fields, csrf: csrfValue }, { origin: 'https://evil.example' })).statusCode, path).toBe(403);
+    }
+    expect(b.cookies.has('tessera_session')).toBe(false);
+    expect(await auditCount('sign_in_failed')).toBe(failedBefore);
+    const endSession = await b.post('/auth/end-session', { confirm: 'yes' });
+    expect(endSession.statusCode).toBe(403);
+  });
+
+  it('a request handle is bound to its browser; a finished request cannot be replayed', async () => {
+    const b = new InjectBrowser(t.app);
+    const start = await b.open(authorizeUrl(webParams()));
+    const path = start.path as string;
+    const thief = new InjectBrowser(t.app);
+    const stolen = await thief.get(path);
+    expect(stolen.statusCode).toBe(400);
+    expect(stolen.body).toContain('authorization_request_expired');
+    const done = await b.submit(start.res, { email: user.email, password: PASSWORD });
+    expect(done.external?.searchParams.get('code') ?? done.res.body).toBeTruthy();
+    // The same request again: ended.
+    const replay = await b.get(path);
+    expect(replay.statusCode).toBe(400);
+  });
+
+  it('GET and HEAD of every page change nothing', async () => {
+    const b = new InjectBrowser(t.app);
+    const start = await b.open(authorizeUrl(webParams()));
+    const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
+    const before = await liveSessions(user.userId);
+    const events = await t.db.handle.db.select({ n: count() }).from(auditEvents);
+    for (const page of ['sign-in', 'mfa', 'consent', 'select-account']) {
+      for (const method of ['GET', 'HEAD'] as const) expect((await b.get(`/auth/ui/${page}?request=${handle}`, method)).statusCode).toBeLessThan(500);
+    }
+    for (const method of ['GET', 'HEAD'] as const) await b.get(`/auth/end-session?client_id=${web.id}`, method);
+    expect(await liveSessions(user.userId)).toBe(before);
+    expect(await t.db.handle.db.select({ n: count() }).from(auditEvents)).toEqual(events);
+    // HEAD of the authorization endpoint does not start (or finish) anything.
+    expect((await b.get(authorizeUrl(webParams()), 'HEAD')).statusCode).toBeGreaterThanOrEqual(400);
+  });
+
+  it('return paths cannot be turned into open redirects', async () => {
+    const b = new InjectBrowser(t.app);
+    for (const uri of [
+      'https://rp.example/cb?next=https://evil.example',
+      'https://rp.example.evil.example/cb',
+      'https://rp.example/cb#x',
+      '//evil.example/cb',
+      'javascript:alert(1)',
+    ]) {
+      const res = await b.get(authorizeUrl(webParams({ redirect_uri: uri })));
+      expect(res.statusCode, uri).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+    }
+    const logout = await b.get(`/auth/end-session?client_id=${web.id}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`);
+    expect(logout.statusCode).toBe(400);
+    expect(logout.body).toContain('logout_request_invalid');
+    const noClient = await b.get(`/auth/end-session?post_logout_redirect_uri=${encodeURIComponent('https://rp.example/bye')}`);
+    expect(noClient.statusCode).toBe(400);
+  });
+});
+
+describe('RP-initiated logout', () => {
+  it('a GET shows a confirmation; its POST ends the browser session and the client sessions, then redirects with state', async () => {
+    const b = new InjectBrowser(t.app);
+    const { code } = await webCode(b);
+    const tokens = (await exchangeWeb(code)).json() as { access_token: string; id_token: string };
+    const p = pkce();
+    const spaCode = new URL(
+      String(
+        (await b.get(authorizeUrl({ client_id: spa.id, redirect_uri: SPA_CB, scope: 'openid', code_challenge: p.challenge, code_challenge_method: 'S256' })))
+          .headers.location,
+      ),
+    ).searchParams.get('code') as string;
+    const spaTokens = (
+      await token({ grant_type: 'authorization_code', code: spaCode, redirect_uri: SPA_CB, client_id: spa.id, code_verifier: p.verifier })
+    ).json() as {
+      access_token: string;
+    };
+    // An expired ID token is still a valid hint.
+    t.clock.advance(3600_000);
+    const confirm = await b.get(
+      `/auth/end-session?id_token_hint=${tokens.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://rp.example/bye')}&state=bye-1`,
+    );
+    expect(confirm.statusCode).toBe(200);
+    expect(confirm.body).toContain('action="/auth/end-session"');
+    // The GET signed no one out.
+    expect((await b.get(authorizeUrl(webParams({ prompt: 'none' })))).headers.location).toContain('code=');
+    const ended = await auditCount('end_session');
+    const out = await b.submit(confirm, { confirm: 'yes' });
+    expect(out.external?.href).toBe('https://rp.example/bye?state=bye-1');
+    expect(await auditCount('end_session')).toBe(ended + 1);
+    expect(b.cookies.has('tessera_session')).toBe(false);
+    // Both client sessions ended with the browser session (the tokens themselves expired an hour ago: the rows tell).
+    for (const access of [tokens.access_token, spaTokens.access_token]) {
+      const sid = String(decodeJwt(access).sid);
+      const [row] = await t.db.handle.db.select().from(sessions).where(eq(sessions.id, sid));
+      expect(row?.revokedReason, sid).toBe('end_session');
+    }
+    const after = await b.get(authorizeUrl(webParams({ prompt: 'none' })));
+    expect(new URL(String(after.headers.location)).searchParams.get('error')).toBe('login_required');
+  });
+
+  it('a forged id_token_hint is refused', async () => {
+    const b = new InjectBrowser(t.app);
+    const forged = `${Buffer.from('{"alg":"RS256","typ":"JWT","kid":"x"}').toString('base64url')}.${Buffer.from('{"aud":"x","iat":1}').toString('base64url')}.AAAA`;
+    const res = await b.get(`/auth/end-session?id_token_hint=${forged}`);
+    expect(res.statusCode).toBe(400);
   });
 });
