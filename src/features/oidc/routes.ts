@@ -74,7 +74,13 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
   const sso = (request: FastifyRequest) => browserSessions.find(readCookie(request, ssoCookie));
 
   function html(reply: FastifyReply, status: number, body: string, formTargets: string[] = []) {
-    return noStore(reply).status(status).header('content-security-policy', csp(formTargets)).type('text/html; charset=utf-8').send(body);
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` with the page's own forms, which the CSRF check refuses.
+    return noStore(reply)
+      .status(status)
+      .header('content-security-policy', csp(formTargets))
+      .header('referrer-policy', 'same-origin')
+      .type('text/html; charset=utf-8')
+      .send(body);
   }
 
   const errorPage = (reply: FastifyReply, status: number, code: string, message: string) => html(reply, status, hostedErrorPage(theme, code, message));
