@@ -548,3 +548,31 @@ describe('RP-initiated logout', () => {
     expect(res.statusCode).toBe(400);
   });
 });
+
+describe('the hosted sign-in keeps the sign-in rules', () => {
+  it('per-account rate limit and audited failures apply to POST /auth/ui/sign-in; an unknown email gets the same answer as a wrong password', async () => {
+    const limited = await createTestApp({ env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_SIGN_IN_ACCOUNT: '3/5m' }, db: undefined });
+    try {
+      const u = await signUp(limited.app);
+      const c = await limited.app.services.clients.create(null, { name: 'RP', type: 'confidential', redirectUris: [WEB_CB], scopes: ['openid'] });
+      const b = new InjectBrowser(limited.app);
+      const start = await b.open(authorizeUrl({ client_id: c.client.clientId, redirect_uri: WEB_CB, scope: 'openid', state: 's' }));
+      const wrong = await b.submit(start.res, { email: u.email, password: 'not the password' });
+      expect(wrong.res.statusCode).toBe(400);
+      expect(wrong.res.body).toContain('role="alert"');
+      const unknown = await b.submit(start.res, { email: `nobody.${u.email}`, password: 'not the password' });
+      expect(unknown.res.body.replace(/value="[^"]*"/g, '')).toBe(wrong.res.body.replace(/value="[^"]*"/g, ''));
+      // signUp's own sign-in counted once: this is the third attempt of the address, the next one the fourth.
+      expect((await b.submit(start.res, { email: u.email, password: 'still wrong' })).res.statusCode).toBe(400);
+      const limitedRes = await b.submit(start.res, { email: u.email, password: PASSWORD });
+      expect(limitedRes.res.statusCode).toBe(429);
+      const failed = await limited.db.handle.db
+        .select({ n: count() })
+        .from(auditEvents)
+        .where(and(eq(auditEvents.type, 'sign_in_failed'), eq(auditEvents.userId, u.userId)));
+      expect(failed[0]?.n).toBe(2);
+    } finally {
+      await limited.close();
+    }
+  });
+});
