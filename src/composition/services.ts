@@ -189,6 +189,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     mfa,
     secondFactor,
     browserSessions,
+    sessions,
     audit,
   });
   const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });

@@ -321,11 +321,14 @@ describe('single sign-on, consent, prompt, max_age and acr_values', () => {
 
   it('a withdrawn consent is asked again (GET and DELETE /users/me/consents)', async () => {
     const b = new InjectBrowser(t.app);
-    await signIn(b, webParams());
+    const { code } = await webCode(b);
+    const access = ((await exchangeWeb(code)).json() as { access_token: string }).access_token;
     const list = await t.app.inject({ method: 'GET', url: '/users/me/consents', headers: bearer(user.access) });
     expect(list.json()).toEqual(expect.arrayContaining([expect.objectContaining({ client_id: web.id, client_name: 'Partner Web' })]));
     const del = await t.app.inject({ method: 'DELETE', url: `/users/me/consents/${web.id}`, headers: bearer(user.access) });
     expect(del.statusCode).toBe(204);
+    // The application's session ended with the consent.
+    expect((await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(access) })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'DELETE', url: `/users/me/consents/${web.id}`, headers: bearer(user.access) })).statusCode).toBe(404);
     expect((await b.open(authorizeUrl(webParams()))).res.body).toContain('action="/auth/ui/consent"');
     const none = await b.get(authorizeUrl(webParams({ prompt: 'none' })));

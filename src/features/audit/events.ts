@@ -24,7 +24,7 @@ export const auditEventCatalogue = {
   authorization_code_reuse: 'An authorization code of a registered client came back: the session it opened was ended (`client`, `session`, `session_ended`).',
   end_session: 'RP-initiated logout ended the browser session and its client sessions (`sessions`: how many; `client`).',
   consent_granted: 'The user allowed a third-party application on the consent page (`client`, `scopes`).',
-  consent_revoked: 'The user withdrew the consent given to an application (`client`).',
+  consent_revoked: 'The user withdrew the consent given to an application; its sessions of the user ended (`client`, `sessions`: how many).',
 
   // the account
   password_changed: 'The user changed their password (`session`: the one kept).',

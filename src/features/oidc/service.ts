@@ -12,7 +12,7 @@ import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import type { AccountService, SecondFactor } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import type { MfaService } from '../mfa/service.js';
-import type { ClientMeta, TokenResponse } from '../sessions/service.js';
+import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
 import { readAuthorizationRequest, type AuthorizationError, type AuthorizeClient, type RawParams } from './authorization-request.js';
 import type { BrowserSession, BrowserSessions } from './browser-session.js';
 import * as repo from './repo.js';
@@ -55,6 +55,8 @@ export interface OidcFlowDeps {
   mfa: Pick<MfaService, 'completeSignIn'>;
   secondFactor: SecondFactor;
   browserSessions: BrowserSessions;
+  /** A withdrawn consent also ends the client's sessions of that user. */
+  sessions: Pick<SessionService, 'revokeUserClient'>;
   audit: Pick<AuditService, 'record'>;
 }
 
@@ -311,11 +313,18 @@ export function createOidcFlow(deps: OidcFlowDeps) {
     /** Consents of a user (GET /users/me/consents). */
     listConsents: (userId: string) => repo.listConsents(db, userId),
 
-    /** Revokes a consent: the next sign-in to that client asks again. */
+    /** Revokes a consent: the client's sessions of the user end, and its next sign-in asks again. */
     async revokeConsent(userId: string, clientId: string, meta: ClientMeta): Promise<void> {
       await db.transaction(async (tx) => {
         if (!(await repo.deleteConsent(tx, userId, clientId))) throw new AppError('consent_not_found');
-        await deps.audit.record(tx, { userId, type: 'consent_revoked', ip: meta.ip, userAgent: meta.userAgent, details: { client: clientId } });
+        const ended = await deps.sessions.revokeUserClient(userId, clientId, 'consent_revoked', tx);
+        await deps.audit.record(tx, {
+          userId,
+          type: 'consent_revoked',
+          ip: meta.ip,
+          userAgent: meta.userAgent,
+          details: { client: clientId, sessions: ended },
+        });
       });
     },
   };

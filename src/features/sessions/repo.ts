@@ -205,3 +205,13 @@ export async function revokeSessionFamily(db: Database, parentId: string, now: D
 export async function reparentSessions(db: Database, fromParentId: string, toParentId: string): Promise<void> {
   await db.update(sessions).set({ parentSessionId: toParentId }).where(eq(sessions.parentSessionId, fromParentId));
 }
+
+/** Revokes the user's live sessions of one client (a withdrawn consent); how many. */
+export async function revokeUserClientSessions(db: Database, userId: string, clientId: string, now: Date, reason: string): Promise<number> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.userId, userId), eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id });
+  return rows.length;
+}

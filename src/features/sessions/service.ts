@@ -304,6 +304,11 @@ export function createSessionService(deps: SessionServiceDeps) {
       cache.invalidateUser(userId);
     },
 
+    /** Ends the user's sessions of one client (the user withdrew its consent); how many. */
+    async revokeUserClient(userId: string, clientId: string, reason: string, tx: Database = db): Promise<number> {
+      return ended(userId, await repo.revokeUserClientSessions(tx, userId, clientId, clock.now(), reason));
+    },
+
     /** Ends one session by its id (an authorization code came back: what it opened ends); false when it was not live. */
     async revokeById(sessionId: string, reason: string, tx: Database = db): Promise<boolean> {
       const s = await repo.findSessionWithUser(tx, sessionId);
