@@ -186,6 +186,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     issuer: config.jwt.issuer,
     findClient,
     accounts,
+    requireEmailVerification: config.requireEmailVerification,
     mfa,
     secondFactor,
     browserSessions,

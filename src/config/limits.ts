@@ -59,6 +59,7 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   // The hosted pages of the OpenID Provider: the same sign-in and second-step limits as the API.
   'POST /auth/ui/sign-in': () => ['sign_in_ip', 'sign_in_account'],
   'POST /auth/ui/mfa': () => ['mfa_verify_ip'],
+  'POST /auth/ui/sign-up': () => ['register_ip', 'register_account'],
   // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
   // So does each authorization request of the OpenID Provider (a pending request row).

@@ -438,7 +438,7 @@ describe('forms and pages an attacker pokes at', () => {
     const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
     const csrfValue = /name="csrf" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
     const failedBefore = await auditCount('sign_in_failed');
-    for (const path of ['/auth/ui/sign-in', '/auth/ui/mfa', '/auth/ui/consent', '/auth/ui/select-account']) {
+    for (const path of ['/auth/ui/sign-in', '/auth/ui/sign-up', '/auth/ui/mfa', '/auth/ui/consent', '/auth/ui/select-account']) {
       const fields = { request: handle, email: user.email, password: PASSWORD, code: '123456', decision: 'allow', choice: 'continue' };
       expect((await b.post(path, fields)).statusCode, path).toBe(403);
       expect((await b.post(path, { ...fields, csrf: `${csrfValue.slice(0, -1)}A` })).statusCode, path).toBe(403);
@@ -472,7 +472,7 @@ describe('forms and pages an attacker pokes at', () => {
     const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
     const before = await liveSessions(user.userId);
     const events = await t.db.handle.db.select({ n: count() }).from(auditEvents);
-    for (const page of ['sign-in', 'mfa', 'consent', 'select-account']) {
+    for (const page of ['sign-in', 'sign-up', 'mfa', 'consent', 'select-account']) {
       for (const method of ['GET', 'HEAD'] as const) expect((await b.get(`/auth/ui/${page}?request=${handle}`, method)).statusCode).toBeLessThan(500);
     }
     for (const method of ['GET', 'HEAD'] as const) await b.get(`/auth/end-session?client_id=${web.id}`, method);
@@ -549,6 +549,43 @@ describe('RP-initiated logout', () => {
     const forged = `${Buffer.from('{"alg":"RS256","typ":"JWT","kid":"x"}').toString('base64url')}.${Buffer.from('{"aud":"x","iat":1}').toString('base64url')}.AAAA`;
     const res = await b.get(`/auth/end-session?id_token_hint=${forged}`);
     expect(res.statusCode).toBe(400);
+  });
+});
+
+describe('sign-up on the hosted pages', () => {
+  it('creates the account with the registration rules, then signs in and continues to the client', async () => {
+    const b = new InjectBrowser(t.app);
+    const start = await b.open(
+      authorizeUrl({ client_id: spa.id, redirect_uri: SPA_CB, scope: 'openid email', code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+    );
+    const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
+    expect(start.res.body).toContain('Create an account');
+    const form = await b.get(`/auth/ui/sign-up?request=${handle}`);
+    expect(form.statusCode).toBe(200);
+    const weak = await b.submit(form, { email: `new.${Date.now()}@example.com`, password: 'short' });
+    expect(weak.res.statusCode).toBe(400);
+    expect(weak.res.body).toContain('role="alert"');
+    const taken = await b.submit(form, { email: user.email, password: 'another long passphrase' });
+    expect(taken.res.body).toContain('already exists');
+    const done = await b.submit(form, { email: `new.${Date.now()}@example.com`, password: 'a brand new passphrase', first_name: 'Grace' });
+    expect(done.external?.searchParams.get('code')).toBeTruthy();
+  });
+
+  it('with REQUIRE_EMAIL_VERIFICATION the user is asked to confirm first', async () => {
+    const strict = await createTestApp({ env: { REQUIRE_EMAIL_VERIFICATION: 'true' } });
+    try {
+      const c = await strict.app.services.clients.create(null, { name: 'RP', type: 'confidential', redirectUris: [WEB_CB], scopes: ['openid'] });
+      const b = new InjectBrowser(strict.app);
+      const start = await b.open(authorizeUrl({ client_id: c.client.clientId, redirect_uri: WEB_CB, scope: 'openid' }));
+      const handle = /name="request" value="([^"]+)"/.exec(start.res.body)?.[1] as string;
+      const form = await b.get(`/auth/ui/sign-up?request=${handle}`);
+      const done = await b.submit(form, { email: `strict.${Date.now()}@example.com`, password: 'a brand new passphrase' });
+      expect(done.external).toBeNull();
+      expect(done.res.body).toContain('Confirm your email address');
+      expect(b.cookies.has('tessera_session')).toBe(false);
+    } finally {
+      await strict.close();
+    }
   });
 });
 

@@ -16,6 +16,7 @@ const READ_ONLY = [
   '/admin/users/:id',
   '/auth/ui/style.css', // the pages' stylesheet
   '/auth/ui/sign-in', // the hosted pages (docs/openid-provider.md): each shows a form that POSTs; GET/HEAD only read the pending request
+  '/auth/ui/sign-up',
   '/auth/ui/mfa',
   '/auth/ui/consent',
   '/auth/ui/select-account',

@@ -28,8 +28,36 @@ ${hidden({ csrf, request: view.handle })}
 <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${view.loginHint ? ' autofocus' : ''}${invalid}>
 <button type="submit">Sign in</button>
 </form>
-<p><a href="/auth/password/forgot">Forgot your password?</a></p>`,
+<p><a href="/auth/password/forgot">Forgot your password?</a></p>
+<p>New here? <a href="/auth/ui/sign-up?request=${e(encodeURIComponent(view.handle))}">Create an account</a></p>`,
   );
+}
+
+export function signUpPage(theme: PageTheme, view: PageView, csrf: string, error?: string): string {
+  const invalid = error ? ' aria-describedby="sign-up-error"' : '';
+  return renderPage(
+    theme,
+    `Create your ${theme.appName} account`,
+    `<p>To continue to ${e(view.client.name)}.</p>
+${alert(error, 'sign-up-error')}<form method="post" action="/auth/ui/sign-up">
+${hidden({ csrf, request: view.handle })}
+<label for="email">Email address</label>
+<input id="email" name="email" type="email" autocomplete="email" required maxlength="320" value="${e(view.loginHint ?? '')}"${invalid}>
+<label for="first_name">First name (optional)</label>
+<input id="first_name" name="first_name" type="text" autocomplete="given-name" maxlength="100">
+<label for="last_name">Last name (optional)</label>
+<input id="last_name" name="last_name" type="text" autocomplete="family-name" maxlength="100">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024" aria-describedby="password-hint">
+<p id="password-hint" class="hint">At least 8 characters. A long phrase is easy to remember and hard to guess.</p>
+<button type="submit">Create account</button>
+</form>
+<p>Already have an account? <a href="/auth/ui/sign-in?request=${e(encodeURIComponent(view.handle))}">Sign in</a></p>`,
+  );
+}
+
+export function messagePage(theme: PageTheme, title: string, message: string, handle: string): string {
+  return renderPage(theme, title, `<p>${e(message)}</p>\n<p><a href="/auth/ui/sign-in?request=${e(encodeURIComponent(handle))}">Sign in</a></p>`);
 }
 
 export function mfaPage(theme: PageTheme, view: PageView, csrf: string, error?: string): string {

@@ -12,7 +12,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { RawParams } from './authorization-request.js';
 import type { BrowserSessions } from './browser-session.js';
 import type { EndSession } from './end-session.js';
-import { consentPage, endSessionPage, hostedErrorPage, mfaPage, selectAccountPage, signInPage, signedOutPage } from './pages.js';
+import { consentPage, endSessionPage, hostedErrorPage, messagePage, mfaPage, selectAccountPage, signInPage, signUpPage, signedOutPage } from './pages.js';
 import type { HostedPage, OidcFlow, Outcome, PageView } from './service.js';
 
 export interface OidcRoutesOptions {
@@ -54,6 +54,8 @@ const PageForm = Type.Object({
   code: Type.Optional(Type.String({ maxLength: 64 })),
   decision: Type.Optional(Type.String({ maxLength: 10 })),
   choice: Type.Optional(Type.String({ maxLength: 10 })),
+  first_name: Type.Optional(Type.String({ maxLength: 100 })),
+  last_name: Type.Optional(Type.String({ maxLength: 100 })),
 });
 
 const ConsentBody = Type.Object({
@@ -91,6 +93,8 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     switch (page) {
       case 'sign-in':
         return html(reply, status, signInPage(theme, view, key, error), targets);
+      case 'sign-up':
+        return html(reply, status, signUpPage(theme, view, key, error), targets);
       case 'mfa':
         return html(reply, status, mfaPage(theme, view, key, error), targets);
       case 'consent':
@@ -109,6 +113,8 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
         return noStore(reply).redirect(`/auth/ui/${outcome.page}?request=${encodeURIComponent(outcome.handle)}`, 303);
       case 'error':
         return errorPage(reply, 400, outcome.code, outcome.message);
+      case 'message':
+        return html(reply, 200, messagePage(theme, outcome.title, outcome.message, outcome.handle));
       case 'form_error': {
         const key = csrf.current(request);
         const view = key ? await flow.view(outcome.handle, key, await sso(request)) : null;
@@ -145,7 +151,7 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     },
   );
 
-  for (const page of ['sign-in', 'mfa', 'consent', 'select-account'] as const) {
+  for (const page of ['sign-in', 'sign-up', 'mfa', 'consent', 'select-account'] as const) {
     app.get(`/auth/ui/${page}`, { schema: { hide: true, querystring: Handle } }, async (request, reply) => {
       const key = csrf.ensure(request, reply);
       const view = await flow.view(request.query.request, key, await sso(request));
@@ -174,6 +180,14 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     if (!key) return reply;
     const b = request.body;
     return respond(request, reply, await flow.signIn(b.request, key, await sso(request), b.email ?? '', b.password ?? '', clientMeta(request)));
+  });
+
+  app.post('/auth/ui/sign-up', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    const b = request.body;
+    const input = { email: b.email ?? '', password: b.password ?? '', firstName: b.first_name || null, lastName: b.last_name || null };
+    return respond(request, reply, await flow.signUp(b.request, key, await sso(request), input, clientMeta(request)));
   });
 
   app.post('/auth/ui/mfa', { schema: { hide: true, body: PageForm } }, async (request, reply) => {

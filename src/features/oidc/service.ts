@@ -24,7 +24,7 @@ const CODE_TTL_MS = 60 * 1000;
 const KEEP_EXPIRED_MS = 60 * 60 * 1000;
 const PURGE_EVERY_MS = 60 * 1000;
 
-export type HostedPage = 'sign-in' | 'mfa' | 'consent' | 'select-account';
+export type HostedPage = 'sign-in' | 'sign-up' | 'mfa' | 'consent' | 'select-account';
 
 /** Where the browser goes next. `browser`: a new browser-session cookie value to set. */
 export type Outcome = (
@@ -32,6 +32,7 @@ export type Outcome = (
   | { kind: 'page'; page: HostedPage; handle: string }
   | { kind: 'error'; code: ErrorCode; message: string }
   | { kind: 'form_error'; page: HostedPage; handle: string; message: string }
+  | { kind: 'message'; title: string; message: string; handle: string }
 ) & { browser?: string };
 
 /** What a hosted page shows. */
@@ -51,7 +52,9 @@ export interface OidcFlowDeps {
   clock: Clock;
   issuer: string;
   findClient: (clientId: string) => Promise<AuthorizeClient | null>;
-  accounts: Pick<AccountService, 'signInWithPassword'>;
+  accounts: Pick<AccountService, 'signInWithPassword' | 'register'>;
+  /** REQUIRE_EMAIL_VERIFICATION: a sign-up on the hosted page signs in only once the address is confirmed. */
+  requireEmailVerification: boolean;
   mfa: Pick<MfaService, 'completeSignIn'>;
   secondFactor: SecondFactor;
   browserSessions: BrowserSessions;
@@ -254,6 +257,32 @@ export function createOidcFlow(deps: OidcFlowDeps) {
         throw err;
       }
       return signedIn(r, handle, tokens, sso, meta, 'password');
+    },
+
+    /** The sign-up form: the accounts feature's registration (password policy, confirmation email), then a sign-in unless the address must be confirmed first. */
+    async signUp(
+      handle: string,
+      browserKey: string | null,
+      sso: BrowserSession | null,
+      input: { email: string; password: string; firstName: string | null; lastName: string | null },
+      meta: ClientMeta,
+    ): Promise<Outcome> {
+      const r = await load(handle, browserKey);
+      if (!r) return expired();
+      try {
+        await deps.accounts.register(input);
+      } catch (err) {
+        if (err instanceof AppError && err.status < 500 && err.status !== 429) return { kind: 'form_error', page: 'sign-up', handle, message: err.message };
+        throw err;
+      }
+      if (deps.requireEmailVerification)
+        return {
+          kind: 'message',
+          handle,
+          title: 'Confirm your email address',
+          message: 'We sent you a link. Open it to confirm your address, then come back and sign in.',
+        };
+      return this.signIn(handle, browserKey, sso, input.email, input.password, meta);
     },
 
     /** The second step: a code from the authenticator app (or a recovery code). */
