@@ -16,6 +16,7 @@ import { discoveryRoutes } from './features/discovery/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
+import { oidcRoutes } from './features/oidc/routes.js';
 import { revocationRoutes } from './features/revocation/routes.js';
 import { caller } from './features/sessions/authenticate.js';
 import { sessionRoutes } from './features/sessions/routes.js';
@@ -28,6 +29,7 @@ import { registerMetrics } from './http/metrics.js';
 import { registerNoNul } from './http/no-nul.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerFavicon } from './http/favicon.js';
+import { pageStylesheet, registerPageStylesheet } from './http/page-layout.js';
 import { registerRateLimits } from './http/rate-limits.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
@@ -108,6 +110,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   app.removeContentTypeParser('text/plain');
   await registerOpenApi(app, config);
   registerFavicon(app);
+  registerPageStylesheet(app, pageStylesheet(config.ui.primaryColor, config.ui.templatesDir));
 
   // Rate limits over the shared counters (composition/infra.ts), before the routes, which they wrap.
   if (infra.counters && config.rateLimits.enabled) {
@@ -138,6 +141,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     accounts,
     sessions,
     socialCodes: services.webFlow,
+    clientCodes: services.oidcCodes,
     authenticateClient,
     passwordGrant: config.passwordGrantEnabled,
   });
@@ -154,6 +158,17 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
   // The OAuth client registry (docs/clients.md).
   await app.register(clientRoutes, { clients: services.clients, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
+  // The OpenID Provider's authorization endpoint, hosted pages and RP-initiated logout (docs/openid-provider.md).
+  await app.register(oidcRoutes, {
+    flow: services.oidc,
+    endSession: services.endSession,
+    browserSessions: services.browserSessions,
+    sessions,
+    publicUrl: config.publicUrl,
+    theme: { appName: config.appName, logoUrl: config.ui.logoUrl },
+    browserSessionSeconds: config.jwt.refreshTokenDays * 24 * 60 * 60,
+    clientName: async (clientId) => (await services.clients.find(clientId))?.name ?? null,
+  });
   app.decorate('services', services);
   await app.register(emailRoutes, {
     accounts,

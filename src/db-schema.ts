@@ -9,3 +9,4 @@ export * from './features/mfa/tables.js';
 export * from './features/rbac/tables.js';
 export * from './features/social/tables.js';
 export * from './features/clients/tables.js';
+export * from './features/oidc/tables.js';

@@ -93,6 +93,17 @@ export const errorCatalogue = {
   client_not_found: { status: 404, message: 'No such client.' },
   client_has_no_secret: { status: 409, message: 'This client does not authenticate with a secret (it is public, or uses private_key_jwt).' },
 
+  // the OpenID Provider's hosted pages (docs/openid-provider.md): shown as error pages, never sent to an unchecked redirect URI
+  unknown_client: { status: 400, message: 'No application is registered with this client_id.' },
+  redirect_uri_not_registered: { status: 400, message: 'The redirect_uri is not one of the URIs registered for this application.' },
+  authorization_request_expired: {
+    status: 400,
+    message: 'This sign-in has expired, was already completed, or was started in another browser. Go back to the application and start again.',
+  },
+  csrf_token_invalid: { status: 403, message: 'This form was not sent from this browser’s own page; start again.' },
+  logout_request_invalid: { status: 400, message: 'The sign-out request is not valid (id_token_hint, client_id or post_logout_redirect_uri).' },
+  consent_not_found: { status: 404, message: 'You have not allowed this application.' },
+
   // abuse protection (docs/security.md)
   rate_limited: { status: 429, message: 'Too many requests; wait before trying again (see Retry-After).' },
   sign_in_throttled: { status: 429, message: 'Too many failed sign-ins; wait before trying again (see Retry-After).' },

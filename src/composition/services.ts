@@ -13,6 +13,10 @@ import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
 import { createSecondFactor } from '../features/mfa/second-factor.js';
+import { createBrowserSessions } from '../features/oidc/browser-session.js';
+import { createCodeExchange } from '../features/oidc/code-exchange.js';
+import { createEndSession } from '../features/oidc/end-session.js';
+import { createOidcFlow } from '../features/oidc/service.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
 import { createProviderRegistry } from '../features/social/registry.js';
@@ -181,6 +185,24 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
   lateLogout.backchannel = createBackchannelLogout({ urisOf: (tx, ids) => clients.backchannelUris(tx, ids), outbox });
   // OpenID Connect userinfo (docs/openid-provider.md): the claims of the token's scopes, read now.
   const userinfo = createUserinfoService({ sessions, profileOf: (userId) => accounts.getProfile(userId) });
+  // The OpenID Provider (docs/openid-provider.md): the authorization endpoint and hosted pages over the same accounts, MFA and sessions.
+  const findClient = async (clientId: string) => (clientId.length <= 256 ? await clients.find(clientId) : null);
+  const browserSessions = createBrowserSessions({ db, clock, sessions });
+  const oidc = createOidcFlow({
+    db,
+    clock,
+    issuer: config.jwt.issuer,
+    findClient,
+    accounts,
+    requireEmailVerification: config.requireEmailVerification,
+    mfa,
+    secondFactor,
+    browserSessions,
+    sessions,
+    audit,
+  });
+  const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });
+  const endSession = createEndSession({ db, keys, issuer: config.jwt.issuer, findClient, browserSessions, audit });
   const admin = createAdminService({
     db,
     accounts,
@@ -228,6 +250,10 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     userinfo,
     admin,
     clients,
+    browserSessions,
+    oidc,
+    oidcCodes,
+    endSession,
     sender,
     /** Starts the background work: the shared counters answer, the email sender runs. */
     async start(): Promise<void> {

@@ -12,6 +12,7 @@
  *   social.ts         third-party sign-in (provider defaults live with each provider)
  *   limits.ts         request limits and brute-force protection
  *   mail.ts           SMTP, the sender, emailed links and their lifetimes
+ *   ui.ts             the hosted pages' theme
  *   production.ts     what NODE_ENV=production requires
  *
  * config/* imports only config/* and the constant provider defaults, so every
@@ -27,6 +28,7 @@ import { ConfigError, Reader, type Env } from './reader.js';
 import { redisConfig, serverConfig, type RedisConfig, type ServerConfig } from './server.js';
 import { socialConfig, type SocialConfig } from './social.js';
 import { checkKeySources, jwtConfig, type JwtConfig } from './tokens.js';
+import { uiConfig, type UiConfig } from './ui.js';
 
 export type { MfaConfig, PasswordsConfig } from './accounts.js';
 export type { DatabaseConfig } from './database.js';
@@ -46,6 +48,7 @@ export type { EmailConfig, SmtpConfig } from './mail.js';
 export { ConfigError, type Env, type Rate } from './reader.js';
 export type { RedisConfig, ServerConfig, TrustProxy } from './server.js';
 export type { AppleConfig, OAuth2ProviderConfig, OidcProviderConfig, SocialConfig } from './social.js';
+export type { UiConfig } from './ui.js';
 export { JWT_ALGORITHMS, configuredJwtAlgorithm, type JwtAlgorithm, type JwtConfig } from './tokens.js';
 
 export interface Config extends ServerConfig, RedisConfig {
@@ -70,6 +73,8 @@ export interface Config extends ServerConfig, RedisConfig {
   /** Product name shown in emails and pages. */
   appName: string;
   email: EmailConfig;
+  /** The hosted pages' theme: logo, primary colour, a stylesheet override. */
+  ui: UiConfig;
 }
 
 /** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
@@ -94,6 +99,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits: rateLimitConfig(r),
     appName: r.string('APP_NAME', 'Tessera'),
     email: emailConfig(r, server.publicUrl),
+    ui: uiConfig(r),
   };
   checkKeySources(r, config.jwt);
   checkProduction(r, config);

@@ -56,8 +56,14 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   'POST /auth/password/forgot': () => ['forgot_password_ip', 'forgot_password_account'],
   'POST /auth/confirm-email/resend': () => ['resend_confirmation_ip', 'resend_confirmation_account'],
   'POST /auth/mfa/verify': () => ['mfa_verify_ip'],
+  // The hosted pages of the OpenID Provider: the same sign-in and second-step limits as the API.
+  'POST /auth/ui/sign-in': () => ['sign_in_ip', 'sign_in_account'],
+  'POST /auth/ui/mfa': () => ['mfa_verify_ip'],
+  'POST /auth/ui/sign-up': () => ['register_ip', 'register_account'],
   // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
+  // So does each authorization request of the OpenID Provider (a pending request row).
+  'GET /auth/authorize': () => ['social_authorize_ip'],
 };
 
 /**

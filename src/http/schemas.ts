@@ -27,7 +27,11 @@ export const TokenResponseBody = Type.Object(
     access_token: Type.String(),
     token_type: Type.Literal('Bearer'),
     expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
-    refresh_token: Type.String(),
+    refresh_token: Type.Optional(
+      Type.String({ description: 'Absent for a third-party client of the authorization code flow that was not granted offline_access' }),
+    ),
+    id_token: Type.Optional(Type.String({ description: 'OpenID Connect ID token: the authorization code flow with the openid scope' })),
+    scope: Type.Optional(Type.String({ description: 'The granted scopes (authorization code flow of a registered client)' })),
   },
   { description: 'Tokens (RFC 6749 §5.1)' },
 );

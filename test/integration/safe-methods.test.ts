@@ -15,6 +15,13 @@ const READ_ONLY = [
   '/admin/roles',
   '/admin/users',
   '/admin/users/:id',
+  '/auth/ui/style.css', // the pages' stylesheet
+  '/auth/ui/sign-in', // the hosted pages (docs/openid-provider.md): each shows a form that POSTs; GET/HEAD only read the pending request
+  '/auth/ui/sign-up',
+  '/auth/ui/mfa',
+  '/auth/ui/consent',
+  '/auth/ui/select-account',
+  '/auth/end-session', // a confirmation page; only its POST (with the CSRF value) signs out
   '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
   '/auth/confirm-email/resend', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/forgot', // a page with an address field whose form POSTs; GET/HEAD send nothing
@@ -36,6 +43,7 @@ const READ_ONLY = [
   '/metrics',
   '/users/me',
   '/users/me/audit',
+  '/users/me/consents',
   '/users/me/identities',
   '/users/me/mfa',
   '/users/me/sessions',
@@ -44,9 +52,10 @@ const READ_ONLY = [
 /**
  * Inherent to OAuth, and GET only (no HEAD): the start of a web sign-in stores its state row, and
  * the provider's redirect back uses that one-time state up. Neither touches an account until the
- * provider has answered for the user.
+ * provider has answered for the user. The OpenID Provider's authorization endpoint stores the pending
+ * request (and, for a browser already signed in, answers with a code: that is the protocol).
  */
-const OAUTH_GET_ONLY = ['/auth/oauth/:provider/authorize', '/auth/oauth/:provider/callback'];
+const OAUTH_GET_ONLY = ['/auth/oauth/:provider/authorize', '/auth/oauth/:provider/callback', '/auth/authorize'];
 
 /** Every route of `printRoutes({ commonPrefix: false })`, as a full path with its methods. */
 function routesOf(tree: string): Map<string, string[]> {

@@ -26,6 +26,7 @@ function fakeBroadcast() {
 
 const session = (userId: string, sessionId = `s-${userId}`): SessionWithUser => ({
   sessionId,
+  scope: null,
   userId,
   generation: 0,
   clientId: null,

@@ -1,39 +1,9 @@
 /** The few HTML pages Tessera serves itself: results of emailed links, and the password reset form. */
 
 import { escapeHtml } from '../../infra/html.js';
+import { renderPage } from '../../http/page-layout.js';
 
-const STYLE = `
-  body{margin:0;font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f5f7;color:#1f2328}
-  main{max-width:28rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.1)}
-  h1{font-size:1.4rem;margin:0 0 1rem}
-  label{display:block;font-weight:600;margin:1rem 0 .25rem}
-  input[type=password],input[type=email]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8c959f;border-radius:6px}
-  input:focus,button:focus{outline:3px solid #0969da;outline-offset:2px}
-  button{margin-top:1.25rem;padding:.7rem 1.2rem;font-size:1rem;font-weight:600;color:#fff;background:#0969da;border:0;border-radius:6px;cursor:pointer}
-  .hint{color:#57606a;font-size:.9rem;margin:.25rem 0 0}
-  .error{color:#a40e26;font-weight:600}
-  .code{color:#57606a;font-size:.85rem}`;
-
-function page(appName: string, title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<link rel="icon" href="/favicon.ico">
-<title>${escapeHtml(title)} · ${escapeHtml(appName)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<main>
-<h1>${escapeHtml(title)}</h1>
-${body}
-</main>
-</body>
-</html>
-`;
-}
+const page = (appName: string, title: string, body: string) => renderPage({ appName }, title, body);
 
 export function messagePage(appName: string, title: string, message: string): string {
   return page(appName, title, `<p>${escapeHtml(message)}</p>`);

@@ -21,6 +21,12 @@ export const auditEventCatalogue = {
   token_revoked:
     'A client revoked a token (RFC 7009, POST /auth/revoke): its session ended (`session`, `token_type`: `refresh_token` or `access_token`, `client` unless the implicit first-party client).',
   oauth_code_reuse: 'A one-time sign-in code was used twice: the session it opened was ended (`method`, `session`).',
+  hosted_sign_in:
+    'A sign-in through the hosted pages of the OpenID Provider opened a browser session (`client`, `session`, `method`: `password` or `password+totp`).',
+  authorization_code_reuse: 'An authorization code of a registered client came back: the session it opened was ended (`client`, `session`, `session_ended`).',
+  end_session: 'RP-initiated logout ended the browser session and its client sessions (`sessions`: how many; `client`).',
+  consent_granted: 'The user allowed a third-party application on the consent page (`client`, `scopes`).',
+  consent_revoked: 'The user withdrew the consent given to an application; its sessions of the user ended (`client`, `sessions`: how many).',
 
   // the account
   password_changed: 'The user changed their password (`session`: the one kept).',

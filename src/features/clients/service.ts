@@ -303,6 +303,9 @@ export function createClientService(deps: ClientServiceDeps) {
       return clients.map((c) => ({ ...c, liveSecrets: counts.get(c.clientId) ?? 0 }));
     },
 
+    /** A registered client, or null (the authorization and logout endpoints' lookup). */
+    find: (clientId: string): Promise<ClientRow | null> => repo.findClient(db, clientId),
+
     async get(clientId: string): Promise<ClientView> {
       const c = await repo.findClient(db, clientId);
       if (!c) throw new AppError('client_not_found');

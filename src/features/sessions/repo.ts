@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { insertedRow } from '../../infra/db/rows.js';
 import { users } from '../accounts/tables.js';
@@ -14,6 +14,10 @@ export interface NewSession {
   ip: string | null;
   /** The registered client the tokens are issued to; null = the implicit first-party client. */
   clientId?: string | null;
+  /** The scopes granted to that client (space-separated). */
+  scope?: string | null;
+  /** The browser session this client session belongs to (the hosted pages' single sign-on). */
+  parentSessionId?: string | null;
 }
 
 export async function insertSession(db: Database, s: NewSession): Promise<SessionRow> {
@@ -28,6 +32,8 @@ export async function insertSession(db: Database, s: NewSession): Promise<Sessio
       userAgent: s.userAgent,
       ip: s.ip,
       clientId: s.clientId ?? null,
+      scope: s.scope ?? null,
+      parentSessionId: s.parentSessionId ?? null,
     })
     .returning();
   return insertedRow(rows, 'sessions');
@@ -44,6 +50,7 @@ export const sessionUserColumns = {
   lastRefreshedAt: sessions.lastRefreshedAt,
   revokedAt: sessions.revokedAt,
   clientId: sessions.clientId,
+  scope: sessions.scope,
   email: users.email,
   emailVerifiedAt: users.emailVerifiedAt,
   disabledAt: users.disabledAt,
@@ -61,6 +68,8 @@ export interface SessionWithUser {
   revokedAt: Date | null;
   /** The registered client the session's tokens are issued to; null = the implicit first-party client. */
   clientId: string | null;
+  /** The scopes granted to that client (space-separated); null for the implicit first-party client. */
+  scope: string | null;
   email: string;
   emailVerifiedAt: Date | null;
   disabledAt: Date | null;
@@ -187,4 +196,28 @@ export async function listLiveSessions(db: Database, userId: string, now: Date):
     .from(sessions)
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
     .orderBy(desc(sessions.lastRefreshedAt));
+}
+
+/** Revokes a browser session and every client session opened under it (the hosted pages' single sign-on); the users and sessions ended. */
+export async function revokeSessionFamily(db: Database, parentId: string, now: Date, reason: string): Promise<Array<{ id: string; userId: string }>> {
+  return db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(or(eq(sessions.id, parentId), eq(sessions.parentSessionId, parentId)), isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id, userId: sessions.userId });
+}
+
+/** Moves the client sessions of one browser session under another (a new sign-in of the same user in that browser). */
+export async function reparentSessions(db: Database, fromParentId: string, toParentId: string): Promise<void> {
+  await db.update(sessions).set({ parentSessionId: toParentId }).where(eq(sessions.parentSessionId, fromParentId));
+}
+
+/** Revokes the user's live sessions of one client (a withdrawn consent); how many. */
+export async function revokeUserClientSessions(db: Database, userId: string, clientId: string, now: Date, reason: string): Promise<number> {
+  const rows = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(sessions.userId, userId), eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id });
+  return rows.length;
 }

@@ -19,6 +19,12 @@ export interface TokenResponse {
   refresh_token: string;
 }
 
+/** How a client session of the OpenID Provider is opened (features/oidc): its granted scopes and the browser session it belongs to. */
+export interface SessionOptions {
+  scope?: string | null;
+  parentSessionId?: string | null;
+}
+
 /** Who made a request (the transport's view: http/client-meta.ts). */
 export type { ClientMeta };
 export type { EndedSession } from './repo.js';
@@ -118,6 +124,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       emailVerifiedAt: Date | null;
       roles?: string[];
       permissions?: string[];
+      scope?: string | null;
     },
     tx: Database = db,
     client: IssuingClient | null = null,
@@ -135,6 +142,7 @@ export function createSessionService(deps: SessionServiceDeps) {
           permissions: grants.permissions,
           amr: s.amr,
           ...(client ? { client_id: client.clientId } : {}),
+          ...(s.scope ? { scope: s.scope } : {}),
         },
         client?.accessTokenSeconds,
       ),
@@ -158,7 +166,14 @@ export function createSessionService(deps: SessionServiceDeps) {
 
   return {
     /** Opens a session for a user who just proved who they are; pass `tx` to join the caller's transaction. */
-    async start(user: SessionOwner, amr: string[], meta: ClientMeta, tx: Database = db, client: IssuingClient | null = null): Promise<TokenResponse> {
+    async start(
+      user: SessionOwner,
+      amr: string[],
+      meta: ClientMeta,
+      tx: Database = db,
+      client: IssuingClient | null = null,
+      opts: SessionOptions = {},
+    ): Promise<TokenResponse> {
       const now = clock.now();
       const session = await repo.insertSession(tx, {
         userId: user.id,
@@ -168,6 +183,8 @@ export function createSessionService(deps: SessionServiceDeps) {
         userAgent: meta.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
         ip: meta.ip,
         clientId: client?.clientId ?? null,
+        scope: opts.scope ?? null,
+        parentSessionId: opts.parentSessionId ?? null,
       });
       return issue({ ...session, sessionId: session.id, email: user.email, emailVerifiedAt: user.emailVerifiedAt }, tx, client);
     },
@@ -335,6 +352,39 @@ export function createSessionService(deps: SessionServiceDeps) {
     /** Ends every session of the user opened with `method` (an `amr` value, e.g. "fed" for every third-party sign-in). */
     async revokeByMethod(userId: string, method: string, reason: string, tx: Database = db): Promise<number> {
       return ended(userId, await within(tx, async (t) => notify(t, await repo.revokeUserSessionsWithAmr(t, userId, method, clock.now(), reason))));
+    },
+
+    /** A session its tokens may be used with now (live, unexpired, its user enabled), or null. */
+    async live(sessionId: string, tx: Database = db): Promise<repo.SessionWithUser | null> {
+      const s = await repo.findSessionWithUser(tx, sessionId);
+      return s && isLive(s) ? s : null;
+    },
+
+    /** Ends a browser session and every client session opened under it (single sign-on logout); the sessions ended. */
+    async endFamily(parentSessionId: string, reason: string, tx: Database = db): Promise<string[]> {
+      const rows = await repo.revokeSessionFamily(tx, parentSessionId, clock.now(), reason);
+      for (const userId of new Set(rows.map((r) => r.userId))) cache.invalidateUser(userId);
+      return rows.map((r) => r.id);
+    },
+
+    /** A new browser session of the same user replaces `from`: its client sessions move under `to`, and `from` ends. */
+    async replaceParent(from: string, to: string, userId: string, tx: Database = db): Promise<void> {
+      await repo.reparentSessions(tx, from, to);
+      await repo.revokeSession(tx, from, clock.now(), 'replaced', userId);
+      cache.invalidateUser(userId);
+    },
+
+    /** Ends the user's sessions of one client (the user withdrew its consent); how many. */
+    async revokeUserClient(userId: string, clientId: string, reason: string, tx: Database = db): Promise<number> {
+      return ended(userId, await repo.revokeUserClientSessions(tx, userId, clientId, clock.now(), reason));
+    },
+
+    /** Ends one session by its id (an authorization code came back: what it opened ends); false when it was not live. */
+    async revokeById(sessionId: string, reason: string, tx: Database = db): Promise<boolean> {
+      const s = await repo.findSessionWithUser(tx, sessionId);
+      if (!s || !(await repo.revokeSession(tx, sessionId, clock.now(), reason))) return false;
+      cache.invalidateUser(s.userId);
+      return true;
     },
 
     /** Every instance forgets the user's cached sessions: for changes outside this service (an account deleted). */

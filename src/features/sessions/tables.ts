@@ -30,8 +30,12 @@ export const sessions = pgTable(
     ip: text('ip'),
     /** The registered OAuth client the session's tokens were issued to (features/clients); null = the implicit first-party client. Its refresh tokens work for that client only. */
     clientId: text('client_id'),
+    /** The scopes granted to that client, space-separated (RFC 9068 `scope`); null for the implicit first-party client. Kept across refreshes. */
+    scope: text('scope'),
+    /** A client session opened through the hosted pages: the browser session (a session row of the implicit client) it belongs to. Ending that ends this. */
+    parentSessionId: uuid('parent_session_id'),
   },
-  (t) => [index('sessions_user_id_idx').on(t.userId)],
+  (t) => [index('sessions_user_id_idx').on(t.userId), index('sessions_parent_idx').on(t.parentSessionId)],
 );
 
 export type SessionRow = typeof sessions.$inferSelect;

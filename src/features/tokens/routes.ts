@@ -17,6 +17,8 @@ export interface TokenRoutesOptions {
   socialCodes?: CodeExchange;
   /** The client registry (docs/clients.md): authenticates the client a token request names. */
   authenticateClient: ClientAuthenticator;
+  /** `grant_type=authorization_code` with a registered client: the codes of the OpenID Provider's hosted flow (features/oidc). */
+  clientCodes?: ClientCodeExchange;
   /** PASSWORD_GRANT_ENABLED: false refuses grant_type=password (and POST /auth/login) with unsupported_grant_type. */
   passwordGrant: boolean;
 }
@@ -53,7 +55,7 @@ const RefreshBody = Type.Object({ refresh_token: Type.String({ maxLength: MAX_TO
 
 const tokenResponses = { 200: TokenResponseBody, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody };
 
-function sendTokens(reply: FastifyReply, tokens: TokenResponse) {
+function sendTokens(reply: FastifyReply, tokens: Omit<TokenResponse, 'refresh_token'> & { refresh_token?: string }) {
   return noStore(reply).send(tokens);
 }
 
@@ -67,6 +69,15 @@ export interface CodeExchange {
   exchange(input: { code: string; redirectUri: string; codeVerifier: string | undefined }, meta: ClientMeta): Promise<TokenResponse>;
 }
 
+/** The authorization_code grant of a registered client (the OpenID Provider's codes): tokens, an ID token with `openid`, the granted scope. */
+export interface ClientCodeExchange {
+  exchange(
+    input: { code: string; redirectUri: string | undefined; codeVerifier: string | undefined },
+    client: IssuingClient & { firstParty: boolean },
+    meta: ClientMeta,
+  ): Promise<Omit<TokenResponse, 'refresh_token'> & { refresh_token?: string; id_token?: string; scope: string }>;
+}
+
 const issuing = (c: TokenClient): IssuingClient => ({ clientId: c.clientId, accessTokenSeconds: c.accessTokenSeconds, refreshTokenDays: c.refreshTokenDays });
 
 function allow(client: TokenClient | null, grant: string): void {
@@ -77,7 +88,7 @@ const passwordGrantOff = () => new OAuthError('unsupported_grant_type', 'The pas
 
 export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (
   app,
-  { accounts, sessions, socialCodes, authenticateClient: authenticate, passwordGrant },
+  { accounts, sessions, socialCodes, clientCodes, authenticateClient: authenticate, passwordGrant },
 ) => {
   /** The registered client of the request (null: none named); every failure is 401 invalid_client with a Basic challenge. */
   async function authenticateClient(request: FastifyRequest, reply: FastifyReply, body: Parameters<ClientAuthenticator>[1]): Promise<TokenClient | null> {
@@ -127,8 +138,16 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
         case 'authorization_code':
           if (client) {
             allow(client, 'authorization_code');
-            // The codes of today's third-party web sign-in belong to the implicit client; the OpenID authorization endpoint (issue 16) will issue codes to clients.
-            throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired, or was not issued to this client.');
+            // The codes of the third-party web sign-in belong to the implicit client; a registered client's come from /auth/authorize.
+            if (!clientCodes) throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired, or was not issued to this client.');
+            return sendTokens(
+              reply,
+              await clientCodes.exchange(
+                { code: required(body.code, 'code'), redirectUri: body.redirect_uri, codeVerifier: body.code_verifier },
+                { ...issuing(client), firstParty: client.firstParty },
+                clientMeta(request),
+              ),
+            );
           }
           if (!socialCodes) break;
           return sendTokens(

@@ -1,0 +1,298 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { clientMeta } from '../../http/client-meta.js';
+import { cookieName, readCookie, setCookie } from '../../http/cookies.js';
+import { createCsrf } from '../../http/csrf.js';
+import { noStore } from '../../http/no-store.js';
+import type { PageTheme } from '../../http/page-layout.js';
+import { NoContent, errorResponses, secured } from '../../http/schemas.js';
+import { authenticate, caller } from '../sessions/authenticate.js';
+import type { SessionService } from '../sessions/service.js';
+import type { RawParams } from './authorization-request.js';
+import type { BrowserSessions } from './browser-session.js';
+import type { EndSession } from './end-session.js';
+import { consentPage, endSessionPage, hostedErrorPage, messagePage, mfaPage, selectAccountPage, signInPage, signUpPage, signedOutPage } from './pages.js';
+import type { HostedPage, OidcFlow, Outcome, PageView } from './service.js';
+
+export interface OidcRoutesOptions {
+  flow: OidcFlow;
+  endSession: EndSession;
+  browserSessions: BrowserSessions;
+  sessions: SessionService;
+  publicUrl: string;
+  theme: PageTheme;
+  /** How long the browser-session cookie is kept (the session row's own lifetime). */
+  browserSessionSeconds: number;
+  clientName: (clientId: string) => Promise<string | null>;
+}
+
+/** The hosted pages' CSP: nothing but this service's stylesheet and images; forms post here, or (after a redirect) to the client. */
+function csp(formTargets: string[] = []): string {
+  return [
+    "default-src 'none'",
+    "style-src 'self'",
+    "img-src 'self' data: https:",
+    `form-action 'self'${formTargets.map((t) => ` ${t}`).join('')}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
+}
+
+/** What a CSP source must name for a form whose POST redirects to `uri` (Chromium checks form-action on redirects). */
+function sourceOf(uri: string): string {
+  const url = new URL(uri);
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
+}
+
+const Handle = Type.Object({ request: Type.String({ maxLength: 100 }) });
+const PageForm = Type.Object({
+  csrf: Type.Optional(Type.String({ maxLength: 100 })),
+  request: Type.String({ maxLength: 100 }),
+  email: Type.Optional(Type.String({ maxLength: 320 })),
+  password: Type.Optional(Type.String({ maxLength: 1024 })),
+  code: Type.Optional(Type.String({ maxLength: 64 })),
+  decision: Type.Optional(Type.String({ maxLength: 10 })),
+  choice: Type.Optional(Type.String({ maxLength: 10 })),
+  first_name: Type.Optional(Type.String({ maxLength: 100 })),
+  last_name: Type.Optional(Type.String({ maxLength: 100 })),
+});
+
+const ConsentBody = Type.Object({
+  client_id: Type.String(),
+  client_name: Type.Union([Type.String(), Type.Null()]),
+  scopes: Type.Array(Type.String()),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+});
+
+export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (app, opts) => {
+  const { flow, endSession, browserSessions, theme } = opts;
+  const https = opts.publicUrl.startsWith('https:');
+  const csrf = createCsrf(opts.publicUrl);
+  const ssoCookie = cookieName('tessera_session', https);
+  const auth = authenticate(opts.sessions);
+
+  const sso = (request: FastifyRequest) => browserSessions.find(readCookie(request, ssoCookie));
+
+  function html(reply: FastifyReply, status: number, body: string, formTargets: string[] = []) {
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` with the page's own forms, which the CSRF check refuses.
+    return noStore(reply)
+      .status(status)
+      .header('content-security-policy', csp(formTargets))
+      .header('referrer-policy', 'same-origin')
+      .type('text/html; charset=utf-8')
+      .send(body);
+  }
+
+  const errorPage = (reply: FastifyReply, status: number, code: string, message: string) => html(reply, status, hostedErrorPage(theme, code, message));
+
+  function render(reply: FastifyReply, page: HostedPage, view: PageView, key: string, error?: string) {
+    const targets = [sourceOf(view.redirectUri)];
+    const status = error ? 400 : 200;
+    switch (page) {
+      case 'sign-in':
+        return html(reply, status, signInPage(theme, view, key, error), targets);
+      case 'sign-up':
+        return html(reply, status, signUpPage(theme, view, key, error), targets);
+      case 'mfa':
+        return html(reply, status, mfaPage(theme, view, key, error), targets);
+      case 'consent':
+        return html(reply, status, consentPage(theme, view, key), targets);
+      case 'select-account':
+        return html(reply, status, selectAccountPage(theme, view, key), targets);
+    }
+  }
+
+  async function respond(request: FastifyRequest, reply: FastifyReply, outcome: Outcome) {
+    if (outcome.browser) setCookie(reply, ssoCookie, outcome.browser, { secure: https, maxAge: opts.browserSessionSeconds });
+    switch (outcome.kind) {
+      case 'redirect':
+        return noStore(reply).redirect(outcome.location, 303);
+      case 'page':
+        return noStore(reply).redirect(`/auth/ui/${outcome.page}?request=${encodeURIComponent(outcome.handle)}`, 303);
+      case 'error':
+        return errorPage(reply, 400, outcome.code, outcome.message);
+      case 'message':
+        return html(reply, 200, messagePage(theme, outcome.title, outcome.message, outcome.handle));
+      case 'form_error': {
+        const key = csrf.current(request);
+        const view = key ? await flow.view(outcome.handle, key, await sso(request)) : null;
+        if (!view || !key) return errorPage(reply, 400, 'authorization_request_expired', outcome.message);
+        return render(reply, outcome.page, view, key, outcome.message);
+      }
+    }
+  }
+
+  app.get(
+    '/auth/authorize',
+    {
+      exposeHeadRoute: false,
+      schema: {
+        tags: ['openid'],
+        summary: 'OpenID Connect authorization endpoint (authorization code + PKCE)',
+        description: 'Redirects to the hosted sign-in pages, then back to the redirect_uri with `code`, `state` and `iss`. docs/openid-provider.md',
+      },
+    },
+    async (request, reply) => {
+      const key = csrf.ensure(request, reply);
+      return respond(request, reply, await flow.authorize(request.query as RawParams, key, await sso(request)));
+    },
+  );
+
+  // A cross-site form POST carries no SameSite=Lax cookie: the same request again as a top-level GET, which does.
+  app.post(
+    '/auth/authorize',
+    { schema: { tags: ['openid'], summary: 'The authorization endpoint by form POST (answered with a redirect to its GET)' } },
+    async (request, reply) => {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries((request.body ?? {}) as RawParams)) for (const one of Array.isArray(v) ? v : [v ?? '']) params.append(k, one);
+      return noStore(reply).redirect(`/auth/authorize?${params.toString()}`, 303);
+    },
+  );
+
+  for (const page of ['sign-in', 'sign-up', 'mfa', 'consent', 'select-account'] as const) {
+    app.get(`/auth/ui/${page}`, { schema: { hide: true, querystring: Handle } }, async (request, reply) => {
+      const key = csrf.ensure(request, reply);
+      const view = await flow.view(request.query.request, key, await sso(request));
+      if (!view)
+        return errorPage(
+          reply,
+          400,
+          'authorization_request_expired',
+          'This sign-in has expired or was already completed. Go back to the application and start again.',
+        );
+      if ((page === 'consent' || page === 'select-account') && !view.email)
+        return noStore(reply).redirect(`/auth/ui/sign-in?request=${encodeURIComponent(view.handle)}`, 303);
+      return render(reply, page, view, key);
+    });
+  }
+
+  /** Every form: this browser's CSRF value, from this service's own pages. */
+  function checked(request: FastifyRequest, reply: FastifyReply, field: string | undefined): string | null {
+    if (csrf.valid(request, field)) return csrf.current(request);
+    void errorPage(reply, 403, 'csrf_token_invalid', 'This form was not sent from this browser’s sign-in page. Go back to the application and start again.');
+    return null;
+  }
+
+  app.post('/auth/ui/sign-in', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    const b = request.body;
+    return respond(request, reply, await flow.signIn(b.request, key, await sso(request), b.email ?? '', b.password ?? '', clientMeta(request)));
+  });
+
+  app.post('/auth/ui/sign-up', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    const b = request.body;
+    const input = { email: b.email ?? '', password: b.password ?? '', firstName: b.first_name || null, lastName: b.last_name || null };
+    return respond(request, reply, await flow.signUp(b.request, key, await sso(request), input, clientMeta(request)));
+  });
+
+  app.post('/auth/ui/mfa', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    return respond(request, reply, await flow.verifyCode(request.body.request, key, await sso(request), request.body.code ?? '', clientMeta(request)));
+  });
+
+  app.post('/auth/ui/consent', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    const allow = request.body.decision === 'allow';
+    return respond(request, reply, await flow.consent(request.body.request, key, await sso(request), allow, clientMeta(request)));
+  });
+
+  app.post('/auth/ui/select-account', { schema: { hide: true, body: PageForm } }, async (request, reply) => {
+    const key = checked(request, reply, request.body.csrf);
+    if (!key) return reply;
+    return respond(request, reply, await flow.selectAccount(request.body.request, key, await sso(request), request.body.choice === 'another'));
+  });
+
+  // RP-initiated logout: a GET (or a POST from the client) shows the confirmation; only its own POST, with the CSRF value, signs out.
+  async function endSessionRequest(request: FastifyRequest, reply: FastifyReply, params: RawParams, confirmed: boolean) {
+    const read = await endSession.read(params);
+    if (!read.ok) return errorPage(reply, 400, read.code, read.message);
+    const current = await sso(request);
+    if (!confirmed) {
+      const key = csrf.ensure(request, reply);
+      const targets = read.redirectUri ? [sourceOf(read.redirectUri)] : [];
+      return html(
+        reply,
+        200,
+        endSessionPage(theme, key, { email: current?.email ?? null, clientName: read.client?.name ?? null, fields: read.fields }),
+        targets,
+      );
+    }
+    const location = await endSession.end(read, current, clientMeta(request));
+    setCookie(reply, ssoCookie, '', { secure: https, maxAge: 0 });
+    if (location) return noStore(reply).redirect(location, 303);
+    return html(reply, 200, signedOutPage(theme));
+  }
+
+  app.get(
+    '/auth/end-session',
+    { schema: { tags: ['openid'], summary: 'RP-initiated logout: shows a confirmation (a GET signs no one out)' } },
+    async (request, reply) => endSessionRequest(request, reply, request.query as RawParams, false),
+  );
+
+  app.post(
+    '/auth/end-session',
+    { schema: { tags: ['openid'], summary: 'RP-initiated logout: the confirmation form signs out (CSRF-checked); a client’s POST shows the confirmation' } },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as RawParams;
+      if (body.confirm === undefined) return endSessionRequest(request, reply, body, false);
+      if (!csrf.valid(request, body.csrf))
+        return errorPage(
+          reply,
+          403,
+          'csrf_token_invalid',
+          'This form was not sent from this browser’s sign-out page. Start the sign-out again from the application.',
+        );
+      return endSessionRequest(request, reply, body, true);
+    },
+  );
+
+  app.get(
+    '/users/me/consents',
+    {
+      preHandler: [auth],
+      schema: {
+        tags: ['users'],
+        summary: 'The applications you allowed to use your account (consents of the hosted sign-in)',
+        security: secured,
+        response: { 200: Type.Array(ConsentBody), ...errorResponses(401) },
+      },
+    },
+    async (request) => {
+      const rows = await flow.listConsents(caller(request).token.sub);
+      return Promise.all(
+        rows.map(async (c) => ({
+          client_id: c.clientId,
+          client_name: await opts.clientName(c.clientId),
+          scopes: c.scopes,
+          created_at: c.createdAt.toISOString(),
+          updated_at: c.updatedAt.toISOString(),
+        })),
+      );
+    },
+  );
+
+  app.delete(
+    '/users/me/consents/:clientId',
+    {
+      preHandler: [auth],
+      schema: {
+        tags: ['users'],
+        summary: 'Withdraw a consent: the application must ask again at its next sign-in',
+        security: secured,
+        params: Type.Object({ clientId: Type.String({ maxLength: 256 }) }),
+        response: { 204: NoContent, ...errorResponses(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      await flow.revokeConsent(caller(request).token.sub, request.params.clientId, clientMeta(request));
+      return reply.status(204).send(null);
+    },
+  );
+};
