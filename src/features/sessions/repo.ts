@@ -198,13 +198,13 @@ export async function listLiveSessions(db: Database, userId: string, now: Date):
     .orderBy(desc(sessions.lastRefreshedAt));
 }
 
-/** Revokes a browser session and every client session opened under it (the hosted pages' single sign-on); the users and sessions ended. */
-export async function revokeSessionFamily(db: Database, parentId: string, now: Date, reason: string): Promise<Array<{ id: string; userId: string }>> {
+/** Revokes a browser session and every client session opened under it (the hosted pages' single sign-on); the sessions ended. */
+export async function revokeSessionFamily(db: Database, parentId: string, now: Date, reason: string): Promise<EndedSession[]> {
   return db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(or(eq(sessions.id, parentId), eq(sessions.parentSessionId, parentId)), isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id, userId: sessions.userId });
+    .returning(endedColumns);
 }
 
 /** Moves the client sessions of one browser session under another (a new sign-in of the same user in that browser). */
@@ -212,12 +212,11 @@ export async function reparentSessions(db: Database, fromParentId: string, toPar
   await db.update(sessions).set({ parentSessionId: toParentId }).where(eq(sessions.parentSessionId, fromParentId));
 }
 
-/** Revokes the user's live sessions of one client (a withdrawn consent); how many. */
-export async function revokeUserClientSessions(db: Database, userId: string, clientId: string, now: Date, reason: string): Promise<number> {
-  const rows = await db
+/** Revokes the user's live sessions of one client (a withdrawn consent); the sessions ended. */
+export async function revokeUserClientSessions(db: Database, userId: string, clientId: string, now: Date, reason: string): Promise<EndedSession[]> {
+  return db
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(eq(sessions.userId, userId), eq(sessions.clientId, clientId), isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id });
-  return rows.length;
+    .returning(endedColumns);
 }

@@ -362,28 +362,39 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Ends a browser session and every client session opened under it (single sign-on logout); the sessions ended. */
     async endFamily(parentSessionId: string, reason: string, tx: Database = db): Promise<string[]> {
-      const rows = await repo.revokeSessionFamily(tx, parentSessionId, clock.now(), reason);
+      const rows = await within(tx, async (t) => {
+        const ended = await repo.revokeSessionFamily(t, parentSessionId, clock.now(), reason);
+        await notify(t, ended);
+        return ended;
+      });
       for (const userId of new Set(rows.map((r) => r.userId))) cache.invalidateUser(userId);
-      return rows.map((r) => r.id);
+      return rows.map((r) => r.sessionId);
     },
 
     /** A new browser session of the same user replaces `from`: its client sessions move under `to`, and `from` ends. */
     async replaceParent(from: string, to: string, userId: string, tx: Database = db): Promise<void> {
-      await repo.reparentSessions(tx, from, to);
-      await repo.revokeSession(tx, from, clock.now(), 'replaced', userId);
+      await within(tx, async (t) => {
+        await repo.reparentSessions(t, from, to);
+        const ended = await repo.revokeSession(t, from, clock.now(), 'replaced', userId);
+        await notify(t, ended ? [ended] : []);
+      });
       cache.invalidateUser(userId);
     },
 
     /** Ends the user's sessions of one client (the user withdrew its consent); how many. */
     async revokeUserClient(userId: string, clientId: string, reason: string, tx: Database = db): Promise<number> {
-      return ended(userId, await repo.revokeUserClientSessions(tx, userId, clientId, clock.now(), reason));
+      return ended(userId, await within(tx, async (t) => notify(t, await repo.revokeUserClientSessions(t, userId, clientId, clock.now(), reason))));
     },
 
     /** Ends one session by its id (an authorization code came back: what it opened ends); false when it was not live. */
     async revokeById(sessionId: string, reason: string, tx: Database = db): Promise<boolean> {
-      const s = await repo.findSessionWithUser(tx, sessionId);
-      if (!s || !(await repo.revokeSession(tx, sessionId, clock.now(), reason))) return false;
-      cache.invalidateUser(s.userId);
+      const endedSession = await within(tx, async (t) => {
+        const e = await repo.revokeSession(t, sessionId, clock.now(), reason);
+        await notify(t, e ? [e] : []);
+        return e;
+      });
+      if (!endedSession) return false;
+      cache.invalidateUser(endedSession.userId);
       return true;
     },
 
