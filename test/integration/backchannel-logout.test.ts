@@ -7,6 +7,7 @@ import { oauthClients } from '../../src/features/clients/tables.js';
 import { outbox } from '../../src/features/mail/tables.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { freePort } from '../helpers/free-port.js';
+import { InjectBrowser, authorizeUrl, pkce } from '../helpers/inject-browser.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { PASSWORD, bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
@@ -317,6 +318,95 @@ describe('a notice per ended client session, whatever the cause', () => {
       () => Promise.all([1, 2, 3].map(() => t.app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: a.refresh } }))),
       [{ sid: a.sid, sub: u.userId, aud: web.id }],
     );
+  });
+});
+
+describe('single sign-on: the hosted pages end client sessions too', () => {
+  /** A first-party public client of the authorization code flow, with a back-channel logout URI. */
+  async function codeClient(name: string) {
+    const redirectUri = `http://127.0.0.1/${name}/cb`;
+    const { client } = await t.app.services.clients.create(null, {
+      name,
+      type: 'public',
+      firstParty: true,
+      redirectUris: [redirectUri],
+      postLogoutRedirectUris: [`http://127.0.0.1/${name}/bye`],
+      grantTypes: ['authorization_code', 'refresh_token'],
+      scopes: ['openid', 'email'],
+    });
+    await db()
+      .update(oauthClients)
+      .set({ backchannelLogoutUri: `${receiverUrl}/logout/${name}` })
+      .where(eq(oauthClients.clientId, client.clientId));
+    return { id: client.clientId, redirectUri };
+  }
+
+  /** The browser signs in to `c` (through the sign-in page, or silently with its SSO session): the client session's sid. */
+  async function codeSignIn(b: InjectBrowser, c: { id: string; redirectUri: string }, email: string): Promise<{ sid: string; idToken: string }> {
+    const p = pkce();
+    const opened = await b.open(
+      authorizeUrl({ client_id: c.id, redirect_uri: c.redirectUri, scope: 'openid email', code_challenge: p.challenge, code_challenge_method: 'S256' }),
+    );
+    const external = opened.external ?? (await b.submit(opened.res, { email, password: PASSWORD })).external;
+    const code = external?.searchParams.get('code');
+    expect(code, external?.href).toBeTruthy();
+    const ex = await t.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: code ?? '',
+        redirect_uri: c.redirectUri,
+        client_id: c.id,
+        code_verifier: p.verifier,
+      }).toString(),
+    });
+    expect(ex.statusCode, ex.body).toBe(200);
+    const body = json(ex) as { access_token: string; id_token: string };
+    return { sid: String(decodeJwt(body.access_token).sid), idToken: body.id_token };
+  }
+
+  it('RP-initiated logout ends the browser session: one logout token to each client signed in through it', async () => {
+    const u = await register();
+    const one = await codeClient('sso-one');
+    const two = await codeClient('sso-two');
+    const b = new InjectBrowser(t.app);
+    const a = await codeSignIn(b, one, u.email);
+    // Single sign-on: no password this time.
+    const c = await codeSignIn(b, two, u.email);
+    const confirm = await b.get(`/auth/end-session?id_token_hint=${a.idToken}&post_logout_redirect_uri=${encodeURIComponent('http://127.0.0.1/sso-one/bye')}`);
+    expect(confirm.statusCode, confirm.body).toBe(200);
+    await expectLogouts(
+      () => b.submit(confirm, { confirm: 'yes' }),
+      [
+        { sid: a.sid, sub: u.userId, aud: one.id },
+        { sid: c.sid, sub: u.userId, aud: two.id },
+      ],
+    );
+  });
+
+  it('signing in as another account in the same browser ends the first account’s client sessions, with their notices', async () => {
+    const first = await register();
+    const other = await register();
+    const one = await codeClient('sso-switch');
+    const b = new InjectBrowser(t.app);
+    const a = await codeSignIn(b, one, first.email);
+    await expectLogouts(async () => {
+      const p = pkce();
+      const { res } = await b.open(
+        authorizeUrl({
+          client_id: one.id,
+          redirect_uri: one.redirectUri,
+          scope: 'openid email',
+          code_challenge: p.challenge,
+          code_challenge_method: 'S256',
+          prompt: 'login',
+        }),
+      );
+      const { external } = await b.submit(res, { email: other.email, password: PASSWORD });
+      expect(external?.searchParams.get('code')).toBeTruthy();
+    }, [{ sid: a.sid, sub: first.userId, aud: one.id }]);
   });
 });
 
