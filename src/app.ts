@@ -16,6 +16,7 @@ import { discoveryRoutes } from './features/discovery/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
+import { passkeyRoutes } from './features/passkeys/routes.js';
 import { caller } from './features/sessions/authenticate.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { socialRoutes } from './features/social/routes.js';
@@ -144,6 +145,8 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });
+  const webOrigins = config.webauthn.origins.filter((o) => !o.startsWith('android:'));
+  await app.register(passkeyRoutes, { passkeys: services.passkeys, sessions, relatedOrigins: webOrigins.length > 1 ? webOrigins : null });
   await app.register(auditRoutes, { audit: services.audit, sessions });
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
   // The OAuth client registry (docs/clients.md).

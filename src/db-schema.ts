@@ -9,3 +9,5 @@ export * from './features/mfa/tables.js';
 export * from './features/rbac/tables.js';
 export * from './features/social/tables.js';
 export * from './features/clients/tables.js';
+export * from './features/passkeys/tables.js';
+export * from './features/email-sign-in/tables.js';

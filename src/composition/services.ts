@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { createAccountMail } from '../features/accounts/account-mail.js';
 import { createEmailFlows } from '../features/accounts/email-flows.js';
@@ -10,6 +11,7 @@ import { createEmailSender, createOutboxService, type EmailSender } from '../fea
 import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
+import { createPasskeyService } from '../features/passkeys/service.js';
 import { createSecondFactor } from '../features/mfa/second-factor.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
@@ -139,6 +141,21 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     reauthSeconds: config.mfa.reauthSeconds,
   });
   late.social = social;
+  // Passkeys (docs/passkeys.md): registration, management and sign-in.
+  const passkeys = createPasskeyService({
+    db,
+    clock,
+    settings: config.webauthn,
+    reauthSeconds: config.mfa.reauthSeconds,
+    accounts,
+    sessions,
+    audit,
+    mail,
+    secondFactor,
+    identityCount: async (tx, userId) => (await social.connectedProviders(tx, userId)).length,
+    lookalikeSecret: createHmac('sha256', infra.mfaKey).update('tessera webauthn look-alike credentials').digest(),
+    metrics,
+  });
   const flows = createEmailFlows({
     db,
     clock,
@@ -213,6 +230,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     accounts,
     mfa,
     social,
+    passkeys,
     flows,
     webFlow,
     introspection,

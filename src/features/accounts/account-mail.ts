@@ -95,6 +95,11 @@ export function createAccountMail(deps: {
       await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });
     },
 
+    /** A passkey was added to or removed from the account (its name, as the user gave it). */
+    async passkeyNotice(tx: Database, user: Recipient, kind: 'passkey_added' | 'passkey_removed', passkeyName: string): Promise<void> {
+      await outbox.add(tx, { kind, to: user.email, vars: { name: name(user), passkey_name: passkeyName } });
+    },
+
     /** A link to the new address, and a notice to the current one. */
     async emailChange(tx: Database, user: Recipient, newEmail: string): Promise<void> {
       const ttl = settings.confirmTtlSeconds;

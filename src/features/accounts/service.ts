@@ -45,7 +45,7 @@ export interface AccountServiceDeps {
 
 /** Who re-authenticates with their password on a signed-in endpoint, and for what (`action`, in the audit trail). */
 export interface Reauth {
-  action: 'password_change' | 'email_change' | 'account_delete' | 'mfa_enrol' | 'mfa_disable' | 'mfa_recovery_codes';
+  action: 'password_change' | 'email_change' | 'account_delete' | 'mfa_enrol' | 'mfa_disable' | 'mfa_recovery_codes' | 'passkey_add';
   ip: string | null;
   userAgent: string | null;
 }
