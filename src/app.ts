@@ -7,6 +7,7 @@ import type { Services } from './composition/services.js';
 import type { Config } from './config/index.js';
 import { normaliseEmail } from './features/accounts/email.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
+import { emailSignInRoutes } from './features/email-sign-in/routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
@@ -138,6 +139,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     socialCodes: services.webFlow,
     authenticateClient: createClientAuthenticator(services.clients),
     passwordGrant: config.passwordGrantEnabled,
+    emailCodes: services.emailSignIn,
   });
   await app.register(socialRoutes, { social: services.social, webFlow: services.webFlow, sessions, publicUrl: config.publicUrl });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS (404 otherwise).
@@ -146,6 +148,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });
   const webOrigins = config.webauthn.origins.filter((o) => !o.startsWith('android:'));
+  await app.register(emailSignInRoutes, { emailSignIn: services.emailSignIn, appName: config.appName });
   await app.register(passkeyRoutes, { passkeys: services.passkeys, sessions, relatedOrigins: webOrigins.length > 1 ? webOrigins : null });
   await app.register(auditRoutes, { audit: services.audit, sessions });
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });

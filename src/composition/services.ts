@@ -8,6 +8,7 @@ import { createAdminService } from '../features/admin/service.js';
 import { createAuditService } from '../features/audit/service.js';
 import { createClientService } from '../features/clients/service.js';
 import { createEmailSender, createOutboxService, type EmailSender } from '../features/mail/index.js';
+import { createEmailSignInService } from '../features/email-sign-in/service.js';
 import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
@@ -156,6 +157,21 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     lookalikeSecret: createHmac('sha256', infra.mfaKey).update('tessera webauthn look-alike credentials').digest(),
     metrics,
   });
+  // Sign-in by an emailed code or link (EMAIL_SIGN_IN_ENABLED; docs/passkeys.md).
+  const emailSignIn = createEmailSignInService({
+    db,
+    clock,
+    settings: config.emailSignIn,
+    codeKey: createHmac('sha256', infra.mfaKey).update('tessera email sign-in codes').digest(),
+    accounts,
+    sessions,
+    mail,
+    audit,
+    identities: social,
+    secondFactor,
+    ...(signInGuard ? { guard: signInGuard } : {}),
+    metrics,
+  });
   const flows = createEmailFlows({
     db,
     clock,
@@ -231,6 +247,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     mfa,
     social,
     passkeys,
+    emailSignIn,
     flows,
     webFlow,
     introspection,

@@ -308,6 +308,30 @@ export function createAccountService(deps: AccountServiceDeps) {
       return user;
     },
 
+    /**
+     * The account of an address that just proved itself by an emailed sign-in code or link, in `tx`:
+     * a new, confirmed account without a password when none has the address (given its default
+     * role). An unconfirmed account is confirmed now; a password it had (set by whoever registered
+     * the address, never proven to be its owner's) is dropped and its sessions end, so an account
+     * pre-registered by someone else does not keep their way in. Null when the address was taken by
+     * a registration in the meantime (sign in again).
+     */
+    async accountOfProvenAddress(tx: Database, email: string): Promise<{ user: UserRow; created: boolean } | null> {
+      const now = clock.now();
+      const existing = await repo.findUserByEmail(tx, email);
+      if (!existing) {
+        const created = await repo.insertUser(tx, { email, passwordHash: null, firstName: null, lastName: null, now, emailVerifiedAt: now });
+        if (!created) return null;
+        await deps.assignDefaultRole(tx, created.id);
+        return { user: created, created: true };
+      }
+      if (existing.emailVerifiedAt) return { user: existing, created: false };
+      const confirmed = await repo.confirmBySignIn(tx, existing.id, email, now);
+      if (!confirmed) return null;
+      if (existing.passwordHash !== null) await sessions.revokeAll(existing.id, 'address_proven', tx);
+      return { user: confirmed, created: false };
+    },
+
     search: (q: repo.UserSearch) => repo.searchUsers(db, q),
 
     /** Disables (ending every session and voiding every emailed link at once) or enables an account. */

@@ -19,5 +19,6 @@
 export { BACKLOG_GRACE_MS, createOutboxService, type OutboxMessage, type OutboxService, type SendCaps } from './outbox.js';
 export type { OutboxStatus } from './tables.js';
 export { EMAIL_KINDS, TemplateError, type EmailKind } from './templates.js';
+export { signInSecret } from './compose.js';
 export { createEmailSender, type EmailSender } from './sender.js';
 export { startMailWorker, type MailWorker } from './job-handler.js';
