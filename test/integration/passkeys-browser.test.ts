@@ -3,6 +3,7 @@ import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { SmtpCatcher } from '../helpers/smtp.js';
 import { assertIn, passkeyTab, registerIn, signInIn, type PasskeyTab } from '../helpers/passkey-page.js';
 import { PASSWORD, bearer, createTestApp, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
@@ -14,6 +15,7 @@ import { PASSWORD, bearer, createTestApp, signUp, uniqueEmail, type TestApp } fr
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let t: TestApp;
+let smtp: SmtpCatcher;
 let browser: Browser;
 let origin: string;
 const contexts: BrowserContext[] = [];
@@ -23,7 +25,10 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it or set CHROMIUM_PATH. This test must not be skipped.`);
   const port = await freePort();
   origin = `http://localhost:${port}`;
-  t = await createTestApp({ env: { PUBLIC_URL: origin } });
+  smtp = await SmtpCatcher.start();
+  t = await createTestApp({
+    env: { PUBLIC_URL: origin, EMAIL_SIGN_IN_ENABLED: 'true', SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), OUTBOX_POLL_INTERVAL_MS: '50' },
+  });
   await t.app.listen({ host: '127.0.0.1', port });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -40,6 +45,7 @@ afterAll(async () => {
   await browser?.close();
   for (const o of others) await o.close();
   await t?.close();
+  await smtp?.close();
 });
 
 async function tab(opts: Parameters<typeof passkeyTab>[2] = {}): Promise<PasskeyTab> {
@@ -212,6 +218,93 @@ describe('passkeys in a real browser', () => {
     expect(await auditTypes(user.email)).toContain('passkey_clone_suspected');
     // The real authenticator still works.
     expect((await signInIn(a)).status).toBe(200);
+  });
+});
+
+describe('managing passkeys', () => {
+  it('announces a new passkey by email; rename and delete are audited', async () => {
+    const a = await tab();
+    const user = await signedUpWithPasskey(a, 'Laptop');
+    const mail = await smtp.waitFor(user.email, /passkey was added/, 10_000);
+    expect(mail.text).toContain('Laptop');
+    const renamed = await t.app.inject({
+      method: 'PATCH',
+      url: `/users/me/passkeys/${user.passkeyId}`,
+      headers: bearer(user.access),
+      payload: { name: 'Work laptop' },
+    });
+    expect(renamed.statusCode).toBe(200);
+    expect(renamed.json().name).toBe('Work laptop');
+    expect((await t.app.inject({ method: 'DELETE', url: `/users/me/passkeys/${user.passkeyId}`, headers: bearer(user.access) })).statusCode).toBe(204);
+    await smtp.waitFor(user.email, /passkey was removed/, 10_000);
+    expect(await auditTypes(user.email)).toEqual(expect.arrayContaining(['passkey_added', 'passkey_renamed', 'passkey_removed']));
+  });
+
+  it('sign-in options with an address hint have the same shape whether or not the address has passkeys (or an account)', async () => {
+    const a = await tab();
+    const user = await signedUpWithPasskey(a);
+    const known = await optionsFrom(t, { email: user.email });
+    const nobody = uniqueEmail('nobody');
+    const unknown = await optionsFrom(t, { email: nobody });
+    // Asked again, an unknown address gets the same (look-alike) credential id, as a real one would.
+    const allowed = (o: Options) => (o.options.allowCredentials as Array<{ id: string }>).map((c) => c.id);
+    expect(allowed(await optionsFrom(t, { email: nobody }))).toEqual(allowed(unknown));
+    const shape = (o: Options) => ({
+      keys: Object.keys(o).sort(),
+      options: Object.keys(o.options).sort(),
+      allow: (o.options.allowCredentials as unknown[]).length,
+    });
+    expect(shape(unknown)).toEqual(shape(known));
+    const { credentials } = await a.cdp.send('WebAuthn.getCredentials', { authenticatorId: a.authenticatorId });
+    expect((known.options.allowCredentials as Array<{ id: string }>)[0]!.id).toBe(Buffer.from(credentials[0]!.credentialId, 'base64').toString('base64url'));
+  });
+
+  it("one user cannot list, rename or delete another's passkeys", async () => {
+    const a = await tab();
+    const owner = await signedUpWithPasskey(a);
+    const other = await signUp(t.app, uniqueEmail('other'));
+    const list = await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(other.access) });
+    expect(list.json().passkeys).toEqual([]);
+    const rename = await t.app.inject({
+      method: 'PATCH',
+      url: `/users/me/passkeys/${owner.passkeyId}`,
+      headers: bearer(other.access),
+      payload: { name: 'mine now' },
+    });
+    expect([rename.statusCode, rename.json().error]).toEqual([404, 'passkey_not_found']);
+    const del = await t.app.inject({ method: 'DELETE', url: `/users/me/passkeys/${owner.passkeyId}`, headers: bearer(other.access) });
+    expect([del.statusCode, del.json().error]).toEqual([404, 'passkey_not_found']);
+    const still = await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(owner.access) });
+    expect(still.json().passkeys).toMatchObject([{ id: owner.passkeyId, name: 'Laptop' }]);
+    expect((await signInIn(a)).status).toBe(200);
+  });
+
+  it('the last way to sign in of an account without a password cannot be deleted, not even by two parallel deletions', async () => {
+    // A passwordless account: created by its first sign-in with an emailed code.
+    const email = uniqueEmail('nopassword');
+    expect((await t.app.inject({ method: 'POST', url: '/auth/email-code', payload: { email } })).statusCode).toBe(202);
+    const codeMail = await smtp.waitFor(email, /sign-in code/, 10_000);
+    const code = /(\d{6})/.exec(codeMail.subject)![1]!;
+    const signedIn = await t.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      payload: { grant_type: 'urn:tessera:params:oauth:grant-type:email-code', email, code },
+    });
+    expect(signedIn.statusCode, signedIn.body).toBe(200);
+    const access = signedIn.json<{ access_token: string }>().access_token;
+    const a = await tab();
+    const b = await tab();
+    const first = await registerIn(a, access, 'A');
+    const second = await registerIn(b, access, 'B');
+    expect([first.status, second.status]).toEqual([201, 201]);
+    const del = (id: unknown) => t.app.inject({ method: 'DELETE', url: `/users/me/passkeys/${String(id)}`, headers: bearer(access) });
+    const both = await Promise.all([del(first.body.id), del(second.body.id)]);
+    expect(both.map((r) => r.statusCode).sort()).toEqual([204, 409]);
+    expect(both.find((r) => r.statusCode === 409)!.json().error).toBe('last_sign_in_method');
+    const left = await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(access) });
+    expect(left.json().passkeys).toHaveLength(1);
+    const last = await del(left.json().passkeys[0].id);
+    expect([last.statusCode, last.json().error]).toEqual([409, 'last_sign_in_method']);
   });
 });
 
