@@ -152,8 +152,8 @@ export class OAuthError extends Error {
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
-    /** More members of the body (`mfa_token`, `expires_in` of `mfa_required`). */
-    readonly extra?: Record<string, string | number>,
+    /** More members of the body (`mfa_token`, `expires_in` and `methods` of `mfa_required`). */
+    readonly extra?: Record<string, string | number | string[]>,
   ) {
     super(description);
     this.name = 'OAuthError';

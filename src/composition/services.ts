@@ -12,7 +12,8 @@ import { createEmailSignInService } from '../features/email-sign-in/service.js';
 import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
-import { createPasskeyService } from '../features/passkeys/service.js';
+import { createPasskeyService, type PasskeyService } from '../features/passkeys/service.js';
+import type { ClientMeta } from '../features/sessions/service.js';
 import { createSecondFactor } from '../features/mfa/second-factor.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
@@ -93,8 +94,16 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
       caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
     },
   });
+  // Passkeys are built after accounts and MFA (they need both); the second step asks them late.
+  const later: { passkeys?: PasskeyService } = {};
+  const passkeySecondStep = {
+    has: (userId: string) => later.passkeys?.has(userId) ?? Promise.resolve(false),
+    secondFactorOptions: (userId: string) => (later.passkeys as PasskeyService).secondFactorOptions(userId),
+    verifySecondFactor: (userId: string, credential: never, meta: ClientMeta) =>
+      (later.passkeys as PasskeyService).verifySecondFactor(userId, credential, meta),
+  };
   // Sign-in asks MFA (the second factor, built without accounts); MFA checks passwords through accounts.
-  const secondFactor = createSecondFactor({ db, clock, challengeSeconds: config.mfa.challengeSeconds });
+  const secondFactor = createSecondFactor({ db, clock, challengeSeconds: config.mfa.challengeSeconds, hasPasskey: passkeySecondStep.has });
   const accounts = createAccountService({
     db,
     clock,
@@ -119,6 +128,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
     mail,
+    passkeys: passkeySecondStep,
     settings: {
       issuer: config.appName,
       reauthSeconds: config.mfa.reauthSeconds,
@@ -157,6 +167,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     lookalikeSecret: createHmac('sha256', infra.mfaKey).update('tessera webauthn look-alike credentials').digest(),
     metrics,
   });
+  later.passkeys = passkeys;
   // Sign-in by an emailed code or link (EMAIL_SIGN_IN_ENABLED; docs/passkeys.md).
   const emailSignIn = createEmailSignInService({
     db,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { decodeJwt } from 'jose';
+import { generate } from 'otplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { SmtpCatcher } from '../helpers/smtp.js';
@@ -218,6 +219,60 @@ describe('passkeys in a real browser', () => {
     expect(await auditTypes(user.email)).toContain('passkey_clone_suspected');
     // The real authenticator still works.
     expect((await signInIn(a)).status).toBe(200);
+  });
+});
+
+describe('a passkey and an authenticator app (TOTP)', () => {
+  /** A password account with a passkey, then TOTP turned on. */
+  async function withTotp(authenticator: PasskeyTab) {
+    const user = await signedUpWithPasskey(authenticator);
+    const start = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp', headers: bearer(user.access), payload: {} });
+    const { secret } = start.json<{ secret: string }>();
+    const code = await generate({ secret, epoch: Math.floor(t.clock.now().getTime() / 1000) });
+    const on = await t.app.inject({ method: 'POST', url: '/users/me/mfa/totp/verify', headers: bearer(user.access), payload: { code } });
+    expect(on.statusCode, on.body).toBe(200);
+    return user;
+  }
+
+  it('after a password, mfa_required lists the passkey, and the passkey completes the sign-in', async () => {
+    const a = await tab();
+    const user = await withTotp(a);
+    const pwd = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: user.email, password: PASSWORD } });
+    expect(pwd.statusCode).toBe(403);
+    const challenge = pwd.json<{ error: string; mfa_token: string; methods: string[] }>();
+    expect(challenge.methods).toEqual(['totp', 'passkey']);
+    const opts = await t.app.inject({ method: 'POST', url: '/auth/mfa/passkey/options', payload: { mfa_token: challenge.mfa_token } });
+    expect(opts.statusCode, opts.body).toBe(200);
+    const made = await assertIn(a, opts.json<{ options: unknown }>().options);
+    expect(made.error).toBeUndefined();
+    const done = await t.app.inject({
+      method: 'POST',
+      url: '/auth/mfa/passkey/verify',
+      payload: { mfa_token: challenge.mfa_token, credential: made.credential },
+    });
+    expect(done.statusCode, done.body).toBe(200);
+    expect(amrOf(done.json())).toEqual(['pwd', 'hwk', 'user']);
+    // The mfa_token and the challenge were used once.
+    const again = await t.app.inject({
+      method: 'POST',
+      url: '/auth/mfa/passkey/verify',
+      payload: { mfa_token: challenge.mfa_token, credential: made.credential },
+    });
+    expect(again.json().error).toBe('mfa_token_invalid');
+  });
+
+  it('a passkey sign-in with user verification skips the TOTP step; without it, the TOTP step is asked', async () => {
+    const a = await tab();
+    await withTotp(a);
+    const uv = await signInIn(a);
+    expect(uv.status, JSON.stringify(uv.body)).toBe(200);
+    expect(amrOf(uv.body)).toEqual(['hwk', 'user']);
+
+    const noUv = await tab({ hasUserVerification: false, isUserVerified: false });
+    const user = await withTotp(noUv);
+    const signedIn = await signInIn(noUv, user.email);
+    expect(signedIn.status).toBe(403);
+    expect(signedIn.body.error).toBe('mfa_required');
   });
 });
 

@@ -260,6 +260,37 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
       mail.committed();
     },
 
+    /** The options of a passkey as the second step of a sign-in (after a password): the user's passkeys, the challenge bound to the user. */
+    async secondFactorOptions(userId: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
+      const own = await repo.listPasskeys(db, userId);
+      const options = await generateAuthenticationOptions({
+        rpID: settings.rpId,
+        timeout: settings.challengeSeconds * 1000,
+        userVerification: settings.userVerification,
+        allowCredentials: own.map((p) => ({ id: p.credentialId, transports: p.transports as AuthenticatorTransport[] })),
+      });
+      const now = clock.now();
+      await repo.insertChallenge(db, {
+        purpose: 'second_factor',
+        challengeHash: sha256Hex(options.challenge),
+        flowHash: null,
+        userId,
+        now,
+        expiresAt: expiry(now),
+      });
+      return options;
+    },
+
+    /** Verifies the user's own passkey for the second step (its challenge used up first); the `amr` it adds. */
+    async verifySecondFactor(userId: string, response: AuthenticationResponseJSON, meta: ClientMeta): Promise<{ amr: string[]; passkeyId: string }> {
+      const challenge = challengeOf(response.response.clientDataJSON);
+      const row = challenge ? await repo.consumeChallenge(db, { purpose: 'second_factor', challengeHash: sha256Hex(challenge), userId }, clock.now()) : null;
+      if (!row) throw new AppError('passkey_challenge_invalid');
+      const proof = await verifyAssertion(response, row.challengeHash, meta, userId);
+      if (!(await recordUse(db, proof.passkey, proof.newCounter, proof.backedUp))) return refuseSignIn(userId, 'concurrent_use', meta, proof.passkey.id);
+      return { amr: passkeyAmr(proof.passkey.backupEligible, proof.userVerified), passkeyId: proof.passkey.id };
+    },
+
     /** Whether the user has a passkey. */
     has: async (userId: string) => (await repo.countPasskeys(db, userId)) > 0,
 
