@@ -1,4 +1,4 @@
-export { createClient, TesseraClient, type MfaApi } from './client.js';
+export { createClient, TesseraClient, type MfaApi, type PasskeysApi } from './client.js';
 export { TesseraError, TesseraNetworkError, type ErrorDetail } from './errors.js';
 export { memoryStorage, localStorageAdapter, type TokenStorage } from './storage.js';
 export { decodeJwtPayload } from './jwt.js';
@@ -9,6 +9,8 @@ export type {
   FetchLike,
   MfaRequired,
   MfaStatus,
+  Passkey,
+  PasskeySignInOptions,
   ProviderCredentials,
   Session,
   SessionInfo,
@@ -17,4 +19,6 @@ export type {
   SocialAuthorization,
   TotpEnrolment,
   User,
+  WebAuthnCredentialJSON,
+  WebAuthnOptionsJSON,
 } from './types.js';
