@@ -44,7 +44,7 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   email_confirmed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', sign_in_methods: 'password, Google' },
   passkey_added: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', passkey_name: 'Laptop' },
   passkey_removed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', passkey_name: 'Laptop' },
-  email_sign_in: { email: 'ada@example.com', app_name: 'Tessera', code: '123456', link: LINK, expires_in: '10 minutes' },
+  email_sign_in: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', code: '123456', link: LINK, expires_in: '10 minutes' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 

@@ -96,8 +96,9 @@ export function createAccountMail(deps: {
     },
 
     /** A sign-in code and link (sealed together as the message's secret), to an address that may have no account yet. */
-    async emailSignIn(tx: Database, to: string, code: string, linkToken: string, ttlSeconds: number): Promise<void> {
-      await outbox.add(tx, { kind: 'email_sign_in', to, vars: { expires_in: humanDuration(ttlSeconds) }, secret: signInSecret(code, linkToken) });
+    async emailSignIn(tx: Database, to: string, account: Recipient | null, code: string, linkToken: string, ttlSeconds: number): Promise<void> {
+      const vars = { name: account ? name(account) : 'there', expires_in: humanDuration(ttlSeconds) };
+      await outbox.add(tx, { kind: 'email_sign_in', to, vars, secret: signInSecret(code, linkToken) });
     },
 
     /** A passkey was added to or removed from the account (its name, as the user gave it). */

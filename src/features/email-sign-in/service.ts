@@ -99,7 +99,7 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
       const link = newOpaqueToken();
       const now = clock.now();
       // The account is read for both kinds of address, so the work (and time) is the same.
-      await deps.accounts.findByEmail(email);
+      const account = await deps.accounts.findByEmail(email);
       const sent = await db.transaction(async (tx) => {
         if (!(await deps.mail.allowed(tx, email, 'email_sign_in'))) return false;
         await repo.replaceCode(tx, {
@@ -109,7 +109,7 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
           now,
           expiresAt: new Date(now.getTime() + settings.ttlSeconds * 1000),
         });
-        await deps.mail.emailSignIn(tx, email, code, link, settings.ttlSeconds);
+        await deps.mail.emailSignIn(tx, email, account, code, link, settings.ttlSeconds);
         return true;
       });
       if (sent) deps.mail.committed();

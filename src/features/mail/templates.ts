@@ -44,7 +44,7 @@ const variables: Record<EmailKind, readonly string[]> = {
   email_confirmed: [...common, 'sign_in_methods'],
   passkey_added: [...common, 'passkey_name'],
   passkey_removed: [...common, 'passkey_name'],
-  email_sign_in: ['app_name', 'email', 'code', 'link', 'expires_in'],
+  email_sign_in: [...common, 'code', 'link', 'expires_in'],
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */
