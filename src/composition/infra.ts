@@ -146,5 +146,5 @@ function serverRedisNotice(config: Config, database: DatabaseHandle, logger: Log
   const stillWorks = [countsInRedis ? "rate limits use this process's counters" : '', queuesInRedis ? 'email waits in the outbox' : '']
     .filter(Boolean)
     .join(' and ');
-  return redisOutageNotice(config.redisUrl, stillWorks, logger);
+  return redisOutageNotice({ url: config.redisUrl, setting: config.redisUrlSetting }, stillWorks, logger);
 }

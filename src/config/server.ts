@@ -40,6 +40,8 @@ export interface ServerConfig {
 export interface RedisConfig {
   /** REDIS_URL (or CELERY_BROKER_URL); null = the server drains the outbox itself. */
   redisUrl: string | null;
+  /** Which of the two settings redisUrl came from (log lines name it). */
+  redisUrlSetting: 'REDIS_URL' | 'CELERY_BROKER_URL';
   /** REDIS_RECONNECT_MAX_DELAY_MS: the longest wait between two attempts to reach Redis again (every connection). */
   redisReconnectMaxDelayMs: number;
   /** SESSION_CACHE_TTL_MS: how long a live session may be served from memory (needs Redis; 0 = off; docs/operations.md). */
@@ -77,8 +79,10 @@ export function serverConfig(r: Reader): ServerConfig {
 }
 
 export function redisConfig(r: Reader): RedisConfig {
+  const redisUrl = r.url('REDIS_URL', null, ['redis:', 'rediss:']);
   return {
-    redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']) ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
+    redisUrl: redisUrl ?? r.url('CELERY_BROKER_URL', null, ['redis:', 'rediss:']),
+    redisUrlSetting: redisUrl ? 'REDIS_URL' : 'CELERY_BROKER_URL',
     redisReconnectMaxDelayMs: r.int('REDIS_RECONNECT_MAX_DELAY_MS', 500, 10, 60000),
     sessionCacheTtlMs: r.int('SESSION_CACHE_TTL_MS', 1000, 0, 2000),
   };

@@ -68,8 +68,8 @@ export function createOutageNotice(opts: {
 const isTimeout = (err: unknown) => /timed out|timeout|ETIMEDOUT/i.test(describeServiceFailure(err));
 
 /** Redis as a log line names it: the URL without its password, and the setting it came from. */
-export function redisOutageNotice(url: string, stillWorks: string, logger: Pick<Logger, 'warn' | 'info'>): OutageNotice {
-  const setting = process.env.REDIS_URL ? 'REDIS_URL' : 'CELERY_BROKER_URL';
+export function redisOutageNotice(redis: { url: string; setting: string }, stillWorks: string, logger: Pick<Logger, 'warn' | 'info'>): OutageNotice {
+  const { url, setting } = redis;
   return createOutageNotice({ what: `Redis at ${redactedServiceUrl(url)} (${setting})`, stillWorks, logger });
 }
 

@@ -13,6 +13,7 @@ import { generateKeyPairPem } from '../../src/infra/keys.js';
 import { createSecretBox } from '../../src/infra/secret-box.js';
 import { loadConfiguredKeys } from '../../src/runtime.js';
 import { TEST_ISSUER, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
+import { runCli } from '../helpers/cli-process.js';
 
 // Issue 5 "rotation": `tessera keys rotate` / `keys retire` (real CLI processes) against a
 // KEYS_DIR shared with a listening server. A token signed before the rotation keeps verifying
@@ -30,23 +31,7 @@ let base: string;
 let verifier: Verifier;
 
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
-    cwd: repo,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NODE_ENV: 'test',
-      KEYS_DIR: keysDir,
-      DATA_DIR: dataDir,
-      JWT_ALGORITHM: 'ES256',
-      ACCESS_TOKEN_EXPIRE_MINUTES: '15',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { code, out };
+  return runCli(args, { NODE_ENV: 'test', KEYS_DIR: keysDir, DATA_DIR: dataDir, JWT_ALGORITHM: 'ES256', ACCESS_TOKEN_EXPIRE_MINUTES: '15' });
 }
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid;

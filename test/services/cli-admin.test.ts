@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { users } from '../../src/features/accounts/tables.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runCli } from '../helpers/cli-process.js';
 import { testKeys } from '../helpers/keys.js';
 import { bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
@@ -14,7 +14,6 @@ import { bearer, createTestApp, json, uniqueEmail, type TestApp } from '../helpe
 // stdin), `users set-role`, `roles list`, as real processes on PostgreSQL; the admin then
 // signs in through the API and can use /admin.
 
-const repo = path.resolve(import.meta.dirname, '../..');
 let db: TestDatabase;
 let t: TestApp;
 let dataDir: string;
@@ -31,23 +30,7 @@ afterAll(async () => {
 });
 
 async function cli(args: string[], stdin = ''): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
-    cwd: repo,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      DATABASE_URL: db.url ?? '',
-      DATA_DIR: dataDir,
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      BCRYPT_ROUNDS: '4',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stdin.end(stdin);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { code, out };
+  return runCli(args, { DATABASE_URL: db.url ?? '', DATA_DIR: dataDir, PRIVATE_KEY: (await testKeys('RS256')).privateKey, BCRYPT_ROUNDS: '4' }, stdin);
 }
 
 it('users create --admin → the admin signs in and administers; set-role and roles list work', async () => {

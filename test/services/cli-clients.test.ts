@@ -1,17 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runCli } from '../helpers/cli-process.js';
 import { testKeys } from '../helpers/keys.js';
 import { PASSWORD, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 // `tessera clients create|list|show|rotate-secret|delete` as real processes on PostgreSQL; the
 // secrets they print authenticate at the token endpoint of a server on the same database.
 
-const repo = path.resolve(import.meta.dirname, '../..');
 let db: TestDatabase;
 let t: TestApp;
 let dataDir: string;
@@ -28,22 +27,7 @@ afterAll(async () => {
 });
 
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
-    cwd: repo,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      DATABASE_URL: db.url ?? '',
-      DATA_DIR: dataDir,
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      BCRYPT_ROUNDS: '4',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { code, out };
+  return runCli(args, { DATABASE_URL: db.url ?? '', DATA_DIR: dataDir, PRIVATE_KEY: (await testKeys('RS256')).privateKey, BCRYPT_ROUNDS: '4' });
 }
 
 const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });

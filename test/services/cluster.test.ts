@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort } from '../helpers/free-port.js';
-import { testKeys } from '../helpers/keys.js';
+import { killServerProcesses, startServerProcess } from '../helpers/server-process.js';
 import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 
 // The cluster (WORKERS=2) as a real process tree: workers SIGKILLed under load (no
@@ -16,21 +14,18 @@ import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 // tsx; TESSERA_TEST_DIST=1 runs the built `dist/main.js` instead (`npm run build` first),
 // which is what the figures in docs/operations.md come from.
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const entry = process.env.TESSERA_TEST_DIST === '1' ? [path.join(repo, 'dist/main.js')] : ['--import', 'tsx', path.join(repo, 'src/main.ts')];
 /** A request with neither an answer nor an error after this long is a hung request. */
 const CLIENT_TIMEOUT_MS = 10_000;
 
 let db: TestDatabase;
 let dataDir: string;
-const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   db = await createTestDatabase();
   dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-cluster-'));
 });
 afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killServerProcesses();
   await db?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -46,42 +41,18 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 async function startCluster(env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, entry, {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      SERVER: '127.0.0.1',
-      SERVER_PORT: String(port),
-      WORKERS: '2',
-      DATABASE_URL: db.url ?? '',
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      DATA_DIR: dataDir,
-      REQUIRE_EMAIL_VERIFICATION: 'false',
-      RATE_LIMIT_ENABLED: 'false',
-      BCRYPT_ROUNDS: '4',
-      ...env,
-    },
-  });
-  children.add(child);
-  let output = '';
   /** When each worker pid logged that it listens. */
   const listeningAt = new Map<number, number>();
-  const onData = (d: string) => {
-    output += d;
-    for (const m of d.matchAll(/"pid":(\d+)[^\n]*Server listening/g)) listeningAt.set(Number(m[1]), Date.now());
-  };
-  child.stdout?.setEncoding('utf8').on('data', onData);
-  child.stderr?.setEncoding('utf8').on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal, at: Date.now() });
-    }),
-  );
+  const server = await startServerProcess({
+    databaseUrl: db.url ?? '',
+    dataDir,
+    env: { WORKERS: '2', ...env },
+    onOutput: (d) => {
+      for (const m of d.matchAll(/"pid":(\d+)[^\n]*Server listening/g)) listeningAt.set(Number(m[1]), Date.now());
+    },
+    readyTimeoutMs: 0,
+  });
+  const { child, port, base, exited, output } = server;
   const primary = child.pid!;
   const workers = (): number[] => {
     try {
@@ -90,14 +61,13 @@ async function startCluster(env: Record<string, string>) {
       return [];
     }
   };
-  const base = `http://127.0.0.1:${port}`;
   /** Two workers, both listening. */
   const serving = () => {
     const w = workers();
     return w.length === 2 && w.every((pid) => listeningAt.has(pid));
   };
-  await until('two workers listening', serving, 60_000, () => output);
-  return { child, port, base, exited, workers, serving, listeningAt, output: () => output };
+  await until('two workers listening', serving, 60_000, output);
+  return { child, port, base, exited, workers, serving, listeningAt, output };
 }
 
 type Outcome = 'answered' | 'connection_error' | 'hung';

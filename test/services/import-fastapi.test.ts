@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,13 +14,13 @@ import { createImportService, type ImportConflict } from '../../src/features/imp
 import { createRbacService } from '../../src/features/rbac/service.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runCli } from '../helpers/cli-process.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { createTestApp, json, type TestApp } from '../helpers/test-app.js';
 
 // `tessera import fastapi-auth` against a real PostgreSQL database built with the original
 // service's schema (SQLAlchemy models of the FastAPI service), then sign-ins over HTTP.
 
-const repo = path.resolve(import.meta.dirname, '../..');
 const base = process.env.TEST_DATABASE_URL ?? '';
 
 // The original's users table, as its SQLAlchemy model and Alembic migration create it.
@@ -127,16 +126,7 @@ async function importFrom(t: TestApp, batches: AsyncIterable<SourceUser[]>, dryR
 }
 
 async function cli(t: TestApp, args: string[], dataDir: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), ...args], {
-    cwd: repo,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: t.db.url ?? '', DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { code, out };
+  return runCli(args, { DATABASE_URL: t.db.url ?? '', DATA_DIR: dataDir });
 }
 
 const signIn = (t: TestApp, email: string, password: string) => t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } });

@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort } from '../helpers/free-port.js';
-import { testKeys } from '../helpers/keys.js';
 import { OwnRedis } from '../helpers/redis-server.js';
+import { killServerProcesses, startServerProcess } from '../helpers/server-process.js';
 import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 
 // The session cache across instances (docs/operations.md, "Session cache"): two server
@@ -16,13 +14,11 @@ import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 // publishes nothing (a direct UPDATE) shows within the bound; and with Redis down, every
 // check goes to the database.
 
-const repo = path.resolve(import.meta.dirname, '../..');
 const TTL_MS = 2000;
 
 let db: TestDatabase;
 let redis: OwnRedis;
 let dataDir: string;
-const children = new Set<ChildProcess>();
 let a: Instance;
 let b: Instance;
 
@@ -42,47 +38,19 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 async function startInstance(): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/main.ts')], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startServerProcess({
+    databaseUrl: db.url ?? '',
+    dataDir,
     env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      SERVER: '127.0.0.1',
-      SERVER_PORT: String(port),
       WORKERS: '1',
-      DATABASE_URL: db.url ?? '',
       REDIS_URL: redis.url,
       SESSION_CACHE_TTL_MS: String(TTL_MS),
       // Two instances of one service: one issuer.
       PUBLIC_URL: 'http://tessera.test',
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      DATA_DIR: dataDir,
-      REQUIRE_EMAIL_VERIFICATION: 'false',
-      RATE_LIMIT_ENABLED: 'false',
       BRUTE_FORCE_ENABLED: 'false',
-      BCRYPT_ROUNDS: '4',
     },
+    readyTimeoutMs: 60_000,
   });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  const base = `http://127.0.0.1:${port}`;
-  await until(
-    'the instance to be ready',
-    async () =>
-      (await fetch(`${base}/health/ready`).then(
-        (r) => r.status,
-        () => 0,
-      )) === 200,
-    60_000,
-    () => output,
-  );
-  return { base, output: () => output };
 }
 
 async function signIn(via: Instance): Promise<{ access: string; sessionId: string }> {
@@ -136,7 +104,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killServerProcesses();
   await redis?.stop();
   await db?.drop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });

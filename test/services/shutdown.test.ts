@@ -1,76 +1,41 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { connectError, freePort } from '../helpers/free-port.js';
-import { testKeys } from '../helpers/keys.js';
+import { connectError } from '../helpers/free-port.js';
+import { killServerProcesses, startServerProcess } from '../helpers/server-process.js';
 import { PASSWORD, uniqueEmail } from '../helpers/test-app.js';
 
 // SIGTERM on a real server process (`src/main.ts`) with requests in flight: they all
 // finish, new connections are refused at once, the process exits 0; and a shutdown
 // that outlives SHUTDOWN_TIMEOUT is cut off.
 
-const repo = path.resolve(import.meta.dirname, '../..');
 let db: TestDatabase;
 let dataDir: string;
-const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   db = await createTestDatabase();
   dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-shutdown-'));
 });
 afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killServerProcesses();
   await db?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function startServer(env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/main.ts')], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startServerProcess({
+    databaseUrl: db.url ?? '',
+    dataDir,
     env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      SERVER: '127.0.0.1',
-      SERVER_PORT: String(port),
-      DATABASE_URL: db.url ?? '',
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      DATA_DIR: dataDir,
-      REQUIRE_EMAIL_VERIFICATION: 'false',
       // Dozens of parallel sign-ins of one account from one address: not what this suite is about
       // (each attempt is counted before its hash, so more than the free attempts at once would wait).
-      RATE_LIMIT_ENABLED: 'false',
       BRUTE_FORCE_ENABLED: 'false',
       ...env,
     },
+    readyTimeoutMs: 30_000,
   });
-  children.add(child);
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
-    child.on('exit', (code) => {
-      children.delete(child);
-      resolve({ code, at: Date.now() });
-    }),
-  );
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  while (
-    (await fetch(`${base}/health/ready`).then(
-      (r) => r.status,
-      () => 0,
-    )) !== 200
-  ) {
-    if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, base, port, exited, output: () => output };
 }
 
 const refused = async (port: number) => (await connectError(port)) === 'ECONNREFUSED';

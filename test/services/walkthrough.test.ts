@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { freePort } from '../helpers/free-port.js';
-import { testKeys } from '../helpers/keys.js';
+import { startServerProcess, stopServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 // docs/walkthrough.sh, the README's "Try it with curl", run with bash against a real server
 // (`src/main.ts` on PostgreSQL, mail written to DATA_DIR/mail): register, confirm from the
@@ -15,48 +14,22 @@ const repo = path.resolve(import.meta.dirname, '../..');
 const script = path.join(repo, 'docs/walkthrough.sh');
 let db: TestDatabase;
 let dataDir: string;
-let server: ChildProcess;
+let server: ServerProcess | undefined;
 let base: string;
-let output = '';
 
 beforeAll(async () => {
   db = await createTestDatabase();
   dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-walkthrough-'));
-  const port = await freePort();
-  server = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/main.ts')], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NODE_ENV: 'development',
-      LOG_LEVEL: 'warn',
-      SERVER: '127.0.0.1',
-      SERVER_PORT: String(port),
-      DATABASE_URL: db.url ?? '',
-      PRIVATE_KEY: (await testKeys('RS256')).privateKey,
-      DATA_DIR: dataDir,
-    },
+  // What a developer runs: NODE_ENV=development and the service's own defaults otherwise.
+  server = await startServerProcess({
+    databaseUrl: db.url ?? '',
+    dataDir,
+    env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', REQUIRE_EMAIL_VERIFICATION: undefined, RATE_LIMIT_ENABLED: undefined, BCRYPT_ROUNDS: undefined },
   });
-  server.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  server.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 45_000;
-  while (
-    (await fetch(`${base}/health/ready`).then(
-      (r) => r.status,
-      () => 0,
-    )) !== 200
-  ) {
-    if (server.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  base = server.base;
 }, 60_000);
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  if (server) await stopServerProcess(server);
   await db?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -81,7 +54,7 @@ describe('docs/walkthrough.sh against a live server', () => {
   it('runs every step and exits 0', async () => {
     const email = `walk.${Date.now()}@example.com`;
     const res = await walk({ BASE: base, MAIL_DIR: path.join(dataDir, 'mail'), EMAIL: email });
-    expect(res.code, `${res.stdout}\n${res.stderr}\n${output}`).toBe(0);
+    expect(res.code, `${res.stdout}\n${res.stderr}\n${server?.output() ?? ''}`).toBe(0);
     expect(res.stderr).toBe('');
     const lines = res.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('# '))).toEqual([

@@ -52,7 +52,7 @@ export function startMailWorker(
   // A wrong SMTP host or password is said at start, not at the first message.
   void mailer.check?.();
   // The worker's connections to Redis (jobs, relay) say an outage once between them.
-  const redisNotice = redisOutageNotice(config.redisUrl, 'email waits in the outbox', logger);
+  const redisNotice = redisOutageNotice({ url: config.redisUrl, setting: config.redisUrlSetting }, 'email waits in the outbox', logger);
   const deliver = createConfiguredDelivery(config, { db, clock, keys, mailer, logger });
   const worker = createEmailWorker(
     {
