@@ -7,6 +7,7 @@ import type { Services } from './composition/services.js';
 import type { Config } from './config/index.js';
 import { normaliseEmail } from './features/accounts/email.js';
 import { emailRoutes } from './features/accounts/email-routes.js';
+import { emailSignInRoutes } from './features/email-sign-in/routes.js';
 import { accountRoutes } from './features/accounts/routes.js';
 import { adminRoutes } from './features/admin/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
@@ -18,6 +19,7 @@ import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
 import { oidcRoutes } from './features/oidc/routes.js';
 import { revocationRoutes } from './features/revocation/routes.js';
+import { passkeyRoutes } from './features/passkeys/routes.js';
 import { caller } from './features/sessions/authenticate.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { socialRoutes } from './features/social/routes.js';
@@ -144,6 +146,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     clientCodes: services.oidcCodes,
     authenticateClient,
     passwordGrant: config.passwordGrantEnabled,
+    emailCodes: services.emailSignIn,
   });
   // The OpenID Provider's token-side endpoints (docs/openid-provider.md).
   await app.register(userinfoRoutes, { userinfo: services.userinfo });
@@ -154,6 +157,9 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(accountRoutes, { accounts, sessions });
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });
+  const webOrigins = config.webauthn.origins.filter((o) => !o.startsWith('android:'));
+  await app.register(emailSignInRoutes, { emailSignIn: services.emailSignIn, appName: config.appName });
+  await app.register(passkeyRoutes, { passkeys: services.passkeys, sessions, relatedOrigins: webOrigins.length > 1 ? webOrigins : null });
   await app.register(auditRoutes, { audit: services.audit, sessions });
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
   // The OAuth client registry (docs/clients.md).

@@ -10,3 +10,5 @@ export * from './features/rbac/tables.js';
 export * from './features/social/tables.js';
 export * from './features/clients/tables.js';
 export * from './features/oidc/tables.js';
+export * from './features/passkeys/tables.js';
+export * from './features/email-sign-in/tables.js';

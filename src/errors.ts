@@ -89,6 +89,14 @@ export const errorCatalogue = {
   identity_not_found: { status: 404, message: 'This provider is not connected to your account.' },
   last_sign_in_method: { status: 409, message: 'This is your last way to sign in; set a password (or connect another provider) first.' },
 
+  // passkeys and sign-in by email (docs/passkeys.md)
+  passkey_not_found: { status: 404, message: 'No such passkey.' },
+  passkey_already_registered: { status: 409, message: 'This passkey is already registered.' },
+  passkey_challenge_invalid: { status: 400, message: 'This passkey request has expired or was already used; start again.' },
+  passkey_invalid: { status: 400, message: 'The passkey could not be verified.' },
+  passkey_user_verification_required: { status: 400, message: 'This passkey did not verify you (PIN or biometrics); use one that does.' },
+  email_sign_in_disabled: { status: 403, message: 'Sign-in by email code is turned off on this server (EMAIL_SIGN_IN_ENABLED).' },
+
   // OAuth clients (docs/clients.md)
   client_not_found: { status: 404, message: 'No such client.' },
   client_has_no_secret: { status: 409, message: 'This client does not authenticate with a secret (it is public, or uses private_key_jwt).' },
@@ -159,8 +167,8 @@ export class OAuthError extends Error {
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
-    /** More members of the body (`mfa_token`, `expires_in` of `mfa_required`). */
-    readonly extra?: Record<string, string | number>,
+    /** More members of the body (`mfa_token`, `expires_in` and `methods` of `mfa_required`). */
+    readonly extra?: Record<string, string | number | string[]>,
   ) {
     super(description);
     this.name = 'OAuthError';

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { createAccountMail } from '../features/accounts/account-mail.js';
 import { createEmailFlows } from '../features/accounts/email-flows.js';
@@ -9,9 +10,12 @@ import { backchannelNotices } from '../features/backchannel/post-notice.js';
 import { createBackchannelLogout, type BackchannelLogout } from '../features/backchannel/service.js';
 import { createClientService } from '../features/clients/service.js';
 import { createEmailSender, createOutboxService, type EmailSender } from '../features/mail/index.js';
+import { createEmailSignInService } from '../features/email-sign-in/service.js';
 import { createEmailTokenService } from '../features/email-tokens/service.js';
 import { createIntrospectionService } from '../features/introspection/service.js';
 import { createMfaService } from '../features/mfa/service.js';
+import { createPasskeyService, type PasskeyService } from '../features/passkeys/service.js';
+import type { ClientMeta } from '../features/sessions/service.js';
 import { createSecondFactor } from '../features/mfa/second-factor.js';
 import { createBrowserSessions } from '../features/oidc/browser-session.js';
 import { createCodeExchange } from '../features/oidc/code-exchange.js';
@@ -100,8 +104,16 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
       caps: { intervalSeconds: config.email.resendIntervalSeconds, hourlyLimit: config.email.hourlyLimit },
     },
   });
+  // Passkeys are built after accounts and MFA (they need both); the second step asks them late.
+  const later: { passkeys?: PasskeyService } = {};
+  const passkeySecondStep = {
+    has: (userId: string) => later.passkeys?.has(userId) ?? Promise.resolve(false),
+    secondFactorOptions: (userId: string) => (later.passkeys as PasskeyService).secondFactorOptions(userId),
+    verifySecondFactor: (userId: string, credential: never, meta: ClientMeta) =>
+      (later.passkeys as PasskeyService).verifySecondFactor(userId, credential, meta),
+  };
   // Sign-in asks MFA (the second factor, built without accounts); MFA checks passwords through accounts.
-  const secondFactor = createSecondFactor({ db, clock, challengeSeconds: config.mfa.challengeSeconds });
+  const secondFactor = createSecondFactor({ db, clock, challengeSeconds: config.mfa.challengeSeconds, hasPasskey: passkeySecondStep.has });
   const accounts = createAccountService({
     db,
     clock,
@@ -126,6 +138,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
     mail,
+    passkeys: passkeySecondStep,
     settings: {
       issuer: config.appName,
       reauthSeconds: config.mfa.reauthSeconds,
@@ -149,6 +162,37 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     reauthSeconds: config.mfa.reauthSeconds,
   });
   late.social = social;
+  // Passkeys (docs/passkeys.md): registration, management and sign-in.
+  const passkeys = createPasskeyService({
+    db,
+    clock,
+    settings: config.webauthn,
+    reauthSeconds: config.mfa.reauthSeconds,
+    accounts,
+    sessions,
+    audit,
+    mail,
+    secondFactor,
+    identityCount: async (tx, userId) => (await social.connectedProviders(tx, userId)).length,
+    lookalikeSecret: createHmac('sha256', infra.mfaKey).update('tessera webauthn look-alike credentials').digest(),
+    metrics,
+  });
+  later.passkeys = passkeys;
+  // Sign-in by an emailed code or link (EMAIL_SIGN_IN_ENABLED; docs/passkeys.md).
+  const emailSignIn = createEmailSignInService({
+    db,
+    clock,
+    settings: config.emailSignIn,
+    codeKey: createHmac('sha256', infra.mfaKey).update('tessera email sign-in codes').digest(),
+    accounts,
+    sessions,
+    mail,
+    audit,
+    identities: social,
+    secondFactor,
+    ...(signInGuard ? { guard: signInGuard } : {}),
+    metrics,
+  });
   const flows = createEmailFlows({
     db,
     clock,
@@ -244,6 +288,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     accounts,
     mfa,
     social,
+    passkeys,
+    emailSignIn,
     flows,
     webFlow,
     introspection,

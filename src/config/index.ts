@@ -13,6 +13,7 @@
  *   limits.ts         request limits and brute-force protection
  *   mail.ts           SMTP, the sender, emailed links and their lifetimes
  *   ui.ts             the hosted pages' theme
+ *   passwordless.ts   passkeys (WebAuthn) and sign-in by an emailed code
  *   production.ts     what NODE_ENV=production requires
  *
  * config/* imports only config/* and the constant provider defaults, so every
@@ -23,6 +24,7 @@ import { databaseConfig, type DatabaseConfig } from './database.js';
 import { introspectionClients, type IntrospectionClient } from './introspection.js';
 import { rateLimitConfig, type RateLimitConfig } from './limits.js';
 import { emailConfig, type EmailConfig } from './mail.js';
+import { emailSignInConfig, webAuthnConfig, type EmailSignInConfig, type WebAuthnConfig } from './passwordless.js';
 import { checkProduction } from './production.js';
 import { ConfigError, Reader, type Env } from './reader.js';
 import { redisConfig, serverConfig, type RedisConfig, type ServerConfig } from './server.js';
@@ -45,6 +47,7 @@ export {
   type RequestBody,
 } from './limits.js';
 export type { EmailConfig, SmtpConfig } from './mail.js';
+export type { EmailSignInConfig, WebAuthnConfig } from './passwordless.js';
 export { ConfigError, type Env, type Rate } from './reader.js';
 export type { RedisConfig, ServerConfig, TrustProxy } from './server.js';
 export type { AppleConfig, OAuth2ProviderConfig, OidcProviderConfig, SocialConfig } from './social.js';
@@ -75,6 +78,10 @@ export interface Config extends ServerConfig, RedisConfig {
   email: EmailConfig;
   /** The hosted pages' theme: logo, primary colour, a stylesheet override. */
   ui: UiConfig;
+  /** Passkeys (docs/passkeys.md). */
+  webauthn: WebAuthnConfig;
+  /** Passwordless sign-in by an emailed code or link (docs/passkeys.md). */
+  emailSignIn: EmailSignInConfig;
 }
 
 /** Parses and validates the whole configuration; throws ConfigError listing every bad variable. */
@@ -100,6 +107,8 @@ export function loadConfig(env: Env = process.env): Config {
     appName: r.string('APP_NAME', 'Tessera'),
     email: emailConfig(r, server.publicUrl),
     ui: uiConfig(r),
+    webauthn: webAuthnConfig(r, server.publicUrl, r.string('APP_NAME', 'Tessera')),
+    emailSignIn: emailSignInConfig(r),
   };
   checkKeySources(r, config.jwt);
   checkProduction(r, config);

@@ -20,6 +20,9 @@ export const RATE_LIMITS = {
   mfa_verify_ip: ['RATE_LIMIT_MFA_VERIFY_IP', '30/5m'],
   social_authorize_ip: ['RATE_LIMIT_SOCIAL_AUTHORIZE_IP', '60/5m'],
   email_change_account: ['RATE_LIMIT_EMAIL_CHANGE_ACCOUNT', '5/1h'],
+  email_code_ip: ['RATE_LIMIT_EMAIL_CODE_IP', '20/1h'],
+  email_code_account: ['RATE_LIMIT_EMAIL_CODE_ACCOUNT', '5/1h'],
+  passkey_ip: ['RATE_LIMIT_PASSKEY_IP', '60/5m'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RateLimitName = keyof typeof RATE_LIMITS;
@@ -43,6 +46,9 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
         return ['token_ip', 'sign_in_ip', 'sign_in_account'];
       case 'refresh_token':
         return ['token_ip', 'refresh_ip'];
+      // A guess at an emailed code: a sign-in (the address's counter is the brute-force guard's, email-sign-in/service.ts).
+      case 'urn:tessera:params:oauth:grant-type:email-code':
+        return ['token_ip', 'sign_in_ip'];
       default:
         // authorization_code (the one-time code of the web social sign-in) and any other grant.
         return ['token_ip', 'code_exchange_ip'];
@@ -60,6 +66,12 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   'POST /auth/ui/sign-in': () => ['sign_in_ip', 'sign_in_account'],
   'POST /auth/ui/mfa': () => ['mfa_verify_ip'],
   'POST /auth/ui/sign-up': () => ['register_ip', 'register_account'],
+  // Each request mails the address (an account or not): bounded per IP and per address.
+  'POST /auth/email-code': () => ['email_code_ip', 'email_code_account'],
+  // Each options answer stores a challenge until it expires; verify and the link page's POST are sign-ins.
+  'POST /auth/passkey/options': () => ['passkey_ip'],
+  'POST /auth/passkey/verify': () => ['passkey_ip'],
+  'POST /auth/email-code/link': () => ['passkey_ip'],
   // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
   // So does each authorization request of the OpenID Provider (a pending request row).

@@ -17,6 +17,9 @@ export const OAuthErrorBody = Type.Object(
     error_description: Type.String(),
     mfa_token: Type.Optional(Type.String({ description: 'mfa_required: pass it with a code to POST /auth/mfa/verify' })),
     expires_in: Type.Optional(Type.Integer({ description: 'mfa_required: seconds the mfa_token stays valid' })),
+    methods: Type.Optional(
+      Type.Array(Type.String(), { description: 'mfa_required: the second steps the account can take: `totp` (with recovery codes), `passkey`' }),
+    ),
   },
   { description: 'OAuth2 error (RFC 6749 §5.2)' },
 );

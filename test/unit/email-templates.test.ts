@@ -42,6 +42,9 @@ const varsFor: Record<EmailKind, Record<string, string>> = {
   account_exists: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   email_change_taken: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera' },
   email_confirmed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', sign_in_methods: 'password, Google' },
+  passkey_added: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', passkey_name: 'Laptop' },
+  passkey_removed: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', passkey_name: 'Laptop' },
+  email_sign_in: { name: 'Ada', email: 'ada@example.com', app_name: 'Tessera', code: '123456', link: LINK, expires_in: '10 minutes' },
 };
 const LINK_KINDS: EmailKind[] = ['confirm_email', 'password_reset', 'email_change_confirm'];
 
@@ -71,11 +74,14 @@ describe('default templates', () => {
       'email_change_notice',
       'email_change_taken',
       'email_confirmed',
+      'email_sign_in',
       'invite',
       'mfa_disabled',
       'mfa_enabled',
       'mfa_failed',
       'mfa_recovery_codes_regenerated',
+      'passkey_added',
+      'passkey_removed',
       'password_changed',
       'password_reset',
     ]);

@@ -10,6 +10,8 @@ import type {
   ClientOptions,
   FetchLike,
   MfaStatus,
+  Passkey,
+  PasskeySignInOptions,
   ProviderCredentials,
   RedirectSignedIn,
   Session,
@@ -19,6 +21,8 @@ import type {
   SocialAuthorization,
   TotpEnrolment,
   User,
+  WebAuthnCredentialJSON,
+  WebAuthnOptionsJSON,
 } from './types.js';
 
 interface TokenResponse {
@@ -118,9 +122,44 @@ export interface MfaApi {
   regenerateRecoveryCodes(password: string): Promise<{ recoveryCodes: string[] }>;
 }
 
+function toPasskey(p: Json): Passkey {
+  return {
+    id: p.id as string,
+    name: p.name as string,
+    deviceType: p.device_type as Passkey['deviceType'],
+    backedUp: p.backed_up as boolean,
+    transports: p.transports as string[],
+    createdAt: p.created_at as string,
+    lastUsedAt: (p.last_used_at as string | null) ?? null,
+  };
+}
+
+/** Passkeys (WebAuthn): the signed-in user's, and signing in with one. The ceremony itself is the platform's (see the README). */
+export interface PasskeysApi {
+  /** `POST /users/me/passkeys/options`: creation options; `password` is needed unless the session is younger than MFA_REAUTH_WINDOW (5 min). */
+  registrationOptions(opts?: { password?: string }): Promise<WebAuthnOptionsJSON>;
+  /** `POST /users/me/passkeys`: the credential the authenticator created from those options. */
+  register(credential: WebAuthnCredentialJSON, name?: string): Promise<Passkey>;
+  /** `GET /users/me/passkeys` */
+  list(): Promise<Passkey[]>;
+  /** `PATCH /users/me/passkeys/:id` */
+  rename(id: string, name: string): Promise<Passkey>;
+  /** `DELETE /users/me/passkeys/:id` (refused with `last_sign_in_method` for the account's last way to sign in). */
+  remove(id: string): Promise<void>;
+  /** `POST /auth/passkey/options`: without `email`, any passkey of the site (username-less, conditional UI). */
+  signInOptions(opts?: { email?: string }): Promise<PasskeySignInOptions>;
+  /** `POST /auth/passkey/verify`: the assertion made from `signInOptions` → signed in (or `mfa_required`, for a passkey without user verification on an account with TOTP). */
+  signIn(flowId: string, credential: WebAuthnCredentialJSON): Promise<SignInResult>;
+  /** `POST /auth/mfa/passkey/options`: after a password, when `mfa_required` lists `passkey`. */
+  mfaOptions(mfaToken: string): Promise<WebAuthnOptionsJSON>;
+  /** `POST /auth/mfa/passkey/verify`: the second step with a passkey. */
+  verifyMfa(mfaToken: string, credential: WebAuthnCredentialJSON): Promise<SignedIn>;
+}
+
 export class TesseraClient {
   readonly baseUrl: string;
   readonly mfa: MfaApi;
+  readonly passkeys: PasskeysApi;
   private readonly storage: TokenStorage;
   private readonly fetchImpl: FetchLike;
   private readonly marginMs: number;
@@ -165,6 +204,32 @@ export class TesseraClient {
         recoveryCodes: (await this.authed<Json>('POST', '/users/me/mfa/recovery-codes', { password })).recovery_codes as string[],
       }),
     };
+    this.passkeys = {
+      registrationOptions: async (o = {}) => this.authed<Json>('POST', '/users/me/passkeys/options', o.password === undefined ? {} : { password: o.password }),
+      register: async (credential, name) =>
+        toPasskey(
+          await this.authed<Json>('POST', '/users/me/passkeys', { credential: credential as unknown as Json, ...(name === undefined ? {} : { name }) }),
+        ),
+      list: async () => ((await this.authed<Json>('GET', '/users/me/passkeys')).passkeys as Json[]).map(toPasskey),
+      rename: async (id, name) => toPasskey(await this.authed<Json>('PATCH', `/users/me/passkeys/${encodeURIComponent(id)}`, { name })),
+      remove: async (id) => {
+        await this.authed('DELETE', `/users/me/passkeys/${encodeURIComponent(id)}`);
+      },
+      signInOptions: async (o = {}) => {
+        const b = await this.call<Json>('POST', '/auth/passkey/options', { json: o.email === undefined ? {} : { email: o.email } });
+        return { flowId: b.flow_id as string, options: b.options as WebAuthnOptionsJSON };
+      },
+      signIn: (flowId, credential) =>
+        this.signInWith(() =>
+          this.call<TokenResponse>('POST', '/auth/passkey/verify', { json: { flow_id: flowId, credential: credential as unknown as Json } }),
+        ),
+      mfaOptions: async (mfaToken) =>
+        (await this.call<Json>('POST', '/auth/mfa/passkey/options', { json: { mfa_token: mfaToken } })).options as WebAuthnOptionsJSON,
+      verifyMfa: async (mfaToken, credential) =>
+        this.start(
+          await this.call<TokenResponse>('POST', '/auth/mfa/passkey/verify', { json: { mfa_token: mfaToken, credential: credential as unknown as Json } }),
+        ),
+    };
   }
 
   // ---- auth state -----------------------------------------------------------
@@ -202,6 +267,27 @@ export class TesseraClient {
   signIn(input: { email: string; password: string }): Promise<SignInResult> {
     return this.signInWith(() =>
       this.call<TokenResponse>('POST', '/auth/token', { form: { grant_type: 'password', username: input.email, password: input.password } }),
+    );
+  }
+
+  /** `POST /auth/email-code`: mails a one-time code and a sign-in link (EMAIL_SIGN_IN_ENABLED); the same answer for every address. */
+  async requestEmailCode(email: string): Promise<void> {
+    await this.call('POST', '/auth/email-code', { json: { email } });
+  }
+
+  /** The emailed code, through the token endpoint (`grant_type=urn:tessera:params:oauth:grant-type:email-code`). The first sign-in creates the account. */
+  signInWithEmailCode(input: { email: string; code: string }): Promise<SignInResult> {
+    return this.signInWith(() =>
+      this.call<TokenResponse>('POST', '/auth/token', {
+        form: { grant_type: 'urn:tessera:params:oauth:grant-type:email-code', email: input.email, code: input.code },
+      }),
+    );
+  }
+
+  /** The token of the emailed link (an app that opens the link itself: a universal link, a deep link). */
+  signInWithEmailLink(token: string): Promise<SignInResult> {
+    return this.signInWith(() =>
+      this.call<TokenResponse>('POST', '/auth/token', { form: { grant_type: 'urn:tessera:params:oauth:grant-type:email-code', token } }),
     );
   }
 
@@ -566,9 +652,14 @@ export class TesseraClient {
       tokens = await request();
     } catch (err) {
       if (err instanceof TesseraError && err.code === 'mfa_required') {
-        const b = err.body as { mfa_token?: unknown; expires_in?: unknown };
+        const b = err.body as { mfa_token?: unknown; expires_in?: unknown; methods?: unknown };
         if (typeof b.mfa_token === 'string')
-          return { status: 'mfa_required', mfaToken: b.mfa_token, expiresIn: typeof b.expires_in === 'number' ? b.expires_in : 300 };
+          return {
+            status: 'mfa_required',
+            mfaToken: b.mfa_token,
+            expiresIn: typeof b.expires_in === 'number' ? b.expires_in : 300,
+            methods: Array.isArray(b.methods) ? (b.methods as string[]) : ['totp'],
+          };
       }
       throw err;
     }

@@ -1,4 +1,4 @@
-export { createClient, TesseraClient, type MfaApi } from './client.js';
+export { createClient, TesseraClient, type MfaApi, type PasskeysApi } from './client.js';
 export { TesseraError, TesseraNetworkError, type ErrorDetail } from './errors.js';
 export { memoryStorage, localStorageAdapter, type TokenStorage } from './storage.js';
 export { decodeJwtPayload } from './jwt.js';
@@ -12,6 +12,8 @@ export type {
   MfaRequired,
   MfaStatus,
   RedirectSignedIn,
+  Passkey,
+  PasskeySignInOptions,
   ProviderCredentials,
   Session,
   SessionInfo,
@@ -20,4 +22,6 @@ export type {
   SocialAuthorization,
   TotpEnrolment,
   User,
+  WebAuthnCredentialJSON,
+  WebAuthnOptionsJSON,
 } from './types.js';

@@ -77,6 +77,8 @@ export interface MfaRequired {
   mfaToken: string;
   /** Seconds the mfaToken stays valid (5 min by default). */
   expiresIn: number;
+  /** The second steps the account can take: `totp` (`verifyMfa`), `passkey` (`passkeys.mfaOptions` + `passkeys.verifyMfa`). */
+  methods: string[];
 }
 
 /** Step 1 of a web social sign-in: where to send the browser, and the PKCE verifier `exchangeSocialCode` will send. */
@@ -139,3 +141,38 @@ interface ProviderExtras {
 
 /** `{idToken}` (Google, Apple, OpenID providers) or `{accessToken}` (GitHub, Facebook) from a native provider SDK. */
 export type ProviderCredentials = ({ idToken: string; accessToken?: string } | { idToken?: string; accessToken: string }) & ProviderExtras;
+
+/**
+ * WebAuthn options as JSON, exactly as Tessera sends them: hand them to `@simplewebauthn/browser`
+ * (`startRegistration({ optionsJSON })`, `startAuthentication({ optionsJSON })`),
+ * `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`, or
+ * `react-native-passkey` (`Passkey.create`, `Passkey.get`).
+ */
+export type WebAuthnOptionsJSON = Record<string, unknown>;
+
+/** A PublicKeyCredential as JSON (`credential.toJSON()`, or what those libraries return). */
+export interface WebAuthnCredentialJSON {
+  id: string;
+  rawId: string;
+  type: 'public-key';
+  response: Record<string, unknown>;
+  clientExtensionResults?: Record<string, unknown>;
+  authenticatorAttachment?: string | null;
+}
+
+export interface Passkey {
+  id: string;
+  name: string;
+  /** `multi_device`: a synced passkey (`amr` swk); `single_device`: bound to its authenticator (`amr` hwk). */
+  deviceType: 'single_device' | 'multi_device';
+  backedUp: boolean;
+  transports: string[];
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** Step 1 of a passkey sign-in: the options for the authenticator, and the flow id step 2 sends back. */
+export interface PasskeySignInOptions {
+  flowId: string;
+  options: WebAuthnOptionsJSON;
+}

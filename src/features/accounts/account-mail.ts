@@ -1,6 +1,6 @@
 import type { Database } from '../../infra/db/client.js';
 import type { EmailTokenService } from '../email-tokens/service.js';
-import type { OutboxService, SendCaps } from '../mail/index.js';
+import { signInSecret, type OutboxService, type SendCaps } from '../mail/index.js';
 
 export interface AccountMailSettings {
   confirmTtlSeconds: number;
@@ -95,6 +95,17 @@ export function createAccountMail(deps: {
       await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });
     },
 
+    /** A sign-in code and link (sealed together as the message's secret), to an address that may have no account yet. */
+    async emailSignIn(tx: Database, to: string, account: Recipient | null, code: string, linkToken: string, ttlSeconds: number): Promise<void> {
+      const vars = { name: account ? name(account) : 'there', expires_in: humanDuration(ttlSeconds) };
+      await outbox.add(tx, { kind: 'email_sign_in', to, vars, secret: signInSecret(code, linkToken) });
+    },
+
+    /** A passkey was added to or removed from the account (its name, as the user gave it). */
+    async passkeyNotice(tx: Database, user: Recipient, kind: 'passkey_added' | 'passkey_removed', passkeyName: string): Promise<void> {
+      await outbox.add(tx, { kind, to: user.email, vars: { name: name(user), passkey_name: passkeyName } });
+    },
+
     /** A link to the new address, and a notice to the current one. */
     async emailChange(tx: Database, user: Recipient, newEmail: string): Promise<void> {
       const ttl = settings.confirmTtlSeconds;
@@ -118,7 +129,8 @@ export function createAccountMail(deps: {
     },
 
     /** Whether one more resend/forgot (or failed-code) message of this kind may go to the address now (silently capped). */
-    allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset' | 'mfa_failed') => outbox.allowed(tx, to, kind, settings.caps),
+    allowed: (tx: Database, to: string, kind: 'confirm_email' | 'password_reset' | 'mfa_failed' | 'email_sign_in') =>
+      outbox.allowed(tx, to, kind, settings.caps),
 
     committed: () => outbox.committed(),
   };

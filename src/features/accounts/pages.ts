@@ -96,3 +96,19 @@ ${error}
 </form>`,
   );
 }
+
+/**
+ * The page an emailed sign-in link opens: one button that POSTs the token (relative action, like the
+ * other forms). Opening the link (GET, or the HEAD of a link scanner or preview) signs nobody in.
+ */
+export function emailSignInPage(appName: string, token: string): string {
+  return page(
+    appName,
+    `Sign in to ${appName}`,
+    `<p>Continue to sign in with the link we emailed you. It works once.</p>
+<form method="post" action="link">
+<input type="hidden" name="token" value="${escapeHtml(token)}">
+<button type="submit">Sign in</button>
+</form>`,
+  );
+}

@@ -121,3 +121,13 @@ export async function setDisabled(db: Database, id: string, disabledAt: Date | n
   const rows = await db.update(users).set({ disabledAt, updatedAt: now }).where(eq(users.id, id)).returning();
   return rows[0] ?? null;
 }
+
+/** The address is proven by a sign-in through it: confirmed, and a password set before it was (never proven to be the owner's) dropped. */
+export async function confirmBySignIn(db: Database, id: string, email: string, now: Date): Promise<UserRow | null> {
+  const rows = await db
+    .update(users)
+    .set({ emailVerifiedAt: now, passwordHash: null, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.email, email), sql`${users.emailVerifiedAt} is null`))
+    .returning();
+  return rows[0] ?? null;
+}

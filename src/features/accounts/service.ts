@@ -45,7 +45,7 @@ export interface AccountServiceDeps {
 
 /** Who re-authenticates with their password on a signed-in endpoint, and for what (`action`, in the audit trail). */
 export interface Reauth {
-  action: 'password_change' | 'email_change' | 'account_delete' | 'mfa_enrol' | 'mfa_disable' | 'mfa_recovery_codes';
+  action: 'password_change' | 'email_change' | 'account_delete' | 'mfa_enrol' | 'mfa_disable' | 'mfa_recovery_codes' | 'passkey_add';
   ip: string | null;
   userAgent: string | null;
 }
@@ -306,6 +306,30 @@ export function createAccountService(deps: AccountServiceDeps) {
       });
       if (!user) throw new AppError('email_already_registered');
       return user;
+    },
+
+    /**
+     * The account of an address that just proved itself by an emailed sign-in code or link, in `tx`:
+     * a new, confirmed account without a password when none has the address (given its default
+     * role). An unconfirmed account is confirmed now; a password it had (set by whoever registered
+     * the address, never proven to be its owner's) is dropped and its sessions end, so an account
+     * pre-registered by someone else does not keep their way in. Null when the address was taken by
+     * a registration in the meantime (sign in again).
+     */
+    async accountOfProvenAddress(tx: Database, email: string): Promise<{ user: UserRow; created: boolean } | null> {
+      const now = clock.now();
+      const existing = await repo.findUserByEmail(tx, email);
+      if (!existing) {
+        const created = await repo.insertUser(tx, { email, passwordHash: null, firstName: null, lastName: null, now, emailVerifiedAt: now });
+        if (!created) return null;
+        await deps.assignDefaultRole(tx, created.id);
+        return { user: created, created: true };
+      }
+      if (existing.emailVerifiedAt) return { user: existing, created: false };
+      const confirmed = await repo.confirmBySignIn(tx, existing.id, email, now);
+      if (!confirmed) return null;
+      if (existing.passwordHash !== null) await sessions.revokeAll(existing.id, 'address_proven', tx);
+      return { user: confirmed, created: false };
     },
 
     search: (q: repo.UserSearch) => repo.searchUsers(db, q),

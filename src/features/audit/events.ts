@@ -6,12 +6,18 @@
  */
 export const auditEventCatalogue = {
   // sign-in
-  sign_in: 'A sign-in succeeded (`method`: `password` or a provider id; with MFA, `mfa_sign_in` instead).',
+  sign_in:
+    'A sign-in succeeded (`method`: `password`, `passkey` (`passkey`: its id; `amr`), `email_code`, `email_link` or a provider id; with MFA, `mfa_sign_in` instead).',
   sign_in_failed: 'A password sign-in failed (`reason`; `email` masked when no account has the address).',
   sign_in_throttled: 'Failed passwords started a delay (`scope`: `account`, `client` or `ip`; `failures`, `delay_seconds`).',
   reauth_failed: 'A wrong current password on a signed-in endpoint (`action`).',
   mfa_sign_in: 'The second step of a sign-in succeeded (`method`: `totp` or `recovery_code`).',
   mfa_failed: 'A wrong authenticator or recovery code (`context`, `attempts`).',
+  passkey_sign_in_failed:
+    'A passkey sign-in was refused (`reason`: `unknown_credential`, `invalid`, `user_verification`, `disabled` or `concurrent_use`; `passkey`).',
+  passkey_clone_suspected:
+    "A passkey's signature counter went backwards, or its backup eligibility changed: possibly a cloned authenticator; the sign-in was refused (`passkey`, `stored_count`, `count`).",
+  email_code_failed: 'A wrong emailed sign-in code or link (`attempts`; `email` masked when no account has the address).',
 
   // sessions
   logout: 'A session was ended by its own token (`session`).',
@@ -36,6 +42,10 @@ export const auditEventCatalogue = {
   mfa_enabled: 'An authenticator app was set up (`method`: `totp`).',
   mfa_disabled: 'The authenticator app was removed.',
   mfa_recovery_codes_regenerated: 'New recovery codes replaced the old ones.',
+  passkey_added: 'A passkey was registered (`passkey`: its id, `name`, `device_type`: `single_device` or `multi_device`).',
+  passkey_renamed: 'A passkey was renamed (`passkey`, `name`).',
+  passkey_removed: 'A passkey was deleted (`passkey`, `name`).',
+  account_created_by_email: 'The account was created by its first sign-in with an emailed code or link (its address confirmed by it).',
   identity_linked: 'A third-party identity was linked (`method`: the provider; `via`: `new_account`, `email` or `explicit`).',
   identity_unlinked: 'A third-party identity was unlinked (`method`: the provider; `via: address_proven` when dropped by a proof of the address).',
   user_imported: 'The account was created by `tessera import` (`source`, `source_ref`).',

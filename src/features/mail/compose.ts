@@ -10,7 +10,11 @@ const linkPaths: Partial<Record<EmailKind, string>> = {
   email_change_confirm: '/auth/confirm-email',
   password_reset: '/auth/password/reset',
   invite: '/auth/password/reset',
+  email_sign_in: '/auth/email-code/link',
 };
+
+/** The secret of an `email_sign_in` message: the code and the link token, sealed together (email-sign-in/service.ts). */
+export const signInSecret = (code: string, token: string) => `${code}.${token}`;
 
 /** Variables added to a kind after release: a row queued before still renders, with this value. */
 const addedLater: Partial<Record<EmailKind, Record<string, string>>> = {
@@ -44,7 +48,9 @@ export function createComposer(opts: ComposerOptions) {
     if (path) {
       const token = row.sealedSecret ? opts.box.open(row.sealedSecret) : null;
       if (!token) throw new ComposeError('the link token cannot be decrypted (was the signing key replaced?)');
-      vars.link = `${opts.publicUrl}${path}?token=${encodeURIComponent(token)}`;
+      const [code, linkToken] = kind === 'email_sign_in' ? token.split('.', 2) : [undefined, token];
+      if (code !== undefined) vars.code = code;
+      vars.link = `${opts.publicUrl}${path}?token=${encodeURIComponent(linkToken ?? '')}`;
     }
     const rendered = opts.templates.render(kind, vars);
     return {

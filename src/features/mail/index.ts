@@ -29,5 +29,6 @@ export {
 export type { NoticeSender } from './delivery.js';
 export type { OutboxRow, OutboxStatus } from './tables.js';
 export { EMAIL_KINDS, TemplateError, type EmailKind } from './templates.js';
+export { signInSecret } from './compose.js';
 export { createEmailSender, type EmailSender } from './sender.js';
 export { startMailWorker, type MailWorker } from './job-handler.js';

@@ -20,6 +20,9 @@ export const EMAIL_KINDS = [
   'account_exists',
   'email_change_taken',
   'email_confirmed',
+  'passkey_added',
+  'passkey_removed',
+  'email_sign_in',
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -39,6 +42,9 @@ const variables: Record<EmailKind, readonly string[]> = {
   account_exists: common,
   email_change_taken: common,
   email_confirmed: [...common, 'sign_in_methods'],
+  passkey_added: [...common, 'passkey_name'],
+  passkey_removed: [...common, 'passkey_name'],
+  email_sign_in: [...common, 'code', 'link', 'expires_in'],
 };
 
 /** Anything shaped like a placeholder, so `{{ Link }}` or `{{link2}}` is caught as unknown, not sent as text. */

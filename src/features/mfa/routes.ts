@@ -115,6 +115,38 @@ export const mfaRoutes: FastifyPluginAsyncTypebox<MfaRoutesOptions> = async (app
   );
 
   app.post(
+    '/auth/mfa/passkey/options',
+    {
+      schema: {
+        tags: ['mfa'],
+        summary: 'Second step of a sign-in with a passkey (when `mfa_required` lists `passkey`): the options for navigator.credentials.get()',
+        body: Type.Object({ mfa_token: Type.String({ maxLength: 200 }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ options: Type.Object({}, { additionalProperties: true }) }), ...errorResponses(400, 429) },
+      },
+    },
+    async (request, reply) => noStore(reply).send({ options: (await mfa.passkeyOptions(request.body.mfa_token)) as Record<string, unknown> }),
+  );
+
+  app.post(
+    '/auth/mfa/passkey/verify',
+    {
+      schema: {
+        tags: ['mfa'],
+        summary: 'Second step of a sign-in with a passkey: the mfa_token and the credential navigator.credentials.get() returned → tokens',
+        body: Type.Object(
+          { mfa_token: Type.String({ maxLength: 200 }), credential: Type.Object({ id: Type.String({ maxLength: 4096 }) }, { additionalProperties: true }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: TokenResponseBody, ...errorResponses(400, 429) },
+      },
+    },
+    async (request, reply) => {
+      const tokens = await mfa.completeWithPasskey(request.body.mfa_token, request.body.credential as never, clientMeta(request));
+      return noStore(reply).send(tokens);
+    },
+  );
+
+  app.post(
     '/auth/mfa/verify',
     {
       schema: {

@@ -11,7 +11,13 @@ import * as repo from './repo.js';
  * (their `SecondFactor`): built before them and without them, so accounts and
  * MFA do not need each other to be built.
  */
-export function createSecondFactor(deps: { db: Database; clock: Clock; challengeSeconds: number }): SecondFactor {
+export function createSecondFactor(deps: {
+  db: Database;
+  clock: Clock;
+  challengeSeconds: number;
+  /** Whether the user has a passkey (the passkeys feature): `mfa_required` then offers it as a method. */
+  hasPasskey?: (userId: string) => Promise<boolean>;
+}): SecondFactor {
   const { db, clock, challengeSeconds } = deps;
   return {
     /** Whether a sign-in of this user needs the second step. */
@@ -24,10 +30,12 @@ export function createSecondFactor(deps: { db: Database; clock: Clock; challenge
       const token = newOpaqueToken();
       const now = clock.now();
       await repo.insertChallenge(db, { userId, tokenHash: sha256Hex(token), amr, now, expiresAt: new Date(now.getTime() + challengeSeconds * 1000), client });
-      return new OAuthError('mfa_required', 'Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token.', {
-        mfa_token: token,
-        expires_in: challengeSeconds,
-      });
+      const passkey = (await deps.hasPasskey?.(userId)) ?? false;
+      return new OAuthError(
+        'mfa_required',
+        `Enter the code from your authenticator app (or a recovery code) at POST /auth/mfa/verify with this mfa_token${passkey ? ', or use a passkey (POST /auth/mfa/passkey/options, then /auth/mfa/passkey/verify)' : ''}.`,
+        { mfa_token: token, expires_in: challengeSeconds, methods: passkey ? ['totp', 'passkey'] : ['totp'] },
+      );
     },
   };
 }

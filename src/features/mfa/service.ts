@@ -40,6 +40,17 @@ export interface MfaDeps {
   audit: AuditService;
   mail: AccountMail;
   settings: MfaSettings;
+  /** A passkey as the second step (the passkeys feature); none = TOTP only. */
+  passkeys?: PasskeySecondStep;
+}
+
+/** What the second step with a passkey needs from the passkeys feature (it provides these). */
+export interface PasskeySecondStep {
+  has(userId: string): Promise<boolean>;
+  /** WebAuthn request options over the user's passkeys, the challenge bound to the user. */
+  secondFactorOptions(userId: string): Promise<unknown>;
+  /** Verifies an assertion of one of the user's passkeys; throws a catalogue error when it does not verify. */
+  verifySecondFactor(userId: string, credential: never, meta: ClientMeta): Promise<{ amr: string[]; passkeyId: string }>;
 }
 
 const RECOVERY_CODES = 10;
@@ -208,7 +219,39 @@ export function createMfaService(deps: MfaDeps) {
     },
 
     // required(userId) and challenge(userId, amr): the sign-in's second step (second-factor.ts).
-    ...createSecondFactor({ db, clock, challengeSeconds: settings.challengeSeconds }),
+    ...createSecondFactor({
+      db,
+      clock,
+      challengeSeconds: settings.challengeSeconds,
+      ...(deps.passkeys ? { hasPasskey: (userId: string) => (deps.passkeys as PasskeySecondStep).has(userId) } : {}),
+    }),
+
+    /** The second step with a passkey, part 1: the options for navigator.credentials.get() (the mfa_token stays live). */
+    async passkeyOptions(mfaToken: string): Promise<unknown> {
+      const challenge = mfaToken.length <= 100 ? await repo.findLiveChallenge(db, sha256Hex(mfaToken), clock.now()) : null;
+      if (!challenge || !deps.passkeys || !(await deps.passkeys.has(challenge.userId))) throw new AppError('mfa_token_invalid');
+      return deps.passkeys.secondFactorOptions(challenge.userId);
+    },
+
+    /** The second step with a passkey, part 2: the assertion → the token response, `amr` the first factor's and the passkey's. */
+    async completeWithPasskey(mfaToken: string, credential: never, meta: ClientMeta): Promise<TokenResponse> {
+      const challenge = mfaToken.length <= 100 ? await repo.findLiveChallenge(db, sha256Hex(mfaToken), clock.now()) : null;
+      if (!challenge || !deps.passkeys) throw new AppError('mfa_token_invalid');
+      const user = await accounts.getProfile(challenge.userId);
+      if (user.disabledAt) throw new AppError('mfa_token_invalid');
+      const proof = await deps.passkeys.verifySecondFactor(user.id, credential, meta);
+      return db.transaction(async (tx) => {
+        if (!(await repo.consumeChallenge(tx, challenge.id, clock.now()))) throw new AppError('mfa_token_invalid');
+        await audit.record(tx, {
+          userId: user.id,
+          type: 'mfa_sign_in',
+          ip: meta.ip,
+          userAgent: meta.userAgent,
+          details: { method: 'passkey', passkey: proof.passkeyId },
+        });
+        return sessions.start(user, [...challenge.amr, ...proof.amr], meta, tx, challenge.client ?? null);
+      });
+    },
 
     /** Completes a sign-in with its mfa_token and a code: the normal token response, `amr` with "otp". */
     async completeSignIn(mfaToken: string, code: string, meta: ClientMeta): Promise<TokenResponse> {

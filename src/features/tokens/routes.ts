@@ -5,6 +5,7 @@ import { OAuthError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { OAuthErrorBody, TokenResponseBody } from '../../http/schemas.js';
 import type { AccountService } from '../accounts/service.js';
+import { EMAIL_CODE_GRANT, type EmailSignInService } from '../email-sign-in/service.js';
 import type { ClientMeta, IssuingClient, SessionService, TokenResponse } from '../sessions/service.js';
 import type { ClientAuthenticator, TokenClient } from './token-client.js';
 import { noStore } from '../../http/no-store.js';
@@ -21,14 +22,23 @@ export interface TokenRoutesOptions {
   clientCodes?: ClientCodeExchange;
   /** PASSWORD_GRANT_ENABLED: false refuses grant_type=password (and POST /auth/login) with unsupported_grant_type. */
   passwordGrant: boolean;
+  /** `grant_type=urn:tessera:params:oauth:grant-type:email-code`: an emailed code (`email`, `code`) or link token (`token`). */
+  emailCodes?: Pick<EmailSignInService, 'signInWithCode' | 'signInWithLink'>;
 }
 
 const TokenRequest = Type.Object({
-  grant_type: Type.String({ description: '`password`, `refresh_token` or `authorization_code` (third-party web sign-in)' }),
+  grant_type: Type.String({
+    description:
+      '`password`, `refresh_token`, `authorization_code` (third-party web sign-in) or `urn:tessera:params:oauth:grant-type:email-code` (an emailed code)',
+  }),
   username: Type.Optional(Type.String({ maxLength: 320, description: 'The email (grant_type=password)' })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
   refresh_token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })),
-  code: Type.Optional(Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code)' })),
+  code: Type.Optional(
+    Type.String({ maxLength: 256, description: 'The one-time code from the redirect (grant_type=authorization_code), or the emailed code (email-code grant)' }),
+  ),
+  email: Type.Optional(Type.String({ maxLength: 320, description: 'The address the code was sent to (email-code grant)' })),
+  token: Type.Optional(Type.String({ maxLength: 200, description: "The emailed link's token instead of email + code (email-code grant)" })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048, description: 'The redirect_uri of the authorization request (grant_type=authorization_code)' })),
   code_verifier: Type.Optional(
     Type.String({
@@ -88,7 +98,7 @@ const passwordGrantOff = () => new OAuthError('unsupported_grant_type', 'The pas
 
 export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (
   app,
-  { accounts, sessions, socialCodes, clientCodes, authenticateClient: authenticate, passwordGrant },
+  { accounts, sessions, socialCodes, clientCodes, authenticateClient: authenticate, passwordGrant, emailCodes },
 ) => {
   /** The registered client of the request (null: none named); every failure is 401 invalid_client with a Basic challenge. */
   async function authenticateClient(request: FastifyRequest, reply: FastifyReply, body: Parameters<ClientAuthenticator>[1]): Promise<TokenClient | null> {
@@ -157,6 +167,14 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
               clientMeta(request),
             ),
           );
+        case EMAIL_CODE_GRANT: {
+          if (!emailCodes) break;
+          allow(client, EMAIL_CODE_GRANT);
+          const issuedTo = client ? issuing(client) : null;
+          if (body.token !== undefined) return sendTokens(reply, await emailCodes.signInWithLink(body.token, clientMeta(request), issuedTo));
+          const email = required(body.email, 'email');
+          return sendTokens(reply, await emailCodes.signInWithCode(email, required(body.code, 'code'), clientMeta(request), issuedTo));
+        }
       }
       throw new OAuthError('unsupported_grant_type', `Supported grant types: password, refresh_token${socialCodes ? ', authorization_code' : ''}.`);
     },
