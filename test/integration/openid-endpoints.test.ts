@@ -124,6 +124,22 @@ describe('discovery', () => {
       await off.app.close();
     }
   });
+
+  it('EMAIL_SIGN_IN_ENABLED=true adds the email-code grant (which then works at the token endpoint)', async () => {
+    const on = await createTestApp({ env: { EMAIL_SIGN_IN_ENABLED: 'true' }, db: t.db });
+    try {
+      const grants = json(await on.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).grant_types_supported as string[];
+      expect(grants).toContain('urn:tessera:params:oauth:grant-type:email-code');
+      const res = await on.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        payload: { grant_type: 'urn:tessera:params:oauth:grant-type:email-code', email: 'nobody@example.com', code: '000000' },
+      });
+      expect(json(res).error).not.toBe('unsupported_grant_type');
+    } finally {
+      await on.app.close();
+    }
+  });
 });
 
 describe('openid-client against the live server', () => {

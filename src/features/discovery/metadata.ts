@@ -1,6 +1,7 @@
 import type { Config } from '../../config/index.js';
 import type { KeyRing } from '../../infra/keys.js';
 import { ASSERTION_ALGORITHMS, AUTH_METHODS, STANDARD_SCOPES } from '../clients/service.js';
+import { EMAIL_CODE_GRANT } from '../email-sign-in/service.js';
 
 /** The client authentication methods of the revocation and introspection endpoints (no `none` at introspection: only confidential callers). */
 const CONFIDENTIAL_AUTH_METHODS = AUTH_METHODS.filter((m) => m !== 'none');
@@ -35,10 +36,8 @@ const CLAIMS = [
  * The authorization server's metadata: OpenID Connect Discovery 1.0 and RFC 8414 (one document
  * for both). It lists exactly what works, and says so where a default would promise more
  * (`request_uri_parameter_supported` defaults to true; `response_modes_supported` to query and fragment).
- *
- * The authorization endpoint, the end-session endpoint, ID tokens, PKCE, `prompt` and `acr_values`
- * belong to the authorization code flow (issue 16, the `op-flow` part), which ships in the same release
- * as this document; their values here are that part's contract.
+ * The authorization endpoint, the end-session endpoint, ID tokens, PKCE, `prompt` and `acr_values` are
+ * features/oidc's (test/integration/openid-provider.test.ts holds them to what is listed here).
  */
 export function authorizationServerMetadata(config: Config, keys: KeyRing) {
   const base = config.publicUrl;
@@ -54,7 +53,12 @@ export function authorizationServerMetadata(config: Config, keys: KeyRing) {
     jwks_uri: `${base}/.well-known/jwks.json`,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token', ...(config.passwordGrantEnabled ? ['password'] : [])],
+    grant_types_supported: [
+      'authorization_code',
+      'refresh_token',
+      ...(config.passwordGrantEnabled ? ['password'] : []),
+      ...(config.emailSignIn.enabled ? [EMAIL_CODE_GRANT] : []),
+    ],
     scopes_supported: [...STANDARD_SCOPES],
     claims_supported: CLAIMS,
     subject_types_supported: ['public'],
