@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { count, eq } from 'drizzle-orm';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createBackchannelNoticeSender } from '../../src/features/backchannel/post-notice.js';
 import { oauthClients } from '../../src/features/clients/tables.js';
 import { outbox } from '../../src/features/mail/tables.js';
 import { ManualClock } from '../../src/infra/clock.js';
@@ -29,8 +30,10 @@ let issuer: string;
 let receiver: Server;
 let receiverUrl: string;
 const received: Received[] = [];
-/** Statuses for the next requests, in order; 200 when empty. */
-const plan: number[] = [];
+/** Answers for the next requests, in order (a status, a redirect elsewhere, or none at all); 200 when empty. */
+const plan: Array<number | 'redirect' | 'hang'> = [];
+/** Requests to the redirect's target (must stay 0: redirects are not followed). */
+let redirectedHits = 0;
 let web: { id: string; secret: string };
 let second: { id: string; secret: string };
 let silent: { id: string; secret: string };
@@ -127,9 +130,17 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      const status = plan.shift() ?? 200;
+      if (req.url === '/elsewhere') {
+        redirectedHits++;
+        res.writeHead(200).end();
+        return;
+      }
+      const answer = plan.shift() ?? 200;
+      const status = answer === 'redirect' ? 307 : answer === 'hang' ? 0 : answer;
       received.push({ token: new URLSearchParams(body).get('logout_token') ?? '', contentType: req.headers['content-type'], status });
-      res.writeHead(status, { 'content-type': 'text/plain' }).end('x'.repeat(100_000));
+      if (answer === 'hang') return;
+      if (answer === 'redirect') res.writeHead(307, { location: `${receiverUrl}/elsewhere` }).end();
+      else res.writeHead(status, { 'content-type': 'text/plain' }).end('x'.repeat(100_000));
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -155,6 +166,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
   await smtp?.close();
+  receiver?.closeAllConnections();
   await new Promise((r) => receiver?.close(r));
 });
 beforeEach(() => {
@@ -462,5 +474,29 @@ describe('delivery', () => {
     await until(async () => (await db().select().from(outbox).where(eq(outbox.status, 'pending'))).some((r) => r.payload.sid === b.sid), 'planned retry');
     t.clock.advance(1100);
     await until(() => received.length === seen + 3, 'the retry after 429');
+  });
+
+  it('bounded: a redirect is not followed (retried later), and an endpoint that never answers times out (retried too)', async () => {
+    const send = createBackchannelNoticeSender({ keys: t.app.services.infra.keys, clock: t.clock, issuer, timeoutMs: 300 });
+    const row = (path: string) =>
+      ({
+        id: 'r',
+        kind: 'backchannel_logout',
+        recipient: `${receiverUrl}${path}`,
+        payload: { client_id: web.id, sub: 's', sid: 'x' },
+      }) as unknown as Parameters<typeof send>[0];
+    plan.push('redirect');
+    await expect(send(row('/logout/web'))).rejects.toMatchObject({ name: 'NoticeRefused', permanent: false, message: expect.stringContaining('307') });
+    expect(redirectedHits).toBe(0);
+    plan.push('hang');
+    const started = Date.now();
+    const err = await send(row('/logout/web')).then(
+      () => null,
+      (e: unknown) => e as { name: string; permanent?: boolean },
+    );
+    expect(err?.name).toBe('TimeoutError');
+    expect(err?.permanent).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(3000);
+    await expect(send(row('/logout/web'))).resolves.toBe('HTTP 200');
   });
 });
