@@ -394,7 +394,7 @@ describe('introspection by registered clients (RFC 7662)', () => {
     expect(access.statusCode, access.body).toBe(200);
     expect(json(access)).toMatchObject({ active: true, token_type: 'access_token', sub: u.userId, client_id: webApp.id, scope: 'openid profile email' });
     const refresh = await introspect({ token: u.refresh, token_type_hint: 'refresh_token', client_id: webApp.id, client_secret: webApp.secret });
-    expect(json(refresh)).toMatchObject({ active: true, token_type: 'refresh_token', sub: u.userId, client_id: webApp.id });
+    expect(json(refresh)).toMatchObject({ active: true, token_type: 'refresh_token', sub: u.userId, client_id: webApp.id, scope: 'openid profile email' });
   });
 
   it("another client's tokens, and the implicit client's, are {active: false} to it", async () => {

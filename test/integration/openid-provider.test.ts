@@ -122,6 +122,21 @@ describe('authorization code flow', () => {
     expect(me.statusCode).toBe(200);
   });
 
+  it('offline_access gives a third-party client a refresh token; introspected by that client, it names the scopes of its session', async () => {
+    const { code } = await webCode(new InjectBrowser(t.app), { scope: 'openid email offline_access' });
+    const res = await exchangeWeb(code);
+    expect(res.statusCode, res.body).toBe(200);
+    const body = res.json() as Record<string, string>;
+    expect(body.refresh_token).toBeTruthy();
+    const intro = await t.app.inject({
+      method: 'POST',
+      url: '/auth/introspect',
+      headers: { ...FORM, ...basic(web.id, web.secret) },
+      payload: new URLSearchParams({ token: body.refresh_token as string }).toString(),
+    });
+    expect(intro.json()).toMatchObject({ active: true, token_type: 'refresh_token', client_id: web.id, scope: 'openid email offline_access' });
+  });
+
   it('a public SPA with PKCE, first-party: no consent, a refresh token that keeps the scope and works for it only', async () => {
     const b = new InjectBrowser(t.app);
     const p = pkce();

@@ -104,6 +104,8 @@ export function createIntrospectionService(deps: IntrospectionServiceDeps) {
         exp: claims.exp,
         ...(claims.iat !== null ? { iat: claims.iat } : {}),
         ...(session.clientId !== null ? { client_id: session.clientId } : {}),
+        // The scopes its session was granted (RFC 7662 §2.2), as its access tokens carry them.
+        scope: [...grantedScopes({ ...(session.scope ? { scope: session.scope } : {}) })].join(' '),
       },
     };
   }
