@@ -104,7 +104,8 @@ export function createOidcFlow(deps: OidcFlowDeps) {
   /** The next step of a request for this browser session: a hosted page, or the end (a code or an error at the redirect_uri). */
   async function proceed(r: AuthorizationRequestRow, handle: string, sso: BrowserSession | null): Promise<Outcome> {
     const client = await deps.findClient(r.clientId);
-    if (!client) return finishWith(r, 'unauthorized_client', 'The application is no longer registered.');
+    // Deleted meanwhile: its redirect URI is no longer a trusted place to send the browser.
+    if (!client) return { kind: 'error', code: 'unknown_client', message: 'This application is no longer registered.' };
     const prompt = new Set(r.prompt);
     const none = prompt.has('none');
     const page = (p: HostedPage): Outcome => ({ kind: 'page', page: p, handle });
