@@ -162,7 +162,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
     publicUrl: config.publicUrl,
-    redirectAllowlist: config.social.redirectAllowlist,
+    // The hosted pages' provider buttons come back to Tessera itself (docs/openid-provider.md "Hosted pages").
+    redirectAllowlist: [...config.social.redirectAllowlist, `${config.publicUrl}/auth/ui/social-return`],
   });
   // RFC 7662 introspection exists only for the clients of INTROSPECTION_CLIENTS.
   const introspection = config.introspection.clients.length
@@ -190,6 +191,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     mfa,
     secondFactor,
     browserSessions,
+    socialCodes: webFlow,
+    socialReturnUrl: `${config.publicUrl}/auth/ui/social-return`,
     sessions,
     audit,
   });
