@@ -174,6 +174,8 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     theme: { appName: config.appName, logoUrl: config.ui.logoUrl },
     browserSessionSeconds: config.jwt.refreshTokenDays * 24 * 60 * 60,
     clientName: async (clientId) => (await services.clients.find(clientId))?.name ?? null,
+    providers: () => services.social.providers().map((p) => ({ id: p.id, name: p.displayName })),
+    webFlow: services.webFlow,
   });
   app.decorate('services', services);
   await app.register(emailRoutes, {

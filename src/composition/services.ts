@@ -212,7 +212,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
     publicUrl: config.publicUrl,
-    redirectAllowlist: config.social.redirectAllowlist,
+    // The hosted pages' provider buttons come back to Tessera itself (docs/openid-provider.md "Hosted pages").
+    redirectAllowlist: [...config.social.redirectAllowlist, `${config.publicUrl}/auth/ui/social-return`],
   });
   // RFC 7662 introspection: the clients of INTROSPECTION_CLIENTS, and registered confidential clients (their own tokens).
   const introspection = createIntrospectionService({ sessions, clients: config.introspection.clients, issuer: config.jwt.issuer });
@@ -242,6 +243,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     mfa,
     secondFactor,
     browserSessions,
+    socialCodes: webFlow,
+    socialReturnUrl: `${config.publicUrl}/auth/ui/social-return`,
     sessions,
     audit,
   });

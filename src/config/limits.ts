@@ -76,6 +76,7 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
   // So does each authorization request of the OpenID Provider (a pending request row).
   'GET /auth/authorize': () => ['social_authorize_ip'],
+  'GET /auth/ui/social/:provider': () => ['social_authorize_ip'],
 };
 
 /**

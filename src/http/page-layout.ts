@@ -27,7 +27,8 @@ label{display:block;font-weight:600;margin:1rem 0 .25rem}
 input[type=password],input[type=email],input[type=text]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8c959f;border-radius:6px}
 input:focus,button:focus,a:focus{outline:3px solid var(--primary);outline-offset:2px}
 button{margin-top:1.25rem;padding:.7rem 1.2rem;font-size:1rem;font-weight:600;color:#fff;background:var(--primary);border:0;border-radius:6px;cursor:pointer}
-button.secondary{color:var(--primary);background:#fff;border:1px solid var(--primary)}
+button.secondary,a.button{color:var(--primary);background:#fff;border:1px solid var(--primary)}
+a.button{display:inline-block;margin-top:.75rem;padding:.7rem 1.2rem;border-radius:6px;font-weight:600;text-decoration:none}
 .actions{display:flex;flex-wrap:wrap;gap:.75rem}
 a{color:var(--primary)}
 ul.scopes{padding-left:1.25rem}

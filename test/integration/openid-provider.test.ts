@@ -207,6 +207,20 @@ describe('the authorization request: what is shown as a page, what goes back to 
     }
   });
 
+  it('a client without the authorization_code grant: unauthorized_client at its redirect URI', async () => {
+    const refreshOnly = await createClient({
+      name: 'No code',
+      type: 'confidential',
+      grantTypes: ['refresh_token'],
+      redirectUris: [WEB_CB],
+      scopes: ['openid'],
+    });
+    const res = await new InjectBrowser(t.app).get(authorizeUrl({ client_id: refreshOnly.id, redirect_uri: WEB_CB, scope: 'openid', state: 'x' }));
+    const url = new URL(String(res.headers.location));
+    expect(url.searchParams.get('error')).toBe('unauthorized_client');
+    expect(url.searchParams.get('iss')).toBe(TEST_ISSUER);
+  });
+
   it('a public client must send PKCE S256 (missing or plain: invalid_request)', async () => {
     const b = new InjectBrowser(t.app);
     const base = { client_id: spa.id, redirect_uri: SPA_CB, scope: 'openid', state: 's' };

@@ -55,7 +55,14 @@ const READ_ONLY = [
  * provider has answered for the user. The OpenID Provider's authorization endpoint stores the pending
  * request (and, for a browser already signed in, answers with a code: that is the protocol).
  */
-const OAUTH_GET_ONLY = ['/auth/oauth/:provider/authorize', '/auth/oauth/:provider/callback', '/auth/authorize'];
+const OAUTH_GET_ONLY = [
+  '/auth/oauth/:provider/authorize',
+  '/auth/oauth/:provider/callback',
+  '/auth/authorize',
+  // The hosted sign-in page's provider buttons: the same web flow's start, and its way back.
+  '/auth/ui/social/:provider',
+  '/auth/ui/social-return',
+];
 
 /** Every route of `printRoutes({ commonPrefix: false })`, as a full path with its methods. */
 function routesOf(tree: string): Map<string, string[]> {

@@ -28,7 +28,7 @@ export const auditEventCatalogue = {
     'A client revoked a token (RFC 7009, POST /auth/revoke): its session ended (`session`, `token_type`: `refresh_token` or `access_token`, `client` unless the implicit first-party client).',
   oauth_code_reuse: 'A one-time sign-in code was used twice: the session it opened was ended (`method`, `session`).',
   hosted_sign_in:
-    'A sign-in through the hosted pages of the OpenID Provider opened a browser session (`client`, `session`, `method`: `password` or `password+totp`).',
+    'A sign-in through the hosted pages of the OpenID Provider opened a browser session (`client`, `session`, `method`: the `amr` of the sign-in joined by `+`, e.g. `pwd`, `pwd+otp`, `fed`).',
   authorization_code_reuse: 'An authorization code of a registered client came back: the session it opened was ended (`client`, `session`, `session_ended`).',
   end_session: 'RP-initiated logout ended the browser session and its client sessions (`sessions`: how many; `client`).',
   consent_granted: 'The user allowed a third-party application on the consent page (`client`, `scopes`).',

@@ -3,9 +3,9 @@ import type { IdTokenClaims } from '../sessions/token-signer.js';
 
 /**
  * `acr` (docs/openid-provider.md "ID tokens"): `mfa` when a second factor was used in the sign-in
- * (amr has `otp`), `pwd` otherwise.
+ * (amr has `otp`), `fed` for a third-party sign-in without one, `pwd` otherwise.
  */
-export const acrOf = (amr: string[]) => (amr.includes('otp') ? 'mfa' : 'pwd');
+export const acrOf = (amr: string[]) => (amr.includes('otp') ? 'mfa' : amr.includes('fed') ? 'fed' : 'pwd');
 
 /** The ID token's claims besides iss, aud, iat, exp and at_hash: the sign-in, then the claims of the granted scopes. */
 export function idTokenClaims(f: {

@@ -14,8 +14,20 @@ function hidden(fields: Record<string, string>): string {
 
 const alert = (message: string | undefined, id: string) => (message ? `<p id="${id}" class="error" role="alert">${e(message)}</p>\n` : '');
 
-export function signInPage(theme: PageTheme, view: PageView, csrf: string, error?: string): string {
+/** A third-party provider of the sign-in page's buttons. */
+export interface ProviderButton {
+  id: string;
+  name: string;
+}
+
+export function signInPage(theme: PageTheme, view: PageView, csrf: string, error?: string, providers: ProviderButton[] = []): string {
   const invalid = error ? ' aria-invalid="true" aria-describedby="sign-in-error"' : '';
+  const request = e(encodeURIComponent(view.handle));
+  const buttons = providers.length
+    ? `\n<div class="actions providers">\n${providers
+        .map((p) => `<a class="button secondary" href="/auth/ui/social/${e(encodeURIComponent(p.id))}?request=${request}">Continue with ${e(p.name)}</a>`)
+        .join('\n')}\n</div>`
+    : '';
   return renderPage(
     theme,
     `Sign in to ${view.client.name}`,
@@ -29,7 +41,7 @@ ${hidden({ csrf, request: view.handle })}
 <button type="submit">Sign in</button>
 </form>
 <p><a href="/auth/password/forgot">Forgot your password?</a></p>
-<p>New here? <a href="/auth/ui/sign-up?request=${e(encodeURIComponent(view.handle))}">Create an account</a></p>`,
+<p>New here? <a href="/auth/ui/sign-up?request=${request}">Create an account</a></p>${buttons}`,
   );
 }
 

@@ -12,8 +12,20 @@ import type { SessionService } from '../sessions/service.js';
 import type { RawParams } from './authorization-request.js';
 import type { BrowserSessions } from './browser-session.js';
 import type { EndSession } from './end-session.js';
-import { consentPage, endSessionPage, hostedErrorPage, messagePage, mfaPage, selectAccountPage, signInPage, signUpPage, signedOutPage } from './pages.js';
-import type { HostedPage, OidcFlow, Outcome, PageView } from './service.js';
+import {
+  consentPage,
+  endSessionPage,
+  hostedErrorPage,
+  messagePage,
+  mfaPage,
+  selectAccountPage,
+  signInPage,
+  signUpPage,
+  signedOutPage,
+  type ProviderButton,
+} from './pages.js';
+import type { WebFlow } from '../social/web-flow.js';
+import { s256, socialVerifier, type HostedPage, type OidcFlow, type Outcome, type PageView } from './service.js';
 
 export interface OidcRoutesOptions {
   flow: OidcFlow;
@@ -25,7 +37,13 @@ export interface OidcRoutesOptions {
   /** How long the browser-session cookie is kept (the session row's own lifetime). */
   browserSessionSeconds: number;
   clientName: (clientId: string) => Promise<string | null>;
+  /** The configured third-party providers (buttons on the sign-in page) and the web flow that starts their sign-in. */
+  providers: () => ProviderButton[];
+  webFlow?: Pick<WebFlow, 'authorize'>;
 }
+
+/** The web flow's browser-binding cookie (features/social/routes.ts sets the same): sent back to the provider's callback. */
+const BINDING_COOKIE = 'tessera_oauth';
 
 /** The hosted pages' CSP: nothing but this service's stylesheet and images; forms post here, or (after a redirect) to the client. */
 function csp(formTargets: string[] = []): string {
@@ -92,7 +110,7 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     const status = error ? 400 : 200;
     switch (page) {
       case 'sign-in':
-        return html(reply, status, signInPage(theme, view, key, error), targets);
+        return html(reply, status, signInPage(theme, view, key, error, opts.webFlow ? opts.providers() : []), targets);
       case 'sign-up':
         return html(reply, status, signUpPage(theme, view, key, error), targets);
       case 'mfa':
@@ -166,6 +184,58 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
         return noStore(reply).redirect(`/auth/ui/sign-in?request=${encodeURIComponent(view.handle)}`, 303);
       return render(reply, page, view, key);
     });
+  }
+
+  // A provider button: the social web flow with this request as its state and a verifier only this browser can derive; back at social-return.
+  if (opts.webFlow) {
+    const webFlow = opts.webFlow;
+    app.get(
+      '/auth/ui/social/:provider',
+      { exposeHeadRoute: false, schema: { hide: true, params: Type.Object({ provider: Type.String({ maxLength: 64 }) }), querystring: Handle } },
+      async (request, reply) => {
+        const key = csrf.current(request);
+        const view = key ? await flow.view(request.query.request, key, await sso(request)) : null;
+        if (!view || !key)
+          return errorPage(reply, 400, 'authorization_request_expired', 'This sign-in has expired. Go back to the application and start again.');
+        const started = await webFlow.authorize(
+          request.params.provider,
+          {
+            redirectUri: `${opts.publicUrl}/auth/ui/social-return`,
+            appState: view.handle,
+            codeChallenge: s256(socialVerifier(view.handle, key)),
+            codeChallengeMethod: 'S256',
+          },
+          readCookie(request, BINDING_COOKIE),
+        );
+        const sameSite = started.responseMode === 'form_post' && https ? 'None' : 'Lax';
+        reply.header('set-cookie', [
+          ...[reply.getHeader('set-cookie') ?? []].flat().map(String),
+          `${BINDING_COOKIE}=${started.binding}; Path=/auth/oauth/; Max-Age=600; HttpOnly; SameSite=${sameSite}${https ? '; Secure' : ''}`,
+        ]);
+        return noStore(reply).redirect(started.location, 303);
+      },
+    );
+
+    app.get(
+      '/auth/ui/social-return',
+      {
+        exposeHeadRoute: false,
+        schema: {
+          hide: true,
+          querystring: Type.Object({
+            state: Type.String({ maxLength: 100 }),
+            code: Type.Optional(Type.String({ maxLength: 256 })),
+            error: Type.Optional(Type.String({ maxLength: 100 })),
+            error_description: Type.Optional(Type.String({ maxLength: 1000 })),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const q = request.query;
+        const answer = { code: q.code, error: q.error, errorDescription: q.error_description };
+        return respond(request, reply, await flow.socialSignIn(q.state, csrf.current(request), await sso(request), answer, clientMeta(request)));
+      },
+    );
   }
 
   /** Every form: this browser's CSRF value, from this service's own pages. */

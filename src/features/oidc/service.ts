@@ -4,6 +4,7 @@
  * No HTTP here: the routes hand in parameters, the browser's CSRF cookie (which the request is
  * bound to) and its browser session, and get back where the browser goes next.
  */
+import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { AppError, OAuthError, type ErrorCode } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
@@ -58,6 +59,10 @@ export interface OidcFlowDeps {
   mfa: Pick<MfaService, 'completeSignIn'>;
   secondFactor: SecondFactor;
   browserSessions: BrowserSessions;
+  /** The third-party web sign-in (features/social web flow): its one-time codes, exchanged here for a browser session. */
+  socialCodes?: { exchange(input: { code: string; redirectUri: string; codeVerifier?: string | undefined }, meta: ClientMeta): Promise<TokenResponse> };
+  /** Where the web flow sends the browser back to the hosted pages (`/auth/ui/social-return`). */
+  socialReturnUrl: string;
   /** A withdrawn consent also ends the client's sessions of that user. */
   sessions: Pick<SessionService, 'revokeUserClient'>;
   audit: Pick<AuditService, 'record'>;
@@ -70,6 +75,14 @@ const expired = (): Outcome => ({
 });
 
 export type OidcFlow = ReturnType<typeof createOidcFlow>;
+
+/**
+ * The PKCE verifier of a third-party sign-in started from a hosted page: derived from the request
+ * handle and this browser's CSRF cookie, so the handle in the return URL (its `state`) alone does
+ * not redeem the code.
+ */
+export const socialVerifier = (handle: string, browserKey: string) => createHash('sha256').update(`${handle}.${browserKey}`).digest('base64url');
+export const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
 
 export function createOidcFlow(deps: OidcFlowDeps) {
   const { db, clock, issuer } = deps;
@@ -104,7 +117,8 @@ export function createOidcFlow(deps: OidcFlowDeps) {
   /** The next step of a request for this browser session: a hosted page, or the end (a code or an error at the redirect_uri). */
   async function proceed(r: AuthorizationRequestRow, handle: string, sso: BrowserSession | null): Promise<Outcome> {
     const client = await deps.findClient(r.clientId);
-    if (!client) return finishWith(r, 'unauthorized_client', 'The application is no longer registered.');
+    // Deleted meanwhile: its redirect URI is no longer a trusted place to send the browser.
+    if (!client) return { kind: 'error', code: 'unknown_client', message: 'This application is no longer registered.' };
     const prompt = new Set(r.prompt);
     const none = prompt.has('none');
     const page = (p: HostedPage): Outcome => ({ kind: 'page', page: p, handle });
@@ -160,15 +174,9 @@ export function createOidcFlow(deps: OidcFlowDeps) {
   }
 
   /** A sign-in (password, or the second step) just opened `tokens`' session: it becomes the browser session, then the request goes on. */
-  async function signedIn(
-    r: AuthorizationRequestRow,
-    handle: string,
-    tokens: TokenResponse,
-    previous: BrowserSession | null,
-    meta: ClientMeta,
-    method: string,
-  ) {
-    const { sid, sub } = decodeJwt(tokens.access_token) as { sid: string; sub: string };
+  async function signedIn(r: AuthorizationRequestRow, handle: string, tokens: TokenResponse, previous: BrowserSession | null, meta: ClientMeta) {
+    const { sid, sub, amr } = decodeJwt(tokens.access_token) as { sid: string; sub: string; amr?: string[] };
+    const method = (amr ?? []).join('+');
     const secret = await deps.browserSessions.establish(sid, sub, previous);
     await repo.updateRequest(db, r.id, { authenticatedSessionId: sid, mfaToken: null });
     await deps.audit.record(db, {
@@ -256,7 +264,7 @@ export function createOidcFlow(deps: OidcFlowDeps) {
           return formError(`Too many failed sign-ins: wait ${err.retryAfterSeconds ?? 60} seconds before trying again.`);
         throw err;
       }
-      return signedIn(r, handle, tokens, sso, meta, 'password');
+      return signedIn(r, handle, tokens, sso, meta);
     },
 
     /** The sign-up form: the accounts feature's registration (password policy, confirmation email), then a sign-in unless the address must be confirmed first. */
@@ -285,6 +293,36 @@ export function createOidcFlow(deps: OidcFlowDeps) {
       return this.signIn(handle, browserKey, sso, input.email, input.password, meta);
     },
 
+    /** Back from a third-party provider (the social web flow's redirect, `state` = the request handle): its code → a browser session. */
+    async socialSignIn(
+      handle: string,
+      browserKey: string | null,
+      sso: BrowserSession | null,
+      answer: { code?: string | undefined; error?: string | undefined; errorDescription?: string | undefined },
+      meta: ClientMeta,
+    ): Promise<Outcome> {
+      const r = await load(handle, browserKey);
+      if (!r || !browserKey || !deps.socialCodes) return expired();
+      const formError = (message: string): Outcome => ({ kind: 'form_error', page: 'sign-in', handle, message });
+      if (!answer.code) return formError(answer.errorDescription?.slice(0, 300) ?? 'The sign-in with the provider did not complete.');
+      let tokens: TokenResponse;
+      try {
+        tokens = await deps.socialCodes.exchange(
+          { code: answer.code, redirectUri: deps.socialReturnUrl, codeVerifier: socialVerifier(handle, browserKey) },
+          meta,
+        );
+      } catch (err) {
+        if (err instanceof OAuthError && err.code === 'mfa_required') {
+          await repo.updateRequest(db, r.id, { mfaToken: String(err.extra?.mfa_token) });
+          return { kind: 'page', page: 'mfa', handle };
+        }
+        if (err instanceof OAuthError) return formError(err.description);
+        if (err instanceof AppError && err.status < 500) return formError(err.message);
+        throw err;
+      }
+      return signedIn(r, handle, tokens, sso, meta);
+    },
+
     /** The second step: a code from the authenticator app (or a recovery code). */
     async verifyCode(handle: string, browserKey: string | null, sso: BrowserSession | null, code: string, meta: ClientMeta): Promise<Outcome> {
       const r = await load(handle, browserKey);
@@ -304,7 +342,7 @@ export function createOidcFlow(deps: OidcFlowDeps) {
         }
         throw err;
       }
-      return signedIn(r, handle, tokens, sso, meta, 'password+totp');
+      return signedIn(r, handle, tokens, sso, meta);
     },
 
     /** The consent page's answer; a grant is remembered for the user and client. */
