@@ -64,7 +64,8 @@ export function authorizationServerMetadata(config: Config, keys: KeyRing) {
     subject_types_supported: ['public'],
     code_challenge_methods_supported: ['S256'],
     prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
-    acr_values_supported: ['mfa'],
+    // What an ID token's acr says (features/oidc/id-token.ts); acr_values=mfa is the one a client asks for.
+    acr_values_supported: ['mfa', 'pwd', 'fed'],
     // Every algorithm of a published key (two during a rotation to another algorithm).
     id_token_signing_alg_values_supported: algorithms,
     // No client (the implicit first-party client) or a registered one (docs/clients.md).
