@@ -42,6 +42,9 @@ export interface EmailSignInDeps {
   metrics: Pick<ServiceMetrics, 'signIns'>;
 }
 
+/** Expired codes are deleted with a new request, at most this often per process. */
+const PURGE_EVERY_MS = 60 * 1000;
+
 const invalidCode = () => new OAuthError('invalid_grant', 'The code is wrong, expired or already used; ask for a new one.');
 
 export type EmailSignInService = ReturnType<typeof createEmailSignInService>;
@@ -49,6 +52,7 @@ export type EmailSignInService = ReturnType<typeof createEmailSignInService>;
 export function createEmailSignInService(deps: EmailSignInDeps) {
   const { db, clock, settings, audit } = deps;
   const hashCode = (email: string, code: string) => createHmac('sha256', deps.codeKey).update(`${email}\n${code}`).digest('hex');
+  let lastPurge = 0;
   const newCode = () => String(randomInt(0, 10 ** settings.codeLength)).padStart(settings.codeLength, '0');
 
   function assertEnabled(): void {
@@ -98,6 +102,10 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
       const code = newCode();
       const link = newOpaqueToken();
       const now = clock.now();
+      if (now.getTime() - lastPurge >= PURGE_EVERY_MS) {
+        lastPurge = now.getTime();
+        await repo.purgeExpired(db, now);
+      }
       // The account is read for both kinds of address, so the work (and time) is the same.
       const account = await deps.accounts.findByEmail(email);
       const sent = await db.transaction(async (tx) => {
