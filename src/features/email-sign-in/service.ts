@@ -151,11 +151,16 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
       return complete(email, 'email_code', meta, client);
     },
 
-    /** The emailed link's token (256 random bits), used once: the same sign-in as the code. */
-    async signInWithLink(token: string, meta: ClientMeta, client: IssuingClient | null = null): Promise<TokenResponse> {
+    /**
+     * The emailed link's token (256 random bits), used once: the same sign-in as the code. `grant`: at
+     * the token endpoint, whose errors are OAuth's (`unsupported_grant_type`, `invalid_grant`).
+     */
+    async signInWithLink(token: string, meta: ClientMeta, client: IssuingClient | null = null, grant = false): Promise<TokenResponse> {
+      if (!settings.enabled && grant)
+        throw new OAuthError('unsupported_grant_type', 'Sign-in by email code is turned off on this server (EMAIL_SIGN_IN_ENABLED).');
       assertEnabled();
       const email = token.length <= 100 ? await repo.useLink(db, sha256Hex(token), clock.now()) : null;
-      if (!email) throw new AppError('email_token_invalid');
+      if (!email) throw grant ? invalidCode() : new AppError('email_token_invalid');
       return complete(email, 'email_link', meta, client);
     },
 
