@@ -56,6 +56,14 @@ const PAGE = `<!doctype html>
       return { error: e.name + ': ' + e.message };
     }
   };
+  /** Only the creation, on options given by the test: the credential JSON, or the browser's error. */
+  window.createOnly = async (options) => {
+    try {
+      return { credential: await create(options) };
+    } catch (e) {
+      return { error: e.name + ': ' + e.message };
+    }
+  };
   window.call = call;
 </script>
 </body></html>`;
@@ -111,5 +119,11 @@ export const signInIn = (tab: PasskeyTab, email?: string) =>
 export const assertIn = (tab: PasskeyTab, options: unknown) =>
   tab.page.evaluate(
     (o) => (globalThis as unknown as { assert: (o: unknown) => Promise<{ credential?: Record<string, unknown>; error?: string }> }).assert(o),
+    options,
+  );
+
+export const createIn = (tab: PasskeyTab, options: unknown) =>
+  tab.page.evaluate(
+    (o) => (globalThis as unknown as { createOnly: (o: unknown) => Promise<{ credential?: Record<string, unknown>; error?: string }> }).createOnly(o),
     options,
   );

@@ -144,7 +144,17 @@ describe('sign-in by emailed code', () => {
     expect(decodeJwt(post.json<{ access_token: string }>().access_token).email).toBe(email);
     const reused = await t.app.inject({ method: 'POST', url: '/auth/email-code/link', payload: { token: tokenIn(mail) } });
     expect(reused.json().error).toBe('email_token_invalid');
+    // The same at the token endpoint (an app that opens the link itself), in OAuth's words.
+    expect((await grant({ token: tokenIn(mail) })).json().error).toBe('invalid_grant');
     expect((await t.app.inject({ method: 'GET', url: `${url.pathname}${url.search}` })).statusCode).toBe(400);
+  });
+
+  it("the link's token also works at the token endpoint (an app that opens the link itself), once, and then the code is spent too", async () => {
+    const email = uniqueEmail('deeplink');
+    const { code, mail } = await mailedCode(email);
+    const res = await grant({ token: tokenIn(mail) });
+    expect(res.statusCode, res.body).toBe(200);
+    expect((await grant({ email, code })).json().error).toBe('invalid_grant');
   });
 
   it('an unknown address is indistinguishable from a known one: status, body, mail and metrics', async () => {
@@ -189,6 +199,8 @@ describe('EMAIL_SIGN_IN_ENABLED=false (the default)', () => {
       const tok = await off.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: GRANT, email: uniqueEmail('off'), code: '123456' } });
       expect(tok.statusCode).toBe(400);
       expect(tok.json().error).toBe('unsupported_grant_type');
+      const viaLink = await off.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: GRANT, token: 'x'.repeat(43) } });
+      expect(viaLink.json().error).toBe('unsupported_grant_type');
       const page = await off.app.inject({ method: 'GET', url: '/auth/email-code/link?token=x' });
       expect(page.statusCode).toBe(403);
       expect(page.body).toContain('email_sign_in_disabled');

@@ -5,7 +5,7 @@ import { generate } from 'otplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { SmtpCatcher } from '../helpers/smtp.js';
-import { assertIn, passkeyTab, registerIn, signInIn, type PasskeyTab } from '../helpers/passkey-page.js';
+import { assertIn, createIn, passkeyTab, registerIn, signInIn, type PasskeyTab } from '../helpers/passkey-page.js';
 import { PASSWORD, bearer, createTestApp, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // Real WebAuthn ceremonies: Chromium with CDP virtual authenticators, on a test page served on
@@ -202,6 +202,24 @@ describe('passkeys in a real browser', () => {
     expect(refused.statusCode).toBe(400);
     expect(refused.json().error).toBe('passkey_user_verification_required');
     expect(await auditTypes(user.email)).toContain('passkey_sign_in_failed');
+
+    // Registering it there is refused too (the session is the same: one database, one signing key).
+    const fresh = await signUp(t.app, uniqueEmail('strict'));
+    const creation = await strict.app.inject({ method: 'POST', url: '/users/me/passkeys/options', headers: bearer(fresh.access), payload: {} });
+    const creationOptions = creation.json<{ authenticatorSelection: Record<string, string> }>();
+    expect(creationOptions.authenticatorSelection.userVerification).toBe('required');
+    const created = await createIn(noUv, {
+      ...creationOptions,
+      authenticatorSelection: { ...creationOptions.authenticatorSelection, userVerification: 'discouraged' },
+    });
+    expect(created.error).toBeUndefined();
+    const stored = await strict.app.inject({
+      method: 'POST',
+      url: '/users/me/passkeys',
+      headers: bearer(fresh.access),
+      payload: { credential: created.credential },
+    });
+    expect([stored.statusCode, stored.json().error]).toEqual([400, 'passkey_user_verification_required']);
   });
 
   it('a copy of a credential whose counter is behind is refused and audited as a possible clone', async () => {

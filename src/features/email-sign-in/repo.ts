@@ -54,3 +54,8 @@ export async function linkIsLive(db: Database, linkHash: string, now: Date): Pro
     .limit(1);
   return rows.length > 0;
 }
+
+/** Deletes the codes that expired before `before`: an address asked for once does not stay stored for ever. */
+export async function purgeExpired(db: Database, before: Date): Promise<void> {
+  await db.delete(emailSignInCodes).where(lt(emailSignInCodes.expiresAt, before));
+}

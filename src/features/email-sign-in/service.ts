@@ -42,6 +42,9 @@ export interface EmailSignInDeps {
   metrics: Pick<ServiceMetrics, 'signIns'>;
 }
 
+/** Expired codes are deleted with a new request, at most this often per process. */
+const PURGE_EVERY_MS = 60 * 1000;
+
 const invalidCode = () => new OAuthError('invalid_grant', 'The code is wrong, expired or already used; ask for a new one.');
 
 export type EmailSignInService = ReturnType<typeof createEmailSignInService>;
@@ -49,6 +52,7 @@ export type EmailSignInService = ReturnType<typeof createEmailSignInService>;
 export function createEmailSignInService(deps: EmailSignInDeps) {
   const { db, clock, settings, audit } = deps;
   const hashCode = (email: string, code: string) => createHmac('sha256', deps.codeKey).update(`${email}\n${code}`).digest('hex');
+  let lastPurge = 0;
   const newCode = () => String(randomInt(0, 10 ** settings.codeLength)).padStart(settings.codeLength, '0');
 
   function assertEnabled(): void {
@@ -98,6 +102,10 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
       const code = newCode();
       const link = newOpaqueToken();
       const now = clock.now();
+      if (now.getTime() - lastPurge >= PURGE_EVERY_MS) {
+        lastPurge = now.getTime();
+        await repo.purgeExpired(db, now);
+      }
       // The account is read for both kinds of address, so the work (and time) is the same.
       const account = await deps.accounts.findByEmail(email);
       const sent = await db.transaction(async (tx) => {
@@ -143,11 +151,16 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
       return complete(email, 'email_code', meta, client);
     },
 
-    /** The emailed link's token (256 random bits), used once: the same sign-in as the code. */
-    async signInWithLink(token: string, meta: ClientMeta, client: IssuingClient | null = null): Promise<TokenResponse> {
+    /**
+     * The emailed link's token (256 random bits), used once: the same sign-in as the code. `grant`: at
+     * the token endpoint, whose errors are OAuth's (`unsupported_grant_type`, `invalid_grant`).
+     */
+    async signInWithLink(token: string, meta: ClientMeta, client: IssuingClient | null = null, grant = false): Promise<TokenResponse> {
+      if (!settings.enabled && grant)
+        throw new OAuthError('unsupported_grant_type', 'Sign-in by email code is turned off on this server (EMAIL_SIGN_IN_ENABLED).');
       assertEnabled();
       const email = token.length <= 100 ? await repo.useLink(db, sha256Hex(token), clock.now()) : null;
-      if (!email) throw new AppError('email_token_invalid');
+      if (!email) throw grant ? invalidCode() : new AppError('email_token_invalid');
       return complete(email, 'email_link', meta, client);
     },
 

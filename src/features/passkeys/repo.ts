@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, lt, sql } from 'drizzle-orm';
 import type { Database } from '../../infra/db/client.js';
 import { passkeys, webauthnChallenges, type PasskeyRow, type WebAuthnChallengeRow } from './tables.js';
 
@@ -101,4 +101,9 @@ export async function consumeChallenge(
     )
     .returning();
   return rows[0] ?? null;
+}
+
+/** Deletes challenges that expired before `before` (used or not): they can no longer be used by anyone. */
+export async function purgeExpiredChallenges(db: Database, before: Date): Promise<void> {
+  await db.delete(webauthnChallenges).where(lt(webauthnChallenges.expiresAt, before));
 }

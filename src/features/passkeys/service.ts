@@ -16,6 +16,7 @@ import type { Database } from '../../infra/db/client.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import type { AccountMail } from '../accounts/account-mail.js';
+import { normaliseEmail } from '../accounts/email.js';
 import type { Reauth, SecondFactor } from '../accounts/service.js';
 import type { UserRow } from '../accounts/tables.js';
 import type { AuditService } from '../audit/service.js';
@@ -67,6 +68,8 @@ export interface SignInOptions {
 }
 
 const NAME_MAX = 64;
+/** Expired challenges are deleted with a new one, at most this often per process (not a DELETE per options request). */
+const PURGE_EVERY_MS = 60 * 1000;
 const NO_USER = '00000000-0000-0000-0000-000000000000';
 
 /** The challenge a response answers (from its clientDataJSON), or null when unreadable. */
@@ -88,6 +91,17 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
   const { db, clock, settings, audit, mail } = deps;
   const requireUv = settings.userVerification === 'required';
   const expiry = (now: Date) => new Date(now.getTime() + settings.challengeSeconds * 1000);
+  let lastPurge = 0;
+
+  /** Stores a challenge; every minute or so, first deletes the expired ones (a replay of one is refused either way). */
+  async function storeChallenge(c: Omit<Parameters<typeof repo.insertChallenge>[1], 'now' | 'expiresAt'>): Promise<void> {
+    const now = clock.now();
+    if (now.getTime() - lastPurge >= PURGE_EVERY_MS) {
+      lastPurge = now.getTime();
+      await repo.purgeExpiredChallenges(db, now);
+    }
+    await repo.insertChallenge(db, { ...c, now, expiresAt: expiry(now) });
+  }
 
   async function refuseSignIn(userId: string | null, reason: string, meta: ClientMeta, passkeyId?: string): Promise<never> {
     deps.metrics.signIns.inc({ result: 'failure', reason: 'passkey' });
@@ -175,8 +189,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
         excludeCredentials: existing.map((p) => ({ id: p.credentialId, transports: p.transports as AuthenticatorTransport[] })),
         authenticatorSelection: { residentKey: 'preferred', userVerification: settings.userVerification },
       });
-      const now = clock.now();
-      await repo.insertChallenge(db, { purpose: 'register', challengeHash: sha256Hex(options.challenge), flowHash: null, userId, now, expiresAt: expiry(now) });
+      await storeChallenge({ purpose: 'register', challengeHash: sha256Hex(options.challenge), flowHash: null, userId });
       return options;
     },
 
@@ -269,15 +282,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
         userVerification: settings.userVerification,
         allowCredentials: own.map((p) => ({ id: p.credentialId, transports: p.transports as AuthenticatorTransport[] })),
       });
-      const now = clock.now();
-      await repo.insertChallenge(db, {
-        purpose: 'second_factor',
-        challengeHash: sha256Hex(options.challenge),
-        flowHash: null,
-        userId,
-        now,
-        expiresAt: expiry(now),
-      });
+      await storeChallenge({ purpose: 'second_factor', challengeHash: sha256Hex(options.challenge), flowHash: null, userId });
       return options;
     },
 
@@ -302,11 +307,11 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
     async signInOptions(email: string | undefined): Promise<SignInOptions> {
       let allow: Array<{ id: string; transports?: AuthenticatorTransport[] }> | undefined;
       if (email !== undefined) {
-        const user = await deps.accounts.findByEmail(email).catch(() => null);
+        const user = await deps.accounts.findByEmail(email);
         const own = await repo.listPasskeys(db, user?.id ?? NO_USER);
         allow = own.length
           ? own.map((p) => ({ id: p.credentialId, transports: p.transports as AuthenticatorTransport[] }))
-          : [{ id: lookalikeCredentialId(deps.lookalikeSecret, email.trim().toLowerCase()), transports: LOOKALIKE_TRANSPORTS }];
+          : [{ id: lookalikeCredentialId(deps.lookalikeSecret, normaliseEmail(email)), transports: LOOKALIKE_TRANSPORTS }];
       }
       const options = await generateAuthenticationOptions({
         rpID: settings.rpId,
@@ -315,15 +320,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
         ...(allow ? { allowCredentials: allow } : {}),
       });
       const flowId = newOpaqueToken();
-      const now = clock.now();
-      await repo.insertChallenge(db, {
-        purpose: 'sign_in',
-        challengeHash: sha256Hex(options.challenge),
-        flowHash: sha256Hex(flowId),
-        userId: null,
-        now,
-        expiresAt: expiry(now),
-      });
+      await storeChallenge({ purpose: 'sign_in', challengeHash: sha256Hex(options.challenge), flowHash: sha256Hex(flowId), userId: null });
       return { flow_id: flowId, options };
     },
 

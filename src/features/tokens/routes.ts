@@ -171,7 +171,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async 
           if (!emailCodes) break;
           allow(client, EMAIL_CODE_GRANT);
           const issuedTo = client ? issuing(client) : null;
-          if (body.token !== undefined) return sendTokens(reply, await emailCodes.signInWithLink(body.token, clientMeta(request), issuedTo));
+          if (body.token !== undefined) return sendTokens(reply, await emailCodes.signInWithLink(body.token, clientMeta(request), issuedTo, true));
           const email = required(body.email, 'email');
           return sendTokens(reply, await emailCodes.signInWithCode(email, required(body.code, 'code'), clientMeta(request), issuedTo));
         }
