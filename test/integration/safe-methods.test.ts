@@ -23,6 +23,7 @@ const READ_ONLY = [
   '/auth/ui/select-account',
   '/auth/end-session', // a confirmation page; only its POST (with the CSRF value) signs out
   '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
+  '/auth/email-code/link', // the emailed sign-in link's page: a button that POSTs the token; GET/HEAD never sign in
   '/auth/confirm-email/resend', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/forgot', // a page with an address field whose form POSTs; GET/HEAD send nothing
   '/auth/password/reset', // the reset form; the token is only looked at
@@ -46,6 +47,7 @@ const READ_ONLY = [
   '/users/me/consents',
   '/users/me/identities',
   '/users/me/mfa',
+  '/users/me/passkeys',
   '/users/me/sessions',
 ];
 
