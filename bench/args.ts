@@ -26,7 +26,7 @@ export interface BenchOptions {
   quick: boolean;
 }
 
-export const PHASES = ['login', 'fairness', 'refresh', 'me', 'mixed', 'workers', 'restart'] as const;
+export const PHASES = ['login', 'fairness', 'refresh', 'code', 'me', 'mixed', 'workers', 'restart'] as const;
 export type Phase = (typeof PHASES)[number];
 
 function phaseList(raw: string | undefined): Set<Phase> {

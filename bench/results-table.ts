@@ -1,4 +1,5 @@
 import type { BenchOptions } from './args.js';
+import type { CodeFlowPhaseResult } from './code-flow-phase.js';
 import type { CpuShares } from './cpu-accounting.js';
 import { ME_CONNECTIONS, type FairnessResult } from './fairness-phase.js';
 import type { LoginPhaseResult } from './login-phase.js';
@@ -34,6 +35,8 @@ export interface Measurements {
   /** Logins and /users/me, both saturating, at once. */
   fairness?: FairnessResult;
   refresh?: RefreshPhaseResult;
+  /** The OpenID authorization code flow (authorize → code → token) with a single sign-on session. */
+  codeFlow?: CodeFlowPhaseResult;
   me?: LoadSummary;
   mixed?: MixedResult;
   /** /users/me alone on ME_CONNECTIONS connections, by WORKERS. */
@@ -92,7 +95,7 @@ export function mixedRows(mixed: MixedResult): Row[] {
 }
 
 export function resultRows(m: Measurements): Row[] {
-  const { opts, machine, bcryptLimit, loginOnly, login, fairness, refresh, me, mixed, meByWorkers, restartMs, peaks, cpu } = m;
+  const { opts, machine, bcryptLimit, loginOnly, login, fairness, refresh, codeFlow, me, mixed, meByWorkers, restartMs, peaks, cpu } = m;
   const c = opts.connections;
   const rows: Row[] = [];
   if (bcryptLimit)
@@ -137,6 +140,16 @@ export function resultRows(m: Measurements): Row[] {
       ),
       row('refresh non-2xx (broken rotation chains)', refresh.refresh.non2xx, fmt(refresh.refresh.non2xx), '0', refresh.refresh.non2xx === 0),
       row('refresh 200s that did not rotate (generation not +1)', refresh.notAdvanced, fmt(refresh.notAdvanced), '0', refresh.notAdvanced === 0),
+    );
+  }
+  if (codeFlow) {
+    rows.push(
+      row(
+        `authorization code flows/s (authorize → code → token, single sign-on, ${c} conns)`,
+        codeFlow.flowsPerSecond,
+        `${fmt(codeFlow.flowsPerSecond)}/s · request p99 ${ms(codeFlow.requests.p99Ms)}`,
+      ),
+      row('code flow steps that failed (no code, or no tokens)', codeFlow.failures, fmt(codeFlow.failures), '0', codeFlow.failures === 0),
     );
   }
   if (me) {

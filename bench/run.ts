@@ -1,5 +1,5 @@
 // npm run bench [-- --workers N --rounds N --duration S --connections N --only PHASES --cpu-prof DIR]
-//   PHASES: a comma-separated subset of login,fairness,refresh,me,mixed,workers,restart; BENCH_QUICK=1: 3 s phases
+//   PHASES: a comma-separated subset of login,fairness,refresh,code,me,mixed,workers,restart; BENCH_QUICK=1: 3 s phases
 // npm run bench -- --email [--messages N]   (email delivery: see bench/email.ts)
 // npm run bench -- --soak [--soak-minutes N]   (the mixed scenario for N minutes: see bench/soak.ts)
 //
@@ -17,6 +17,7 @@ import { measureBcryptLimit } from './bcrypt-limit.js';
 import { Cleanup } from './cleanup.js';
 import { cpuAccounting, type CpuShares } from './cpu-accounting.js';
 import { ME_CONNECTIONS, runFairnessPhase } from './fairness-phase.js';
+import { runCodeFlowPhase } from './code-flow-phase.js';
 import { runOnFreshServer, type BenchRun, type FreshServer } from './fresh-server.js';
 import { runLoginPhase } from './login-phase.js';
 import { runMixedPhase } from './mixed-phase.js';
@@ -24,7 +25,6 @@ import { describeMachine, describeRevision } from './machine.js';
 import { runRefreshPhase } from './refresh-phase.js';
 import { renderMarkdown, writeJson, type Report } from './report.js';
 import { resultRows, type Measurements } from './results-table.js';
-import type { RunningServer } from './server.js';
 import { openSessions, registerUsers } from './seed.js';
 import { runUsersMePhase } from './users-me-phase.js';
 
@@ -51,12 +51,13 @@ async function main(cleanup: Cleanup): Promise<void> {
   const command = args.length ? `npm run bench -- ${args.join(' ')}` : 'npm run bench';
 
   const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProfDir)}`] : [];
-  await runOnFreshServer(REPO_ROOT, cleanup, { label: 'run', workers: opts.workers, rounds: opts.rounds, nodeFlags, redis: true }, ({ server, rss, another }) =>
-    measure({ opts, machine, command, base: server.baseUrl, pid: server.pid, rss }, server, another),
+  await runOnFreshServer(REPO_ROOT, cleanup, { label: 'run', workers: opts.workers, rounds: opts.rounds, nodeFlags, redis: true }, (fresh) =>
+    measure({ opts, machine, command, base: fresh.server.baseUrl, pid: fresh.server.pid, rss: fresh.rss }, fresh),
   );
 }
 
-async function measure({ opts, machine, command, base, pid, rss }: BenchRun, server: RunningServer, another: FreshServer['another']): Promise<void> {
+async function measure({ opts, machine, command, base, pid, rss }: BenchRun, fresh: FreshServer): Promise<void> {
+  const { server, another } = fresh;
   log(`server ${pid} ready on ${base} (${opts.workers} workers, bcrypt cost ${opts.rounds}, own Redis, default settings)`);
   const on = (p: Phase) => opts.phases.has(p);
 
@@ -106,6 +107,19 @@ async function measure({ opts, machine, command, base, pid, rss }: BenchRun, ser
   if (on('refresh')) {
     m.refresh = await phase('refresh', `refresh phase: ${c} connections, ${opts.duration} s`, () =>
       runRefreshPhase({ baseUrl: base, sessions: refreshSessions, duration: opts.duration }),
+    );
+  }
+  if (on('code')) {
+    m.codeFlow = await phase('code flow', `authorization code flow phase: ${c} connections, ${opts.duration} s`, () =>
+      runCodeFlowPhase({
+        repoRoot: REPO_ROOT,
+        baseUrl: base,
+        databaseUrl: fresh.databaseUrl,
+        dataDir: fresh.dataDir,
+        user: users[0]!,
+        connections: c,
+        duration: opts.duration,
+      }),
     );
   }
   if (on('me')) {
@@ -159,6 +173,7 @@ async function measure({ opts, machine, command, base, pid, rss }: BenchRun, ser
     ['login', m.login?.errorSamples],
     ['fairness login', m.fairness?.errorSamples],
     ['refresh', m.refresh?.errorSamples],
+    ['code flow', m.codeFlow?.errorSamples],
     ['mixed', m.mixed?.errorSamples],
   ] as const) {
     if (samples?.length) console.log(`\nfirst ${name} errors:\n${samples.map((x) => `- ${x}`).join('\n')}`);
