@@ -1,3 +1,4 @@
+import { readCookie } from '../../http/cookies.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
@@ -24,16 +25,6 @@ export interface SocialRoutesOptions {
  */
 const BINDING_COOKIE = 'tessera_oauth';
 const BINDING_MAX_AGE = 600;
-
-function readCookie(request: FastifyRequest, name: string): string | null {
-  const header = request.headers.cookie;
-  if (!header) return null;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || null;
-  }
-  return null;
-}
 
 /** No caching, and no Referer carrying the code or state to whatever the next page loads. */
 function private_(reply: FastifyReply): FastifyReply {
