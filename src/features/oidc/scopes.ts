@@ -1,6 +1,4 @@
-/** The scopes of the OpenID Provider (docs/openid-provider.md "Authorization code flow"). */
-
-export const OPENID_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
+/** The scopes of the OpenID Provider (docs/openid-provider.md "Authorization code flow"); the standard ones are clients/service.ts's STANDARD_SCOPES. */
 
 /** What the consent page says each standard scope gives; a client's own scopes are shown by name. */
 export const SCOPE_DESCRIPTIONS: Record<string, string> = {
