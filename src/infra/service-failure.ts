@@ -15,6 +15,21 @@ const networkCauses: Record<string, string> = {
 const authFailed = /WRONGPASS|NOAUTH|invalid username-password|Invalid login|authentication (failed|unsuccessful|required)|\b535\b/i;
 const tlsFailed = /certificate|SSL|TLS|wrong version number|EPROTO/i;
 
+/** TLS spoken on one side only: the server answered a TLS handshake in plain text (or the reverse). */
+const tlsOneSide = /wrong version number|packet length too long|unknown protocol|http request|unexpected eof|STARTTLS/i;
+
+/**
+ * OpenSSL's messages carry an error code, a function and a source file
+ * ("80BC…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/…"):
+ * the reason is what a person needs, with what usually causes it.
+ */
+function tlsFailure(message: string): string {
+  const reason = (/SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message).slice(0, 160);
+  if (tlsOneSide.test(reason))
+    return `TLS failed (${reason}): TLS on one side only? (SMTP_SECURE=true and rediss:// speak TLS from the first byte: port 465, or a Redis TLS port; SMTP on 587 or 25 upgrades with STARTTLS)`;
+  return `TLS failed (${reason}): is the certificate valid for this host name, and trusted here?`;
+}
+
 export function describeServiceFailure(err: unknown): string {
   let first = '';
   for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
@@ -26,7 +41,7 @@ export function describeServiceFailure(err: unknown): string {
     const named = Object.keys(networkCauses).find((c) => code === c || new RegExp(`\\b${c}\\b`).test(message));
     if (named) return networkCauses[named] ?? named;
     if (code === 'EAUTH' || authFailed.test(message)) return `authentication failed (${message.slice(0, 120)}): check the user name and password`;
-    if (code === 'ETLS' || tlsFailed.test(message)) return `TLS failed: ${message.slice(0, 160)}`;
+    if (code === 'ETLS' || tlsFailed.test(message)) return tlsFailure(message);
     if (/timeout|Greeting never received/i.test(message)) return `no answer in time (${message.slice(0, 80)}): a firewall, or the wrong host or port?`;
     const inner = (e as { errors?: unknown }).errors;
     if (Array.isArray(inner) && inner.length) return describeServiceFailure(inner[0]);

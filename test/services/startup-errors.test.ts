@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/free-port.js';
 import { testKeys } from '../helpers/keys.js';
 import { OwnRedis } from '../helpers/redis-server.js';
+import { SmtpCatcher } from '../helpers/smtp.js';
 
 // A database that cannot be reached at start: one line on stderr naming the setting (without
 // the password) and the cause, a non-zero exit; no driver stack, no `CREATE SCHEMA "drizzle"`.
@@ -171,6 +172,29 @@ describe('Redis or SMTP unreachable at start: a warning, and the server serves',
     }
   });
 
+  it('Redis: a host name that does not resolve says so, once', async () => {
+    const server = await run({
+      DATABASE_URL: database.url as string,
+      REDIS_URL: 'redis://:secret-pw@no-such-host.invalid:6379/0',
+      RATE_LIMIT_ENABLED: 'true',
+      REDIS_RECONNECT_MAX_DELAY_MS: '100',
+    });
+    try {
+      const warning = await server.waitFor(/Redis/);
+      expect(warning.level).toBe(40);
+      expect(warning.msg).toMatch(
+        /^cannot reach Redis at redis:\/\/no-such-host\.invalid:6379\/0 \(REDIS_URL\): host (not found \(ENOTFOUND\)|name lookup failed \(EAI_AGAIN\))/,
+      );
+      await server.waitFor(/Server listening/);
+      // Reconnecting every 100 ms for a second more: still that one line.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(server.lines.filter((l) => /Redis/.test(l.msg))).toHaveLength(1);
+      expect(JSON.stringify(server.lines) + server.stderr()).not.toMatch(/secret-pw|\bat .+:\d+:\d+/);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('SMTP: one line naming the SMTP settings without the password, and the cause', async () => {
     const port = await freePort(); // nothing listens there
     const server = await run({
@@ -190,6 +214,38 @@ describe('Redis or SMTP unreachable at start: a warning, and the server serves',
       expect(JSON.stringify(server.lines) + server.stderr()).not.toMatch(/secret-pw/);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('SMTP: a host name that does not resolve says so', async () => {
+    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: 'no-such-host.invalid', SMTP_PORT: '587' });
+    try {
+      const warning = await server.waitFor(/SMTP/);
+      expect(warning.level).toBe(40);
+      expect(warning.msg).toMatch(
+        /^cannot reach the SMTP server no-such-host\.invalid:587 \(SMTP_SERVER, SMTP_PORT\): host (not found \(ENOTFOUND\)|name lookup failed \(EAI_AGAIN\))/,
+      );
+      await server.waitFor(/Server listening/);
+      expect(server.lines.filter((l) => /SMTP/.test(l.msg))).toHaveLength(1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('SMTP: SMTP_SECURE=true on a port without TLS says TLS failed and why, without OpenSSL internals', async () => {
+    const smtp = await SmtpCatcher.start(); // plain SMTP (STARTTLS off)
+    const server = await run({ DATABASE_URL: database.url as string, SMTP_SERVER: '127.0.0.1', SMTP_PORT: String(smtp.port), SMTP_SECURE: 'true' });
+    try {
+      const warning = await server.waitFor(/SMTP/);
+      expect(warning.level).toBe(40);
+      expect(warning.msg).toMatch(
+        new RegExp(`^cannot reach the SMTP server 127\\.0\\.0\\.1:${smtp.port} \\(SMTP_SERVER, SMTP_PORT\\): TLS failed \\([^)]+\\): TLS on one side only\\?`),
+      );
+      expect(warning.msg).not.toMatch(/SSL routines|openssl|\.c:\d+/);
+      await server.waitFor(/Server listening/);
+    } finally {
+      await server.stop();
+      await smtp.close();
     }
   });
 
