@@ -40,7 +40,14 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
           // POST /auth/introspect: a client of INTROSPECTION_CLIENTS (or client_id/client_secret in the body).
           introspectionClient: { type: 'http', scheme: 'basic' },
           // Swagger UI's "Authorize" button signs in through the password grant (its client fields are hidden: see DOCS_CSS).
-          oauth2: { type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: {} } } },
+          oauth2: {
+            type: 'oauth2',
+            description:
+              'Sign in with your email and password (the password grant, as the built-in first-party client). ' +
+              'Tokens of a registered client (`tessera clients create`) are asked for at `POST /auth/token` with its credentials ' +
+              '(HTTP Basic, `client_secret_basic`), e.g. `curl -u client_id:client_secret`, not from this dialog.',
+            flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: {} } },
+          },
         },
       },
       tags: [
@@ -51,6 +58,9 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
       ],
     },
   });
+  // A browser pointed at the server (the README's http://localhost:8000) lands on the API docs, not a 404.
+  // Relative, like the pages' links: behind a proxy that mounts Tessera under a path, it stays under it.
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('docs', 302));
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     staticCSP: docsCsp(config.publicUrl),
@@ -65,9 +75,11 @@ export async function registerOpenApi(app: FastifyInstance, config: Config): Pro
 
 /**
  * Swagger UI's password-flow dialog always asks for a client_id, a client_secret and where to send
- * them; Tessera's token endpoint has no OAuth clients (it ignores them), so those rows are hidden
- * and the dialog asks for the username and password only. (Swagger UI has no option for this, and
- * the password flow is the only OpenAPI scheme that signs in from the dialog.)
+ * them. Those rows are hidden, and the dialog asks for the username and password only: Swagger UI
+ * sends the client's credentials as HTTP Basic, and a wrong secret is answered 401 with
+ * `WWW-Authenticate: Basic` (RFC 6749 §5.2 requires it), which makes the browser open its own
+ * login prompt over the docs. Left empty, they are `Basic Og==`, which the token endpoint reads as
+ * no client. (Swagger UI has no option for this.)
  */
 const DOCS_CSS = `.auth-container .wrapper:has(> label[for="password_type"]),
 .auth-container .wrapper:has(> label[for^="client_id_"]),

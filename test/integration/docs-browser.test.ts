@@ -86,6 +86,8 @@ describe('GET /docs/json', () => {
     expect(doc.servers).toEqual([{ url: base }]);
     expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(doc.components.securitySchemes.oauth2).toMatchObject({ type: 'oauth2', flows: { password: { tokenUrl: '/auth/token', scopes: {} } } });
+    // The dialog asks for no client: its description says how a registered client gets tokens.
+    expect(doc.components.securitySchemes.oauth2!.description).toMatch(/client_secret_basic/);
     // Protected operations offer both ways to authorize.
     expect(doc.paths['/users/me']!.get!.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }, { oauth2: [] }]));
     // A 405 (a method the path does not have) belongs to no operation: the document says so and describes the answer.
@@ -93,6 +95,22 @@ describe('GET /docs/json', () => {
     expect(Object.keys(doc.components.responses.MethodNotAllowed!.headers)).toEqual(['Allow']);
     // The UI's own routes stay out of the document.
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
+  });
+
+  it('the server root redirects to the docs (relative, so a proxy path prefix is kept)', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const res = await fetch(`${base}/`, { method, redirect: 'manual' });
+      expect(res.status, method).toBe(302);
+      expect(res.headers.get('location')).toBe('docs');
+    }
+    const followed = await fetch(`${base}/`);
+    expect(followed.url).toBe(`${base}/docs`);
+    expect(followed.status).toBe(200);
+    expect(followed.headers.get('content-type')).toMatch(/^text\/html/);
+    // Nothing else at the root: other methods are 405 with Allow.
+    const post = await fetch(`${base}/`, { method: 'POST', redirect: 'manual' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
   });
 
   it('lists every README "Endpoints" route the app implements', async () => {
@@ -112,7 +130,7 @@ describe('Swagger UI in Chromium', () => {
   let page: Page;
   const consoleErrors: string[] = [];
   const pageErrors: string[] = [];
-  const tokenRequests: Array<{ url: string; contentType: string | undefined; body: URLSearchParams }> = [];
+  const tokenRequests: Array<{ url: string; contentType: string | undefined; authorization: string | undefined; body: URLSearchParams }> = [];
   const tokenResponses: number[] = [];
   let email: string;
 
@@ -144,7 +162,13 @@ describe('Swagger UI in Chromium', () => {
     page.on('pageerror', (err) => pageErrors.push(String(err)));
     page.on('request', (req) => {
       if (new URL(req.url()).pathname === '/auth/token') {
-        tokenRequests.push({ url: req.url(), contentType: req.headers()['content-type'], body: new URLSearchParams(req.postData() ?? '') });
+        const headers = req.headers();
+        tokenRequests.push({
+          url: req.url(),
+          contentType: headers['content-type'],
+          authorization: headers.authorization,
+          body: new URLSearchParams(req.postData() ?? ''),
+        });
       }
     });
     page.on('response', (res) => {
@@ -194,7 +218,8 @@ describe('Swagger UI in Chromium', () => {
 
     // Found by its heading: once authorized, the inputs give way to the username as text.
     const oauth = dialog.locator('.auth-container').filter({ has: page.locator('h4', { hasText: 'oauth2 (OAuth2, password)' }) });
-    // Only what the token endpoint uses: no client_id, client_secret or "Client credentials location" (Tessera has no OAuth clients).
+    // The username and password only: no client_id, client_secret or "Client credentials location" (a registered client's wrong
+    // secret would be answered with a Basic challenge, and the browser would open its own login prompt over the docs).
     await oauth.locator('#oauth_username').waitFor({ state: 'visible' });
     expect(await oauth.locator('input:visible, select:visible').evaluateAll((els: unknown[]) => els.map((e) => (e as { id: string }).id))).toEqual([
       'oauth_username',
@@ -223,6 +248,9 @@ describe('Swagger UI in Chromium', () => {
     expect(tokenRequests[0]!.contentType).toMatch(/^application\/x-www-form-urlencoded/);
     expect(tokenRequests[0]!.body.get('grant_type')).toBe('password');
     expect(tokenRequests[0]!.body.get('username')).toBe(email);
+    // The hidden, empty client fields: HTTP Basic of ":", which the token endpoint reads as no client.
+    expect(tokenRequests[0]!.authorization).toBe('Basic Og==');
+    expect(tokenRequests[0]!.body.has('client_id')).toBe(false);
     expect(tokenResponses).toEqual([200]);
     await expect.poll(() => oauth.locator('h6').innerText()).toBe('Authorized');
     expect(await oauth.innerText()).toContain(email);

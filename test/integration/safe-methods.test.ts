@@ -7,6 +7,7 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 
 /** Reviewed: these only read (or render a page whose button POSTs). */
 const READ_ONLY = [
+  '/', // a redirect to /docs
   '/.well-known/jwks.json',
   '/.well-known/oauth-authorization-server',
   '/.well-known/openid-configuration',
