@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -86,6 +87,39 @@ describe('an unreachable database at start', () => {
     url.password = 'secret-pw';
     const res = await start({ DATABASE_URL: url.toString() });
     expectOneClearLine(res, /DATABASE_URL/, /database "tessera_no_such_database" does not exist/);
+  });
+});
+
+describe('a port already in use at start', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('EADDRINUSE: one line naming SERVER and SERVER_PORT and what to do, exit 1', async () => {
+    // Another server on the port (a FastAPI service on 8000, say), on the same address.
+    const other = createServer();
+    const port = await freePort();
+    await new Promise<void>((resolve) => other.listen(port, '127.0.0.1', resolve));
+    try {
+      const res = await start({ DATABASE_URL: database.url as string, SERVER_PORT: String(port) });
+      expect(res.code, res.stderr).toBe(1);
+      expect(res.stderr).toBe(
+        `tessera: cannot listen on 127.0.0.1:${port} (SERVER, SERVER_PORT): the port is in use by another process (EADDRINUSE): stop it, or set SERVER_PORT to a free port\n`,
+      );
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
+  it('an address this machine does not have: says what SERVER should be', async () => {
+    const res = await start({ DATABASE_URL: database.url as string, SERVER: '192.0.2.1' }); // TEST-NET-1: nobody's address
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toMatch(/^tessera: cannot listen on 192\.0\.2\.1:\d+ \(SERVER, SERVER_PORT\): this machine has no such address \(EADDRNOTAVAIL\)/);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 
