@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
 import { createRestartPolicy } from './cluster-restarts.js';
+import { assertCanListen } from './listen-failure.js';
 import { WORKER_CRASHES_MESSAGE } from './cluster-stats.js';
 import { configuredKeysDir, connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey } from './runtime.js';
 
@@ -47,6 +48,8 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   // by the kernel (the client sees a reset) and the ones not accepted yet wait in the
   // listening socket's queue for the other workers. Spread over two workers
   // (autocannon, 14,500 req/s): 52/48 % of keep-alive requests, 55/45 % of new connections.
+  // A port in use is one line and exit 1, not every worker failing and being restarted.
+  await assertCanListen(config);
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ execArgv: workerExecArgv() });
 

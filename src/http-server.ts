@@ -4,6 +4,7 @@ import { createServices } from './composition/services.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
 import type { Config } from './config/index.js';
 import { SetupError } from './fatal.js';
+import { cannotListen, listenFailure } from './listen-failure.js';
 import { migrateDatabase } from './migrate.js';
 import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey, watchKeys } from './runtime.js';
 
@@ -56,23 +57,6 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
     stopWatchingKeys();
     await app.close().catch(() => {});
     await database.close().catch(() => {});
-    throw new SetupError(`cannot listen on ${config.host}:${config.port} (SERVER, SERVER_PORT): ${why}`);
-  }
-}
-
-/** Why the listening socket could not be opened, in words a person can act on; null for anything else. */
-function listenFailure(err: unknown): string | null {
-  switch ((err as NodeJS.ErrnoException).code) {
-    case 'EADDRINUSE':
-      return 'the port is in use by another process (EADDRINUSE): stop it, or set SERVER_PORT to a free port';
-    case 'EACCES':
-      return 'permission denied (EACCES): ports below 1024 need privileges; use SERVER_PORT=8000 behind a proxy';
-    case 'EADDRNOTAVAIL':
-      return 'this machine has no such address (EADDRNOTAVAIL): SERVER is 127.0.0.1 (this machine only) or 0.0.0.0 (every interface, e.g. in a container)';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return 'the SERVER host name does not resolve: use an address, e.g. 127.0.0.1 or 0.0.0.0';
-    default:
-      return null;
+    throw new SetupError(cannotListen(config, why));
   }
 }

@@ -115,6 +115,22 @@ describe('a port already in use at start', () => {
     }
   });
 
+  it('WORKERS=2: the primary says it once and exits 1, no worker is started (and restarted)', async () => {
+    const other = createServer();
+    const port = await freePort();
+    await new Promise<void>((resolve) => other.listen(port, '127.0.0.1', resolve));
+    try {
+      const res = await start({ DATABASE_URL: database.url as string, SERVER_PORT: String(port), WORKERS: '2' });
+      expect(res.code, res.stderr).toBe(1);
+      expect(res.stderr).toBe(
+        `tessera: cannot listen on 127.0.0.1:${port} (SERVER, SERVER_PORT): the port is in use by another process (EADDRINUSE): stop it, or set SERVER_PORT to a free port\n`,
+      );
+      expect(res.stdout).not.toMatch(/started \d+ workers/);
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
   it('an address this machine does not have: says what SERVER should be', async () => {
     const res = await start({ DATABASE_URL: database.url as string, SERVER: '192.0.2.1' }); // TEST-NET-1: nobody's address
     expect(res.code, res.stderr).toBe(1);
