@@ -34,6 +34,8 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   await loadConfiguredKeys(config);
   // Generated once here, so the workers do not race to create it.
   loadMfaKey(config);
+  // A port in use is one line and exit 1, not every worker failing and being restarted.
+  await assertCanListen(config);
   // Connections are accepted by the workers themselves from the shared listening socket,
   // not by the primary and handed over (round-robin, Node's default on Linux). Round-robin
   // keeps the primary's copy of a connection open until the worker acknowledges it: a worker
@@ -43,8 +45,6 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   // by the kernel (the client sees a reset) and the ones not accepted yet wait in the
   // listening socket's queue for the other workers. Spread over two workers
   // (autocannon, 14,500 req/s): 52/48 % of keep-alive requests, 55/45 % of new connections.
-  // A port in use is one line and exit 1, not every worker failing and being restarted.
-  await assertCanListen(config);
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ execArgv: workerExecArgv() });
 
