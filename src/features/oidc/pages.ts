@@ -150,3 +150,15 @@ export function hostedErrorPage(theme: PageTheme, code: string, message: string)
     `<p class="error" role="alert">${e(message)}</p>\n${block(templatesOf(theme).render('error_help', { app_name: theme.appName, code }))}<p class="code">Error code: <code>${e(code)}</code></p>`,
   );
 }
+
+/** A hosted page's 429 (a rate limit of /auth/ui/*): when to try again, and the way back to the sign-in. */
+export function tooManyRequestsPage(theme: PageTheme, code: string, retryAfterSeconds: number, handle: string | null): string {
+  const wait = retryAfterSeconds < 120 ? `${retryAfterSeconds} seconds` : `${Math.ceil(retryAfterSeconds / 60)} minutes`;
+  const back = handle ? `\n<p><a href="/auth/ui/sign-in?request=${e(encodeURIComponent(handle))}">Back to the sign-in</a></p>` : '';
+  return renderPage(
+    theme,
+    'Too many attempts',
+    `<p class="error" role="alert">Too many attempts from this network. Wait ${e(wait)}, then try again.</p>${back}
+${block(templatesOf(theme).render('error_help', { app_name: theme.appName, code }))}<p class="code">Error code: <code>${e(code)}</code></p>`,
+  );
+}

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { AppError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { cookieName, readCookie, setCookie } from '../../http/cookies.js';
 import { createCsrf } from '../../http/csrf.js';
@@ -22,6 +23,7 @@ import {
   signInPage,
   signUpPage,
   signedOutPage,
+  tooManyRequestsPage,
   type ProviderButton,
 } from './pages.js';
 import type { WebFlow } from '../social/web-flow.js';
@@ -104,6 +106,17 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
   }
 
   const errorPage = (reply: FastifyReply, status: number, code: string, message: string) => html(reply, status, hostedErrorPage(theme, code, message));
+
+  // A browser on the hosted pages gets its 429 (a limit of config/limits.ts) as a page, Retry-After kept; anything else goes to the app's handler.
+  app.setErrorHandler((error, request, reply) => {
+    const url = request.routeOptions.url ?? '';
+    if (!(error instanceof AppError && error.status === 429 && (url.startsWith('/auth/ui/') || url === '/auth/authorize'))) throw error;
+    const wait = Math.max(1, Math.ceil(error.retryAfterSeconds ?? 60));
+    const body = request.body as { request?: unknown } | null | undefined;
+    const query = request.query as { request?: unknown } | null | undefined;
+    const handle = [body?.request, query?.request].find((h): h is string => typeof h === 'string' && h.length > 0 && h.length <= 100) ?? null;
+    return html(reply.header('retry-after', String(wait)), 429, tooManyRequestsPage(theme, error.code, wait, handle));
+  });
 
   function render(reply: FastifyReply, page: HostedPage, view: PageView, key: string, error?: string) {
     const targets = [sourceOf(view.redirectUri)];
