@@ -18,6 +18,7 @@ import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
 import { oidcRoutes } from './features/oidc/routes.js';
+import { pushedRequestRoutes } from './features/oidc/pushed-request-routes.js';
 import { revocationRoutes } from './features/revocation/routes.js';
 import { passkeyRoutes } from './features/passkeys/routes.js';
 import { caller } from './features/sessions/authenticate.js';
@@ -170,6 +171,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   // The OpenID Provider's authorization endpoint, hosted pages and RP-initiated logout (docs/openid-provider.md).
   await app.register(oidcRoutes, {
     flow: services.oidc,
+    pushed: services.pushedRequests,
     endSession: services.endSession,
     browserSessions: services.browserSessions,
     sessions,
@@ -180,6 +182,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     providers: () => services.social.providers().map((p) => ({ id: p.id, name: p.displayName })),
     webFlow: services.webFlow,
   });
+  await app.register(pushedRequestRoutes, { pushed: services.pushedRequests, authenticateClient });
   app.decorate('services', services);
   await app.register(emailRoutes, {
     accounts,

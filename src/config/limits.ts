@@ -79,6 +79,8 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   // So does each authorization request of the OpenID Provider (a pending request row).
   'GET /auth/authorize': () => ['social_authorize_ip'],
   'GET /auth/ui/social/:provider': () => ['social_authorize_ip'],
+  // And each pushed authorization request (RFC 9126: a row for 60 s).
+  'POST /auth/par': () => ['social_authorize_ip'],
   // The OpenID Provider's token-side endpoints: each verifies a client or a token and reads the
   // database; generous, since a relying party's server calls them for all of its users from one address.
   'POST /auth/revoke': () => ['revoke_ip'],

@@ -13,6 +13,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { RawParams } from './authorization-request.js';
 import type { BrowserSessions } from './browser-session.js';
 import type { EndSession } from './end-session.js';
+import type { PushedRequests } from './pushed-requests.js';
 import {
   consentPage,
   endSessionPage,
@@ -31,6 +32,8 @@ import { s256, socialVerifier, type HostedPage, type OidcFlow, type Outcome, typ
 
 export interface OidcRoutesOptions {
   flow: OidcFlow;
+  /** RFC 9126: a request_uri at /auth/authorize stands for the parameters its client pushed. */
+  pushed: Pick<PushedRequests, 'resolve'>;
   endSession: EndSession;
   browserSessions: BrowserSessions;
   sessions: SessionService;
@@ -167,7 +170,9 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     },
     async (request, reply) => {
       const key = csrf.ensure(request, reply);
-      return respond(request, reply, await flow.authorize(request.query as RawParams, key, await sso(request)));
+      const params = await opts.pushed.resolve(request.query as RawParams);
+      if (!params.ok) return errorPage(reply, 400, params.code, params.message);
+      return respond(request, reply, await flow.authorize(params.params, key, await sso(request)));
     },
   );
 
