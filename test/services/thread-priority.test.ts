@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 describe.runIf(process.platform === 'linux')('thread priorities of a server process', () => {
-  it('the request thread runs at EVENT_LOOP_NICE, each hashing thread at BCRYPT_NICE, the rest at the process priority (or, started later, at the request thread's)', async () => {
+  it('the request thread runs at EVENT_LOOP_NICE, each hashing thread at BCRYPT_NICE, the rest at the process priority (or, when started later, at the request thread one)', async () => {
     const pid = server.child.pid!;
     // A sign-in: the hashing threads work (and stay at their own nice value while they do).
     const reg = await fetch(`${server.base}/auth/register`, {
