@@ -17,6 +17,7 @@ import { healthRoutes } from './features/health/routes.js';
 import { introspectionRoutes } from './features/introspection/routes.js';
 import { mfaRoutes } from './features/mfa/routes.js';
 import { oidcRoutes } from './features/oidc/routes.js';
+import { pushedRequestRoutes } from './features/oidc/pushed-request-routes.js';
 import { revocationRoutes } from './features/revocation/routes.js';
 import { passkeyRoutes } from './features/passkeys/routes.js';
 import { caller } from './features/sessions/authenticate.js';
@@ -30,7 +31,8 @@ import { registerMetrics } from './http/metrics.js';
 import { registerNoNul } from './http/no-nul.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerFavicon } from './http/favicon.js';
-import { pageStylesheet, registerPageStylesheet } from './http/page-layout.js';
+import { pageStylesheet, registerPageStylesheet, type PageTheme } from './http/page-layout.js';
+import { loadPageTemplates } from './http/page-templates.js';
 import { registerRateLimits } from './http/rate-limits.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
@@ -112,6 +114,8 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await registerOpenApi(app, config);
   registerFavicon(app);
   registerPageStylesheet(app, pageStylesheet(config.ui.primaryColor, config.ui.templatesDir));
+  // The pages' templates, read and checked once here: a broken one stops the start, naming its file.
+  const theme: PageTheme = { appName: config.appName, logoUrl: config.ui.logoUrl, templates: loadPageTemplates(config.ui.templatesDir) };
 
   // Rate limits over the shared counters (composition/infra.ts), before the routes, which they wrap.
   if (infra.counters && config.rateLimits.enabled) {
@@ -157,7 +161,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   await app.register(sessionRoutes, { sessions });
   await app.register(mfaRoutes, { mfa: services.mfa, sessions });
   const webOrigins = config.webauthn.origins.filter((o) => !o.startsWith('android:'));
-  await app.register(emailSignInRoutes, { emailSignIn: services.emailSignIn, appName: config.appName });
+  await app.register(emailSignInRoutes, { emailSignIn: services.emailSignIn, theme });
   await app.register(passkeyRoutes, { passkeys: services.passkeys, sessions, relatedOrigins: webOrigins.length > 1 ? webOrigins : null });
   await app.register(auditRoutes, { audit: services.audit, sessions });
   await app.register(adminRoutes, { admin: services.admin, sessions, grantsOf: (userId) => services.rbac.grantsOf(userId) });
@@ -166,22 +170,24 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   // The OpenID Provider's authorization endpoint, hosted pages and RP-initiated logout (docs/openid-provider.md).
   await app.register(oidcRoutes, {
     flow: services.oidc,
+    pushed: services.pushedRequests,
     endSession: services.endSession,
     browserSessions: services.browserSessions,
     sessions,
     publicUrl: config.publicUrl,
-    theme: { appName: config.appName, logoUrl: config.ui.logoUrl },
+    theme,
     browserSessionSeconds: config.jwt.refreshTokenDays * 24 * 60 * 60,
     clientName: async (clientId) => (await services.clients.find(clientId))?.name ?? null,
     providers: () => services.social.providers().map((p) => ({ id: p.id, name: p.displayName })),
     webFlow: services.webFlow,
   });
+  await app.register(pushedRequestRoutes, { pushed: services.pushedRequests, authenticateClient });
   app.decorate('services', services);
   await app.register(emailRoutes, {
     accounts,
     flows: services.flows,
     sessions,
-    appName: config.appName,
+    theme,
     emailConfirmedRedirectUrl: config.email.emailConfirmedRedirectUrl,
     passwordResetUrl: config.email.passwordResetUrl,
   });

@@ -108,6 +108,10 @@ export const errorCatalogue = {
     status: 400,
     message: 'This sign-in has expired, was already completed, or was started in another browser. Go back to the application and start again.',
   },
+  invalid_request_uri: {
+    status: 400,
+    message: 'The request_uri is unknown, expired, already used, or was pushed by another client. Go back to the application and start again.',
+  },
   csrf_token_invalid: { status: 403, message: 'This form was not sent from this browser’s own page; start again.' },
   logout_request_invalid: { status: 400, message: 'The sign-out request is not valid (id_token_hint, client_id or post_logout_redirect_uri).' },
   consent_not_found: { status: 404, message: 'You have not allowed this application.' },

@@ -2,6 +2,7 @@ import { ConfigError } from './config/index.js';
 import { AppError } from './errors.js';
 import { DataDirLockedError } from './infra/db/data-dir-lock.js';
 import { TemplateError } from './features/mail/templates.js';
+import { PageTemplateError } from './http/page-templates.js';
 import { KeyError } from './infra/keys.js';
 
 /** A start-up refusal whose message says what to do instead. */
@@ -21,6 +22,7 @@ export function reportFatal(err: unknown, action: string): void {
     err instanceof KeyError ||
     err instanceof DataDirLockedError ||
     err instanceof TemplateError ||
+    err instanceof PageTemplateError ||
     err instanceof SetupError ||
     err instanceof AppError
   )

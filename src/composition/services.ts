@@ -21,6 +21,7 @@ import { createBrowserSessions } from '../features/oidc/browser-session.js';
 import { createCodeExchange } from '../features/oidc/code-exchange.js';
 import { createEndSession } from '../features/oidc/end-session.js';
 import { createOidcFlow } from '../features/oidc/service.js';
+import { createPushedRequests } from '../features/oidc/pushed-requests.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
 import { createProviderRegistry } from '../features/social/registry.js';
@@ -248,6 +249,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
   });
+  // Pushed authorization requests (RFC 9126): /auth/par, and their request_uri at /auth/authorize.
+  const pushedRequests = createPushedRequests({ db, clock, findClient });
   const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });
   const endSession = createEndSession({ db, keys, issuer: config.jwt.issuer, findClient, browserSessions, audit });
   const admin = createAdminService({
@@ -301,6 +304,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     clients,
     browserSessions,
     oidc,
+    pushedRequests,
     oidcCodes,
     endSession,
     sender,

@@ -23,6 +23,8 @@ export const RATE_LIMITS = {
   email_code_ip: ['RATE_LIMIT_EMAIL_CODE_IP', '20/1h'],
   email_code_account: ['RATE_LIMIT_EMAIL_CODE_ACCOUNT', '5/1h'],
   passkey_ip: ['RATE_LIMIT_PASSKEY_IP', '60/5m'],
+  revoke_ip: ['RATE_LIMIT_REVOKE_IP', '300/5m'],
+  userinfo_ip: ['RATE_LIMIT_USERINFO_IP', '600/5m'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RateLimitName = keyof typeof RATE_LIMITS;
@@ -77,6 +79,13 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   // So does each authorization request of the OpenID Provider (a pending request row).
   'GET /auth/authorize': () => ['social_authorize_ip'],
   'GET /auth/ui/social/:provider': () => ['social_authorize_ip'],
+  // And each pushed authorization request (RFC 9126: a row for 60 s).
+  'POST /auth/par': () => ['social_authorize_ip'],
+  // The OpenID Provider's token-side endpoints: each verifies a client or a token and reads the
+  // database; generous, since a relying party's server calls them for all of its users from one address.
+  'POST /auth/revoke': () => ['revoke_ip'],
+  'GET /auth/userinfo': () => ['userinfo_ip'],
+  'POST /auth/userinfo': () => ['userinfo_ip'],
 };
 
 /**

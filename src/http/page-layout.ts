@@ -2,19 +2,26 @@
  * The one layout of every HTML page Tessera serves (the emailed links' pages and the OpenID
  * Provider's hosted pages): no inline script or style, so the hosted pages' strict CSP holds;
  * the look comes from /auth/ui/style.css (the built-in stylesheet, UI_PRIMARY_COLOR, and a
- * `ui.css` from UI_TEMPLATES_DIR added after it).
+ * `ui.css` from UI_TEMPLATES_DIR added after it), the head's extras, the header (logo) and the
+ * footer from the page templates (http/page-templates.ts, overridable from UI_TEMPLATES_DIR).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { escapeHtml } from '../infra/html.js';
+import { builtInPageTemplates, type PageTemplates } from './page-templates.js';
 
 export const STYLESHEET_PATH = '/auth/ui/style.css';
 
 export interface PageTheme {
   appName: string;
   logoUrl?: string | null;
+  /** The page templates loaded at start (UI_TEMPLATES_DIR); the built-in ones when absent. */
+  templates?: PageTemplates;
 }
+
+/** The page templates of this theme. */
+export const templatesOf = (theme: PageTheme): PageTemplates => theme.templates ?? builtInPageTemplates();
 
 const BASE_STYLE = `
 :root{--primary:#0969da}
@@ -59,7 +66,9 @@ export function registerPageStylesheet(app: FastifyInstance, css: string): void 
 }
 
 export function renderPage(theme: PageTheme, title: string, body: string): string {
-  const logo = theme.logoUrl ? `<img class="logo" src="${escapeHtml(theme.logoUrl)}" alt="${escapeHtml(theme.appName)}">\n` : '';
+  const t = templatesOf(theme);
+  const lines = (html: string) => (html ? `${html}\n` : '');
+  const app = theme.appName;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -68,14 +77,14 @@ export function renderPage(theme: PageTheme, title: string, body: string): strin
 <meta name="robots" content="noindex">
 <link rel="icon" href="/favicon.ico">
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
-<title>${escapeHtml(title)} · ${escapeHtml(theme.appName)}</title>
-</head>
+<title>${escapeHtml(title)} · ${escapeHtml(app)}</title>
+${lines(t.render('head', { app_name: app, title }))}</head>
 <body>
 <main>
-${logo}<h1>${escapeHtml(title)}</h1>
+${lines(t.render('header', { app_name: app, logo_url: theme.logoUrl, title }))}<h1>${escapeHtml(title)}</h1>
 ${body}
 </main>
-</body>
+${lines(t.render('footer', { app_name: app }))}</body>
 </html>
 `;
 }

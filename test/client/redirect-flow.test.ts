@@ -77,3 +77,53 @@ describe('@tessera/client redirect flow against a live server', () => {
     await expect(auth.getUser()).rejects.toThrow(/session has ended/);
   });
 });
+
+describe('a third-party public client without offline_access (no refresh token)', () => {
+  it('keeps the session across a reload, uses it until the access token expires, then is signed out; signOut revokes it', async () => {
+    const { client } = await t.app.services.clients.create(null, {
+      name: 'Partner app',
+      type: 'public',
+      redirectUris: [REDIRECT],
+      scopes: ['openid', 'email', 'offline_access'],
+      grantTypes: ['authorization_code', 'refresh_token'],
+    });
+    const storage = memoryStorage();
+    const make = () => createClient({ baseUrl, storage, now: () => t.clock.now().getTime() });
+    /** Signs in through the hosted page and the consent page of this third-party client. */
+    const signIn = async (auth: ReturnType<typeof make>) => {
+      const request = await auth.createAuthorizationRequest({ clientId: client.clientId, redirectUri: REDIRECT, scope: 'openid email' });
+      const b = new InjectBrowser(t.app);
+      const at = new URL(request.url);
+      const opened = await b.open(at.pathname + at.search);
+      const signedIn = await b.submit(opened.res, { email: user.email, password: PASSWORD });
+      // The consent page the first time; remembered afterwards.
+      const back = signedIn.external ?? (await b.submit(signedIn.res, { decision: 'allow' })).external;
+      if (!back) throw new Error('the browser did not come back to the app');
+      return auth.handleCallback(back);
+    };
+    const userinfo = (auth: ReturnType<typeof make>) => auth.fetch(`${baseUrl}/auth/userinfo`);
+
+    const first = make();
+    const signedIn = await signIn(first);
+    expect(await t.app.services.oidc.listConsents(user.userId)).toEqual([expect.objectContaining({ clientId: client.clientId })]);
+    expect(signedIn.session.refreshToken).toBeUndefined();
+    // A reload: a new client on the same storage still has the session, and it works.
+    const reloaded = make();
+    expect(await reloaded.getSession()).toMatchObject({ clientId: client.clientId, userId: user.userId });
+    const claims = (await (await userinfo(reloaded)).json()) as { sub: string; email: string };
+    expect(claims).toMatchObject({ sub: user.userId, email: user.email });
+    // Past the access token's lifetime: no refresh is attempted, the session is over.
+    t.clock.advance((t.config.jwt.accessTokenMinutes * 60 + 1) * 1000);
+    await expect(userinfo(reloaded)).rejects.toMatchObject({ code: 'not_signed_in' });
+    expect(await make().getSession()).toBeNull();
+
+    // signOut without a refresh token revokes the access token: the server refuses it afterwards.
+    const again = make();
+    const second = await signIn(again);
+    expect((await userinfo(again)).status).toBe(200);
+    await again.signOut();
+    expect(await again.getSession()).toBeNull();
+    const after = await fetch(`${baseUrl}/auth/userinfo`, { headers: { authorization: `Bearer ${second.session.accessToken}` } });
+    expect(after.status).toBe(401);
+  });
+});

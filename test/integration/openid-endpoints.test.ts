@@ -91,6 +91,8 @@ describe('discovery', () => {
       revocation_endpoint: `${base}/auth/revoke`,
       introspection_endpoint: `${base}/auth/introspect`,
       end_session_endpoint: `${base}/auth/end-session`,
+      pushed_authorization_request_endpoint: `${base}/auth/par`,
+      require_pushed_authorization_requests: false,
       jwks_uri: `${base}/.well-known/jwks.json`,
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'refresh_token', 'password'],
@@ -106,7 +108,14 @@ describe('discovery', () => {
     expect(oidc).not.toHaveProperty('userinfo_signing_alg_values_supported');
     expect(JSON.stringify(oidc)).not.toMatch(/"token"|implicit|id_token token/);
     // Every endpoint it names answers (the op-flow part adds /auth/authorize and /auth/end-session in the same release).
-    for (const key of ['token_endpoint', 'userinfo_endpoint', 'revocation_endpoint', 'introspection_endpoint', 'jwks_uri']) {
+    for (const key of [
+      'token_endpoint',
+      'userinfo_endpoint',
+      'revocation_endpoint',
+      'introspection_endpoint',
+      'pushed_authorization_request_endpoint',
+      'jwks_uri',
+    ]) {
       const url = new URL(oidc[key] as string);
       const res = await t.app.inject({ method: key === 'jwks_uri' || key === 'userinfo_endpoint' ? 'GET' : 'POST', url: url.pathname });
       expect(res.statusCode, `${key}: ${res.body}`).not.toBe(404);

@@ -637,6 +637,10 @@ describe('the hosted sign-in keeps the sign-in rules', () => {
       expect((await b.submit(start.res, { email: u.email, password: 'still wrong' })).res.statusCode).toBe(400);
       const limitedRes = await b.submit(start.res, { email: u.email, password: PASSWORD });
       expect(limitedRes.res.statusCode).toBe(429);
+      // A page for the browser, not JSON: with the way back to this sign-in.
+      expect(limitedRes.res.headers['content-type']).toMatch(/^text\/html/);
+      expect(limitedRes.res.body).toContain('<h1>Too many attempts</h1>');
+      expect(limitedRes.res.body).toContain('/auth/ui/sign-in?request=');
       const failed = await limited.db.handle.db
         .select({ n: count() })
         .from(auditEvents)

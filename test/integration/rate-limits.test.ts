@@ -31,6 +31,8 @@ beforeAll(async () => {
       RATE_LIMIT_RESEND_CONFIRMATION_ACCOUNT: '2/1h',
       RATE_LIMIT_MFA_VERIFY_IP: '3/5m',
       RATE_LIMIT_SOCIAL_AUTHORIZE_IP: '3/5m',
+      RATE_LIMIT_REVOKE_IP: '3/5m',
+      RATE_LIMIT_USERINFO_IP: '3/5m',
       BRUTE_FORCE_IP_FAILURES: '10/15m',
     },
   });
@@ -557,3 +559,76 @@ async function resetTokenFor(email: string): Promise<string> {
   }
   throw new Error(`no reset mail for ${email}`);
 }
+
+describe('the OpenID Provider', () => {
+  it('POST /auth/revoke: 3 per IP (RATE_LIMIT_REVOKE_IP), answered in the OAuth2 shape; another IP is unaffected', async () => {
+    const ip = freshIp();
+    const revoke = (from: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/auth/revoke',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'token=not-a-token',
+        remoteAddress: from,
+      });
+    const answers: number[] = [];
+    for (let i = 0; i < 3; i++) answers.push((await revoke(ip)).statusCode);
+    expect(answers).toEqual([200, 200, 200]);
+    const limited = await revoke(ip);
+    expect(limited.statusCode).toBe(429);
+    expect(json(limited)).toMatchObject({ error: 'rate_limited', error_description: expect.any(String) });
+    expect(String(limited.headers['retry-after'])).toMatch(/^[1-9]\d*$/);
+    expect((await revoke(freshIp())).statusCode).toBe(200);
+  });
+
+  it('GET and POST /auth/userinfo share one limit: 3 per IP (RATE_LIMIT_USERINFO_IP)', async () => {
+    const ip = freshIp();
+    const access = json(await login(await account(), PASSWORD, freshIp())).access_token as string;
+    const get = () => t.app.inject({ method: 'GET', url: '/auth/userinfo', headers: bearer(access), remoteAddress: ip });
+    const post = () => t.app.inject({ method: 'POST', url: '/auth/userinfo', headers: bearer(access), remoteAddress: ip });
+    expect([(await get()).statusCode, (await post()).statusCode, (await get()).statusCode]).toEqual([200, 200, 200]);
+    const limited = await post();
+    expect429(limited, 'rate_limited');
+    expect((await t.app.inject({ method: 'GET', url: '/auth/userinfo', headers: bearer(access), remoteAddress: freshIp() })).statusCode).toBe(200);
+  });
+
+  it('a limit on a hosted page answers with a page: 429, Retry-After, the same layout and CSP, the way back to the sign-in', async () => {
+    const ip = freshIp();
+    const mfa = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/auth/ui/mfa',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+        payload: new URLSearchParams({ request: 'a-handle"><b>', csrf: 'x', code: '123456' }).toString(),
+        remoteAddress: ip,
+      });
+    for (let i = 0; i < 3; i++) expect((await mfa()).statusCode).not.toBe(429);
+    const limited = await mfa();
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers['content-type']).toMatch(/^text\/html/);
+    expect(String(limited.headers['retry-after'])).toMatch(/^[1-9]\d*$/);
+    expect(limited.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(limited.headers['cache-control']).toContain('no-store');
+    expect(limited.body).toContain('<h1>Too many attempts</h1>');
+    expect(limited.body).toContain('<link rel="stylesheet" href="/auth/ui/style.css">');
+    expect(limited.body).toContain('<code>rate_limited</code>');
+    expect(limited.body).toContain('href="/auth/ui/sign-in?request=a-handle%22%3E%3Cb%3E"');
+    expect(limited.body).not.toContain('<b>');
+    // The authorization endpoint (a browser navigation) too.
+    const authorizeIp = freshIp();
+    const authorize = () => t.app.inject({ method: 'GET', url: '/auth/authorize?client_id=nobody', remoteAddress: authorizeIp });
+    for (let i = 0; i < 3; i++) expect((await authorize()).statusCode).toBe(400);
+    const page = await authorize();
+    expect(page.statusCode).toBe(429);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('<h1>Too many attempts</h1>');
+    // The JSON API keeps its JSON 429.
+    const apiIp = freshIp();
+    for (let i = 0; i < 3; i++)
+      await t.app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfa_token: 'x', code: '123456' }, remoteAddress: apiIp });
+    expect429(
+      await t.app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfa_token: 'x', code: '123456' }, remoteAddress: apiIp }),
+      'rate_limited',
+    );
+  });
+});

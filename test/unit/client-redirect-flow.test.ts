@@ -216,3 +216,104 @@ describe('the client: code exchange and refresh as the public client', () => {
     expect(await client.getSession()).toBeNull();
   });
 });
+
+describe('a session without refresh token (a third-party client without offline_access)', () => {
+  /** A fake Tessera: the code exchange answers without refresh_token; every call is recorded; `answer` overrides by path. */
+  function setup(answer: (path: string) => Response | null = () => null) {
+    const calls: Array<{ path: string; body: string; auth: string | null }> = [];
+    let now = NOW;
+    let request: AuthorizationRequest | null = null;
+    const fetch: FetchLike = async (input, init) => {
+      const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+      const headers = new Headers(init?.headers);
+      calls.push({ path: url.pathname, body: typeof init?.body === 'string' ? init.body : '', auth: headers.get('authorization') });
+      const own = answer(url.pathname);
+      if (own) return own;
+      if (url.pathname === '/auth/token') {
+        const iat = Math.floor(now / 1000);
+        return Response.json({
+          access_token: jwt({ sub: 'u1', iat, exp: iat + 900, client_id: 'c3' }),
+          token_type: 'Bearer',
+          expires_in: 900,
+          id_token: jwt({ iss: BASE, aud: 'c3', sub: 'u1', nonce: request?.nonce, iat, exp: iat + 300 }),
+        });
+      }
+      if (url.pathname === '/auth/revoke') return new Response(null, { status: 200 });
+      return Response.json({ ok: true });
+    };
+    const storage = memoryStorage();
+    const make = () => createClient({ baseUrl: BASE, fetch, storage, now: () => now });
+    const client = make();
+    return {
+      calls,
+      storage,
+      client,
+      make,
+      advance: (ms: number) => (now += ms),
+      async signIn() {
+        request = await client.createAuthorizationRequest({ clientId: 'c3', redirectUri: 'https://app.example.com/cb', scope: 'openid email' });
+        return client.handleCallback(`https://app.example.com/cb?code=c&state=${request.state}&iss=${encodeURIComponent(BASE)}`);
+      },
+    };
+  }
+
+  it('is kept and survives a reload (a new client on the same storage)', async () => {
+    const f = setup();
+    const done = await f.signIn();
+    expect(done.session.refreshToken).toBeUndefined();
+    expect(done.session.clientId).toBe('c3');
+    const reloaded = f.make();
+    expect(await reloaded.getSession()).toMatchObject({ accessToken: done.session.accessToken, clientId: 'c3', userId: 'u1' });
+    expect(await reloaded.getAccessToken()).toBe(done.session.accessToken);
+  });
+
+  it('uses its access token to the end without trying a refresh, then is signed out (not_signed_in, signedOut)', async () => {
+    const f = setup();
+    const done = await f.signIn();
+    const events: string[] = [];
+    f.client.onAuthStateChange((e) => events.push(e));
+    // Inside the refresh margin but not expired: the same token, no call.
+    f.advance(900_000 - 10_000);
+    expect(await f.client.getAccessToken()).toBe(done.session.accessToken);
+    expect((await f.client.fetch('https://api.example.com/orders')).status).toBe(200);
+    expect(f.calls.at(-1)).toMatchObject({ path: '/orders', auth: `Bearer ${done.session.accessToken}` });
+    f.advance(10_000);
+    await expect(f.client.getAccessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
+    expect(events).toEqual(['signedOut']);
+    expect(await f.client.getSession()).toBeNull();
+    expect(await f.storage.get('tessera.session')).toBeNull();
+    expect(f.calls.filter((c) => c.path === '/auth/token' || c.path === '/auth/refresh')).toHaveLength(1);
+  });
+
+  it("a 401 of another service is returned as is (no refresh, no retry); Tessera's own 401 ends the session", async () => {
+    const f = setup((path) => (path === '/orders' || path === '/users/me' ? Response.json({ error: 'invalid_token', message: 'no' }, { status: 401 }) : null));
+    await f.signIn();
+    const res = await f.client.fetch('https://api.example.com/orders');
+    expect(res.status).toBe(401);
+    expect(f.calls.filter((c) => c.path === '/orders')).toHaveLength(1);
+    expect(await f.client.getSession()).not.toBeNull();
+    await expect(f.client.getUser()).rejects.toMatchObject({ status: 401 });
+    expect(await f.client.getSession()).toBeNull();
+    expect(f.calls.filter((c) => c.path === '/auth/token')).toHaveLength(1);
+  });
+
+  it('signOut revokes the access token (RFC 7009) for its client, and forgets the session', async () => {
+    const f = setup();
+    const done = await f.signIn();
+    await f.client.signOut();
+    const revoke = f.calls.find((c) => c.path === '/auth/revoke');
+    expect(Object.fromEntries(new URLSearchParams(revoke?.body))).toStrictEqual({
+      token: done.session.accessToken,
+      token_type_hint: 'access_token',
+      client_id: 'c3',
+    });
+    expect(f.calls.some((c) => c.path === '/auth/logout')).toBe(false);
+    expect(await f.client.getSession()).toBeNull();
+  });
+
+  it('a stored session whose refresh token is not a string is dropped', async () => {
+    const storage = memoryStorage();
+    await storage.set('tessera.session', JSON.stringify({ accessToken: jwt({ sub: 'u1' }), refreshToken: 42, expiresAt: null, userId: 'u1', amr: [] }));
+    expect(await createClient({ baseUrl: BASE, storage }).getSession()).toBeNull();
+  });
+});

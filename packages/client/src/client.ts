@@ -30,7 +30,7 @@ interface TokenResponse {
   token_type: string;
   expires_in?: number;
   /** Absent from a code exchange without `offline_access` for a third-party client: the session then ends with its access token. */
-  refresh_token: string;
+  refresh_token?: string;
   id_token?: string;
 }
 
@@ -94,10 +94,11 @@ function parseStored(raw: string | null): Session | null {
   if (!raw) return null;
   try {
     const s = JSON.parse(raw) as Partial<Session>;
-    if (typeof s.accessToken !== 'string' || typeof s.refreshToken !== 'string') return null;
+    // A session without a refresh token (a third-party client without offline_access) is a session all the same.
+    if (typeof s.accessToken !== 'string' || (s.refreshToken !== undefined && typeof s.refreshToken !== 'string')) return null;
     return {
       accessToken: s.accessToken,
-      refreshToken: s.refreshToken,
+      ...(s.refreshToken !== undefined ? { refreshToken: s.refreshToken } : {}),
       expiresAt: typeof s.expiresAt === 'number' ? s.expiresAt : null,
       userId: typeof s.userId === 'string' ? s.userId : null,
       amr: Array.isArray(s.amr) ? s.amr : [],
@@ -411,7 +412,12 @@ export class TesseraClient {
     const s = this.session;
     if (!s) return;
     try {
-      await this.call('POST', '/auth/logout', { json: { refresh_token: s.refreshToken } });
+      if (s.refreshToken) await this.call('POST', '/auth/logout', { json: { refresh_token: s.refreshToken } });
+      // No refresh token: revoking the access token (RFC 7009) ends its session just the same.
+      else if (!this.expired(s))
+        await this.call('POST', '/auth/revoke', {
+          form: { token: s.accessToken, token_type_hint: 'access_token', ...(s.clientId ? { client_id: s.clientId } : {}) },
+        });
     } finally {
       await this.end();
     }
@@ -500,12 +506,14 @@ export class TesseraClient {
     const retryInput = isRequest(input) ? input.clone() : input;
     const res = await this.send(input, this.withBearer(input, init, session.accessToken));
     if (res.status !== 401) return res;
+    const next = await this.refreshAfter(session.accessToken);
+    // No refresh token to try: the service's own 401 is the answer.
+    if (!next) return res;
     try {
       await res.body?.cancel();
     } catch {
       // nothing to free
     }
-    const next = await this.refreshAfter(session.accessToken);
     return this.send(retryInput, this.withBearer(retryInput, init, next.accessToken));
   };
 
@@ -526,17 +534,27 @@ export class TesseraClient {
     return s.expiresAt !== null && s.expiresAt - this.now() <= this.marginMs;
   }
 
+  private expired(s: Session): boolean {
+    return s.expiresAt !== null && s.expiresAt <= this.now();
+  }
+
   private async validSession(): Promise<Session> {
     await this.load();
     const s = this.session;
     if (!s) throw notSignedIn();
+    // Without a refresh token the access token is used to its end (nothing could replace it sooner).
+    if (!s.refreshToken && !this.refreshing) return this.expired(s) ? this.refreshSession() : s;
     return this.expiresSoon(s) || this.refreshing ? this.refreshSession() : s;
   }
 
-  /** After a 401 with `failedAccess`: join the refresh in flight, use a token that replaced it meanwhile, or refresh. */
-  private async refreshAfter(failedAccess: string): Promise<Session> {
+  /**
+   * After a 401 with `failedAccess`: join the refresh in flight, use a token that replaced it meanwhile, or
+   * refresh; null when there is nothing to retry with (a session without refresh token whose token still runs).
+   */
+  private async refreshAfter(failedAccess: string): Promise<Session | null> {
     if (this.refreshing) return this.refreshing;
     if (this.session && this.session.accessToken !== failedAccess) return this.session;
+    if (this.session && !this.session.refreshToken && !this.expired(this.session)) return null;
     return this.refreshSession();
   }
 
@@ -551,26 +569,34 @@ export class TesseraClient {
       throw notSignedIn();
     }
     let current = held;
-    if (stored.refreshToken !== held.refreshToken) {
+    if (stored.refreshToken !== held.refreshToken || stored.accessToken !== held.accessToken) {
       current = this.session = stored;
       if (!this.expiresSoon(stored)) {
         this.emit('tokenRefreshed');
         return stored;
       }
     }
+    if (!current.refreshToken) {
+      // Nothing to refresh with (a third-party client without offline_access): the session lasts as
+      // long as its access token. Still valid: keep it; over: signed out, as a refused refresh would be.
+      if (!this.expired(current)) return current;
+      await this.end();
+      throw notSignedIn();
+    }
+    const refreshToken = current.refreshToken;
     let tokens: TokenResponse;
     try {
       // A refresh token works only for its client: a redirect-flow session refreshes as that (public) client.
       tokens = current.clientId
         ? await this.call<TokenResponse>('POST', '/auth/token', {
-            form: { grant_type: 'refresh_token', refresh_token: current.refreshToken, client_id: current.clientId },
+            form: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: current.clientId },
           })
-        : await this.call<TokenResponse>('POST', '/auth/refresh', { json: { refresh_token: current.refreshToken } });
+        : await this.call<TokenResponse>('POST', '/auth/refresh', { json: { refresh_token: refreshToken } });
     } catch (err) {
       if (err instanceof TesseraError && err.code === 'invalid_grant') {
         // Lost a race with another client that stored newer tokens meanwhile? Use those.
         const again = await this.readStorage();
-        if (again && again.refreshToken !== current.refreshToken && !this.expiresSoon(again)) {
+        if (again && again.refreshToken !== refreshToken && !this.expiresSoon(again)) {
           this.session = again;
           this.emit('tokenRefreshed');
           return again;
@@ -631,7 +657,7 @@ export class TesseraClient {
     const amr = Array.isArray(claims?.amr) ? (claims.amr as unknown[]).filter((a): a is string => typeof a === 'string') : [];
     return {
       accessToken: t.access_token,
-      refreshToken: t.refresh_token,
+      ...(t.refresh_token ? { refreshToken: t.refresh_token } : {}),
       expiresAt: lifetimeMs !== null ? receivedAt + lifetimeMs : exp !== null ? exp * 1000 : null,
       userId: typeof claims?.sub === 'string' ? claims.sub : null,
       amr,
@@ -713,7 +739,10 @@ export class TesseraClient {
   private async authed<T = unknown>(method: string, path: string, json?: Json): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (json) headers['content-type'] = 'application/json';
-    return this.parse<T>(await this.fetch(this.baseUrl + path, { method, headers, ...(json ? { body: JSON.stringify(json) } : {}) }));
+    const res = await this.fetch(this.baseUrl + path, { method, headers, ...(json ? { body: JSON.stringify(json) } : {}) });
+    // Tessera itself refused a token that no refresh can replace: that session is over.
+    if (res.status === 401 && this.session && !this.session.refreshToken) await this.end();
+    return this.parse<T>(res);
   }
 }
 

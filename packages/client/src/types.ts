@@ -26,7 +26,13 @@ export interface ClientOptions {
 /** The tokens of the signed-in session, as stored. */
 export interface Session {
   accessToken: string;
-  refreshToken: string;
+  /**
+   * Absent when Tessera gave none: a third-party client's session without the `offline_access`
+   * scope. Such a session cannot be refreshed: it lasts as long as its access token, then the SDK
+   * clears it (`signedOut`) and calls reject with `not_signed_in`: sign in again (the redirect flow,
+   * with `prompt: 'none'` for a silent sign-in while the browser's Tessera session lasts).
+   */
+  refreshToken?: string;
   /**
    * When the access token expires, in ms on the client's clock (`now()`): the token's own lifetime
    * (`exp - iat`, or the server's `expires_in`) counted from when the client received it, so a wrong

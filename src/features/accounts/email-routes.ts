@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { authenticate, caller } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
+import type { PageTheme } from '../../http/page-layout.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
 import type { EmailFlows } from './email-flows.js';
@@ -15,7 +16,8 @@ export interface EmailRoutesOptions {
   accounts: AccountService;
   flows: EmailFlows;
   sessions: SessionService;
-  appName: string;
+  /** The pages' theme (APP_NAME, logo, page templates). */
+  theme: PageTheme;
   /** Where the confirmation page's form post sends the browser instead of showing a result page. */
   emailConfirmedRedirectUrl: string | null;
   /** Where GET /auth/password/reset sends the browser (with the token) instead of showing the form. */
@@ -57,7 +59,7 @@ function withParams(url: string, params: Record<string, string>): string {
 }
 
 export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async (app, opts) => {
-  const { accounts, flows, appName } = opts;
+  const { accounts, flows, theme } = opts;
   const auth = authenticate(opts.sessions);
 
   // "Request a new one", as a link: relative like the forms (a proxy may mount Tessera under a path);
@@ -68,7 +70,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
   /** A token error as a page (400) with a link to request a new one or, for the other errors, the normal JSON error. */
   function linkError(reply: FastifyReply, err: unknown, next: NextStep) {
     if (!(err instanceof AppError) || !(err.code in linkTitles)) throw err;
-    return html(reply, err.status, errorPage(appName, linkTitles[err.code] ?? 'Error', err.message, err.code, spentLink.has(err.code) ? next : undefined));
+    return html(reply, err.status, errorPage(theme, linkTitles[err.code] ?? 'Error', err.message, err.code, spentLink.has(err.code) ? next : undefined));
   }
 
   // The emailed link opens a page whose button POSTs the token: link scanners and previews
@@ -95,7 +97,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       reply.header('cache-control', 'no-store');
       try {
         const { email, change } = await flows.checkConfirmToken(token);
-        return html(reply, 200, confirmFormPage(appName, { token, email, change }));
+        return html(reply, 200, confirmFormPage(theme, { token, email, change }));
       } catch (err) {
         const redirect = opts.emailConfirmedRedirectUrl;
         if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
@@ -125,7 +127,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       try {
         const user = await flows.confirmEmail(request.body.token);
         if (redirect) return reply.redirect(withParams(redirect, { email_confirmed: 'true' }), 303);
-        return html(reply, 200, messagePage(appName, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
+        return html(reply, 200, messagePage(theme, 'Email address confirmed', `${user.email} is confirmed. You can close this page and sign in.`));
       } catch (err) {
         if (redirect && err instanceof AppError && err.code in linkTitles) return reply.redirect(withParams(redirect, { error: err.code }), 303);
         return linkError(reply, err, newConfirmation);
@@ -144,7 +146,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
         response: { 200: HtmlPage },
       },
     },
-    async (_request, reply) => html(reply, 200, requestLinkPage(appName, 'confirm')),
+    async (_request, reply) => html(reply, 200, requestLinkPage(theme, 'confirm')),
   );
 
   app.get(
@@ -157,7 +159,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
         response: { 200: HtmlPage },
       },
     },
-    async (_request, reply) => html(reply, 200, requestLinkPage(appName, 'reset')),
+    async (_request, reply) => html(reply, 200, requestLinkPage(theme, 'reset')),
   );
 
   app.post(
@@ -177,7 +179,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     async (request, reply) => {
       await flows.resendConfirmation(request.body.email);
       const message = 'If this address belongs to an account that is not confirmed yet, a new confirmation email is on its way.';
-      if (fromForm(request)) return html(reply, 202, messagePage(appName, 'Check your inbox', message));
+      if (fromForm(request)) return html(reply, 202, messagePage(theme, 'Check your inbox', message));
       return reply.status(202).send({ message });
     },
   );
@@ -199,7 +201,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
     async (request, reply) => {
       await flows.requestPasswordReset(request.body.email);
       const message = 'If this address belongs to an account, a password reset email is on its way.';
-      if (fromForm(request)) return html(reply, 202, messagePage(appName, 'Check your inbox', message));
+      if (fromForm(request)) return html(reply, 202, messagePage(theme, 'Check your inbox', message));
       return reply.status(202).send({ message });
     },
   );
@@ -222,7 +224,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
       if (opts.passwordResetUrl) return reply.redirect(withParams(opts.passwordResetUrl, { token }), 302);
       try {
         const { email } = await flows.checkResetToken(token);
-        return html(reply, 200, resetFormPage(appName, { token, email }));
+        return html(reply, 200, resetFormPage(theme, { token, email }));
       } catch (err) {
         return linkError(reply, err, newReset);
       }
@@ -252,7 +254,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
         return html(
           reply,
           200,
-          messagePage(appName, 'Password changed', 'Your new password is set and every device was signed out. You can now sign in with it.'),
+          messagePage(theme, 'Password changed', 'Your new password is set and every device was signed out. You can now sign in with it.'),
         );
       } catch (err) {
         if (err instanceof AppError && err.status === 422) {
@@ -261,7 +263,7 @@ export const emailRoutes: FastifyPluginAsyncTypebox<EmailRoutesOptions> = async 
             if (e instanceof AppError) return { email: '' };
             throw e;
           });
-          return html(reply, 422, resetFormPage(appName, { token, email, error: err.message }));
+          return html(reply, 422, resetFormPage(theme, { token, email, error: err.message }));
         }
         return linkError(reply, err, newReset);
       }

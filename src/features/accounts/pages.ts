@@ -1,12 +1,12 @@
 /** The few HTML pages Tessera serves itself: results of emailed links, and the password reset form. */
 
 import { escapeHtml } from '../../infra/html.js';
-import { renderPage } from '../../http/page-layout.js';
+import { renderPage, type PageTheme } from '../../http/page-layout.js';
 
-const page = (appName: string, title: string, body: string) => renderPage({ appName }, title, body);
+const page = (theme: PageTheme, title: string, body: string) => renderPage(theme, title, body);
 
-export function messagePage(appName: string, title: string, message: string): string {
-  return page(appName, title, `<p>${escapeHtml(message)}</p>`);
+export function messagePage(theme: PageTheme, title: string, message: string): string {
+  return page(theme, title, `<p>${escapeHtml(message)}</p>`);
 }
 
 /** Where an error page sends the reader to fix it (a new link): a plain link, so following it changes nothing. */
@@ -16,13 +16,9 @@ export interface NextStep {
 }
 
 /** An error page that names the stable code, so support and apps can tell errors apart, and links to the fix. */
-export function errorPage(appName: string, title: string, message: string, code: string, next?: NextStep): string {
+export function errorPage(theme: PageTheme, title: string, message: string, code: string, next?: NextStep): string {
   const fix = next ? `\n<p><a href="${escapeHtml(next.href)}">${escapeHtml(next.label)}</a></p>` : '';
-  return page(
-    appName,
-    title,
-    `<p class="error" role="alert">${escapeHtml(message)}</p>${fix}\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`,
-  );
+  return page(theme, title, `<p class="error" role="alert">${escapeHtml(message)}</p>${fix}\n<p class="code">Error code: <code>${escapeHtml(code)}</code></p>`);
 }
 
 const requests = {
@@ -44,10 +40,10 @@ const requests = {
  * The page an error page links to: one address field whose form POSTs to
  * /auth/confirm-email/resend or /auth/password/forgot (relative, like the other forms).
  */
-export function requestLinkPage(appName: string, kind: keyof typeof requests): string {
+export function requestLinkPage(theme: PageTheme, kind: keyof typeof requests): string {
   const r = requests[kind];
   return page(
-    appName,
+    theme,
     r.title,
     `<p>${escapeHtml(r.intro)}</p>
 <form method="post" action="${r.action}">
@@ -63,12 +59,12 @@ export function requestLinkPage(appName: string, kind: keyof typeof requests): s
  * The page an emailed confirmation link opens: one button that POSTs the token.
  * Opening the link (GET, or the HEAD of a link scanner or preview) changes nothing.
  */
-export function confirmFormPage(appName: string, opts: { token: string; email: string; change: boolean }): string {
+export function confirmFormPage(theme: PageTheme, opts: { token: string; email: string; change: boolean }): string {
   const what = opts.change
-    ? `Confirm that <strong>${escapeHtml(opts.email)}</strong> should become the email address of your ${escapeHtml(appName)} account.`
-    : `Confirm that <strong>${escapeHtml(opts.email)}</strong> is your email address for ${escapeHtml(appName)}.`;
+    ? `Confirm that <strong>${escapeHtml(opts.email)}</strong> should become the email address of your ${escapeHtml(theme.appName)} account.`
+    : `Confirm that <strong>${escapeHtml(opts.email)}</strong> is your email address for ${escapeHtml(theme.appName)}.`;
   return page(
-    appName,
+    theme,
     opts.change ? 'Confirm your new email address' : 'Confirm your email address',
     `<p>${what}</p>
 <form method="post" action="confirm-email">
@@ -78,11 +74,11 @@ export function confirmFormPage(appName: string, opts: { token: string; email: s
   );
 }
 
-export function resetFormPage(appName: string, opts: { token: string; email: string; error?: string }): string {
+export function resetFormPage(theme: PageTheme, opts: { token: string; email: string; error?: string }): string {
   const error = opts.error ? `<p id="password-error" class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
   const describedBy = opts.error ? 'password-hint password-error' : 'password-hint';
   return page(
-    appName,
+    theme,
     'Choose a new password',
     `<p>For <strong>${escapeHtml(opts.email)}</strong>. Every device signed in to this account will be signed out.</p>
 <form method="post" action="reset">
@@ -101,10 +97,10 @@ ${error}
  * The page an emailed sign-in link opens: one button that POSTs the token (relative action, like the
  * other forms). Opening the link (GET, or the HEAD of a link scanner or preview) signs nobody in.
  */
-export function emailSignInPage(appName: string, token: string): string {
+export function emailSignInPage(theme: PageTheme, token: string): string {
   return page(
-    appName,
-    `Sign in to ${appName}`,
+    theme,
+    `Sign in to ${theme.appName}`,
     `<p>Continue to sign in with the link we emailed you. It works once.</p>
 <form method="post" action="link">
 <input type="hidden" name="token" value="${escapeHtml(token)}">

@@ -50,6 +50,8 @@ export function authorizationServerMetadata(config: Config, keys: KeyRing) {
     revocation_endpoint: `${base}/auth/revoke`,
     introspection_endpoint: `${base}/auth/introspect`,
     end_session_endpoint: `${base}/auth/end-session`,
+    pushed_authorization_request_endpoint: `${base}/auth/par`,
+    require_pushed_authorization_requests: false,
     jwks_uri: `${base}/.well-known/jwks.json`,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],

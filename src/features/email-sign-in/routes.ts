@@ -3,19 +3,21 @@ import { Type } from 'typebox';
 import { AppError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { noStore } from '../../http/no-store.js';
+import type { PageTheme } from '../../http/page-layout.js';
 import { TokenResponseBody, errorResponses } from '../../http/schemas.js';
 import { emailSignInPage, errorPage } from '../accounts/pages.js';
 import type { EmailSignInService } from './service.js';
 
 export interface EmailSignInRoutesOptions {
   emailSignIn: EmailSignInService;
-  appName: string;
+  /** The pages' theme (APP_NAME, logo, page templates). */
+  theme: PageTheme;
 }
 
 const Token = Type.String({ maxLength: 200, description: 'The token of the emailed link' });
 const ACCEPTED = { message: 'Check your inbox: a sign-in code and link are on their way. They work once, for a few minutes.' };
 
-export const emailSignInRoutes: FastifyPluginAsyncTypebox<EmailSignInRoutesOptions> = async (app, { emailSignIn, appName }) => {
+export const emailSignInRoutes: FastifyPluginAsyncTypebox<EmailSignInRoutesOptions> = async (app, { emailSignIn, theme }) => {
   app.post(
     '/auth/email-code',
     {
@@ -53,13 +55,13 @@ export const emailSignInRoutes: FastifyPluginAsyncTypebox<EmailSignInRoutesOptio
       reply.header('cache-control', 'no-store').type('text/html; charset=utf-8');
       if (!emailSignIn.enabled()) {
         const err = new AppError('email_sign_in_disabled');
-        return reply.status(403).send(errorPage(appName, 'Sign-in by email is off', err.message, err.code));
+        return reply.status(403).send(errorPage(theme, 'Sign-in by email is off', err.message, err.code));
       }
       if (!(await emailSignIn.linkIsLive(token))) {
         const err = new AppError('email_token_invalid', 'This sign-in link is not valid: it expired, was used, or a newer one replaced it. Ask for a new one.');
-        return reply.status(400).send(errorPage(appName, 'This link is not valid', err.message, err.code));
+        return reply.status(400).send(errorPage(theme, 'This link is not valid', err.message, err.code));
       }
-      return reply.status(200).send(emailSignInPage(appName, token));
+      return reply.status(200).send(emailSignInPage(theme, token));
     },
   );
 

@@ -1,10 +1,13 @@
 /** The hosted pages of the OpenID Provider (docs/openid-provider.md "Hosted pages"): server-rendered, no script. */
 import { escapeHtml } from '../../infra/html.js';
-import { renderPage, type PageTheme } from '../../http/page-layout.js';
+import { renderPage, templatesOf, type PageTheme } from '../../http/page-layout.js';
 import { SCOPE_DESCRIPTIONS } from './scopes.js';
 import type { PageView } from './service.js';
 
 const e = escapeHtml;
+
+/** A text block of the page templates (UI_TEMPLATES_DIR), on its own line(s). */
+const block = (html: string) => (html ? `${html}\n` : '');
 
 function hidden(fields: Record<string, string>): string {
   return Object.entries(fields)
@@ -31,8 +34,7 @@ export function signInPage(theme: PageTheme, view: PageView, csrf: string, error
   return renderPage(
     theme,
     `Sign in to ${view.client.name}`,
-    `<p>Use your ${e(theme.appName)} account.</p>
-${alert(error, 'sign-in-error')}<form method="post" action="/auth/ui/sign-in">
+    `${block(templatesOf(theme).render('sign_in_intro', { app_name: theme.appName, client_name: view.client.name }))}${alert(error, 'sign-in-error')}<form method="post" action="/auth/ui/sign-in">
 ${hidden({ csrf, request: view.handle })}
 <label for="email">Email address</label>
 <input id="email" name="email" type="email" autocomplete="username" required maxlength="320" value="${e(view.loginHint ?? '')}"${view.loginHint ? '' : ' autofocus'}${invalid}>
@@ -50,8 +52,7 @@ export function signUpPage(theme: PageTheme, view: PageView, csrf: string, error
   return renderPage(
     theme,
     `Create your ${theme.appName} account`,
-    `<p>To continue to ${e(view.client.name)}.</p>
-${alert(error, 'sign-up-error')}<form method="post" action="/auth/ui/sign-up">
+    `${block(templatesOf(theme).render('sign_up_intro', { app_name: theme.appName, client_name: view.client.name }))}${alert(error, 'sign-up-error')}<form method="post" action="/auth/ui/sign-up">
 ${hidden({ csrf, request: view.handle })}
 <label for="email">Email address</label>
 <input id="email" name="email" type="email" autocomplete="email" required maxlength="320" value="${e(view.loginHint ?? '')}"${invalid}>
@@ -89,11 +90,12 @@ ${hidden({ csrf, request: view.handle })}
 
 export function consentPage(theme: PageTheme, view: PageView, csrf: string): string {
   const items = view.scopes.map((s) => `<li>${e(SCOPE_DESCRIPTIONS[s] ?? s)}</li>`).join('\n');
+  const t = templatesOf(theme);
+  const names = { app_name: theme.appName, client_name: view.client.name };
   return renderPage(
     theme,
     `Allow ${view.client.name}?`,
-    `<p><strong>${e(view.client.name)}</strong> asks to use your ${e(theme.appName)} account${view.email ? ` (<strong>${e(view.email)}</strong>)` : ''}. It will be able to:</p>
-<ul class="scopes">
+    `${block(t.render('consent_intro', { ...names, email: view.email }))}<ul class="scopes">
 ${items}
 </ul>
 <form method="post" action="/auth/ui/consent">
@@ -103,7 +105,7 @@ ${hidden({ csrf, request: view.handle })}
 <button type="submit" name="decision" value="deny" class="secondary">Cancel</button>
 </div>
 </form>
-<p class="hint">You can withdraw this at any time from your account.</p>`,
+${block(t.render('consent_note', names))}`,
   );
 }
 
@@ -138,13 +140,25 @@ ${hidden({ csrf, ...f.fields })}
 }
 
 export function signedOutPage(theme: PageTheme): string {
-  return renderPage(theme, 'You are signed out', `<p>You are signed out of ${e(theme.appName)}. You can close this window.</p>`);
+  return renderPage(theme, 'You are signed out', block(templatesOf(theme).render('signed_out', { app_name: theme.appName })));
 }
 
 export function hostedErrorPage(theme: PageTheme, code: string, message: string): string {
   return renderPage(
     theme,
     'Something is not right',
-    `<p class="error" role="alert">${e(message)}</p>\n<p class="code">Error code: <code>${e(code)}</code></p>`,
+    `<p class="error" role="alert">${e(message)}</p>\n${block(templatesOf(theme).render('error_help', { app_name: theme.appName, code }))}<p class="code">Error code: <code>${e(code)}</code></p>`,
+  );
+}
+
+/** A hosted page's 429 (a rate limit of /auth/ui/*): when to try again, and the way back to the sign-in. */
+export function tooManyRequestsPage(theme: PageTheme, code: string, retryAfterSeconds: number, handle: string | null): string {
+  const wait = retryAfterSeconds < 120 ? `${retryAfterSeconds} seconds` : `${Math.ceil(retryAfterSeconds / 60)} minutes`;
+  const back = handle ? `\n<p><a href="/auth/ui/sign-in?request=${e(encodeURIComponent(handle))}">Back to the sign-in</a></p>` : '';
+  return renderPage(
+    theme,
+    'Too many attempts',
+    `<p class="error" role="alert">Too many attempts from this network. Wait ${e(wait)}, then try again.</p>${back}
+${block(templatesOf(theme).render('error_help', { app_name: theme.appName, code }))}<p class="code">Error code: <code>${e(code)}</code></p>`,
   );
 }

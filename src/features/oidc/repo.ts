@@ -5,6 +5,7 @@ import {
   oidcBrowserSessions,
   oidcCodes,
   oidcConsents,
+  oidcPushedRequests,
   type AuthorizationRequestRow,
   type CodeRow,
   type ConsentRow,
@@ -45,6 +46,23 @@ export async function finishRequest(db: Database, id: string, now: Date): Promis
 export async function purgeExpired(db: Database, before: Date): Promise<void> {
   await db.delete(oidcAuthorizationRequests).where(lt(oidcAuthorizationRequests.expiresAt, before));
   await db.delete(oidcCodes).where(lt(oidcCodes.expiresAt, before));
+  await db.delete(oidcPushedRequests).where(lt(oidcPushedRequests.expiresAt, before));
+}
+
+export async function insertPushedRequest(db: Database, p: typeof oidcPushedRequests.$inferInsert): Promise<void> {
+  await db.insert(oidcPushedRequests).values(p);
+}
+
+/** Takes a pushed request for its client: once, before it expires (one statement, so two browsers cannot both use it). */
+export async function consumePushedRequest(db: Database, id: string, clientId: string, now: Date): Promise<Record<string, string> | null> {
+  const rows = await db
+    .update(oidcPushedRequests)
+    .set({ usedAt: now })
+    .where(
+      and(eq(oidcPushedRequests.id, id), eq(oidcPushedRequests.clientId, clientId), isNull(oidcPushedRequests.usedAt), gt(oidcPushedRequests.expiresAt, now)),
+    )
+    .returning({ params: oidcPushedRequests.params });
+  return rows[0]?.params ?? null;
 }
 
 export async function insertCode(db: Database, c: typeof oidcCodes.$inferInsert): Promise<void> {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { AppError } from '../../errors.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { cookieName, readCookie, setCookie } from '../../http/cookies.js';
 import { createCsrf } from '../../http/csrf.js';
@@ -12,6 +13,7 @@ import type { SessionService } from '../sessions/service.js';
 import type { RawParams } from './authorization-request.js';
 import type { BrowserSessions } from './browser-session.js';
 import type { EndSession } from './end-session.js';
+import type { PushedRequests } from './pushed-requests.js';
 import {
   consentPage,
   endSessionPage,
@@ -22,6 +24,7 @@ import {
   signInPage,
   signUpPage,
   signedOutPage,
+  tooManyRequestsPage,
   type ProviderButton,
 } from './pages.js';
 import type { WebFlow } from '../social/web-flow.js';
@@ -29,6 +32,8 @@ import { s256, socialVerifier, type HostedPage, type OidcFlow, type Outcome, typ
 
 export interface OidcRoutesOptions {
   flow: OidcFlow;
+  /** RFC 9126: a request_uri at /auth/authorize stands for the parameters its client pushed. */
+  pushed: Pick<PushedRequests, 'resolve'>;
   endSession: EndSession;
   browserSessions: BrowserSessions;
   sessions: SessionService;
@@ -105,6 +110,17 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
 
   const errorPage = (reply: FastifyReply, status: number, code: string, message: string) => html(reply, status, hostedErrorPage(theme, code, message));
 
+  // A browser on the hosted pages gets its 429 (a limit of config/limits.ts) as a page, Retry-After kept; anything else goes to the app's handler.
+  app.setErrorHandler((error, request, reply) => {
+    const url = request.routeOptions.url ?? '';
+    if (!(error instanceof AppError && error.status === 429 && (url.startsWith('/auth/ui/') || url === '/auth/authorize'))) throw error;
+    const wait = Math.max(1, Math.ceil(error.retryAfterSeconds ?? 60));
+    const body = request.body as { request?: unknown } | null | undefined;
+    const query = request.query as { request?: unknown } | null | undefined;
+    const handle = [body?.request, query?.request].find((h): h is string => typeof h === 'string' && h.length > 0 && h.length <= 100) ?? null;
+    return html(reply.header('retry-after', String(wait)), 429, tooManyRequestsPage(theme, error.code, wait, handle));
+  });
+
   function render(reply: FastifyReply, page: HostedPage, view: PageView, key: string, error?: string) {
     const targets = [sourceOf(view.redirectUri)];
     const status = error ? 400 : 200;
@@ -154,7 +170,9 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     },
     async (request, reply) => {
       const key = csrf.ensure(request, reply);
-      return respond(request, reply, await flow.authorize(request.query as RawParams, key, await sso(request)));
+      const params = await opts.pushed.resolve(request.query as RawParams);
+      if (!params.ok) return errorPage(reply, 400, params.code, params.message);
+      return respond(request, reply, await flow.authorize(params.params, key, await sso(request)));
     },
   );
 

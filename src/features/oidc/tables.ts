@@ -1,4 +1,4 @@
-import { boolean, index, integer, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { users } from '../accounts/tables.js';
 
 /**
@@ -93,6 +93,25 @@ export const oidcConsents = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
   },
   (t) => [primaryKey({ columns: [t.userId, t.clientId] })],
+);
+
+/**
+ * Pushed authorization requests (RFC 9126): the parameters a client POSTed to /auth/par, until its
+ * browser brings the request_uri to /auth/authorize (60 s, once, for that client only). `id` is the
+ * SHA-256 of the request_uri's random part.
+ */
+export const oidcPushedRequests = pgTable(
+  'oidc_pushed_requests',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id').notNull(),
+    /** The authorization request's parameters, as pushed (validated then). */
+    params: jsonb('params').$type<Record<string, string>>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    usedAt: timestamp('used_at', { withTimezone: true }),
+  },
+  (t) => [index('oidc_pushed_requests_expiry_idx').on(t.expiresAt)],
 );
 
 export type AuthorizationRequestRow = typeof oidcAuthorizationRequests.$inferSelect;
