@@ -20,6 +20,7 @@ import { createSecondFactor } from '../features/mfa/second-factor.js';
 import { createBrowserSessions } from '../features/oidc/browser-session.js';
 import { createCodeExchange } from '../features/oidc/code-exchange.js';
 import { createEndSession } from '../features/oidc/end-session.js';
+import { createPasswordlessFlow } from '../features/oidc/passwordless.js';
 import { createOidcFlow } from '../features/oidc/service.js';
 import { createRbacService } from '../features/rbac/service.js';
 import { createSessionService } from '../features/sessions/service.js';
@@ -160,6 +161,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     secondFactor,
     requireEmailVerification: config.requireEmailVerification,
     reauthSeconds: config.mfa.reauthSeconds,
+    lockPasskeys: (tx, userId) => (later.passkeys as PasskeyService).lockCount(tx, userId),
   });
   late.social = social;
   // Passkeys (docs/passkeys.md): registration, management and sign-in.
@@ -248,6 +250,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     sessions,
     audit,
   });
+  // Passkeys and email codes on the hosted sign-in page (docs/openid-provider.md): the same services as the API.
+  const passwordless = createPasswordlessFlow({ flow: oidc, passkeys, emailSignIn });
   const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });
   const endSession = createEndSession({ db, keys, issuer: config.jwt.issuer, findClient, browserSessions, audit });
   const admin = createAdminService({
@@ -301,6 +305,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     clients,
     browserSessions,
     oidc,
+    passwordless,
     oidcCodes,
     endSession,
     sender,
