@@ -192,7 +192,7 @@ describe('"Sign in with a passkey" on the hosted page', () => {
 
     const noWebAuthn = await (await context()).newPage();
     await noWebAuthn.addInitScript(() => {
-      delete (window as { PublicKeyCredential?: unknown }).PublicKeyCredential;
+      delete (globalThis as { PublicKeyCredential?: unknown }).PublicKeyCredential;
     });
     await noWebAuthn.goto(authorizeUrl().url);
     await noWebAuthn.getByRole('heading', { name: 'Sign in to Own SPA' }).waitFor();
