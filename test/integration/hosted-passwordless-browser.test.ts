@@ -92,6 +92,18 @@ function consoleErrors(page: Page): string[] {
   return errors;
 }
 
+/**
+ * Chromium's virtual authenticator answers a conditional (autofill) request by itself, as if the
+ * user had picked the passkey in the email field's suggestions. The button tests turn conditional
+ * UI off in the page, so the button's own ceremony is what runs.
+ */
+async function withoutConditionalUi(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const C = (globalThis as { PublicKeyCredential?: { isConditionalMediationAvailable?: () => Promise<boolean> } }).PublicKeyCredential;
+    if (C) C.isConditionalMediationAvailable = () => Promise.resolve(false);
+  });
+}
+
 function authorizeUrl(extra: Record<string, string> = {}) {
   const { verifier, challenge } = pkce();
   const q = new URLSearchParams({
@@ -139,6 +151,7 @@ describe('"Sign in with a passkey" on the hosted page', () => {
     expect(added.status, JSON.stringify(added.body)).toBe(201);
 
     const errors = consoleErrors(tab.page);
+    await withoutConditionalUi(tab.page);
     const { url, verifier } = authorizeUrl({ acr_values: 'mfa' });
     await tab.page.goto(url);
     await tab.page.getByRole('heading', { name: 'Sign in to Own SPA' }).waitFor();
@@ -159,13 +172,31 @@ describe('"Sign in with a passkey" on the hosted page', () => {
     expect((await backAtClient(tab.page)).searchParams.get('code')).toBeTruthy();
   });
 
-  it('with a passkey of another account in the authenticator, the wrong way round: a removed passkey shows an error and the password still works', async () => {
+  it('conditional UI: the passkey offered in the email field’s autofill signs in without the button', async () => {
+    const tab = await passkeyTab(await context(), origin);
+    const user = await signUp(t.app, uniqueEmail('hosted-autofill'));
+    expect((await registerIn(tab, user.access, 'Phone')).status).toBe(201);
+    const errors = consoleErrors(tab.page);
+    const { url, verifier } = authorizeUrl();
+    await tab.page.goto(url);
+    // The virtual authenticator picks the passkey from the autofill request as soon as the page asks.
+    const tokens = await exchange(await backAtClient(tab.page), verifier);
+    expect(tokens.id).toMatchObject({ sub: user.userId, amr: ['hwk', 'user'] });
+    expect(errors.filter((e) => /Content Security Policy|Refused/i.test(e))).toEqual([]);
+  });
+
+  it('a passkey removed from the account shows an error on the page, and the password still works', async () => {
     const tab = await passkeyTab(await context(), origin);
     const user = await signUp(t.app, uniqueEmail('hosted-removed'));
     const added = await registerIn(tab, user.access, 'Laptop');
     expect(added.status).toBe(201);
-    const del = await t.app.inject({ method: 'DELETE', url: `/users/me/passkeys/${String(added.body.id)}`, headers: { authorization: `Bearer ${user.access}` } });
+    const del = await t.app.inject({
+      method: 'DELETE',
+      url: `/users/me/passkeys/${String(added.body.id)}`,
+      headers: { authorization: `Bearer ${user.access}` },
+    });
     expect(del.statusCode).toBe(204);
+    await withoutConditionalUi(tab.page);
     const { url, verifier } = authorizeUrl();
     await tab.page.goto(url);
     await tab.page.getByRole('button', { name: 'Sign in with a passkey' }).click();

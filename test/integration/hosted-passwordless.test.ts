@@ -32,7 +32,13 @@ beforeAll(async () => {
       EMAIL_SIGN_IN_ENABLED: 'true',
     },
   });
-  const { client } = await t.app.services.clients.create(null, { name: 'Own SPA', type: 'public', firstParty: true, redirectUris: [CB], scopes: ['openid', 'email'] });
+  const { client } = await t.app.services.clients.create(null, {
+    name: 'Own SPA',
+    type: 'public',
+    firstParty: true,
+    redirectUris: [CB],
+    scopes: ['openid', 'email'],
+  });
   spa = client.clientId;
 });
 
@@ -78,7 +84,16 @@ interface Started {
 async function start(browser = new InjectBrowser(t.app), extra: Record<string, string> = {}): Promise<Started> {
   const { verifier, challenge } = pkce();
   const { res, path } = await browser.open(
-    authorizeUrl({ client_id: spa, redirect_uri: CB, scope: 'openid email', state: 's-1', nonce: 'n-1', code_challenge: challenge, code_challenge_method: 'S256', ...extra }),
+    authorizeUrl({
+      client_id: spa,
+      redirect_uri: CB,
+      scope: 'openid email',
+      state: 's-1',
+      nonce: 'n-1',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      ...extra,
+    }),
   );
   expect(path, res.body).toMatch(/^\/auth\/ui\/sign-in\?request=/);
   return { browser, page: res, csrf: field(res.body, 'csrf'), request: field(res.body, 'request'), verifier };
@@ -185,7 +200,15 @@ describe('sign in with a passkey on the hosted page', () => {
     expect(await liveSessions(user.userId)).toBe(before + 2);
     // SSO: the next request of this browser needs no sign-in.
     const again = await s.browser.open(
-      authorizeUrl({ client_id: spa, redirect_uri: CB, scope: 'openid', state: 's-2', nonce: 'n-2', code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+      authorizeUrl({
+        client_id: spa,
+        redirect_uri: CB,
+        scope: 'openid',
+        state: 's-2',
+        nonce: 'n-2',
+        code_challenge: pkce().challenge,
+        code_challenge_method: 'S256',
+      }),
     );
     expect(again.external?.searchParams.get('code')).toBeTruthy();
   });

@@ -298,7 +298,12 @@ describe('turning it off and new recovery codes', () => {
     expect(decodeJwt(access).amr).toEqual(['hwk', 'user']);
     const regen = await post(t.app, '/users/me/mfa/recovery-codes', { password: PASSWORD }, bearer(access));
     expect(regen.statusCode, regen.body).toBe(200);
-    const off = await t.app.inject({ method: 'DELETE', url: '/users/me/mfa/totp', payload: { password: PASSWORD, code: await codeFor(u.secret) }, headers: bearer(access) });
+    const off = await t.app.inject({
+      method: 'DELETE',
+      url: '/users/me/mfa/totp',
+      payload: { password: PASSWORD, code: await codeFor(u.secret) },
+      headers: bearer(access),
+    });
     expect(off.statusCode, off.body).toBe(204);
 
     // Without user verification a passkey is one factor: the guard refuses its session.

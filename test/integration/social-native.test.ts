@@ -348,7 +348,8 @@ describe('identities: list, connect, disconnect', () => {
     const both = await Promise.all([del(), delPasskey(first)]);
     expect(both.map((r) => r.statusCode).sort()).toEqual([204, 409]);
     expect(json(both.find((r) => r.statusCode === 409)!).error).toBe('last_sign_in_method');
-    const providers = (json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(s.access_token) })).identities as unknown[]).length;
+    const providers = (json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(s.access_token) })).identities as unknown[])
+      .length;
     const passkeys = (json(await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(s.access_token) })).passkeys as unknown[]).length;
     expect(providers + passkeys).toBe(1);
 
