@@ -1,6 +1,5 @@
 import formbody from '@fastify/formbody';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Services } from './composition/services.js';
@@ -35,6 +34,7 @@ import { pageStylesheet, registerPageStylesheet } from './http/page-layout.js';
 import { registerRateLimits } from './http/rate-limits.js';
 import { registerRequestDeadline } from './http/request-deadline.js';
 import { registerRequestLog, requestId } from './http/request-log.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -85,8 +85,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
   registerRequestDeadline(app, config.requestDeadlineMs);
   registerNoNul(app);
   const https = config.publicUrl.startsWith('https:');
-  await app.register(helmet, {
-    global: true,
+  registerSecurityHeaders(app, {
     // Over plain http (development) upgrading subresources to https would break /docs.
     // base-uri 'none' (ASVS 5.0 V3.4.3): Tessera's pages use no <base>.
     contentSecurityPolicy: { directives: { upgradeInsecureRequests: https ? [] : null, baseUri: ["'none'"] } },

@@ -144,6 +144,32 @@ describe('session cache across two instances (one PostgreSQL, one Redis)', () =>
     expect(Date.now() - revokedAt).toBeLessThanOrEqual(TTL_MS + 500);
   });
 
+  it('GET /users/me is served with the session: a profile change through one instance shows on the other at once', async () => {
+    const s = await signIn(a);
+    const profile = (via: Instance) =>
+      fetch(`${via.base}/users/me`, { headers: { authorization: `Bearer ${s.access}` } }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as { first_name: string | null; updated_at: string },
+      }));
+    // B holds the session (and with it the profile) in its cache now.
+    const before = await profile(b);
+    expect(before).toMatchObject({ status: 200, body: { first_name: null } });
+    const patch = await fetch(`${a.base}/users/me`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${s.access}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ first_name: 'Ada' }),
+    });
+    expect(patch.status).toBe(200);
+    const changedAt = Date.now();
+    // Read-your-writes on the instance that changed it, and on the other within the pub/sub delay, far within the TTL.
+    expect((await profile(a)).body.first_name).toBe('Ada');
+    let seen = await profile(b);
+    while (seen.body.first_name !== 'Ada' && Date.now() - changedAt < TTL_MS) seen = await profile(b);
+    expect(seen.body.first_name).toBe('Ada');
+    expect(Date.now() - changedAt).toBeLessThan(TTL_MS / 4);
+    expect(seen.body.updated_at > before.body.updated_at).toBe(true);
+  });
+
   it('with Redis down the cache is bypassed: every check reads the database', async () => {
     const s = await signIn(a);
     expect(await me(b, s.access)).toBe(200);

@@ -38,6 +38,11 @@ const session = (userId: string, sessionId = `s-${userId}`): SessionWithUser => 
   email: `${userId}@example.com`,
   emailVerifiedAt: null,
   disabledAt: null,
+  firstName: null,
+  lastName: null,
+  hasPassword: true,
+  userCreatedAt: new Date(0),
+  userUpdatedAt: new Date(0),
 });
 
 function setup(ttlMs = 1000) {

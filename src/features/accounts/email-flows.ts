@@ -83,6 +83,8 @@ export function createEmailFlows(deps: EmailFlowDeps) {
           await mail.emailConfirmed(tx, user);
           return { user, mailed: true };
         });
+        // Confirmed, perhaps a new address: no instance serves the old profile from a cached session.
+        sessions.forgetUser(user.id);
         if (mailed) mail.committed();
         return user;
       } catch (err) {

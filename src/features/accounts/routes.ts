@@ -3,7 +3,7 @@ import { authenticate, caller } from '../sessions/authenticate.js';
 import { clientMeta } from '../../http/client-meta.js';
 import { NoContent, errorResponses, secured } from '../../http/schemas.js';
 import type { SessionService } from '../sessions/service.js';
-import { ChangePasswordBody, DeleteAccountBody, RegisterBody, UpdateProfileBody, UserBody, toUserBody } from './schemas.js';
+import { ChangePasswordBody, DeleteAccountBody, RegisterBody, UpdateProfileBody, UserBody, toUserBody, toUserBodyOfSession } from './schemas.js';
 import type { AccountService } from './service.js';
 
 export interface AccountRoutesOptions {
@@ -37,7 +37,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountRoutesOptions> = as
       preHandler: [auth],
       schema: { tags: ['users'], summary: 'The signed-in user', security: secured, response: { 200: UserBody, ...errorResponses(401) } },
     },
-    async (request) => toUserBody(await accounts.getProfile(caller(request).token.sub)),
+    async (request) => toUserBodyOfSession(caller(request).session),
   );
 
   app.patch(

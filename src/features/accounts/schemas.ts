@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import type { Authenticated } from '../sessions/service.js';
 import type { UserRow } from './tables.js';
 
 const Name = Type.Union([Type.String({ maxLength: 100 }), Type.Null()]);
@@ -42,5 +43,24 @@ export function toUserBody(u: UserRow) {
     has_password: u.passwordHash !== null,
     created_at: u.createdAt.toISOString(),
     updated_at: u.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * GET /users/me from the session check's own read (the session row joined with its user): no
+ * second query, and a cached session serves it from memory. Every change Tessera makes to these
+ * fields forgets the user's cached sessions on every instance (sessions.forgetUser), so a caller
+ * reads its own writes; docs/operations.md "Session cache".
+ */
+export function toUserBodyOfSession(s: Authenticated['session']) {
+  return {
+    id: s.userId,
+    email: s.email,
+    email_verified: s.emailVerifiedAt !== null,
+    first_name: s.firstName,
+    last_name: s.lastName,
+    has_password: s.hasPassword,
+    created_at: s.userCreatedAt.toISOString(),
+    updated_at: s.userUpdatedAt.toISOString(),
   };
 }

@@ -216,7 +216,7 @@ export function createAccountService(deps: AccountServiceDeps) {
 
       // A hash below the configured cost is upgraded now, while we know the password.
       const rehash = hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : null;
-      return db.transaction(async (tx) => {
+      const tokens = await db.transaction(async (tx) => {
         if (rehash) await repo.setPasswordHash(tx, user.id, rehash, clock.now());
         const tokens = await sessions.start(user, ['pwd'], meta, tx, client);
         await deps.audit.record(tx, {
@@ -228,6 +228,9 @@ export function createAccountService(deps: AccountServiceDeps) {
         });
         return tokens;
       });
+      // The profile's updated_at moved: no instance serves the old one from a cached session.
+      if (rehash) sessions.forgetUser(user.id);
+      return tokens;
     },
 
     getProfile: requireUser,
@@ -244,6 +247,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (changes.lastName !== undefined) set.lastName = cleanName(changes.lastName) ?? null;
       const user = await repo.updateProfile(db, id, set, clock.now());
       if (!user) throw new AppError('user_not_found');
+      sessions.forgetUser(id);
       return user;
     },
 
@@ -262,6 +266,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         await deps.audit.record(tx, { userId: id, type: 'password_changed', details: { session: currentSessionId } });
         await mail.passwordChanged(tx, user);
       });
+      sessions.forgetUser(id);
       mail.committed();
     },
 
@@ -328,6 +333,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (existing.emailVerifiedAt) return { user: existing, created: false };
       const confirmed = await repo.confirmBySignIn(tx, existing.id, email, now);
       if (!confirmed) return null;
+      sessions.forgetUser(existing.id);
       if (existing.passwordHash !== null) await sessions.revokeAll(existing.id, 'address_proven', tx);
       return { user: confirmed, created: false };
     },
@@ -339,6 +345,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const user = await repo.setDisabled(tx, id, disabled ? clock.now() : null, clock.now());
       if (!user) throw new AppError('user_not_found');
       if (disabled) await sessions.endEverywhere(id, 'disabled_by_admin', tx);
+      else sessions.forgetUser(id);
       return user;
     },
 

@@ -54,6 +54,12 @@ export const sessionUserColumns = {
   email: users.email,
   emailVerifiedAt: users.emailVerifiedAt,
   disabledAt: users.disabledAt,
+  // The profile `GET /users/me` answers with: read in the same statement, so a cached session serves it too.
+  firstName: users.firstName,
+  lastName: users.lastName,
+  hasPassword: sql<boolean>`${users.passwordHash} is not null`.as('has_password'),
+  userCreatedAt: users.createdAt,
+  userUpdatedAt: users.updatedAt,
 };
 
 export interface SessionWithUser {
@@ -73,6 +79,12 @@ export interface SessionWithUser {
   email: string;
   emailVerifiedAt: Date | null;
   disabledAt: Date | null;
+  /** The user's profile (GET /users/me), as of this read: changes through Tessera forget the cached copies at once. */
+  firstName: string | null;
+  lastName: string | null;
+  hasPassword: boolean;
+  userCreatedAt: Date;
+  userUpdatedAt: Date;
 }
 
 /**
