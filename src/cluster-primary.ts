@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/index.js';
 import { migrateDatabase } from './migrate.js';
 import { createRestartPolicy } from './cluster-restarts.js';
-import { WORKER_CRASHES_MESSAGE } from './cluster-stats.js';
+import { MIGRATED_MESSAGE, MIGRATED_QUESTION, WORKER_CRASHES_MESSAGE } from './cluster-stats.js';
 import { configuredKeysDir, connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey } from './runtime.js';
 
 // Under load V8 lets the old space grow to several times the live heap (~40 MB here);
@@ -24,8 +24,8 @@ function workerExecArgv(): string[] {
 }
 
 /**
- * The cluster primary of `WORKERS=n`: migrates and creates keys once, forks the
- * HTTP workers, replaces one that dies (with backoff, up to WORKER_CRASH_LIMIT),
+ * The cluster primary of `WORKERS=n`: creates keys once, forks the HTTP workers,
+ * migrates while they load their code (they start serving once it is done), replaces one that dies (with backoff, up to WORKER_CRASH_LIMIT),
  * and stops them all together. It never loads the HTTP application itself.
  * Its exit code is 0 only when every worker stopped cleanly.
  */
@@ -33,11 +33,6 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   await loadConfiguredKeys(config);
   // Generated once here, so the workers do not race to create it.
   loadMfaKey(config);
-  if (config.migrateOnStart) {
-    const database = await connectConfiguredDatabase(config);
-    await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
-    await database.close();
-  }
   // Connections are accepted by the workers themselves from the shared listening socket,
   // not by the primary and handed over (round-robin, Node's default on Linux). Round-robin
   // keeps the primary's copy of a connection open until the worker acknowledges it: a worker
@@ -63,6 +58,14 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     // Once it listens, its message listener is in place (it is set up before the server starts).
     w.on('listening', () => tell(w));
   };
+  // The workers load their code while the database is migrated here; each starts once it is (primaryMigrated).
+  let migrated = false;
+  const waiting = new Set<Worker>();
+  cluster.on('message', (w, m: unknown) => {
+    if ((m as { type?: unknown } | null)?.type !== MIGRATED_QUESTION) return;
+    if (migrated) w.send({ type: MIGRATED_MESSAGE });
+    else waiting.add(w);
+  });
   for (let i = 0; i < config.workers; i++) fork();
 
   let failedWorkers = 0;
@@ -123,5 +126,20 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     process.on('SIGHUP', () => {
       for (const w of live()) w.process.kill('SIGHUP');
     });
+  if (config.migrateOnStart) {
+    try {
+      const database = await connectConfiguredDatabase(config);
+      await migrateDatabase(database, (line) => console.warn(`tessera: ${line}`));
+      await database.close();
+    } catch (err) {
+      // The workers are still waiting for this: they go with the primary, having served nothing.
+      stopping = true;
+      for (const w of live()) w.process.kill('SIGKILL');
+      throw err;
+    }
+  }
+  migrated = true;
+  for (const w of waiting) if (w.isConnected()) w.send({ type: MIGRATED_MESSAGE });
+  waiting.clear();
   console.log(`tessera: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
 }

@@ -3,6 +3,7 @@ import { assembleInfra } from './composition/infra.js';
 import { createServices } from './composition/services.js';
 import { watchWorkerCrashes } from './cluster-stats.js';
 import type { Config } from './config/index.js';
+import { niceCurrentThread } from './infra/thread-priority.js';
 import { migrateDatabase } from './migrate.js';
 import { connectConfiguredDatabase, loadConfiguredKeys, loadMfaKey, watchKeys } from './runtime.js';
 
@@ -21,6 +22,9 @@ export async function runHttpServer(config: Config, migrate: boolean): Promise<v
   const workerCrashes = watchWorkerCrashes();
   const infra = assembleInfra(config, { role: 'server', database, keys: ring, mfaKey: loadMfaKey(config) });
   const app = await buildApp(config, createServices(config, infra, { sendEmail: true }), workerCrashes ? { workerCrashes } : {});
+  // The hashing threads run now, at BCRYPT_NICE: this thread (and any started after it) yields them a share under overload.
+  const nice = niceCurrentThread(config.passwords.eventLoopNice);
+  if (nice < config.passwords.eventLoopNice) app.log.warn({ nice, wanted: config.passwords.eventLoopNice }, 'EVENT_LOOP_NICE could not be applied');
   if (generatedAt) app.log.warn({ path: generatedAt }, 'generated a development signing key; set PRIVATE_KEY or KEYS_DIR in production');
   // KEYS_DIR: a rotated-in key is published (and later signs) without a restart.
   const stopWatchingKeys = watchKeys(keys, config.jwt.keysReloadIntervalSeconds, app.log);

@@ -14,8 +14,10 @@ try {
     if (config.workers > 1 && !config.database.url) {
       console.error('tessera: WORKERS is ignored on the embedded database (PGlite is single-process); running one process. Set DATABASE_URL to use several.');
     }
-    const { runHttpServer } = await import('./http-server.js');
-    // Cluster workers start after their primary has migrated.
+    const server = import('./http-server.js');
+    // A cluster worker loads its code while its primary migrates, and starts once it has.
+    if (cluster.isWorker) await (await import('./cluster-stats.js')).primaryMigrated();
+    const { runHttpServer } = await server;
     await runHttpServer(config, config.migrateOnStart && cluster.isPrimary);
   }
 } catch (err) {

@@ -11,6 +11,12 @@ export interface PasswordsConfig {
   bcryptMaxWaitMs: number;
   /** BCRYPT_NICE: the nice value of the hashing threads (0 = the priority of the rest; up to 19 = yield to everything). */
   bcryptNice: number;
+  /**
+   * EVENT_LOOP_NICE: the nice value of each server process's request thread, set once its hashing
+   * threads have started (Linux: per thread). Above BCRYPT_NICE, sign-ins keep a reserved share of
+   * the CPU when session checks saturate it (docs/operations.md "Hashing under overload").
+   */
+  eventLoopNice: number;
 }
 
 export interface MfaConfig {
@@ -34,6 +40,7 @@ export function passwordsConfig(r: Reader, workers: number): PasswordsConfig {
     bcryptMaxQueue: r.int('BCRYPT_MAX_QUEUE', 1000, 1, 1_000_000),
     bcryptMaxWaitMs: r.int('BCRYPT_MAX_WAIT_MS', 5000, 100, 600_000),
     bcryptNice: r.int('BCRYPT_NICE', 0, 0, 19),
+    eventLoopNice: r.int('EVENT_LOOP_NICE', 2, 0, 19),
   };
 }
 

@@ -37,14 +37,17 @@ export function registerRequestLog(app: FastifyInstance): void {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback hooks, not async ones: no promise per hook on every request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   const lines = requestLineLogger(app);
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const status = reply.statusCode;
     const line = {
       reqId: request.id,
@@ -58,5 +61,6 @@ export function registerRequestLog(app: FastifyInstance): void {
     };
     if (status >= 500) lines.error(line, 'request');
     else lines.info(line, 'request');
+    done();
   });
 }

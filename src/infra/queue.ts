@@ -1,4 +1,5 @@
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type * as BullMQ from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { OutageReporter } from './outage-notice.js';
@@ -8,7 +9,11 @@ import { reconnectWithin } from './redis-reconnect.js';
  * Generic BullMQ plumbing: a producer and a consumer of one named queue, with
  * the reconnection rules every queue here shares. What a queue carries (its name,
  * its job data) belongs to the feature that owns it (email: features/mail/queue.ts).
+ * BullMQ itself is loaded when a queue is first used (the producer: the first email
+ * relayed), not when a server starts: its modules are a fair part of a worker's start.
  */
+let bullmq: Promise<typeof BullMQ> | undefined;
+const loadBullmq = () => (bullmq ??= import('bullmq'));
 
 /**
  * What the processor tells BullMQ: done, give up, or run again at a time. The
@@ -65,7 +70,7 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
     if (connectedBefore) for (const listener of reconnected) listener();
     connectedBefore = true;
   });
-  const newQueue = () => {
+  const newQueue = (Queue: typeof BullMQ.Queue) => {
     // Untyped inside: BullMQ's generics cannot follow a type parameter; `add` types the jobs.
     const q = new Queue(opts.name, {
       connection,
@@ -82,7 +87,8 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
     });
     return q;
   };
-  let queue = newQueue();
+  /** Made at the first use (BullMQ loaded then). */
+  let queue: Queue | null = null;
   /**
    * The queue, once it can be used. BullMQ keeps the outcome of a queue's first exchange
    * with Redis (its version check) for good: when that check was cut off (Redis down at
@@ -90,20 +96,22 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
    * call fails with that same error, even with Redis back. Such a queue is replaced.
    */
   const usable = async (): Promise<Queue> => {
-    const current = queue;
+    const { Queue } = await loadBullmq();
+    const current = (queue ??= newQueue(Queue));
     try {
       await current.waitUntilReady();
       return current;
     } catch (err) {
       if (queue === current) {
         opts.logger.warn({ err: (err as Error).message }, 'job queue: the connection to Redis failed before it was ready; starting over');
-        queue = newQueue();
+        queue = newQueue(Queue);
         // best effort: the failure is logged above, and the abandoned queue holds nothing to lose
         void current.close().catch(() => undefined);
       }
       if (connection.status !== 'ready') throw err;
-      await queue.waitUntilReady();
-      return queue;
+      const replacement = queue;
+      await replacement.waitUntilReady();
+      return replacement;
     }
   };
   return {
@@ -120,7 +128,7 @@ export function createJobQueue<Data>(opts: JobQueueOptions) {
       await (await usable()).addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: { jobId: job.jobId } })));
     },
     async close(): Promise<void> {
-      await queue.close();
+      await queue?.close();
       connection.disconnect();
     },
   };
@@ -158,41 +166,44 @@ export function createJobWorker<Data>(opts: JobWorkerOptions, process: (data: Da
     else if (warned) opts.logger.info('Redis reachable again');
     warned = false;
   });
-  const worker = new Worker<Data>(
-    opts.name,
-    async (job: Job<Data>, token?: string) => {
-      const result = await process(job.data);
-      switch (result.kind) {
-        case 'done':
-          return;
-        case 'give_up':
-          throw new UnrecoverableError(result.error);
-        case 'delay':
-          // A retry after its backoff, or another worker holds the row until its claim ends.
-          await job.moveToDelayed(result.until.getTime(), token);
-          throw new DelayedError();
-      }
-    },
-    {
-      connection,
-      concurrency: opts.concurrency,
-      lockDuration: opts.lockDurationMs,
-      stalledInterval: opts.lockDurationMs,
-      maxStalledCount: 5,
-    },
-  );
-  worker.on('error', (err) => {
-    // While Redis is away BullMQ reports every failed attempt: the notice says it once.
-    if (opts.notice && connection.status !== 'ready') opts.notice.down(err);
-    else opts.logger.warn({ err: err.message }, 'job worker error');
+  // BullMQ loads now, in the background: the worker takes jobs once it has.
+  const started = loadBullmq().then(({ Worker, DelayedError, UnrecoverableError }) => {
+    const worker = new Worker<Data>(
+      opts.name,
+      async (job: Job<Data>, token?: string) => {
+        const result = await process(job.data);
+        switch (result.kind) {
+          case 'done':
+            return;
+          case 'give_up':
+            throw new UnrecoverableError(result.error);
+          case 'delay':
+            // A retry after its backoff, or another worker holds the row until its claim ends.
+            await job.moveToDelayed(result.until.getTime(), token);
+            throw new DelayedError();
+        }
+      },
+      {
+        connection,
+        concurrency: opts.concurrency,
+        lockDuration: opts.lockDurationMs,
+        stalledInterval: opts.lockDurationMs,
+        maxStalledCount: 5,
+      },
+    );
+    worker.on('error', (err) => {
+      // While Redis is away BullMQ reports every failed attempt: the notice says it once.
+      if (opts.notice && connection.status !== 'ready') opts.notice.down(err);
+      else opts.logger.warn({ err: err.message }, 'job worker error');
+    });
+    worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, `${opts.label} failed`));
+    worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, `${opts.label} stalled (its worker died?); another worker takes it over`));
+    return worker;
   });
-  worker.on('failed', (job, err) => opts.logger.info({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, `${opts.label} failed`));
-  worker.on('stalled', (jobId) => opts.logger.warn({ jobId }, `${opts.label} stalled (its worker died?); another worker takes it over`));
   return {
-    worker,
     /** Stops taking jobs and waits for the running ones. */
     async close(): Promise<void> {
-      await worker.close();
+      await (await started).close();
       connection.disconnect();
     },
   };

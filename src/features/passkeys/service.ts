@@ -1,20 +1,22 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { decodeClientDataJSON } from '@simplewebauthn/server/helpers';
 import { AppError } from '../../errors.js';
 import type { Clock } from '../../infra/clock.js';
 import type { Database } from '../../infra/db/client.js';
 import type { ServiceMetrics } from '../../infra/metrics.js';
 import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
+import {
+  decodeClientDataJSON,
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+} from './webauthn-library.js';
 import type { AccountMail } from '../accounts/account-mail.js';
 import { normaliseEmail } from '../accounts/email.js';
 import type { Reauth, SecondFactor } from '../accounts/service.js';
@@ -73,9 +75,9 @@ const PURGE_EVERY_MS = 60 * 1000;
 const NO_USER = '00000000-0000-0000-0000-000000000000';
 
 /** The challenge a response answers (from its clientDataJSON), or null when unreadable. */
-function challengeOf(clientDataJSON: string): string | null {
+async function challengeOf(clientDataJSON: string): Promise<string | null> {
   try {
-    const challenge = decodeClientDataJSON(clientDataJSON).challenge;
+    const challenge = (await decodeClientDataJSON(clientDataJSON)).challenge;
     return typeof challenge === 'string' && challenge.length <= 512 ? challenge : null;
   } catch {
     // Not base64url JSON: the response is refused as invalid.
@@ -202,7 +204,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
     /** Verifies a registration response to the user's own live challenge and stores the passkey (audited, announced by email). */
     async register(userId: string, response: RegistrationResponseJSON, name: string | undefined, meta: ClientMeta): Promise<PasskeyView> {
       const user = await deps.accounts.getProfile(userId);
-      const challenge = challengeOf(response.response.clientDataJSON);
+      const challenge = await challengeOf(response.response.clientDataJSON);
       const row = challenge ? await repo.consumeChallenge(db, { purpose: 'register', challengeHash: sha256Hex(challenge), userId }, clock.now()) : null;
       if (!row) throw new AppError('passkey_challenge_invalid');
       let info;
@@ -294,7 +296,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
 
     /** Verifies the user's own passkey for the second step (its challenge used up first); the `amr` it adds. */
     async verifySecondFactor(userId: string, response: AuthenticationResponseJSON, meta: ClientMeta): Promise<{ amr: string[]; passkeyId: string }> {
-      const challenge = challengeOf(response.response.clientDataJSON);
+      const challenge = await challengeOf(response.response.clientDataJSON);
       const row = challenge ? await repo.consumeChallenge(db, { purpose: 'second_factor', challengeHash: sha256Hex(challenge), userId }, clock.now()) : null;
       if (!row) throw new AppError('passkey_challenge_invalid');
       const proof = await verifyAssertion(response, row.challengeHash, meta, userId);
