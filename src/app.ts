@@ -180,6 +180,7 @@ export async function buildApp(config: Config, services: Services, opts: AppOpti
     clientName: async (clientId) => (await services.clients.find(clientId))?.name ?? null,
     providers: () => services.social.providers().map((p) => ({ id: p.id, name: p.displayName })),
     webFlow: services.webFlow,
+    passwordless: services.passwordless,
   });
   await app.register(pushedRequestRoutes, { pushed: services.pushedRequests, authenticateClient });
   app.decorate('services', services);

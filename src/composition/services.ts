@@ -20,6 +20,7 @@ import { createSecondFactor } from '../features/mfa/second-factor.js';
 import { createBrowserSessions } from '../features/oidc/browser-session.js';
 import { createCodeExchange } from '../features/oidc/code-exchange.js';
 import { createEndSession } from '../features/oidc/end-session.js';
+import { createPasswordlessFlow } from '../features/oidc/passwordless.js';
 import { createOidcFlow } from '../features/oidc/service.js';
 import { createPushedRequests } from '../features/oidc/pushed-requests.js';
 import { createRbacService } from '../features/rbac/service.js';
@@ -161,6 +162,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     secondFactor,
     requireEmailVerification: config.requireEmailVerification,
     reauthSeconds: config.mfa.reauthSeconds,
+    lockPasskeys: (tx, userId) => (later.passkeys as PasskeyService).lockCount(tx, userId),
   });
   late.social = social;
   // Passkeys (docs/passkeys.md): registration, management and sign-in.
@@ -251,6 +253,8 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
   });
   // Pushed authorization requests (RFC 9126): /auth/par, and their request_uri at /auth/authorize.
   const pushedRequests = createPushedRequests({ db, clock, findClient });
+  // Passkeys and email codes on the hosted sign-in page (docs/openid-provider.md): the same services as the API.
+  const passwordless = createPasswordlessFlow({ flow: oidc, passkeys, emailSignIn });
   const oidcCodes = createCodeExchange({ db, clock, signer, sessions, accounts, audit, accessTokenSeconds: config.jwt.accessTokenMinutes * 60 });
   const endSession = createEndSession({ db, keys, issuer: config.jwt.issuer, findClient, browserSessions, audit });
   const admin = createAdminService({
@@ -305,6 +309,7 @@ export function createServices(config: Config, infra: Infra, opts: ServicesOptio
     browserSessions,
     oidc,
     pushedRequests,
+    passwordless,
     oidcCodes,
     endSession,
     sender,

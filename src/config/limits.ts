@@ -74,6 +74,12 @@ export const RATE_LIMIT_RULES: Record<string, (body: RequestBody) => RateLimitNa
   'POST /auth/passkey/options': () => ['passkey_ip'],
   'POST /auth/passkey/verify': () => ['passkey_ip'],
   'POST /auth/email-code/link': () => ['passkey_ip'],
+  // The same on the hosted sign-in page (features/oidc/passwordless-routes.ts); a guessed code is a sign-in.
+  'POST /auth/ui/passkey/options': () => ['passkey_ip'],
+  'POST /auth/ui/passkey': () => ['passkey_ip'],
+  'POST /auth/ui/email-code': () => ['email_code_ip', 'email_code_account'],
+  'POST /auth/ui/email-code/verify': () => ['sign_in_ip'],
+  'POST /auth/ui/email-link': () => ['passkey_ip'],
   // Each start of a web sign-in writes a state row (purged after expiry): bounded per IP.
   'GET /auth/oauth/:provider/authorize': () => ['social_authorize_ip'],
   // So does each authorization request of the OpenID Provider (a pending request row).

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents } from '../../src/features/audit/tables.js';
 import { recoveryCodes, userTotp } from '../../src/features/mfa/tables.js';
 import { outbox } from '../../src/features/mail/tables.js';
-import { PASSWORD, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.js';
+import { PASSWORD, TEST_ISSUER, bearer, createTestApp, json, signUp, type TestApp } from '../helpers/test-app.js';
 
 // jsqr is CommonJS: its module object is the decoder itself.
 const jsQR = jsQRModule as unknown as (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null;
@@ -281,6 +282,40 @@ describe('turning it off and new recovery codes', () => {
     expect(types).toEqual(expect.arrayContaining(['mfa_enabled', 'mfa_sign_in', 'mfa_recovery_codes_regenerated', 'mfa_disabled']));
     const kinds = (await t.db.handle.db.select().from(outbox).where(eq(outbox.recipient, u.email))).map((m) => m.kind);
     expect(kinds).toEqual(expect.arrayContaining(['mfa_enabled', 'mfa_recovery_codes_regenerated', 'mfa_disabled']));
+  });
+
+  it('a session signed in with a passkey with user verification may too (amr hwk + user); one without user verification may not', async () => {
+    const u = await enrolled();
+    const authenticator = new SoftAuthenticator(TEST_ISSUER);
+    const options = await post(t.app, '/users/me/passkeys/options', { password: PASSWORD }, bearer(u.access));
+    expect(options.statusCode, options.body).toBe(200);
+    const added = await post(t.app, '/users/me/passkeys', { credential: authenticator.create(json(options) as never) }, bearer(u.access));
+    expect(added.statusCode, added.body).toBe(201);
+    const signIn = json(await post(t.app, '/auth/passkey/options', {})) as { flow_id: string; options: { challenge: string } };
+    const verified = await post(t.app, '/auth/passkey/verify', { flow_id: signIn.flow_id, credential: authenticator.get(signIn.options) });
+    expect(verified.statusCode, verified.body).toBe(200);
+    const access = json(verified).access_token as string;
+    expect(decodeJwt(access).amr).toEqual(['hwk', 'user']);
+    const regen = await post(t.app, '/users/me/mfa/recovery-codes', { password: PASSWORD }, bearer(access));
+    expect(regen.statusCode, regen.body).toBe(200);
+    const off = await t.app.inject({
+      method: 'DELETE',
+      url: '/users/me/mfa/totp',
+      payload: { password: PASSWORD, code: await codeFor(u.secret) },
+      headers: bearer(access),
+    });
+    expect(off.statusCode, off.body).toBe(204);
+
+    // Without user verification a passkey is one factor: the guard refuses its session.
+    const plain = await signUp(t.app);
+    const noUv = new SoftAuthenticator(TEST_ISSUER, false);
+    const plainOptions = await post(t.app, '/users/me/passkeys/options', { password: PASSWORD }, bearer(plain.access));
+    expect((await post(t.app, '/users/me/passkeys', { credential: noUv.create(json(plainOptions) as never) }, bearer(plain.access))).statusCode).toBe(201);
+    const again = json(await post(t.app, '/auth/passkey/options', {})) as { flow_id: string; options: { challenge: string } };
+    const one = await post(t.app, '/auth/passkey/verify', { flow_id: again.flow_id, credential: noUv.get(again.options) });
+    expect(decodeJwt(json(one).access_token as string).amr).toEqual(['hwk']);
+    const refused = await post(t.app, '/users/me/mfa/recovery-codes', { password: PASSWORD }, bearer(json(one).access_token as string));
+    expect([refused.statusCode, json(refused).error]).toEqual([403, 'insufficient_user_authentication']);
   });
 
   it('a secret generated elsewhere never verifies', async () => {

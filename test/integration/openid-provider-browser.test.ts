@@ -92,7 +92,7 @@ async function backAtClient(page: Page): Promise<URL> {
 async function signInOnPage(page: Page, email: string) {
   await page.getByLabel('Email address').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 let webClient: { id: string; secret: string };

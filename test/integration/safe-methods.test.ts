@@ -22,6 +22,8 @@ const READ_ONLY = [
   '/auth/ui/mfa',
   '/auth/ui/consent',
   '/auth/ui/select-account',
+  '/auth/ui/passkey.js', // the sign-in page's script (a static file)
+  '/auth/ui/email-link', // the emailed link of a code asked for on the sign-in page: a page whose button POSTs, or a redirect to /auth/email-code/link
   '/auth/end-session', // a confirmation page; only its POST (with the CSRF value) signs out
   '/auth/confirm-email', // a page with a button that POSTs the token; GET/HEAD never confirm
   '/auth/email-code/link', // the emailed sign-in link's page: a button that POSTs the token; GET/HEAD never sign in
@@ -84,7 +86,8 @@ function routesOf(tree: string): Map<string, string[]> {
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  // Every optional route registered (the hosted pages' email-code routes need EMAIL_SIGN_IN_ENABLED).
+  t = await createTestApp({ env: { EMAIL_SIGN_IN_ENABLED: 'true' } });
 });
 afterAll(async () => {
   await t?.close();

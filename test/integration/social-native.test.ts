@@ -6,7 +6,8 @@ import { users } from '../../src/features/accounts/tables.js';
 import { auditEvents } from '../../src/features/audit/tables.js';
 import { SmtpCatcher, tokenIn } from '../helpers/smtp.js';
 import { ProviderKey, sha256Hex, startJwksServer } from '../helpers/social.js';
-import { PASSWORD, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.js';
+import { PASSWORD, TEST_ISSUER, bearer, createTestApp, json, signUp, uniqueEmail, type TestApp } from '../helpers/test-app.js';
 
 // Native sign-in (React Native): the app posts the provider SDK's ID token to
 // POST /auth/oauth/:provider/token. The tokens here are signed with a key this
@@ -322,6 +323,54 @@ describe('identities: list, connect, disconnect', () => {
         ['identity_unlinked', 'google', undefined],
       ]),
     );
+  });
+
+  it('a passkey is a way to sign in: the last provider may go while one remains, but never both (not even in parallel)', async () => {
+    const s = await signedIn(await nativeSignIn('google', { id_token: await googleToken({ sub: subject() }) }));
+    const del = () => t.app.inject({ method: 'DELETE', url: '/users/me/identities/google', headers: bearer(s.access_token) });
+    const addPasskey = async () => {
+      const authenticator = new SoftAuthenticator(TEST_ISSUER);
+      const options = await t.app.inject({ method: 'POST', url: '/users/me/passkeys/options', payload: {}, headers: bearer(s.access_token) });
+      expect(options.statusCode, options.body).toBe(200);
+      const added = await t.app.inject({
+        method: 'POST',
+        url: '/users/me/passkeys',
+        payload: { credential: authenticator.create(json(options) as never) },
+        headers: bearer(s.access_token),
+      });
+      expect(added.statusCode, added.body).toBe(201);
+      return json(added).id as string;
+    };
+    const delPasskey = (id: string) => t.app.inject({ method: 'DELETE', url: `/users/me/passkeys/${id}`, headers: bearer(s.access_token) });
+
+    // One provider and one passkey, removed in parallel: exactly one of them goes.
+    const first = await addPasskey();
+    const both = await Promise.all([del(), delPasskey(first)]);
+    expect(both.map((r) => r.statusCode).sort()).toEqual([204, 409]);
+    expect(json(both.find((r) => r.statusCode === 409)!).error).toBe('last_sign_in_method');
+    const providers = (json(await t.app.inject({ method: 'GET', url: '/users/me/identities', headers: bearer(s.access_token) })).identities as unknown[])
+      .length;
+    const passkeys = (json(await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(s.access_token) })).passkeys as unknown[]).length;
+    expect(providers + passkeys).toBe(1);
+
+    if (providers === 1) {
+      // The passkey went: with a new one, the provider may go, and then the passkey is the last way.
+      const second = await addPasskey();
+      expect((await del()).statusCode).toBe(204);
+      const last = await delPasskey(second);
+      expect([last.statusCode, json(last).error]).toEqual([409, 'last_sign_in_method']);
+    } else {
+      // The provider went: the passkey is the last way.
+      const left = json(await t.app.inject({ method: 'GET', url: '/users/me/passkeys', headers: bearer(s.access_token) })).passkeys as Array<{ id: string }>;
+      const last = await delPasskey(left[0]!.id);
+      expect([last.statusCode, json(last).error]).toEqual([409, 'last_sign_in_method']);
+    }
+  });
+
+  it('without a passkey or a password the only provider stays', async () => {
+    const s = await signedIn(await nativeSignIn('google', { id_token: await googleToken({ sub: subject() }) }));
+    const last = await t.app.inject({ method: 'DELETE', url: '/users/me/identities/google', headers: bearer(s.access_token) });
+    expect([last.statusCode, json(last).error]).toEqual([409, 'last_sign_in_method']);
   });
 
   it('a password account may disconnect its only provider', async () => {

@@ -95,10 +95,21 @@ export function createAccountMail(deps: {
       await outbox.add(tx, { kind, to: user.email, vars: { name: name(user) } });
     },
 
-    /** A sign-in code and link (sealed together as the message's secret), to an address that may have no account yet. */
-    async emailSignIn(tx: Database, to: string, account: Recipient | null, code: string, linkToken: string, ttlSeconds: number): Promise<void> {
+    /**
+     * A sign-in code and link (sealed together as the message's secret), to an address that may have no account yet.
+     * `request`: the hosted page's pending request it was asked from (the link continues it, in that browser).
+     */
+    async emailSignIn(
+      tx: Database,
+      to: string,
+      account: Recipient | null,
+      code: string,
+      linkToken: string,
+      ttlSeconds: number,
+      request: string | null = null,
+    ): Promise<void> {
       const vars = { name: account ? name(account) : 'there', expires_in: humanDuration(ttlSeconds) };
-      await outbox.add(tx, { kind: 'email_sign_in', to, vars, secret: signInSecret(code, linkToken) });
+      await outbox.add(tx, { kind: 'email_sign_in', to, vars, secret: signInSecret(code, linkToken, request) });
     },
 
     /** A passkey was added to or removed from the account (its name, as the user gave it). */

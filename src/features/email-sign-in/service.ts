@@ -95,8 +95,10 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
      * Mails a new code and link to the address (replacing any earlier one), whether or not it has an
      * account (the first sign-in creates it): the same reads, writes and outbox row either way, and
      * the caller answers the same 202. Silently capped per address like the other resends.
+     * `hostedRequest`: the handle of the hosted page's pending request it was asked from, put in the
+     * emailed link (useless without that browser's cookie), whose page then continues that sign-in.
      */
-    async request(input: string): Promise<void> {
+    async request(input: string, hostedRequest: string | null = null): Promise<void> {
       assertEnabled();
       const email = validEmailFrom(input);
       const code = newCode();
@@ -117,7 +119,7 @@ export function createEmailSignInService(deps: EmailSignInDeps) {
           now,
           expiresAt: new Date(now.getTime() + settings.ttlSeconds * 1000),
         });
-        await deps.mail.emailSignIn(tx, email, account, code, link, settings.ttlSeconds);
+        await deps.mail.emailSignIn(tx, email, account, code, link, settings.ttlSeconds, hostedRequest);
         return true;
       });
       if (sent) deps.mail.committed();

@@ -13,8 +13,14 @@ const linkPaths: Partial<Record<EmailKind, string>> = {
   email_sign_in: '/auth/email-code/link',
 };
 
-/** The secret of an `email_sign_in` message: the code and the link token, sealed together (email-sign-in/service.ts). */
-export const signInSecret = (code: string, token: string) => `${code}.${token}`;
+/**
+ * The secret of an `email_sign_in` message: the code and the link token, sealed together (email-sign-in/service.ts),
+ * and the hosted page's request when the code was asked for there (its link then continues that sign-in).
+ */
+export const signInSecret = (code: string, token: string, request: string | null = null) => `${code}.${token}${request ? `.${request}` : ''}`;
+
+/** The page of a hosted-page request's sign-in link (features/oidc/passwordless-routes.ts). */
+const HOSTED_SIGN_IN_LINK = '/auth/ui/email-link';
 
 /** Variables added to a kind after release: a row queued before still renders, with this value. */
 const addedLater: Partial<Record<EmailKind, Record<string, string>>> = {
@@ -48,9 +54,11 @@ export function createComposer(opts: ComposerOptions) {
     if (path) {
       const token = row.sealedSecret ? opts.box.open(row.sealedSecret) : null;
       if (!token) throw new ComposeError('the link token cannot be decrypted (was the signing key replaced?)');
-      const [code, linkToken] = kind === 'email_sign_in' ? token.split('.', 2) : [undefined, token];
+      const [code, linkToken, request] = kind === 'email_sign_in' ? token.split('.', 3) : [undefined, token];
       if (code !== undefined) vars.code = code;
-      vars.link = `${opts.publicUrl}${path}?token=${encodeURIComponent(linkToken ?? '')}`;
+      vars.link = request
+        ? `${opts.publicUrl}${HOSTED_SIGN_IN_LINK}?token=${encodeURIComponent(linkToken ?? '')}&request=${encodeURIComponent(request)}`
+        : `${opts.publicUrl}${path}?token=${encodeURIComponent(linkToken ?? '')}`;
     }
     const rendered = opts.templates.render(kind, vars);
     return {

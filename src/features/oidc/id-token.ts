@@ -1,11 +1,13 @@
 import type { UserRow } from '../accounts/tables.js';
+import { multiFactorAmr } from '../sessions/amr.js';
 import type { IdTokenClaims } from '../sessions/token-signer.js';
 
 /**
  * `acr` (docs/openid-provider.md "ID tokens"): `mfa` when a second factor was used in the sign-in
- * (amr has `otp`), `fed` for a third-party sign-in without one, `pwd` otherwise.
+ * (amr has `otp`, or a passkey with user verification), `fed` for a third-party sign-in without one,
+ * `pwd` otherwise.
  */
-export const acrOf = (amr: string[]) => (amr.includes('otp') ? 'mfa' : amr.includes('fed') ? 'fed' : 'pwd');
+export const acrOf = (amr: string[]) => (multiFactorAmr(amr) ? 'mfa' : amr.includes('fed') ? 'fed' : 'pwd');
 
 /** The ID token's claims besides iss, aud, iat, exp and at_hash: the sign-in, then the claims of the granted scopes. */
 export function idTokenClaims(f: {

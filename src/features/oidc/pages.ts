@@ -1,6 +1,7 @@
-/** The hosted pages of the OpenID Provider (docs/openid-provider.md "Hosted pages"): server-rendered, no script. */
+/** The hosted pages of the OpenID Provider (docs/openid-provider.md "Hosted pages"): server-rendered; the one script is the passkey button's (passwordless-pages.ts). */
 import { escapeHtml } from '../../infra/html.js';
 import { renderPage, templatesOf, type PageTheme } from '../../http/page-layout.js';
+import { emailAutocomplete, emailCodeButton, passkeySection, type PasswordlessButtons } from './passwordless-pages.js';
 import { SCOPE_DESCRIPTIONS } from './scopes.js';
 import type { PageView } from './service.js';
 
@@ -23,7 +24,14 @@ export interface ProviderButton {
   name: string;
 }
 
-export function signInPage(theme: PageTheme, view: PageView, csrf: string, error?: string, providers: ProviderButton[] = []): string {
+export function signInPage(
+  theme: PageTheme,
+  view: PageView,
+  csrf: string,
+  error?: string,
+  providers: ProviderButton[] = [],
+  passwordless?: PasswordlessButtons,
+): string {
   const invalid = error ? ' aria-invalid="true" aria-describedby="sign-in-error"' : '';
   const request = e(encodeURIComponent(view.handle));
   const buttons = providers.length
@@ -37,11 +45,11 @@ export function signInPage(theme: PageTheme, view: PageView, csrf: string, error
     `${block(templatesOf(theme).render('sign_in_intro', { app_name: theme.appName, client_name: view.client.name }))}${alert(error, 'sign-in-error')}<form method="post" action="/auth/ui/sign-in">
 ${hidden({ csrf, request: view.handle })}
 <label for="email">Email address</label>
-<input id="email" name="email" type="email" autocomplete="username" required maxlength="320" value="${e(view.loginHint ?? '')}"${view.loginHint ? '' : ' autofocus'}${invalid}>
+<input id="email" name="email" type="email" autocomplete="${emailAutocomplete(passwordless)}" required maxlength="320" value="${e(view.loginHint ?? '')}"${view.loginHint ? '' : ' autofocus'}${invalid}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${view.loginHint ? ' autofocus' : ''}${invalid}>
-<button type="submit">Sign in</button>
-</form>
+<button type="submit">Sign in</button>${emailCodeButton(passwordless)}
+</form>${passkeySection(view, csrf, passwordless)}
 <p><a href="/auth/password/forgot">Forgot your password?</a></p>
 <p>New here? <a href="/auth/ui/sign-up?request=${request}">Create an account</a></p>${buttons}`,
   );

@@ -28,6 +28,8 @@ import {
   type ProviderButton,
 } from './pages.js';
 import type { WebFlow } from '../social/web-flow.js';
+import type { PasswordlessFlow } from './passwordless.js';
+import { passwordlessRoutes } from './passwordless-routes.js';
 import { s256, socialVerifier, type HostedPage, type OidcFlow, type Outcome, type PageView } from './service.js';
 
 export interface OidcRoutesOptions {
@@ -45,15 +47,19 @@ export interface OidcRoutesOptions {
   /** The configured third-party providers (buttons on the sign-in page) and the web flow that starts their sign-in. */
   providers: () => ProviderButton[];
   webFlow?: Pick<WebFlow, 'authorize'>;
+  /** Passkeys and email codes on the sign-in page (passwordless-routes.ts). */
+  passwordless?: PasswordlessFlow;
 }
 
 /** The web flow's browser-binding cookie (features/social/routes.ts sets the same): sent back to the provider's callback. */
 const BINDING_COOKIE = 'tessera_oauth';
 
-/** The hosted pages' CSP: nothing but this service's stylesheet and images; forms post here, or (after a redirect) to the client. */
+/** The hosted pages' CSP: nothing but this service's script (passkeys), stylesheet and images; forms post here, or (after a redirect) to the client. */
 function csp(formTargets: string[] = []): string {
   return [
     "default-src 'none'",
+    "script-src 'self'",
+    "connect-src 'self'",
     "style-src 'self'",
     "img-src 'self' data: https:",
     `form-action 'self'${formTargets.map((t) => ` ${t}`).join('')}`,
@@ -97,6 +103,7 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
   const auth = authenticate(opts.sessions);
 
   const sso = (request: FastifyRequest) => browserSessions.find(readCookie(request, ssoCookie));
+  const passwordlessButtons = opts.passwordless ? { passkeys: true, emailCode: opts.passwordless.emailEnabled() } : undefined;
 
   function html(reply: FastifyReply, status: number, body: string, formTargets: string[] = []) {
     // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` with the page's own forms, which the CSRF check refuses.
@@ -126,7 +133,7 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     const status = error ? 400 : 200;
     switch (page) {
       case 'sign-in':
-        return html(reply, status, signInPage(theme, view, key, error, opts.webFlow ? opts.providers() : []), targets);
+        return html(reply, status, signInPage(theme, view, key, error, opts.webFlow ? opts.providers() : [], passwordlessButtons), targets);
       case 'sign-up':
         return html(reply, status, signUpPage(theme, view, key, error), targets);
       case 'mfa':
@@ -296,6 +303,8 @@ export const oidcRoutes: FastifyPluginAsyncTypebox<OidcRoutesOptions> = async (a
     if (!key) return reply;
     return respond(request, reply, await flow.selectAccount(request.body.request, key, await sso(request), request.body.choice === 'another'));
   });
+
+  if (opts.passwordless) await app.register(passwordlessRoutes, { passwordless: opts.passwordless, flow, csrf, theme, sso, respond, html, checked, sourceOf });
 
   // RP-initiated logout: a GET (or a POST from the client) shows the confirmation; only its own POST, with the CSRF value, signs out.
   async function endSessionRequest(request: FastifyRequest, reply: FastifyReply, params: RawParams, confirmed: boolean) {

@@ -13,6 +13,7 @@ import { newOpaqueToken, sha256Hex } from '../../infra/opaque-token.js';
 import type { AccountService, SecondFactor } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import type { MfaService } from '../mfa/service.js';
+import { multiFactorAmr } from '../sessions/amr.js';
 import type { ClientMeta, SessionService, TokenResponse } from '../sessions/service.js';
 import { readAuthorizationRequest, type AuthorizationError, type AuthorizeClient, type RawParams } from './authorization-request.js';
 import type { BrowserSession, BrowserSessions } from './browser-session.js';
@@ -131,7 +132,7 @@ export function createOidcFlow(deps: OidcFlowDeps) {
       return none ? finishWith(r, 'login_required', 'The user is not signed in (or not recently enough).') : page('sign-in');
     }
     // 2. acr_values=mfa: a second factor in this browser session, asked for now if it has only a password (step-up).
-    if (r.requireMfa && !sso.amr.includes('otp')) {
+    if (r.requireMfa && !multiFactorAmr(sso.amr)) {
       if (none) return finishWith(r, 'interaction_required', 'A second factor is required.');
       if (!(await deps.secondFactor.required(sso.userId)))
         return finishWith(r, 'unmet_authentication_requirements', 'The account has no second factor (set up an authenticator app first).');
@@ -318,6 +319,34 @@ export function createOidcFlow(deps: OidcFlowDeps) {
         }
         if (err instanceof OAuthError) return formError(err.description);
         if (err instanceof AppError && err.status < 500) return formError(err.message);
+        throw err;
+      }
+      return signedIn(r, handle, tokens, sso, meta);
+    },
+
+    /**
+     * Another way to sign in on the hosted pages (features/oidc/passwordless.ts: a passkey, an emailed
+     * code or link): `signIn` runs only while the request is pending in this browser; its session
+     * becomes the browser session (or the second step is asked), then the request goes on. Its
+     * other errors are the caller's to show.
+     */
+    async continueWith(
+      handle: string,
+      browserKey: string | null,
+      sso: BrowserSession | null,
+      signIn: () => Promise<TokenResponse>,
+      meta: ClientMeta,
+    ): Promise<Outcome> {
+      const r = await load(handle, browserKey);
+      if (!r) return expired();
+      let tokens: TokenResponse;
+      try {
+        tokens = await signIn();
+      } catch (err) {
+        if (err instanceof OAuthError && err.code === 'mfa_required') {
+          await repo.updateRequest(db, r.id, { mfaToken: String(err.extra?.mfa_token) });
+          return { kind: 'page', page: 'mfa', handle };
+        }
         throw err;
       }
       return signedIn(r, handle, tokens, sso, meta);

@@ -87,6 +87,12 @@ async function challengeOf(clientDataJSON: string): Promise<string | null> {
 
 const fromBase64Url = (v: string) => new Uint8Array(Buffer.from(v, 'base64url'));
 
+/**
+ * The stored hash of a sign-in flow. `binding`: what the flow is bound to besides its id (the hosted
+ * page's pending request and browser): the flow id then finishes only a sign-in bound the same way.
+ */
+const flowHashOf = (flowId: string, binding: string | null) => sha256Hex(binding === null ? flowId : `${binding}\n${flowId}`);
+
 export type PasskeyService = ReturnType<typeof createPasskeyService>;
 
 export function createPasskeyService(deps: PasskeyServiceDeps) {
@@ -298,6 +304,9 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
       return { amr: passkeyAmr(proof.passkey.backupEligible, proof.userVerified), passkeyId: proof.passkey.id };
     },
 
+    /** How many passkeys the user has, locked in `tx` until it ends (another feature's "last way to sign in" check). */
+    lockCount: async (tx: Database, userId: string) => (await repo.lockPasskeys(tx, userId)).length,
+
     /** Whether the user has a passkey. */
     has: async (userId: string) => (await repo.countPasskeys(db, userId)) > 0,
 
@@ -305,8 +314,9 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
      * The options of a sign-in. Without `email`: discoverable credentials (username-less, conditional
      * UI). With it: the address's passkeys as allowCredentials; an address without passkeys (or
      * without an account) gets a look-alike credential id, stable per address, after the same reads.
+     * `binding`: the flow finishes only with the same binding (the hosted page's request and browser).
      */
-    async signInOptions(email: string | undefined): Promise<SignInOptions> {
+    async signInOptions(email: string | undefined, binding: string | null = null): Promise<SignInOptions> {
       let allow: Array<{ id: string; transports?: AuthenticatorTransport[] }> | undefined;
       if (email !== undefined) {
         const user = await deps.accounts.findByEmail(email);
@@ -322,7 +332,7 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
         ...(allow ? { allowCredentials: allow } : {}),
       });
       const flowId = newOpaqueToken();
-      await storeChallenge({ purpose: 'sign_in', challengeHash: sha256Hex(options.challenge), flowHash: sha256Hex(flowId), userId: null });
+      await storeChallenge({ purpose: 'sign_in', challengeHash: sha256Hex(options.challenge), flowHash: flowHashOf(flowId, binding), userId: null });
       return { flow_id: flowId, options };
     },
 
@@ -331,8 +341,14 @@ export function createPasskeyService(deps: PasskeyServiceDeps) {
      * challenge finds nothing), then the assertion is verified and a session opened with `amr`
      * hwk|swk (+ user). Without user verification, an account with TOTP still takes its second step.
      */
-    async signIn(flowId: string, response: AuthenticationResponseJSON, meta: ClientMeta, client: IssuingClient | null = null): Promise<TokenResponse> {
-      const row = flowId.length <= 100 ? await repo.consumeChallenge(db, { purpose: 'sign_in', flowHash: sha256Hex(flowId) }, clock.now()) : null;
+    async signIn(
+      flowId: string,
+      response: AuthenticationResponseJSON,
+      meta: ClientMeta,
+      client: IssuingClient | null = null,
+      binding: string | null = null,
+    ): Promise<TokenResponse> {
+      const row = flowId.length <= 100 ? await repo.consumeChallenge(db, { purpose: 'sign_in', flowHash: flowHashOf(flowId, binding) }, clock.now()) : null;
       if (!row) throw new AppError('passkey_challenge_invalid');
       const proof = await verifyAssertion(response, row.challengeHash, meta);
       const user = await deps.accounts.getProfile(proof.passkey.userId);

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { AppError } from '../../errors.js';
+import { multiFactorAmr } from './amr.js';
 import type { Authenticated, SessionService } from './service.js';
 
 declare module 'fastify' {
@@ -41,12 +42,13 @@ export function authenticate(sessions: SessionService): preHandlerAsyncHookHandl
 /**
  * preHandler after `authenticate`: the session must have been opened with every
  * method in `methods` (its `amr`), e.g. `requireAmr('otp')` for actions that need
- * a sign-in with a second factor. 403 `insufficient_user_authentication` otherwise.
+ * a sign-in with a second factor: `otp` is also met by a passkey with user verification
+ * (sessions/amr.ts). 403 `insufficient_user_authentication` otherwise.
  */
 export function requireAmr(...methods: string[]): preHandlerAsyncHookHandler {
   return async function requireAmrHook(request: FastifyRequest) {
     const amr = caller(request).token.amr;
-    if (!methods.every((m) => amr.includes(m))) throw new AppError('insufficient_user_authentication');
+    if (!methods.every((m) => (m === 'otp' ? multiFactorAmr(amr) : amr.includes(m)))) throw new AppError('insufficient_user_authentication');
   };
 }
 

@@ -51,6 +51,11 @@ export interface SocialServiceDeps {
   requireEmailVerification: boolean;
   /** How recent a sign-in must be to connect a provider to the account (MFA_REAUTH_WINDOW). */
   reauthSeconds: number;
+  /**
+   * The account's passkeys, locked in `tx` until it ends (features/passkeys): a way to sign in that lets the
+   * last provider go. Locked, so a parallel deletion of the last passkey cannot also count on this provider.
+   */
+  lockPasskeys?: (tx: Database, userId: string) => Promise<number>;
 }
 
 /** What happened to the account: signed in a known identity, linked one by email, or created an account. */
@@ -357,7 +362,9 @@ export function createSocialService(deps: SocialServiceDeps) {
         const user = await repo.lockUser(tx, userId);
         if (!user) throw new AppError('user_not_found');
         if (!(await repo.findIdentityOfUser(tx, userId, providerId))) throw new AppError('identity_not_found');
-        if (user.passwordHash === null && (await repo.countIdentities(tx, userId)) <= 1) throw new AppError('last_sign_in_method');
+        // The last way to sign in stays: a password, another provider, or a passkey (locked: see lockPasskeys).
+        const passkeys = (await deps.lockPasskeys?.(tx, userId)) ?? 0;
+        if (user.passwordHash === null && passkeys === 0 && (await repo.countIdentities(tx, userId)) <= 1) throw new AppError('last_sign_in_method');
         await repo.deleteIdentity(tx, userId, providerId);
         await audit.record(tx, { userId, type: 'identity_unlinked', ip: meta.ip, userAgent: meta.userAgent, details: { method: providerId } });
       });
