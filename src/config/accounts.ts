@@ -40,7 +40,7 @@ export function passwordsConfig(r: Reader, workers: number): PasswordsConfig {
     bcryptMaxQueue: r.int('BCRYPT_MAX_QUEUE', 1000, 1, 1_000_000),
     bcryptMaxWaitMs: r.int('BCRYPT_MAX_WAIT_MS', 5000, 100, 600_000),
     bcryptNice: r.int('BCRYPT_NICE', 0, 0, 19),
-    eventLoopNice: r.int('EVENT_LOOP_NICE', 2, 0, 19),
+    eventLoopNice: r.int('EVENT_LOOP_NICE', 3, 0, 19),
   };
 }
 
