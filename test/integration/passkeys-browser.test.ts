@@ -356,7 +356,7 @@ describe('managing passkeys', () => {
     // A passwordless account: created by its first sign-in with an emailed code.
     const email = uniqueEmail('nopassword');
     expect((await t.app.inject({ method: 'POST', url: '/auth/email-code', payload: { email } })).statusCode).toBe(202);
-    const codeMail = await smtp.waitFor(email, /sign-in code/, 10_000);
+    const codeMail = await smtp.waitFor(email, /sign-in code/, 25_000);
     const code = /(\d{6})/.exec(codeMail.subject)![1]!;
     const signedIn = await t.app.inject({
       method: 'POST',
@@ -378,7 +378,7 @@ describe('managing passkeys', () => {
     expect(left.json().passkeys).toHaveLength(1);
     const last = await del(left.json().passkeys[0].id);
     expect([last.statusCode, last.json().error]).toEqual([409, 'last_sign_in_method']);
-  });
+  }, 60_000);
 });
 
 async function login(email: string) {
